@@ -1,0 +1,67 @@
+import { describe, expect, it } from 'vitest'
+import { createSpecValidator } from '../index.js'
+
+const { spec, validate } = createSpecValidator()
+
+type Case = { where: string; pointer: string; value: unknown }
+
+/** Resolves a local `$ref` (`#/components/…`) to the object it points at. */
+function deref<T>(node: T): T {
+  const ref = (node as { $ref?: string })?.$ref
+  if (!ref) return node
+  return ref
+    .slice(2)
+    .split('/')
+    .reduce((at: any, key) => at[key], spec) as T
+}
+
+/** Every example of the spec, paired with the schema it must satisfy. */
+function collectExamples(): Case[] {
+  const cases: Case[] = []
+  const fromMedia = (where: string, media: any, pointer: string) => {
+    for (const [name, example] of Object.entries<any>(media.examples ?? {})) {
+      cases.push({ where: `${where} example "${name}"`, pointer, value: deref(example).value })
+    }
+    if ('example' in media) cases.push({ where: `${where} example`, pointer, value: media.example })
+  }
+  for (const [path, item] of Object.entries<any>(spec.paths)) {
+    for (const [method, op] of Object.entries<any>(item)) {
+      for (const [status, resp] of Object.entries<any>(op.responses ?? {})) {
+        const response = deref(resp)
+        for (const [type, media] of Object.entries<any>(response.content ?? {})) {
+          const pointer = media.schema.$ref
+            ? media.schema.$ref
+            : `#/paths/${path.replace(/~/g, '~0').replace(/\//g, '~1')}/${method}/responses/${status}/content/${type.replace(/\//g, '~1')}/schema`
+          fromMedia(`${method.toUpperCase()} ${path} ${status}`, media, pointer)
+        }
+      }
+    }
+  }
+  for (const [name, schema] of Object.entries<any>(spec.components.schemas)) {
+    for (const [i, value] of (schema.examples ?? []).entries()) {
+      cases.push({ where: `schema ${name} examples[${i}]`, pointer: `#/components/schemas/${name}`, value })
+    }
+  }
+  return cases
+}
+
+const cases = collectExamples()
+
+describe('every example in the spec validates against its schema', () => {
+  it('finds the examples (a page, both kinds of event, every error status)', () => {
+    expect(cases.length).toBeGreaterThanOrEqual(20)
+    const statuses = new Set(cases.map((c) => c.where.split(' ')[2]))
+    for (const s of ['200', '400', '401', '403', '404', '429', '500', '503']) expect(statuses).toContain(s)
+  })
+
+  it.each(cases.map((c) => [c.where, c] as const))('%s', (_where, c) => {
+    expect(validate(c.pointer, c.value)).toEqual([])
+  })
+
+  it('rejects a value that breaks its schema, so the check can fail', () => {
+    const event = cases.find((c) => c.pointer === '#/components/schemas/SessionEvent')!.value as any
+    expect(validate('#/components/schemas/SessionEvent', { ...event, type: 'nope' })).not.toEqual([])
+    expect(validate('#/components/schemas/SessionEvent', { ...event, created_at: 'yesterday' })).not.toEqual([])
+    expect(validate('#/components/schemas/SessionEvent', { ...event, id: 'sev_short' })).not.toEqual([])
+  })
+})

@@ -1,0 +1,69 @@
+#!/usr/bin/env node
+// `npm test`: every check of the repository, then one line that adds them up.
+//
+// 1. generate:check on the tree as it is (before turbo regenerates anything), so stale
+//    generated code fails here rather than being quietly rewritten;
+// 2. turbo: lint the spec, typecheck and test every workspace (built in dependency order);
+// 3. the vitest JSON report of every workspace, summed into "N passed, N failed".
+import { spawnSync } from 'node:child_process'
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+const rootPkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
+const passArgs = process.argv.slice(2)
+
+function workspaces() {
+  const dirs = []
+  for (const pattern of rootPkg.workspaces) {
+    if (!pattern.endsWith('/*')) {
+      dirs.push(pattern)
+      continue
+    }
+    const base = pattern.slice(0, -2)
+    for (const name of readdirSync(join(root, base))) dirs.push(`${base}/${name}`)
+  }
+  return dirs.filter((d) => existsSync(join(root, d, 'package.json')))
+}
+
+const tested = workspaces().filter((d) => JSON.parse(readFileSync(join(root, d, 'package.json'), 'utf8')).scripts?.test)
+for (const d of tested) rmSync(join(root, d, 'reports/vitest.json'), { force: true })
+
+const env = { ...process.env, TURBO_TELEMETRY_DISABLED: '1', DO_NOT_TRACK: '1' }
+const problems = []
+
+const check = spawnSync('node', ['scripts/generate.mjs', '--check'], { cwd: root, stdio: 'inherit', env })
+if (check.status !== 0) problems.push('generate:check')
+
+const turbo = spawnSync('npx', ['turbo', 'run', 'lint', 'typecheck', 'test', '--continue', ...passArgs], {
+  cwd: root,
+  stdio: 'inherit',
+  env,
+})
+
+let passed = 0
+let failed = 0
+for (const d of tested) {
+  const file = join(root, d, 'reports/vitest.json')
+  if (!existsSync(file)) {
+    problems.push(`${d}: no test report (its tests did not run)`)
+    continue
+  }
+  const report = JSON.parse(readFileSync(file, 'utf8'))
+  passed += report.numPassedTests
+  failed += report.numFailedTests
+  // A test file that fails to load has no tests to count: count the file.
+  for (const suite of report.testResults ?? []) {
+    if (suite.status === 'failed' && (suite.assertionResults ?? []).length === 0) {
+      failed += 1
+      problems.push(`${d}: ${suite.name.replace(root, '')} failed to run: ${(suite.message ?? '').split('\n')[0]}`)
+    }
+  }
+}
+if (turbo.status !== 0 && failed === 0) problems.push('turbo: a lint, build or typecheck task failed (see above)')
+failed += problems.filter((p) => !p.includes('failed to run')).length
+
+if (problems.length > 0) console.log(`\nProblems:\n${problems.map((p) => `  - ${p}`).join('\n')}`)
+console.log(`${passed} passed, ${failed} failed`)
+process.exit(failed > 0 || turbo.status !== 0 || check.status !== 0 ? 1 : 0)
