@@ -1,1 +1,12 @@
-export {}
+// @session-events/api: the Session Events API server, for embedding and for tests.
+export { createApp, API_VERSION, DEFAULT_RATE_LIMIT, type App, type AppOptions } from './app.js'
+export { loadConfig, ConfigError, type Config } from './config.js'
+export { ApiError, errors } from './errors.js'
+export { encodeCursor, decodeCursor, type Cursor } from './cursor.js'
+export { newId, idTime, isId } from './ids.js'
+export { seed, type SeedOptions, type SeedSummary } from './seed.js'
+export { serve, type RunningServer, type ServeOptions } from './server.js'
+export { openStore, parseDatabaseUrl } from './store/open.js'
+export { SqlStore, hashSecret } from './store/sql-store.js'
+export { migrate, migrations } from './store/migrations.js'
+export { StoreUnavailableError, type Store, type ListEventsQuery, type EventPage } from './store/types.js'

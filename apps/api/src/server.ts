@@ -1,0 +1,47 @@
+import type { AddressInfo } from 'node:net'
+import { serve as serveNode, type ServerType } from '@hono/node-server'
+
+export interface ServeOptions {
+  app: { fetch: (request: Request, ...rest: any[]) => Response | Promise<Response> }
+  host?: string
+  /** 0 picks a free port. */
+  port?: number
+}
+
+export interface RunningServer {
+  url: string
+  port: number
+  server: ServerType
+  /** Stops accepting connections and resolves once the requests in flight are answered. */
+  close(options?: { timeoutMs?: number }): Promise<void>
+}
+
+/** Serves the app over HTTP with @hono/node-server. */
+export function serve(options: ServeOptions): Promise<RunningServer> {
+  const host = options.host ?? '127.0.0.1'
+  return new Promise((resolve, reject) => {
+    const server = serveNode({ fetch: options.app.fetch, hostname: host, port: options.port ?? 0 }, (info: AddressInfo) => {
+      const shownHost = host.includes(':') ? `[${host}]` : host
+      resolve({
+        url: `http://${shownHost}:${info.port}`,
+        port: info.port,
+        server,
+        close: ({ timeoutMs = 10_000 } = {}) =>
+          new Promise<void>((done) => {
+            // close() stops accepting connections, ends idle keep-alive ones and calls back once
+            // every request in flight has been answered; past the timeout, the rest are cut.
+            const timer = setTimeout(() => {
+              if ('closeAllConnections' in server) server.closeAllConnections()
+            }, timeoutMs)
+            timer.unref()
+            server.close(() => {
+              clearTimeout(timer)
+              done()
+            })
+            if ('closeIdleConnections' in server) server.closeIdleConnections()
+          }),
+      })
+    })
+    server.once('error', reject)
+  })
+}

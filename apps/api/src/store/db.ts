@@ -1,0 +1,125 @@
+import type { ColumnType } from 'kysely'
+
+// The tables, as Kysely sees them. Timestamps are ISO 8601 strings in UTC with milliseconds
+// (the wire format), so both dialects store, compare and return them alike. JSON columns hold
+// text that was serialised once, at write time, and is copied into responses as it is.
+
+export interface InstanceTable {
+  id: string
+  name: string
+  created_at: string
+}
+
+export interface ApiKeyTable {
+  id: string
+  instance_id: string
+  kind: 'secret' | 'publishable'
+  /** sha256 of the secret, hex: the secret itself is never stored. */
+  secret_hash: string
+  /** The first characters of the secret, to recognise a key in a list. */
+  secret_preview: string
+  /** Space-separated scopes, such as `sessions:read`. */
+  scopes: string
+  revoked_at: string | null
+  expires_at: string | null
+  created_at: string
+}
+
+export interface SessionTable {
+  id: string
+  instance_id: string
+  created_at: string
+}
+
+export interface ServerTable {
+  id: string
+  name: string
+  description: string | null
+  type: 'public' | 'custom'
+  created_at: string
+  updated_at: string
+}
+
+export interface ServerVersionTable {
+  id: string
+  server_id: string
+  created_at: string
+}
+
+export interface ServerDeploymentTable {
+  id: string
+  instance_id: string
+  server_id: string
+  name: string | null
+  description: string | null
+  metadata_json: string
+  created_at: string
+  updated_at: string
+}
+
+export interface ServerSessionTable {
+  id: string
+  session_id: string
+  server_deployment_id: string
+  status: 'active'
+  mcp_json: string
+  client_message_count: number
+  server_message_count: number
+  created_at: string
+  updated_at: string
+}
+
+export interface ServerRunTable {
+  id: string
+  server_session_id: string
+  server_deployment_id: string
+  server_version_id: string
+  type: 'hosted' | 'external'
+  status: 'active' | 'failed' | 'completed'
+  created_at: string
+  updated_at: string
+  started_at: string | null
+  stopped_at: string | null
+}
+
+export interface ServerRunErrorTable {
+  id: string
+  server_run_id: string
+  code: string
+  message: string
+  metadata_json: string
+  created_at: string
+}
+
+export interface SessionEventTable {
+  id: string
+  session_id: string
+  server_run_id: string | null
+  /** The run's server session, kept on the event so that filtering by it is one index scan. */
+  server_session_id: string | null
+  type: 'server_logs' | 'server_run_error'
+  server_run_error_id: string | null
+  log_lines_json: string
+  created_at: string
+}
+
+export interface MigrationTable {
+  version: number
+  name: string
+  applied_at: ColumnType<string, string, never>
+}
+
+export interface Database {
+  instances: InstanceTable
+  api_keys: ApiKeyTable
+  sessions: SessionTable
+  servers: ServerTable
+  server_versions: ServerVersionTable
+  server_deployments: ServerDeploymentTable
+  server_sessions: ServerSessionTable
+  server_runs: ServerRunTable
+  server_run_errors: ServerRunErrorTable
+  session_events: SessionEventTable
+  schema_migrations: MigrationTable
+}
+

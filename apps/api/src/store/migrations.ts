@@ -1,0 +1,156 @@
+import type { Kysely } from 'kysely'
+import type { Database } from './db.js'
+
+// Versioned migrations, applied in order at start, each in its own transaction and recorded in
+// schema_migrations. Written once with Kysely's schema builder, so they run on SQLite and
+// PostgreSQL alike. Never edit a migration that has shipped: add the next one.
+
+export interface Migration {
+  version: number
+  name: string
+  up(db: Kysely<any>): Promise<void>
+}
+
+export const migrations: Migration[] = [
+  {
+    version: 1,
+    name: 'initial schema',
+    async up(db) {
+      await db.schema
+        .createTable('instances')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute()
+      await db.schema
+        .createTable('api_keys')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('instance_id', 'text', (c) => c.notNull().references('instances.id'))
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('secret_hash', 'text', (c) => c.notNull().unique())
+        .addColumn('secret_preview', 'text', (c) => c.notNull())
+        .addColumn('scopes', 'text', (c) => c.notNull())
+        .addColumn('revoked_at', 'text')
+        .addColumn('expires_at', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute()
+      await db.schema
+        .createTable('sessions')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('instance_id', 'text', (c) => c.notNull().references('instances.id'))
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute()
+      await db.schema.createIndex('sessions_instance_id').on('sessions').columns(['instance_id', 'id']).execute()
+      await db.schema
+        .createTable('servers')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('description', 'text')
+        .addColumn('type', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute()
+      await db.schema
+        .createTable('server_versions')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('server_id', 'text', (c) => c.notNull().references('servers.id'))
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute()
+      await db.schema
+        .createTable('server_deployments')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('instance_id', 'text', (c) => c.notNull().references('instances.id'))
+        .addColumn('server_id', 'text', (c) => c.notNull().references('servers.id'))
+        .addColumn('name', 'text')
+        .addColumn('description', 'text')
+        .addColumn('metadata_json', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute()
+      await db.schema
+        .createTable('server_sessions')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('session_id', 'text', (c) => c.notNull().references('sessions.id'))
+        .addColumn('server_deployment_id', 'text', (c) => c.notNull().references('server_deployments.id'))
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('mcp_json', 'text', (c) => c.notNull())
+        .addColumn('client_message_count', 'integer', (c) => c.notNull())
+        .addColumn('server_message_count', 'integer', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute()
+      await db.schema
+        .createTable('server_runs')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('server_session_id', 'text', (c) => c.notNull().references('server_sessions.id'))
+        .addColumn('server_deployment_id', 'text', (c) => c.notNull().references('server_deployments.id'))
+        .addColumn('server_version_id', 'text', (c) => c.notNull().references('server_versions.id'))
+        .addColumn('type', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addColumn('started_at', 'text')
+        .addColumn('stopped_at', 'text')
+        .execute()
+      await db.schema
+        .createTable('server_run_errors')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('server_run_id', 'text', (c) => c.notNull().references('server_runs.id'))
+        .addColumn('code', 'text', (c) => c.notNull())
+        .addColumn('message', 'text', (c) => c.notNull())
+        .addColumn('metadata_json', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute()
+      await db.schema
+        .createTable('session_events')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('session_id', 'text', (c) => c.notNull().references('sessions.id'))
+        .addColumn('server_run_id', 'text', (c) => c.references('server_runs.id'))
+        .addColumn('server_session_id', 'text', (c) => c.references('server_sessions.id'))
+        .addColumn('type', 'text', (c) => c.notNull())
+        .addColumn('server_run_error_id', 'text', (c) => c.references('server_run_errors.id'))
+        .addColumn('log_lines_json', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute()
+      // Listing is a keyset scan over (session_id, id), narrowed by one filter at a time.
+      await db.schema.createIndex('session_events_session_id').on('session_events').columns(['session_id', 'id']).execute()
+      await db.schema
+        .createIndex('session_events_server_run_id')
+        .on('session_events')
+        .columns(['session_id', 'server_run_id', 'id'])
+        .execute()
+      await db.schema
+        .createIndex('session_events_server_session_id')
+        .on('session_events')
+        .columns(['session_id', 'server_session_id', 'id'])
+        .execute()
+      await db.schema.createIndex('session_events_type').on('session_events').columns(['session_id', 'type', 'id']).execute()
+    },
+  },
+]
+
+/** Applies the migrations the database has not seen yet; returns how many ran. */
+export async function migrate(db: Kysely<Database>): Promise<number> {
+  await db.schema
+    .createTable('schema_migrations')
+    .ifNotExists()
+    .addColumn('version', 'integer', (c) => c.primaryKey())
+    .addColumn('name', 'text', (c) => c.notNull())
+    .addColumn('applied_at', 'text', (c) => c.notNull())
+    .execute()
+  const applied = new Set((await db.selectFrom('schema_migrations').select('version').execute()).map((r) => Number(r.version)))
+  let ran = 0
+  for (const migration of migrations) {
+    if (applied.has(migration.version)) continue
+    await db.transaction().execute(async (trx) => {
+      await migration.up(trx)
+      await trx
+        .insertInto('schema_migrations')
+        .values({ version: migration.version, name: migration.name, applied_at: new Date().toISOString() })
+        .execute()
+    })
+    ran += 1
+  }
+  return ran
+}
+

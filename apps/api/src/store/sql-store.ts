@@ -1,0 +1,478 @@
+import { createHash } from 'node:crypto'
+import type { Kysely, SelectQueryBuilder } from 'kysely'
+import { newId, randomBase62 } from '../ids.js'
+import type { Database } from './db.js'
+import type { ApiKeyRecord, EventPage, EventRecord, ListEventsQuery, NewLogEvent, RunRecord, Store } from './types.js'
+
+// The one implementation of Store, over Kysely: the same queries for SQLite and PostgreSQL.
+
+const iso = (at: Date | undefined) => (at ?? new Date()).toISOString()
+const isoOrNull = (at: Date | null | undefined) => (at ? at.toISOString() : null)
+
+export function hashSecret(secret: string): string {
+  return createHash('sha256').update(secret).digest('hex')
+}
+
+/** Rows a batch insert writes at once: well under SQLite's and PostgreSQL's parameter limits. */
+const BATCH_ROWS = 500
+
+type EventQuery = SelectQueryBuilder<
+  Database & { e: Database['session_events']; x: Database['server_run_errors'] },
+  'e' | 'x',
+  object
+>
+
+export interface SqlStoreOptions {
+  dialect: 'sqlite' | 'postgres'
+  db: Kysely<Database>
+  /** Called by close(), after Kysely is destroyed (for resources Kysely does not own). */
+  onClose?: () => Promise<void> | void
+}
+
+export class SqlStore implements Store {
+  readonly dialect: 'sqlite' | 'postgres'
+  readonly db: Kysely<Database>
+  readonly #onClose: SqlStoreOptions['onClose']
+
+  constructor(options: SqlStoreOptions) {
+    this.dialect = options.dialect
+    this.db = options.db
+    this.#onClose = options.onClose
+  }
+
+  async ping(): Promise<void> {
+    await this.db.selectFrom('schema_migrations').select('version').limit(1).execute()
+  }
+
+  async close(): Promise<void> {
+    await this.db.destroy()
+    await this.#onClose?.()
+  }
+
+  async isEmpty(): Promise<boolean> {
+    const row = await this.db.selectFrom('instances').select('id').limit(1).executeTakeFirst()
+    return row === undefined
+  }
+
+  // ---- reads ----
+
+  async findApiKey(secretHash: string): Promise<ApiKeyRecord | undefined> {
+    return this.db.selectFrom('api_keys').selectAll().where('secret_hash', '=', secretHash).executeTakeFirst()
+  }
+
+  async sessionInstance(sessionId: string): Promise<string | undefined> {
+    const row = await this.db.selectFrom('sessions').select('instance_id').where('id', '=', sessionId).executeTakeFirst()
+    return row?.instance_id
+  }
+
+  async firstSession(instanceId: string): Promise<string | undefined> {
+    const row = await this.db
+      .selectFrom('sessions')
+      .select('id')
+      .where('instance_id', '=', instanceId)
+      .orderBy('id', 'asc')
+      .limit(1)
+      .executeTakeFirst()
+    return row?.id
+  }
+
+  #events(): EventQuery {
+    return this.db
+      .selectFrom('session_events as e')
+      .leftJoin('server_run_errors as x', 'x.id', 'e.server_run_error_id') as unknown as EventQuery
+  }
+
+  #selectEvent(q: EventQuery) {
+    return q.select([
+      'e.id',
+      'e.session_id',
+      'e.server_run_id',
+      'e.server_session_id',
+      'e.type',
+      'e.server_run_error_id',
+      'e.log_lines_json',
+      'e.created_at',
+      'x.code as error_code',
+      'x.message as error_message',
+      'x.metadata_json as error_metadata_json',
+      'x.created_at as error_created_at',
+    ])
+  }
+
+  #filtered(query: ListEventsQuery): EventQuery {
+    let q = this.#events().where('e.session_id', '=', query.sessionId)
+    if (query.serverRunIds?.length) q = q.where('e.server_run_id', 'in', [...query.serverRunIds])
+    if (query.serverSessionIds?.length) q = q.where('e.server_session_id', 'in', [...query.serverSessionIds])
+    if (query.types?.length) q = q.where('e.type', 'in', [...query.types])
+    return q
+  }
+
+  async listSessionEvents(query: ListEventsQuery): Promise<EventPage> {
+    const asc = query.order === 'asc'
+    const position = query.position
+    const backward = position?.direction === 'before'
+    // "after" and "before" are meant in the requested order.
+    const following = asc ? ('>' as const) : ('<' as const)
+    const preceding = asc ? ('<' as const) : ('>' as const)
+
+    let q = this.#filtered(query)
+    if (position) q = q.where('e.id', backward ? preceding : following, position.id)
+    // A page before the position is read backwards from it, then turned around.
+    const scanAscending = backward ? !asc : asc
+    const rows = (await this.#selectEvent(q)
+      .orderBy('e.id', scanAscending ? 'asc' : 'desc')
+      .limit(query.limit + 1)
+      .execute()) as EventRecord[]
+    const more = rows.length > query.limit
+    if (more) rows.pop()
+    if (backward) rows.reverse()
+
+    let hasMoreBefore: boolean
+    let hasMoreAfter: boolean
+    if (!backward) {
+      hasMoreAfter = more
+      hasMoreBefore = position ? await this.#exists(query, rows[0]?.id ?? position.id, preceding, rows.length === 0) : false
+    } else {
+      hasMoreBefore = more
+      hasMoreAfter = await this.#exists(query, rows.at(-1)?.id ?? position!.id, following, rows.length === 0)
+    }
+
+    return { events: rows, runs: await this.#runs(rows), hasMoreBefore, hasMoreAfter }
+  }
+
+  /** Whether an event of the filtered list lies beyond `id` (or at it, when `inclusive`). */
+  async #exists(query: ListEventsQuery, id: string, side: '<' | '>', inclusive: boolean): Promise<boolean> {
+    const op = inclusive ? (side === '<' ? '<=' : '>=') : side
+    const row = await this.#filtered(query).select('e.id').where('e.id', op, id).limit(1).executeTakeFirst()
+    return row !== undefined
+  }
+
+  async getSessionEvent(sessionId: string, eventId: string) {
+    const event = (await this.#selectEvent(
+      this.#events().where('e.id', '=', eventId).where('e.session_id', '=', sessionId),
+    ).executeTakeFirst()) as EventRecord | undefined
+    if (!event) return undefined
+    const runs = await this.#runs([event])
+    return { event, run: event.server_run_id ? runs.get(event.server_run_id) : undefined }
+  }
+
+  /** The runs of a page of events, with their previews, in one query. */
+  async #runs(events: readonly EventRecord[]): Promise<Map<string, RunRecord>> {
+    const ids = [...new Set(events.map((e) => e.server_run_id).filter((id): id is string => id !== null))]
+    const runs = new Map<string, RunRecord>()
+    if (ids.length === 0) return runs
+    const rows = await this.db
+      .selectFrom('server_runs as r')
+      .innerJoin('server_sessions as ss', 'ss.id', 'r.server_session_id')
+      .innerJoin('server_deployments as d', 'd.id', 'r.server_deployment_id')
+      .innerJoin('servers as s', 's.id', 'd.server_id')
+      .where('r.id', 'in', ids)
+      .select([
+        'r.id as r_id',
+        'r.server_session_id as r_server_session_id',
+        'r.server_deployment_id as r_server_deployment_id',
+        'r.server_version_id as r_server_version_id',
+        'r.type as r_type',
+        'r.status as r_status',
+        'r.created_at as r_created_at',
+        'r.updated_at as r_updated_at',
+        'r.started_at as r_started_at',
+        'r.stopped_at as r_stopped_at',
+        'ss.id as ss_id',
+        'ss.session_id as ss_session_id',
+        'ss.server_deployment_id as ss_server_deployment_id',
+        'ss.status as ss_status',
+        'ss.mcp_json as ss_mcp_json',
+        'ss.client_message_count as ss_client_message_count',
+        'ss.server_message_count as ss_server_message_count',
+        'ss.created_at as ss_created_at',
+        'ss.updated_at as ss_updated_at',
+        'd.id as d_id',
+        'd.instance_id as d_instance_id',
+        'd.server_id as d_server_id',
+        'd.name as d_name',
+        'd.description as d_description',
+        'd.metadata_json as d_metadata_json',
+        'd.created_at as d_created_at',
+        'd.updated_at as d_updated_at',
+        's.id as s_id',
+        's.name as s_name',
+        's.description as s_description',
+        's.type as s_type',
+        's.created_at as s_created_at',
+        's.updated_at as s_updated_at',
+      ])
+      .execute()
+    for (const row of rows) {
+      runs.set(row.r_id, {
+        run: {
+          id: row.r_id,
+          server_session_id: row.r_server_session_id,
+          server_deployment_id: row.r_server_deployment_id,
+          server_version_id: row.r_server_version_id,
+          type: row.r_type,
+          status: row.r_status,
+          created_at: row.r_created_at,
+          updated_at: row.r_updated_at,
+          started_at: row.r_started_at,
+          stopped_at: row.r_stopped_at,
+        },
+        serverSession: {
+          id: row.ss_id,
+          session_id: row.ss_session_id,
+          server_deployment_id: row.ss_server_deployment_id,
+          status: row.ss_status,
+          mcp_json: row.ss_mcp_json,
+          client_message_count: Number(row.ss_client_message_count),
+          server_message_count: Number(row.ss_server_message_count),
+          created_at: row.ss_created_at,
+          updated_at: row.ss_updated_at,
+        },
+        deployment: {
+          id: row.d_id,
+          instance_id: row.d_instance_id,
+          server_id: row.d_server_id,
+          name: row.d_name,
+          description: row.d_description,
+          metadata_json: row.d_metadata_json,
+          created_at: row.d_created_at,
+          updated_at: row.d_updated_at,
+        },
+        server: {
+          id: row.s_id,
+          name: row.s_name,
+          description: row.s_description,
+          type: row.s_type,
+          created_at: row.s_created_at,
+          updated_at: row.s_updated_at,
+        },
+      })
+    }
+    return runs
+  }
+
+  // ---- writes ----
+
+  async createInstance(input: { name: string; at?: Date }) {
+    const now = input.at ?? new Date()
+    const id = newId('instance', now.getTime())
+    await this.db.insertInto('instances').values({ id, name: input.name, created_at: now.toISOString() }).execute()
+    return { id }
+  }
+
+  async createApiKey(input: Parameters<Store['createApiKey']>[0]) {
+    const now = input.at ?? new Date()
+    const id = newId('apiKey', now.getTime())
+    const kind = input.kind
+    const secret = input.secret ?? `metorial_${kind === 'secret' ? 'sk' : 'pk'}_${randomBase62(40)}`
+    const at = now.toISOString()
+    await this.db
+      .insertInto('api_keys')
+      .values({
+        id,
+        instance_id: input.instanceId,
+        kind,
+        secret_hash: hashSecret(secret),
+        secret_preview: secret.slice(0, 16),
+        scopes: kind === 'secret' ? 'sessions:read' : '',
+        revoked_at: input.revoked ? at : null,
+        expires_at: isoOrNull(input.expiresAt),
+        created_at: at,
+      })
+      .execute()
+    return { id, secret }
+  }
+
+  async revokeApiKey(id: string, at?: Date) {
+    await this.db.updateTable('api_keys').set({ revoked_at: iso(at) }).where('id', '=', id).execute()
+  }
+
+  async createServer(input: Parameters<Store['createServer']>[0]) {
+    const now = input.at ?? new Date()
+    const id = newId('server', now.getTime())
+    const at = now.toISOString()
+    await this.db
+      .insertInto('servers')
+      .values({ id, name: input.name, description: input.description, type: input.type, created_at: at, updated_at: at })
+      .execute()
+    return { id }
+  }
+
+  async createServerVersion(input: { serverId: string; at?: Date }) {
+    const now = input.at ?? new Date()
+    const id = newId('serverVersion', now.getTime())
+    await this.db.insertInto('server_versions').values({ id, server_id: input.serverId, created_at: now.toISOString() }).execute()
+    return { id }
+  }
+
+  async createServerDeployment(input: Parameters<Store['createServerDeployment']>[0]) {
+    const now = input.at ?? new Date()
+    const id = newId('serverDeployment', now.getTime())
+    const at = now.toISOString()
+    await this.db
+      .insertInto('server_deployments')
+      .values({
+        id,
+        instance_id: input.instanceId,
+        server_id: input.serverId,
+        name: input.name,
+        description: input.description,
+        metadata_json: JSON.stringify(input.metadata ?? {}),
+        created_at: at,
+        updated_at: at,
+      })
+      .execute()
+    return { id }
+  }
+
+  async createSession(input: { instanceId: string; at?: Date }) {
+    const now = input.at ?? new Date()
+    const id = newId('session', now.getTime())
+    await this.db.insertInto('sessions').values({ id, instance_id: input.instanceId, created_at: now.toISOString() }).execute()
+    return { id }
+  }
+
+  async createServerSession(input: Parameters<Store['createServerSession']>[0]) {
+    const now = input.at ?? new Date()
+    const id = newId('serverSession', now.getTime())
+    const at = now.toISOString()
+    await this.db
+      .insertInto('server_sessions')
+      .values({
+        id,
+        session_id: input.sessionId,
+        server_deployment_id: input.serverDeploymentId,
+        status: 'active',
+        mcp_json: JSON.stringify(input.mcp),
+        client_message_count: input.clientMessageCount ?? 0,
+        server_message_count: input.serverMessageCount ?? 0,
+        created_at: at,
+        updated_at: at,
+      })
+      .execute()
+    return { id }
+  }
+
+  async createServerRun(input: Parameters<Store['createServerRun']>[0]) {
+    const now = input.at ?? new Date()
+    const id = newId('serverRun', now.getTime())
+    const at = now.toISOString()
+    const serverSession = await this.db
+      .selectFrom('server_sessions')
+      .select('server_deployment_id')
+      .where('id', '=', input.serverSessionId)
+      .executeTakeFirstOrThrow(() => new Error(`no server session ${input.serverSessionId}`))
+    await this.db
+      .insertInto('server_runs')
+      .values({
+        id,
+        server_session_id: input.serverSessionId,
+        server_deployment_id: serverSession.server_deployment_id,
+        server_version_id: input.serverVersionId,
+        type: input.type,
+        status: input.status ?? 'active',
+        created_at: at,
+        updated_at: at,
+        started_at: input.startedAt === undefined ? at : isoOrNull(input.startedAt),
+        stopped_at: null,
+      })
+      .execute()
+    return { id }
+  }
+
+  async updateServerRun(id: string, change: Parameters<Store['updateServerRun']>[1]) {
+    await this.db
+      .updateTable('server_runs')
+      .set({
+        ...(change.status !== undefined && { status: change.status }),
+        ...(change.startedAt !== undefined && { started_at: isoOrNull(change.startedAt) }),
+        ...(change.stoppedAt !== undefined && { stopped_at: isoOrNull(change.stoppedAt) }),
+        updated_at: iso(change.at),
+      })
+      .where('id', '=', id)
+      .execute()
+  }
+
+  async #runSessions(runIds: readonly string[], db: Kysely<Database> = this.db) {
+    const rows = await db
+      .selectFrom('server_runs as r')
+      .innerJoin('server_sessions as ss', 'ss.id', 'r.server_session_id')
+      .select(['r.id', 'r.server_session_id', 'ss.session_id'])
+      .where('r.id', 'in', [...new Set(runIds)])
+      .execute()
+    return new Map(rows.map((r) => [r.id, r]))
+  }
+
+  async appendLogEvents(events: readonly NewLogEvent[]): Promise<string[]> {
+    if (events.length === 0) return []
+    return this.db.transaction().execute(async (trx) => {
+      const runs = await this.#runSessions(
+        events.map((e) => e.serverRunId),
+        trx,
+      )
+      const rows = events.map((event) => {
+        const run = runs.get(event.serverRunId)
+        if (!run) throw new Error(`no server run ${event.serverRunId}`)
+        const at = event.at ?? new Date()
+        return {
+          id: newId('sessionEvent', at.getTime()),
+          session_id: run.session_id,
+          server_run_id: run.id,
+          server_session_id: run.server_session_id,
+          type: 'server_logs' as const,
+          server_run_error_id: null,
+          log_lines_json: JSON.stringify(event.lines.map(({ type, line }) => ({ type, line }))),
+          created_at: at.toISOString(),
+        }
+      })
+      for (let i = 0; i < rows.length; i += BATCH_ROWS) {
+        await trx
+          .insertInto('session_events')
+          .values(rows.slice(i, i + BATCH_ROWS))
+          .execute()
+      }
+      return rows.map((r) => r.id)
+    })
+  }
+
+  async recordServerRunError(input: Parameters<Store['recordServerRunError']>[0]) {
+    const at = input.at ?? new Date()
+    const created = at.toISOString()
+    return this.db.transaction().execute(async (trx) => {
+      const run = (await this.#runSessions([input.serverRunId], trx)).get(input.serverRunId)
+      if (!run) throw new Error(`no server run ${input.serverRunId}`)
+      const id = newId('serverRunError', at.getTime())
+      const eventId = newId('sessionEvent', at.getTime())
+      await trx
+        .insertInto('server_run_errors')
+        .values({
+          id,
+          server_run_id: run.id,
+          code: input.code,
+          message: input.message,
+          metadata_json: JSON.stringify(input.metadata ?? {}),
+          created_at: created,
+        })
+        .execute()
+      await trx
+        .insertInto('session_events')
+        .values({
+          id: eventId,
+          session_id: run.session_id,
+          server_run_id: run.id,
+          server_session_id: run.server_session_id,
+          type: 'server_run_error',
+          server_run_error_id: id,
+          log_lines_json: '[]',
+          created_at: created,
+        })
+        .execute()
+      await trx
+        .updateTable('server_runs')
+        .set({ status: 'failed', stopped_at: created, updated_at: created })
+        .where('id', '=', run.id)
+        .execute()
+      return { id, eventId }
+    })
+  }
+}

@@ -1,0 +1,62 @@
+import pino from 'pino'
+import { createApp, type AppOptions } from '../src/app.js'
+import { seed, type SeedSummary } from '../src/seed.js'
+import { openStore } from '../src/store/open.js'
+import type { SqlStore } from '../src/store/sql-store.js'
+
+export const silent = pino({ level: 'silent' })
+
+export interface Fixture {
+  store: SqlStore
+  summary: SeedSummary
+  app: ReturnType<typeof createApp>
+  /** Instance A's first session and keys; instance B's, for isolation. */
+  a: SeedSummary['instances'][number]
+  b: SeedSummary['instances'][number]
+  get(path: string, key?: string | null, headers?: Record<string, string>): Promise<Response>
+}
+
+/** A seeded in-memory store and the real app over it. */
+export async function fixture(
+  options: { sessions?: number; events?: number; app?: Partial<AppOptions>; databaseUrl?: string } = {},
+): Promise<Fixture> {
+  const store = await openStore(options.databaseUrl ?? 'sqlite::memory:')
+  const summary = await seed(store, { sessions: options.sessions ?? 2, events: options.events ?? 60 })
+  const app = createApp({ store, logger: silent, rateLimit: false, ...options.app })
+  const [a, b] = summary.instances as [SeedSummary['instances'][number], SeedSummary['instances'][number]]
+  return {
+    store,
+    summary,
+    app,
+    a,
+    b,
+    get: (path, key = a.secret_key, headers = {}) =>
+      app.request(path, { headers: { ...(key !== null && { Authorization: `Bearer ${key}` }), ...headers } }),
+  }
+}
+
+/** Every event id of a session, straight from the database, in id order. */
+export async function eventIds(
+  store: SqlStore,
+  sessionId: string,
+  filter: { type?: string[]; serverRunIds?: string[]; serverSessionIds?: string[] } = {},
+): Promise<string[]> {
+  let q = store.db.selectFrom('session_events').select('id').where('session_id', '=', sessionId)
+  if (filter.type) q = q.where('type', 'in', filter.type as ('server_logs' | 'server_run_error')[])
+  if (filter.serverRunIds) q = q.where('server_run_id', 'in', filter.serverRunIds)
+  if (filter.serverSessionIds) q = q.where('server_session_id', 'in', filter.serverSessionIds)
+  return (await q.orderBy('id', 'asc').execute()).map((r) => r.id)
+}
+
+/** The runs of a session, with their server sessions. */
+export async function sessionRuns(store: SqlStore, sessionId: string) {
+  return store.db
+    .selectFrom('server_runs as r')
+    .innerJoin('server_sessions as ss', 'ss.id', 'r.server_session_id')
+    .select(['r.id', 'r.status', 'r.server_session_id'])
+    .where('ss.session_id', '=', sessionId)
+    .orderBy('r.id')
+    .execute()
+}
+
+export const withoutRequestId = (text: string) => text.replace(/req_[0-9A-Za-z]{22}/g, 'req_…')
