@@ -30,7 +30,7 @@ export async function fixture(
     app,
     a,
     b,
-    get: (path, key = a.secret_key, headers = {}) =>
+    get: async (path, key = a.secret_key, headers = {}) =>
       app.request(path, { headers: { ...(key !== null && { Authorization: `Bearer ${key}` }), ...headers } }),
   }
 }

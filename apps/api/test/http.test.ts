@@ -1,0 +1,91 @@
+import { request as httpRequest } from 'node:http'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createApp } from '../src/app.js'
+import { serve, type RunningServer } from '../src/server.js'
+import type { Store } from '../src/store/types.js'
+import { fixture, silent, type Fixture } from './helpers.js'
+
+// Over real HTTP with @hono/node-server: what app.request() cannot show.
+
+let f: Fixture
+let server: RunningServer
+beforeAll(async () => {
+  f = await fixture({ sessions: 1, events: 30 })
+  server = await serve({ app: f.app, port: 0 })
+})
+afterAll(async () => {
+  await server?.close()
+  await f?.store.close()
+})
+
+const auth = () => ({ Authorization: `Bearer ${f.a.secret_key}` })
+
+describe('over HTTP', () => {
+  it('serves a page with the contract headers', async () => {
+    const res = await fetch(`${server.url}/sessions/${f.a.sessions[0]!.id}/events?limit=5`, {
+      headers: { ...auth(), 'Metorial-Version': '2025-01-01-pulsar' },
+    })
+    expect(res.status).toBe(200)
+    expect(res.headers.get('content-type')).toMatch(/^application\/json/)
+    expect(res.headers.get('metorial-version')).toBe('2025-01-01')
+    expect(res.headers.get('metorial-req-id')).toMatch(/^req_[0-9A-Za-z]{22}$/)
+    const body = (await res.json()) as any
+    expect(body.items).toHaveLength(5)
+    const event = await fetch(`${server.url}/sessions/${f.a.sessions[0]!.id}/events/${body.items[0].id}`, { headers: auth() })
+    expect(((await event.json()) as any).id).toBe(body.items[0].id)
+  })
+
+  it('answers errors in the error shape over the wire', async () => {
+    const res = await fetch(`${server.url}/sessions/${f.a.sessions[0]!.id}/events`)
+    expect(res.status).toBe(401)
+    expect(await res.json()).toMatchObject({ __typename: 'error', ok: false, code: 'unauthorized' })
+  })
+
+  it('gives each request its own id', async () => {
+    const a = await fetch(`${server.url}/healthz`)
+    const b = await fetch(`${server.url}/healthz`)
+    expect(a.headers.get('metorial-req-id')).not.toBe(b.headers.get('metorial-req-id'))
+  })
+
+  it('serves the docs as HTML at /docs when they are built', async () => {
+    const app = createApp({ store: f.store, logger: silent, docsHtml: '<!doctype html><title>Session Events API</title>' })
+    const s = await serve({ app, port: 0 })
+    const res = await fetch(`${s.url}/docs`)
+    expect(res.status).toBe(200)
+    expect(res.headers.get('content-type')).toMatch(/^text\/html/)
+    await s.close()
+  })
+
+  it('finishes a request in flight when it shuts down, and takes no new ones', async () => {
+    let release!: () => void
+    const held = new Promise<void>((resolve) => (release = resolve))
+    let started!: () => void
+    const inFlight = new Promise<void>((resolve) => (started = resolve))
+    const slow: Store = Object.create(f.store, {
+      listSessionEvents: {
+        value: async (query: Parameters<Store['listSessionEvents']>[0]) => {
+          started()
+          await held
+          return f.store.listSessionEvents(query)
+        },
+      },
+    })
+    const s = await serve({ app: createApp({ store: slow, logger: silent, rateLimit: false }), port: 0 })
+    const response = fetch(`${s.url}/sessions/${f.a.sessions[0]!.id}/events?limit=3`, { headers: { ...auth(), Connection: 'close' } })
+    await inFlight
+    const closed = s.close()
+    // A new connection is refused while the old request is still being answered.
+    await expect(
+      new Promise((resolve, reject) => {
+        const req = httpRequest(`${s.url}/healthz`, resolve)
+        req.on('error', reject)
+        req.end()
+      }),
+    ).rejects.toThrow(/ECONNREFUSED/)
+    release()
+    const res = await response
+    expect(res.status).toBe(200)
+    expect(((await res.json()) as any).items).toHaveLength(3)
+    await closed
+  })
+})

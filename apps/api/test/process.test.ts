@@ -1,0 +1,100 @@
+import { spawn, spawnSync } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+
+// The built server and seed commands as a user runs them (`npm test` builds them first).
+
+const dist = new URL('../dist/', import.meta.url).pathname
+const dir = mkdtempSync(join(tmpdir(), 'session-events-process-'))
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+const baseEnv = { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'warn' }
+
+function start(env: Record<string, string>) {
+  const child = spawn(process.execPath, [join(dist, 'main.js')], { env: { ...baseEnv, HOST: '127.0.0.1', PORT: '0', ...env } })
+  let out = ''
+  child.stdout.on('data', (d) => (out += d))
+  child.stderr.on('data', (d) => (out += d))
+  const ready = new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${out}`)), 60_000)
+    child.stdout.on('data', () => {
+      const m = /Session Events API on (http:\/\/[^ ]+)/.exec(out)
+      if (m && (out.includes('curl') || env.SEED === 'false')) {
+        clearTimeout(timer)
+        resolve(m[1]!)
+      }
+    })
+    child.on('exit', (code) => reject(new Error(`server exited with ${code}:\n${out}`)))
+  })
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+  return { child, ready, exited, output: () => out }
+}
+
+describe('the server process', () => {
+  it('seeds an empty store, prints a curl line that works, and stops on SIGTERM with exit 0', async () => {
+    const server = start({ DATABASE_URL: `sqlite:${join(dir, 'demo.db')}`, DEMO_API_KEY: 'metorial_sk_testdemo12345678' })
+    const url = await server.ready
+    const curl = /curl -H 'Authorization: Bearer (metorial_sk_\w+)' '([^']+)'/.exec(server.output())
+    expect(curl?.[1]).toBe('metorial_sk_testdemo12345678')
+    const res = await fetch(curl![2]!, { headers: { Authorization: `Bearer ${curl![1]}` } })
+    expect(res.status).toBe(200)
+    expect(((await res.json()) as any).items).toHaveLength(2)
+    expect((await fetch(`${url}/readyz`)).status).toBe(200)
+    server.child.kill('SIGTERM')
+    expect(await server.exited).toBe(0)
+  })
+
+  it('stops at start with a clear message and a non-zero exit on a bad setting', () => {
+    for (const [env, message] of [
+      [{ PORT: 'eighty' }, /PORT must be a whole number/],
+      [{ DATABASE_URL: 'mysql://localhost/x' }, /DATABASE_URL must start with sqlite: or postgres:\/\//],
+      [{ SEED: 'maybe' }, /SEED must be true or false/],
+      [{ RATE_LIMIT_PER_MINUTE: 'lots' }, /RATE_LIMIT_PER_MINUTE/],
+    ] as const) {
+      const run = spawnSync(process.execPath, [join(dist, 'main.js')], { env: { ...baseEnv, ...env }, encoding: 'utf8', timeout: 30_000 })
+      expect(run.status).not.toBe(0)
+      expect(run.stderr).toMatch(message)
+      expect(run.stderr).not.toMatch(/at .*\.js:\d+/)
+    }
+  })
+
+  it('--help says what it reads from the environment', () => {
+    const run = spawnSync(process.execPath, [join(dist, 'main.js'), '--help'], { encoding: 'utf8' })
+    expect(run.status).toBe(0)
+    for (const name of ['HOST', 'PORT', 'DATABASE_URL', 'SEED', 'DEMO_API_KEY', 'RATE_LIMIT_PER_MINUTE', 'LOG_LEVEL']) {
+      expect(run.stdout).toContain(name)
+    }
+  })
+})
+
+describe('the seed command', () => {
+  it('--json prints only the summary, on one line, and the data is there', () => {
+    const env = { ...baseEnv, DATABASE_URL: `sqlite:${join(dir, 'seed.db')}` }
+    const run = spawnSync(process.execPath, [join(dist, 'seed-cli.js'), '--sessions', '2', '--events', '40', '--json'], {
+      env,
+      encoding: 'utf8',
+      timeout: 60_000,
+    })
+    expect(run.status).toBe(0)
+    const lines = run.stdout.trim().split('\n')
+    expect(lines).toHaveLength(1)
+    const summary = JSON.parse(lines[0]!)
+    expect(summary.instances).toHaveLength(2)
+    for (const instance of summary.instances) {
+      expect(instance.id).toMatch(/^ins_/)
+      expect(instance.secret_key).toMatch(/^metorial_sk_/)
+      expect(instance.publishable_key).toMatch(/^metorial_pk_/)
+      expect(instance.revoked_key).toMatch(/^metorial_sk_/)
+      expect(instance.sessions).toHaveLength(2)
+      for (const session of instance.sessions) expect(session.events).toBeGreaterThanOrEqual(40)
+    }
+  })
+
+  it('refuses a bad count', () => {
+    const run = spawnSync(process.execPath, [join(dist, 'seed-cli.js'), '--events', 'many'], { env: baseEnv, encoding: 'utf8' })
+    expect(run.status).toBe(1)
+    expect(run.stderr).toMatch(/--events must be a whole number/)
+  })
+})

@@ -1,0 +1,136 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import { idTime, isId, newId } from '../src/ids.js'
+import { migrate, migrations } from '../src/store/migrations.js'
+import { openStore, parseDatabaseUrl } from '../src/store/open.js'
+import { hashSecret } from '../src/store/sql-store.js'
+import { seed } from '../src/seed.js'
+
+const dir = mkdtempSync(join(tmpdir(), 'session-events-store-'))
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+describe('ids', () => {
+  it('are <prefix>_<9 base-36 time><13 base-62 random> and sort by creation time', () => {
+    const a = newId('sessionEvent', Date.UTC(2025, 6, 20))
+    const b = newId('sessionEvent', Date.UTC(2025, 6, 20) + 1)
+    expect(a).toMatch(/^sev_[0-9a-z]{9}[0-9A-Za-z]{13}$/)
+    expect(a < b).toBe(true)
+    expect(idTime(a).toISOString()).toBe('2025-07-20T00:00:00.000Z')
+    expect(isId('sessionEvent', a)).toBe(true)
+    expect(isId('session', a)).toBe(false)
+  })
+
+  it('made in one millisecond keep the order they were made in', () => {
+    const at = Date.now()
+    const ids = Array.from({ length: 1000 }, () => newId('serverRun', at))
+    expect([...ids].sort()).toEqual(ids)
+    expect(new Set(ids).size).toBe(1000)
+  })
+})
+
+describe('DATABASE_URL', () => {
+  it('chooses the store', () => {
+    expect(parseDatabaseUrl(undefined)).toMatchObject({ kind: 'sqlite', path: expect.stringMatching(/data\/session-events\.db$/) })
+    expect(parseDatabaseUrl('sqlite::memory:')).toEqual({ kind: 'sqlite', path: ':memory:' })
+    expect(parseDatabaseUrl('sqlite:/tmp/x.db')).toEqual({ kind: 'sqlite', path: '/tmp/x.db' })
+    expect(parseDatabaseUrl('postgres://u@h:5432/db')).toEqual({ kind: 'postgres', url: 'postgres://u@h:5432/db' })
+    expect(() => parseDatabaseUrl('mysql://x')).toThrow(/sqlite: or postgres:/)
+    expect(() => parseDatabaseUrl('sqlite:')).toThrow(/needs a path/)
+  })
+})
+
+describe('the SQLite store', () => {
+  it('applies its migrations once, and again on reopen changes nothing', async () => {
+    const url = `sqlite:${join(dir, 'migrate.db')}`
+    const store = await openStore(url)
+    expect(await migrate(store.db)).toBe(0)
+    const versions = await store.db.selectFrom('schema_migrations').select('version').execute()
+    expect(versions.map((v) => Number(v.version))).toEqual(migrations.map((m) => m.version))
+    await store.close()
+    const again = await openStore(url)
+    expect(await again.isEmpty()).toBe(true)
+    await again.close()
+  })
+
+  it('keeps what was written across a reopen (WAL on disk)', async () => {
+    const url = `sqlite:${join(dir, 'persist.db')}`
+    const store = await openStore(url)
+    const summary = await seed(store, { sessions: 1, events: 10 })
+    await store.close()
+    const reopened = await openStore(url)
+    const sessionId = summary.instances[0]!.sessions[0]!.id
+    const page = await reopened.listSessionEvents({ sessionId, limit: 100, order: 'asc' })
+    expect(page.events).toHaveLength(summary.instances[0]!.sessions[0]!.events)
+    const mode = await reopened.db.selectFrom('schema_migrations').select('version').execute()
+    expect(mode.length).toBe(1)
+    await reopened.close()
+  })
+
+  it('stores keys only as hashes', async () => {
+    const store = await openStore('sqlite::memory:')
+    const { id } = await store.createInstance({ name: 'i' })
+    const key = await store.createApiKey({ instanceId: id, kind: 'secret' })
+    expect(key.secret).toMatch(/^metorial_sk_[0-9A-Za-z]{40}$/)
+    const rows = await store.db.selectFrom('api_keys').selectAll().execute()
+    expect(JSON.stringify(rows)).not.toContain(key.secret)
+    expect((await store.findApiKey(hashSecret(key.secret)))?.id).toBe(key.id)
+    await store.close()
+  })
+
+  it('appends events in order, records errors, and shows runs as they are now', async () => {
+    const store = await openStore('sqlite::memory:')
+    const { id: instanceId } = await store.createInstance({ name: 'i' })
+    const { id: serverId } = await store.createServer({ name: 'S', description: null, type: 'custom' })
+    const { id: versionId } = await store.createServerVersion({ serverId })
+    const { id: deploymentId } = await store.createServerDeployment({ instanceId, serverId, name: null, description: null })
+    const { id: sessionId } = await store.createSession({ instanceId })
+    const { id: serverSessionId } = await store.createServerSession({
+      sessionId,
+      serverDeploymentId: deploymentId,
+      mcp: { object: 'mcp', version: '2025-03-26', connection_type: 'sse', client: null, server: null },
+    })
+    const { id: runId } = await store.createServerRun({ serverSessionId, serverVersionId: versionId, type: 'hosted' })
+    const ids = await store.appendLogEvents(
+      Array.from({ length: 1200 }, (_, i) => ({ serverRunId: runId, lines: [{ type: 'stdout' as const, line: `line ${i}` }] })),
+    )
+    expect(ids).toHaveLength(1200)
+    expect([...ids].sort()).toEqual(ids)
+    const error = await store.recordServerRunError({ serverRunId: runId, code: 'crashed', message: 'It crashed.' })
+
+    const page = await store.listSessionEvents({ sessionId, limit: 2, order: 'desc' })
+    expect(page.events.map((e) => e.id)).toEqual([error.eventId, ids.at(-1)])
+    expect(page.events[0]).toMatchObject({ type: 'server_run_error', error_code: 'crashed', log_lines_json: '[]' })
+    expect(page.runs.get(runId)?.run.status).toBe('failed')
+    expect(page.runs.size).toBe(1)
+    expect(page.hasMoreAfter).toBe(true)
+
+    await store.updateServerRun(runId, { status: 'completed' })
+    expect((await store.getSessionEvent(sessionId, ids[0]!))?.run?.run.status).toBe('completed')
+    expect(await store.getSessionEvent(sessionId, newId('sessionEvent'))).toBeUndefined()
+    await expect(store.appendLogEvents([{ serverRunId: newId('serverRun'), lines: [] }])).rejects.toThrow(/no server run/)
+    await store.close()
+  })
+
+  it('lists with an index, never a scan of the events table (EXPLAIN QUERY PLAN)', async () => {
+    const store = await openStore('sqlite::memory:')
+    const summary = await seed(store, { sessions: 1, events: 50 })
+    const sessionId = summary.instances[0]!.sessions[0]!.id
+    const plans: string[] = []
+    const { sql } = await import('kysely')
+    for (const filter of ['', " AND type IN ('server_logs')", " AND server_run_id IN ('srr_x')", " AND server_session_id IN ('srs_x')"]) {
+      const rows = await sql
+        .raw<{ detail: string }>(
+          `EXPLAIN QUERY PLAN SELECT id FROM session_events WHERE session_id = '${sessionId}'${filter} AND id > 'sev_0' ORDER BY id LIMIT 21`,
+        )
+        .execute(store.db)
+      plans.push(rows.rows.map((r) => r.detail).join(' | '))
+    }
+    for (const plan of plans) {
+      expect(plan).toMatch(/USING (COVERING )?INDEX session_events_/)
+      expect(plan).not.toMatch(/SCAN session_events(?! USING)/)
+    }
+    await store.close()
+  })
+})
