@@ -162,7 +162,11 @@ export function createSessionEventsClient<Dates extends boolean = false>(
       },
       async *iterate(sessionId, query, options) {
         for await (const page of pages(sessionId, query, options)) {
-          for (const event of page.items) yield decode(event)
+          for (const event of page.items) {
+            // An abort stops the walk at once, not at the end of the page in hand.
+            options?.signal?.throwIfAborted()
+            yield decode(event)
+          }
         }
       },
     },

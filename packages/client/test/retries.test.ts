@@ -322,12 +322,12 @@ describe('abort', () => {
     expect(fetch.requests).toHaveLength(1)
   })
 
-  it('stops an iteration between two pages', async () => {
+  it('stops an iteration at once, in the middle of a page', async () => {
     const controller = new AbortController()
     const { fetch, client } = clientWith([
       json(200, {
         __typename: 'list',
-        items: [event('sev_1')],
+        items: [event('sev_1'), event('sev_2')],
         pagination: {
           has_more_before: false,
           has_more_after: true,
