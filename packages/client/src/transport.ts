@@ -2,8 +2,8 @@
 // handling around the caller's fetch, so the typed client and the raw one behave the same.
 import { SessionEventsTimeoutError, connectionError } from './errors.js'
 
-/** Anything shaped like `fetch` that takes a Request: globalThis.fetch, undici, `app.fetch`. */
-export type Fetch = (input: Request, init?: RequestInit) => Promise<Response>
+/** Anything shaped like `fetch` that takes a Request: globalThis.fetch, undici, a Hono `app.fetch`. */
+export type Fetch = (input: Request, init?: RequestInit) => Response | Promise<Response>
 
 export interface RetryOptions {
   /** Retries after the first attempt. */

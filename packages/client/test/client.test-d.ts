@@ -40,9 +40,10 @@ describe('client types', () => {
     }
     createSessionEventsClient({
       apiKey: 'k',
-      fetch: async (input, init) => app.fetch(new Request(input, init)),
+      fetch: (input, init) => app.fetch(new Request(input, init)),
     })
     expectTypeOf<Fetch>().parameter(0).toEqualTypeOf<Request>()
+    expectTypeOf<Fetch>().returns.toEqualTypeOf<Response | Promise<Response>>()
     // @ts-expect-error the key is required
     createSessionEventsClient({ baseUrl: 'http://127.0.0.1:3000' })
     // @ts-expect-error an unknown option
