@@ -1,0 +1,89 @@
+// How events look in a terminal: one row per event in a list, every field for a single one.
+import type { SessionEvent } from '@session-events/client'
+
+const COLUMNS = [
+  { title: 'ID', width: 28 },
+  { title: 'CREATED', width: 26 },
+  { title: 'TYPE', width: 18 },
+  { title: 'SERVER', width: 18 },
+  { title: 'DETAIL', width: 0 },
+] as const
+
+/** The header of the event table. Columns have fixed widths, so pages can be printed as they come. */
+export function tableHeader(maxWidth?: number): string {
+  return fit(COLUMNS.map((column) => pad(column.title, column.width)).join(''), maxWidth)
+}
+
+/** One event as a row of the table; cut to `maxWidth` when the terminal's width is known. */
+export function tableRow(event: SessionEvent, maxWidth?: number): string {
+  const cells = [
+    event.id,
+    event.created_at,
+    event.type,
+    event.server_run?.server.name ?? '-',
+    summary(event),
+  ]
+  return fit(cells.map((cell, i) => pad(clean(cell), COLUMNS[i]!.width)).join(''), maxWidth)
+}
+
+/** Every field of one event that a person reads, then its log lines. */
+export function eventDetail(event: SessionEvent): string {
+  const run = event.server_run
+  const fields: [string, string | undefined][] = [
+    ['id', event.id],
+    ['type', event.type],
+    ['created at', event.created_at],
+    ['session', event.session_id],
+  ]
+  if (run) {
+    const session = run.server_session
+    const client = session.mcp.client
+    fields.push(
+      ['server', `${run.server.name} (${run.server.id}, ${run.server.type})`],
+      ['deployment', `${run.server_deployment.name ?? '(unnamed)'} (${run.server_deployment.id})`],
+      ['server run', `${run.id} (${run.type}, ${run.status})`],
+      ['run started', run.started_at ?? '-'],
+      ['run stopped', run.stopped_at ?? '-'],
+      [
+        'server session',
+        `${session.id} (${session.mcp.connection_type}, MCP ${session.mcp.version}` +
+          `${client ? `, client ${client.name} ${client.version}` : ''})`,
+      ],
+    )
+  }
+  const error = event.server_run_error
+  if (error) fields.push(['error', `${error.code}: ${error.message}`], ['error id', error.id])
+  fields.push(['log lines', String(event.log_lines.length)])
+  const width = Math.max(...fields.map(([name]) => name.length)) + 2
+  const lines = fields.map(([name, value]) => `${pad(name, width)}${clean(value ?? '-')}`)
+  for (const line of event.log_lines) lines.push(`  ${pad(line.type, 8)}${clean(line.line)}`)
+  return lines.join('\n')
+}
+
+/** What an event says, in one line: its error, or its first log line. */
+function summary(event: SessionEvent): string {
+  const error = event.server_run_error
+  if (error) return `${error.code}: ${error.message}`
+  const [first, ...rest] = event.log_lines
+  if (!first) return '(no log lines)'
+  const more = rest.length > 0 ? `  (+${rest.length} more)` : ''
+  return `${first.type === 'stderr' ? 'stderr: ' : ''}${first.line}${more}`
+}
+
+// Log lines come from servers: control characters (escape sequences, carriage returns) must not
+// reach the terminal.
+function clean(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ')
+}
+
+function pad(text: string, width: number): string {
+  if (width === 0) return text
+  // Two spaces always separate a cell from the next.
+  return (text.length <= width - 2 ? text : `${text.slice(0, width - 3)}…`).padEnd(width)
+}
+
+function fit(line: string, maxWidth: number | undefined): string {
+  const trimmed = line.trimEnd()
+  if (maxWidth === undefined || trimmed.length <= maxWidth) return trimmed
+  return `${trimmed.slice(0, maxWidth - 1)}…`
+}

@@ -1,0 +1,246 @@
+// The built CLI (dist/main.js) run as a process against the API server run as a process, over a
+// SQLite file seeded by the API's seed-cli.js.
+import type { SessionEvent, SessionEventList } from '@session-events/client'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type ApiServer, type Run, cliMain, runNode, startApiServer } from './processes.js'
+
+let api: ApiServer
+let sessionId: string
+let otherSessionId: string
+let eventCount: number
+let env: NodeJS.ProcessEnv
+/** Every event of the session, as `--all --json` printed them. */
+let everything: SessionEvent[]
+
+beforeAll(async () => {
+  api = await startApiServer({ sessions: 1, events: 150 })
+  const [a, b] = api.summary.instances
+  sessionId = a!.sessions[0]!.id
+  otherSessionId = b!.sessions[0]!.id
+  eventCount = a!.sessions[0]!.events
+  env = { SESSION_EVENTS_API_KEY: a!.secret_key, SESSION_EVENTS_BASE_URL: api.url }
+  everything = await allEvents(['--limit', '40'])
+})
+
+afterAll(async () => {
+  await api?.stop()
+})
+
+const cli = (args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<Run> =>
+  runNode([cliMain, ...args], { ...env, ...extraEnv })
+
+function jsonLines(stdout: string): SessionEvent[] {
+  return stdout
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as SessionEvent)
+}
+
+async function allEvents(args: string[] = []): Promise<SessionEvent[]> {
+  const run = await cli(['events', 'list', sessionId, '--all', '--json', ...args])
+  expect(run.code, run.stderr).toBe(0)
+  return jsonLines(run.stdout)
+}
+
+describe('session-events events list', () => {
+  it('prints a table of the first page, and on stderr how to get the next', async () => {
+    const run = await cli(['events', 'list', sessionId, '--limit', '5'])
+    expect(run.code, run.stderr).toBe(0)
+    const [header, ...rows] = run.stdout.trimEnd().split('\n')
+    expect(header).toMatch(/^ID\s+CREATED\s+TYPE\s+SERVER\s+DETAIL$/)
+    expect(rows).toHaveLength(5)
+    for (const row of rows)
+      expect(row).toMatch(
+        /^sev_\w{22}\s+\d{4}-\d\d-\d\dT[\d:.]+Z\s+(server_logs|server_run_error)\s+\S/,
+      )
+    expect(run.stderr).toMatch(/--cursor cur_\w+ for the next page, or --all/)
+  })
+
+  it('prints the page as JSON with --json', async () => {
+    const run = await cli([
+      'events',
+      'list',
+      sessionId,
+      '--limit',
+      '3',
+      '--order',
+      'desc',
+      '--json',
+    ])
+    expect(run.code, run.stderr).toBe(0)
+    const page = JSON.parse(run.stdout) as SessionEventList
+    expect(page.__typename).toBe('list')
+    expect(page.items).toHaveLength(3)
+    const ids = page.items.map((e) => e.id)
+    expect(ids).toEqual([...ids].sort().reverse())
+    expect(page.pagination).toMatchObject({ has_more_after: true, has_more_before: false })
+  })
+
+  it('follows --cursor to the next page', async () => {
+    const first = JSON.parse(
+      (await cli(['events', 'list', sessionId, '--limit', '4', '--json'])).stdout,
+    ) as SessionEventList
+    const run = await cli([
+      'events',
+      'list',
+      sessionId,
+      '--limit',
+      '4',
+      '--json',
+      '--cursor',
+      first.pagination.next_cursor!,
+    ])
+    const second = JSON.parse(run.stdout) as SessionEventList
+    expect([...first.items, ...second.items].map((e) => e.id)).toEqual(
+      everything.slice(0, 8).map((e) => e.id),
+    )
+  })
+
+  it('prints every event once, one JSON object per line, with --all --json', () => {
+    const ids = everything.map((e) => e.id)
+    expect(ids).toHaveLength(eventCount)
+    expect(new Set(ids).size).toBe(eventCount)
+    expect(ids).toEqual([...ids].sort())
+    expect(
+      everything.every((e) => e.object === 'session.event' && e.session_id === sessionId),
+    ).toBe(true)
+  })
+
+  it('prints every event as a table with --all, then how many', async () => {
+    const run = await cli(['events', 'list', sessionId, '--all'])
+    expect(run.code, run.stderr).toBe(0)
+    const lines = run.stdout.trimEnd().split('\n')
+    expect(lines[0]).toMatch(/^ID\s+CREATED/)
+    expect(lines.filter((line) => line.startsWith('sev_'))).toHaveLength(eventCount)
+    expect(lines.at(-1)).toBe(`${eventCount} events.`)
+  })
+
+  it('filters by --type and by repeated --server-run', async () => {
+    const errors = await allEvents(['--type', 'server_run_error'])
+    expect(errors.map((e) => e.id)).toEqual(
+      everything.filter((e) => e.type === 'server_run_error').map((e) => e.id),
+    )
+
+    const runs = [...new Set(everything.map((e) => e.server_run!.id))]
+    expect(runs.length).toBeGreaterThan(1)
+    const chosen = runs.slice(0, 2)
+    const ofRuns = await allEvents([
+      '--server-run',
+      chosen[0]!,
+      '--server-run',
+      chosen[1]!,
+      '--order',
+      'desc',
+    ])
+    const expected = everything.filter((e) => chosen.includes(e.server_run!.id)).map((e) => e.id)
+    expect(ofRuns.map((e) => e.id)).toEqual(expected.reverse())
+  })
+})
+
+describe('session-events events get', () => {
+  it('shows one event, as text and as JSON', async () => {
+    const listed = everything.find((e) => e.type === 'server_run_error')
+    const text = await cli(['events', 'get', sessionId, listed!.id])
+    expect(text.code, text.stderr).toBe(0)
+    expect(text.stdout).toMatch(new RegExp(`^id\\s+${listed!.id}$`, 'm'))
+    expect(text.stdout).toMatch(/^type\s+server_run_error$/m)
+    expect(text.stdout).toContain(listed!.server_run_error!.message)
+
+    const json = await cli(['events', 'get', sessionId, listed!.id, '--json'])
+    expect(JSON.parse(json.stdout)).toEqual(listed)
+  })
+})
+
+describe('failures: the message on stderr, exit code 1', () => {
+  it('a session of another instance is not found', async () => {
+    const run = await cli(['events', 'list', otherSessionId])
+    expect(run).toMatchObject({ code: 1, stdout: '' })
+    expect(run.stderr).toContain('The requested session could not be found.')
+    expect(run.stderr).toMatch(/HTTP 404, not_found, request req_\w{22}/)
+  })
+
+  it('an unknown event is not found', async () => {
+    const run = await cli(['events', 'get', sessionId, 'sev_0000000000000000000000'])
+    expect(run.code).toBe(1)
+    expect(run.stderr).toContain('The requested session-event could not be found.')
+  })
+
+  it('a bad key is refused, from --api-key over the environment', async () => {
+    const run = await cli([
+      'events',
+      'list',
+      sessionId,
+      '--api-key',
+      'metorial_sk_wrong000000000000',
+    ])
+    expect(run).toMatchObject({ code: 1, stdout: '' })
+    expect(run.stderr).toContain('Invalid API key')
+  })
+
+  it('a limit the API refuses names the field', async () => {
+    const run = await cli(['events', 'list', sessionId, '--limit', '1000'])
+    expect(run.code).toBe(1)
+    expect(run.stderr).toContain('The provided data is invalid.')
+    expect(run.stderr).toMatch(/^ {2}limit: /m)
+  })
+
+  it('no API key at all', async () => {
+    const run = await cli(['events', 'list', sessionId], { SESSION_EVENTS_API_KEY: '' })
+    expect(run.code).toBe(1)
+    expect(run.stderr).toContain('pass --api-key or set SESSION_EVENTS_API_KEY')
+  })
+
+  it('an API that cannot be reached', async () => {
+    const run = await cli([
+      'events',
+      'list',
+      sessionId,
+      '--base-url',
+      'http://127.0.0.1:9',
+      '--max-retries',
+      '0',
+    ])
+    expect(run.code).toBe(1)
+    expect(run.stderr).toContain('Could not reach the Session Events API')
+  })
+
+  it('an argument the spec does not allow', async () => {
+    const type = await cli(['events', 'list', sessionId, '--type', 'server_crash'])
+    expect(type.code).toBe(1)
+    expect(type.stderr).toContain('Allowed: server_logs, server_run_error')
+    const order = await cli(['events', 'list', sessionId, '--order', 'newest'])
+    expect(order.code).toBe(1)
+    expect(order.stderr).toContain('asc, desc')
+  })
+})
+
+describe('--help', () => {
+  it.each([
+    [
+      [],
+      ['events', '--api-key', 'SESSION_EVENTS_API_KEY', '--base-url', 'https://api.metorial.com'],
+    ],
+    [['events'], ['list', 'get']],
+    [
+      ['events', 'list'],
+      [
+        '<sessionId>',
+        '--limit',
+        '--order',
+        '--type',
+        '--server-run',
+        '--all',
+        '--json',
+        '--api-key',
+      ],
+    ],
+    [
+      ['events', 'get'],
+      ['<sessionId>', '<eventId>', '--json', 'SESSION_EVENTS_BASE_URL'],
+    ],
+  ])('session-events %j --help', async (command, mentions) => {
+    const run = await cli([...command, '--help'])
+    expect(run.code).toBe(0)
+    for (const mention of mentions) expect(run.stdout).toContain(mention)
+  })
+})
