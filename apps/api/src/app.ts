@@ -1,12 +1,12 @@
 import { OpenAPIHono } from '@hono/zod-openapi'
-import { loadSpec } from '@session-events/openapi'
 import { registerRoutes, routes } from '@session-events/server-stubs'
 import type { MiddlewareHandler } from 'hono'
 import pino, { type Logger } from 'pino'
+import { loadBuiltAsset } from './assets.js'
 import { authenticate, requireScope } from './auth.js'
 import type { AppEnv } from './env.js'
 import { ApiError, errorResponse, errors } from './errors.js'
-import { sessionEventsHandlers } from './handlers/session-events.handlers.js'
+import { createSessionEventsHandlers } from './handlers/session-events.handlers.js'
 import { newId } from './ids.js'
 import { rateLimit, type RateLimitOptions } from './rate-limit.js'
 import { StoreUnavailableError, type Store } from './store/types.js'
@@ -18,8 +18,10 @@ export interface AppOptions {
   /** A rate limit per API key; `false` turns it off. Default: 1,200 requests a minute. */
   rateLimit?: false | RateLimitOptions
   logger?: Logger
-  /** The HTML of the API reference, served at /docs (built by `npm run docs`). */
-  docsHtml?: string | (() => string | undefined)
+  /** The HTML of the API reference, served at /docs. Default: the one `npm run docs` built. */
+  docsHtml?: string
+  /** The spec as JSON, served at /openapi.json. Default: the bundle of openapi/session-events.yaml. */
+  specJson?: string
   /** How long an API key lookup is cached, in seconds (0: not at all). Default: 5. */
   keyCacheSeconds?: number
 }
@@ -40,7 +42,7 @@ const normaliseIndexedQuery: MiddlewareHandler<AppEnv> = async (c, next) => {
       else plain.push([key, value])
     }
     if (indexed.length > 0) {
-      indexed.sort((a, b) => (a[0] === b[0] ? a[1] - b[1] : 0))
+      indexed.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] - b[1]))
       const out = new URLSearchParams(plain)
       for (const [key, , value] of indexed) out.append(key, value)
       c.req.raw = new Request(`${url.slice(0, q)}?${out.toString()}`, c.req.raw)
@@ -101,7 +103,7 @@ export function createApp(options: AppOptions) {
   if (limit) app.use('/sessions/*', rateLimit(limit))
   app.use('/sessions/*', requireScope())
 
-  registerRoutes(app, sessionEventsHandlers)
+  registerRoutes(app, createSessionEventsHandlers())
 
   // Operations: not part of the API spec.
   app.get('/healthz', (c) => c.json({ status: 'ok' }))
@@ -114,16 +116,16 @@ export function createApp(options: AppOptions) {
       return c.json({ status: 'unavailable', store: store.dialect }, 503)
     }
   })
-  let specJson: string | undefined
+  const specJson = options.specJson ?? loadBuiltAsset('session-events.json')
+  const docsHtml = options.docsHtml ?? loadBuiltAsset('docs.html')
   app.get('/openapi.json', (c) => {
-    specJson ??= JSON.stringify(loadSpec())
+    if (!specJson) return c.text('The spec bundle is not built: run `npm run build`.', 404)
     c.header('content-type', 'application/json')
     return c.body(specJson)
   })
   app.get('/docs', (c) => {
-    const html = typeof options.docsHtml === 'function' ? options.docsHtml() : options.docsHtml
-    if (!html) return c.text('The API reference is not built: run `npm run docs`.', 404)
-    return c.html(html)
+    if (!docsHtml) return c.text('The API reference is not built: run `npm run docs`.', 404)
+    return c.html(docsHtml)
   })
 
   app.notFound((c) => {

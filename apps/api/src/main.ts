@@ -2,7 +2,6 @@
 import pino from 'pino'
 import { createApp } from './app.js'
 import { ConfigError, loadConfig } from './config.js'
-import { loadDocsHtml } from './docs.js'
 import { seed } from './seed.js'
 import { serve } from './server.js'
 import { openStore } from './store/open.js'
@@ -41,7 +40,7 @@ async function main() {
     await seed(store, { secretKey: config.demoApiKey })
   }
 
-  const app = createApp({ store, rateLimit: config.rateLimit, logger, docsHtml: loadDocsHtml() })
+  const app = createApp({ store, rateLimit: config.rateLimit, logger })
   const running = await serve({ app, host: config.host, port: config.port })
   logger.info({ url: running.url, store: store.dialect }, 'listening')
 

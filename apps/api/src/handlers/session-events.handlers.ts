@@ -11,77 +11,79 @@ import type { ListEventsQuery } from '../store/types.js'
 // Thin handlers: the generated route has parsed the request; here we authorise against the
 // session's instance, ask the store and send what it serialised.
 
-/** Sessions never change instance, so where a session lives is cached once known. */
-const sessionInstances = new LRUCache<string, string>({ max: 100_000 })
+export function createSessionEventsHandlers(): SessionEventsHandlers<AppEnv> {
+  /** Sessions never change instance, so where a session lives is cached once known. */
+  const sessionInstances = new LRUCache<string, string>({ max: 100_000 })
 
-/** 404 unless the session exists in the key's instance; another instance's answers the same. */
-async function requireSession(c: Context<AppEnv>, sessionId: string): Promise<void> {
-  let instanceId = sessionInstances.get(sessionId)
-  if (instanceId === undefined) {
-    instanceId = await c.get('store').sessionInstance(sessionId)
-    if (instanceId !== undefined) sessionInstances.set(sessionId, instanceId)
+  /** 404 unless the session exists in the key's instance; another instance's answers the same. */
+  async function requireSession(c: Context<AppEnv>, sessionId: string): Promise<void> {
+    let instanceId = sessionInstances.get(sessionId)
+    if (instanceId === undefined) {
+      instanceId = await c.get('store').sessionInstance(sessionId)
+      if (instanceId !== undefined) sessionInstances.set(sessionId, instanceId)
+    }
+    if (instanceId !== c.get('instanceId')) throw errors.sessionNotFound()
   }
-  if (instanceId !== c.get('instanceId')) throw errors.sessionNotFound()
-}
 
-export const sessionEventsHandlers: SessionEventsHandlers<AppEnv> = {
-  async listSessionEvents(c) {
-    const { sessionId } = c.req.valid('param')
-    const query = c.req.valid('query')
+  return {
+    async listSessionEvents(c) {
+      const { sessionId } = c.req.valid('param')
+      const query = c.req.valid('query')
 
-    let position: ListEventsQuery['position']
-    if (query.after !== undefined && query.before !== undefined) {
-      throw errors.badRequest('Use either `after` or `before`, not both.')
-    }
-    if (query.cursor !== undefined) {
-      if (query.after !== undefined || query.before !== undefined) {
-        throw errors.badRequest('Use either `cursor` or `after`/`before`, not both.')
+      let position: ListEventsQuery['position']
+      if (query.after !== undefined && query.before !== undefined) {
+        throw errors.badRequest('Use either `after` or `before`, not both.')
       }
-      const cursor = decodeCursor(query.cursor)
-      if (!cursor) {
-        throw errors.badRequest(
-          'The cursor is invalid.',
-          'Pass a cursor exactly as a previous response gave it in pagination.next_cursor or pagination.previous_cursor.',
-        )
+      if (query.cursor !== undefined) {
+        if (query.after !== undefined || query.before !== undefined) {
+          throw errors.badRequest('Use either `cursor` or `after`/`before`, not both.')
+        }
+        const cursor = decodeCursor(query.cursor)
+        if (!cursor) {
+          throw errors.badRequest(
+            'The cursor is invalid.',
+            'Pass a cursor exactly as a previous response gave it in pagination.next_cursor or pagination.previous_cursor.',
+          )
+        }
+        position = cursor
+      } else if (query.after !== undefined) {
+        position = { direction: 'after', id: query.after }
+      } else if (query.before !== undefined) {
+        position = { direction: 'before', id: query.before }
       }
-      position = cursor
-    } else if (query.after !== undefined) {
-      position = { direction: 'after', id: query.after }
-    } else if (query.before !== undefined) {
-      position = { direction: 'before', id: query.before }
-    }
 
-    await requireSession(c, sessionId)
-    const page = await c.get('store').listSessionEvents({
-      sessionId,
-      limit: query.limit ?? 20,
-      order: query.order ?? 'asc',
-      position,
-      serverRunIds: query.server_run_id,
-      serverSessionIds: query.server_session_id,
-      types: query.type,
-    })
+      await requireSession(c, sessionId)
+      const page = await c.get('store').listSessionEvents({
+        sessionId,
+        limit: query.limit ?? 20,
+        order: query.order ?? 'asc',
+        position,
+        serverRunIds: query.server_run_id,
+        serverSessionIds: query.server_session_id,
+        types: query.type,
+      })
 
-    const items = page.events.map((e) => sessionEventJson(e, e.server_run_id ? page.runs.get(e.server_run_id) : undefined))
-    const first = page.events[0]
-    const last = page.events.at(-1)
-    return sendJson(
-      c,
-      sessionEventListJson(items, {
-        has_more_before: page.hasMoreBefore,
-        has_more_after: page.hasMoreAfter,
-        next_cursor: page.hasMoreAfter && last ? encodeCursor({ direction: 'after', id: last.id }) : null,
-        previous_cursor: page.hasMoreBefore && first ? encodeCursor({ direction: 'before', id: first.id }) : null,
-      }),
-      200,
-    )
-  },
+      const items = page.events.map((e) => sessionEventJson(e, e.server_run_id ? page.runs.get(e.server_run_id) : undefined))
+      const first = page.events[0]
+      const last = page.events.at(-1)
+      return sendJson(
+        c,
+        sessionEventListJson(items, {
+          has_more_before: page.hasMoreBefore,
+          has_more_after: page.hasMoreAfter,
+          next_cursor: page.hasMoreAfter && last ? encodeCursor({ direction: 'after', id: last.id }) : null,
+          previous_cursor: page.hasMoreBefore && first ? encodeCursor({ direction: 'before', id: first.id }) : null,
+        }),
+        200,
+      )
+    },
 
-  async getSessionEvent(c) {
-    const { sessionId, sessionEventId } = c.req.valid('param')
-    await requireSession(c, sessionId)
-    const found = await c.get('store').getSessionEvent(sessionId, sessionEventId)
-    if (!found) throw errors.sessionEventNotFound()
-    return sendJson(c, sessionEventJson(found.event, found.run), 200)
-  },
+    async getSessionEvent(c) {
+      const { sessionId, sessionEventId } = c.req.valid('param')
+      await requireSession(c, sessionId)
+      const found = await c.get('store').getSessionEvent(sessionId, sessionEventId)
+      if (!found) throw errors.sessionEventNotFound()
+      return sendJson(c, sessionEventJson(found.event, found.run), 200)
+    },
+  }
 }
