@@ -3,6 +3,7 @@ import { createApp, type AppOptions } from '../src/app.js'
 import { seed, type SeedSummary } from '../src/seed.js'
 import { openStore } from '../src/store/open.js'
 import type { SqlStore } from '../src/store/sql-store.js'
+import { openTestStore } from './backend.js'
 
 export const silent = pino({ level: 'silent' })
 
@@ -16,11 +17,14 @@ export interface Fixture {
   get(path: string, key?: string | null, headers?: Record<string, string>): Promise<Response>
 }
 
-/** A seeded in-memory store and the real app over it. */
+/**
+ * A seeded store of this project's backend (SQLite in memory, or a fresh PostgreSQL schema: see
+ * backend.ts) and the real app over it. `databaseUrl` opens that database instead.
+ */
 export async function fixture(
   options: { sessions?: number; events?: number; app?: Partial<AppOptions>; databaseUrl?: string } = {},
 ): Promise<Fixture> {
-  const store = await openStore(options.databaseUrl ?? 'sqlite::memory:')
+  const store = options.databaseUrl ? await openStore(options.databaseUrl) : await openTestStore()
   const summary = await seed(store, { sessions: options.sessions ?? 2, events: options.events ?? 60 })
   const app = createApp({ store, logger: silent, rateLimit: false, ...options.app })
   const [a, b] = summary.instances as [SeedSummary['instances'][number], SeedSummary['instances'][number]]

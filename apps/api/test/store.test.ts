@@ -64,7 +64,7 @@ describe('the SQLite store', () => {
     const page = await reopened.listSessionEvents({ sessionId, limit: 100, order: 'asc' })
     expect(page.events).toHaveLength(summary.instances[0]!.sessions[0]!.events)
     const mode = await reopened.db.selectFrom('schema_migrations').select('version').execute()
-    expect(mode.length).toBe(1)
+    expect(mode.length).toBe(migrations.length)
     await reopened.close()
   })
 

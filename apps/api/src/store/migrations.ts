@@ -1,14 +1,30 @@
 import type { Kysely } from 'kysely'
 import type { Database } from './db.js'
+import { dialectOf, idType, lockForMigrations, type DialectName } from './dialect.js'
 
-// Versioned migrations, applied in order at start, each in its own transaction and recorded in
+// Versioned migrations, applied in order at start, in one transaction, and recorded in
 // schema_migrations. Written once with Kysely's schema builder, so they run on SQLite and
-// PostgreSQL alike. Never edit a migration that has shipped: add the next one.
+// PostgreSQL alike; what must differ comes from dialect.ts. Never edit a migration that has
+// shipped: add the next one.
 
 export interface Migration {
   version: number
   name: string
-  up(db: Kysely<any>): Promise<void>
+  up(db: Kysely<any>, dialect: DialectName): Promise<void>
+}
+
+/** Every id column, by table: what migration 2 gives byte-wise order on PostgreSQL. */
+const ID_COLUMNS: Record<string, string[]> = {
+  instances: ['id'],
+  api_keys: ['id', 'instance_id'],
+  sessions: ['id', 'instance_id'],
+  servers: ['id'],
+  server_versions: ['id', 'server_id'],
+  server_deployments: ['id', 'instance_id', 'server_id'],
+  server_sessions: ['id', 'session_id', 'server_deployment_id'],
+  server_runs: ['id', 'server_session_id', 'server_deployment_id', 'server_version_id'],
+  server_run_errors: ['id', 'server_run_id'],
+  session_events: ['id', 'session_id', 'server_run_id', 'server_session_id', 'server_run_error_id'],
 }
 
 export const migrations: Migration[] = [
@@ -127,30 +143,50 @@ export const migrations: Migration[] = [
       await db.schema.createIndex('session_events_type').on('session_events').columns(['session_id', 'type', 'id']).execute()
     },
   },
+  {
+    version: 2,
+    name: 'ids compare byte-wise on PostgreSQL',
+    // Keyset pagination needs SQL to order ids as JavaScript does; on a PostgreSQL database
+    // whose default collation is not C, version 1 left that to chance. SQLite already compares
+    // text byte-wise, so there this changes nothing.
+    async up(db, dialect) {
+      if (dialect !== 'postgres') return
+      for (const [table, columns] of Object.entries(ID_COLUMNS)) {
+        let alter = db.schema.alterTable(table).alterColumn(columns[0]!, (c) => c.setDataType(idType(dialect)))
+        for (const column of columns.slice(1)) alter = alter.alterColumn(column, (c) => c.setDataType(idType(dialect)))
+        await alter.execute()
+      }
+    },
+  },
 ]
 
-/** Applies the migrations the database has not seen yet; returns how many ran. */
+/**
+ * Applies the migrations the database has not seen yet; returns how many ran. All of them run
+ * in one transaction, so a failure leaves the schema as it was; on PostgreSQL an advisory lock
+ * makes API processes that start together migrate one after the other.
+ */
 export async function migrate(db: Kysely<Database>): Promise<number> {
-  await db.schema
-    .createTable('schema_migrations')
-    .ifNotExists()
-    .addColumn('version', 'integer', (c) => c.primaryKey())
-    .addColumn('name', 'text', (c) => c.notNull())
-    .addColumn('applied_at', 'text', (c) => c.notNull())
-    .execute()
-  const applied = new Set((await db.selectFrom('schema_migrations').select('version').execute()).map((r) => Number(r.version)))
-  let ran = 0
-  for (const migration of migrations) {
-    if (applied.has(migration.version)) continue
-    await db.transaction().execute(async (trx) => {
-      await migration.up(trx)
+  const dialect = dialectOf(db)
+  return db.transaction().execute(async (trx) => {
+    await lockForMigrations(trx, dialect)
+    await trx.schema
+      .createTable('schema_migrations')
+      .ifNotExists()
+      .addColumn('version', 'integer', (c) => c.primaryKey())
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('applied_at', 'text', (c) => c.notNull())
+      .execute()
+    const applied = new Set((await trx.selectFrom('schema_migrations').select('version').execute()).map((r) => Number(r.version)))
+    let ran = 0
+    for (const migration of migrations) {
+      if (applied.has(migration.version)) continue
+      await migration.up(trx, dialect)
       await trx
         .insertInto('schema_migrations')
         .values({ version: migration.version, name: migration.name, applied_at: new Date().toISOString() })
         .execute()
-    })
-    ran += 1
-  }
-  return ran
+      ran += 1
+    }
+    return ran
+  })
 }
-

@@ -1,10 +1,13 @@
 import { mkdirSync } from 'node:fs'
+import { userInfo } from 'node:os'
 import { dirname, resolve } from 'node:path'
 import SQLite from 'better-sqlite3'
 import { Kysely, PostgresDialect, SqliteDialect } from 'kysely'
 import pg from 'pg'
 import type { Database } from './db.js'
+import { reportingUnavailable } from './dialect.js'
 import { migrate } from './migrations.js'
+import { pgliteDialect, type PGliteDialectOptions, type PGliteLike } from './pglite.js'
 import { SqlStore } from './sql-store.js'
 
 /** Where the embedded store lives when DATABASE_URL is not set: ./data/ of where npm was run. */
@@ -37,18 +40,105 @@ function openSqlite(path: string): SqlStore {
   database.pragma('synchronous = NORMAL')
   database.pragma('foreign_keys = ON')
   database.pragma('busy_timeout = 5000')
-  return new SqlStore({ dialect: 'sqlite', db: new Kysely<Database>({ dialect: new SqliteDialect({ database }) }) })
+  return new SqlStore({
+    dialect: 'sqlite',
+    db: new Kysely<Database>({ dialect: reportingUnavailable(new SqliteDialect({ database })) }),
+  })
 }
 
-function openPostgres(url: string): SqlStore {
-  const pool = new pg.Pool({ connectionString: url, max: 10, idleTimeoutMillis: 30_000, connectionTimeoutMillis: 5_000 })
-  return new SqlStore({ dialect: 'postgres', db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }) })
+/** The PostgreSQL connection pool of one API process; every setting has an environment variable. */
+export interface PoolSettings {
+  /** DATABASE_POOL_MAX: connections this process opens at most. */
+  max: number
+  /** DATABASE_POOL_TIMEOUT_MS: how long a request waits for a connection before it gets a 503. */
+  acquireTimeoutMs: number
+  /** DATABASE_IDLE_TIMEOUT_MS: an idle connection is closed after this long. */
+  idleTimeoutMs: number
+  /** DATABASE_STATEMENT_TIMEOUT_MS: the server cancels a statement that runs longer (0: never). */
+  statementTimeoutMs: number
 }
 
-/** Opens the store that DATABASE_URL names and brings its schema up to date. */
-export async function openStore(databaseUrl?: string): Promise<SqlStore> {
-  const target = parseDatabaseUrl(databaseUrl)
-  const store = target.kind === 'sqlite' ? openSqlite(target.path) : openPostgres(target.url)
+export const DEFAULT_POOL_SETTINGS: PoolSettings = {
+  max: 10,
+  acquireTimeoutMs: 5_000,
+  idleTimeoutMs: 30_000,
+  statementTimeoutMs: 15_000,
+}
+
+const POOL_ENV: Record<keyof PoolSettings, { name: string; min: number }> = {
+  max: { name: 'DATABASE_POOL_MAX', min: 1 },
+  acquireTimeoutMs: { name: 'DATABASE_POOL_TIMEOUT_MS', min: 1 },
+  idleTimeoutMs: { name: 'DATABASE_IDLE_TIMEOUT_MS', min: 0 },
+  statementTimeoutMs: { name: 'DATABASE_STATEMENT_TIMEOUT_MS', min: 0 },
+}
+
+/** The pool settings from the environment, over the defaults; a bad value is a StoreConfigError. */
+export function poolSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): PoolSettings {
+  const settings = { ...DEFAULT_POOL_SETTINGS }
+  for (const [key, { name, min }] of Object.entries(POOL_ENV) as [keyof PoolSettings, { name: string; min: number }][]) {
+    const text = env[name]
+    if (text === undefined || text === '') continue
+    if (!/^\d+$/.test(text) || Number(text) < min) {
+      throw new StoreConfigError(`${name} must be a whole number of at least ${min} (got "${text}")`)
+    }
+    settings[key] = Number(text)
+  }
+  return settings
+}
+
+// node-postgres returns int8 (count(*), sums, sizes) as strings; PGlite returns numbers. The
+// store wants numbers from both, and every int8 it reads is far below 2^53.
+const INT8_OID = 20
+const pgTypes = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === INT8_OID && format !== 'binary' ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+}
+
+/**
+ * A URL without a user means the operating system's user, as for psql; node-postgres takes it
+ * from $USER only, which a service manager or CI may not set.
+ */
+export function defaultToOsUser(): void {
+  if (!pg.defaults.user && !process.env.PGUSER) pg.defaults.user = userInfo().username
+}
+
+function openPostgres(url: string, settings: PoolSettings): SqlStore {
+  defaultToOsUser()
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: settings.max,
+    connectionTimeoutMillis: settings.acquireTimeoutMs,
+    idleTimeoutMillis: settings.idleTimeoutMs,
+    ...(settings.statementTimeoutMs > 0 && { statement_timeout: settings.statementTimeoutMs }),
+    keepAlive: true,
+    application_name: process.env.PGAPPNAME || 'session-events-api',
+    types: pgTypes,
+  })
+  // An idle connection that the server or the network drops emits "error" on the pool; unheard,
+  // it would end the process. The pool has already let go of that connection and opens a new
+  // one when it is next needed, so there is nothing to do but not crash.
+  pool.on('error', () => {})
+  return new SqlStore({
+    dialect: 'postgres',
+    db: new Kysely<Database>({ dialect: reportingUnavailable(new PostgresDialect({ pool })) }),
+  })
+}
+
+/**
+ * A store over a PGlite instance (in-process PostgreSQL): the test suite's PostgreSQL when no
+ * server is at hand. Migrated like any other; closing the store closes PGlite unless told not to.
+ * PGlite is a devDependency: the caller imports it, this module never does.
+ */
+export async function openPgliteStore(pglite: PGliteLike, options: PGliteDialectOptions = {}): Promise<SqlStore> {
+  return migrated(
+    new SqlStore({
+      dialect: 'postgres',
+      db: new Kysely<Database>({ dialect: reportingUnavailable(pgliteDialect(pglite, options)) }),
+    }),
+  )
+}
+
+async function migrated(store: SqlStore): Promise<SqlStore> {
   try {
     await migrate(store.db)
   } catch (error) {
@@ -56,4 +146,11 @@ export async function openStore(databaseUrl?: string): Promise<SqlStore> {
     throw error
   }
   return store
+}
+
+/** Opens the store that DATABASE_URL names and brings its schema up to date. */
+export async function openStore(databaseUrl?: string, options: { pool?: Partial<PoolSettings> } = {}): Promise<SqlStore> {
+  const target = parseDatabaseUrl(databaseUrl)
+  if (target.kind === 'sqlite') return migrated(openSqlite(target.path))
+  return migrated(openPostgres(target.url, { ...poolSettingsFromEnv(), ...options.pool }))
 }

@@ -1,0 +1,126 @@
+import { randomBytes } from 'node:crypto'
+import pg from 'pg'
+import { defaultToOsUser, openPgliteStore, openStore, type PoolSettings } from '../src/store/open.js'
+import type { SqlStore } from '../src/store/sql-store.js'
+import { postgresServerUrl, type Backend } from './backend-choice.js'
+
+// The store under test, chosen per vitest project by TEST_STORE: SQLite in memory, a PostgreSQL
+// server (TEST_DATABASE_URL or DATABASE_URL), or PGlite. On PostgreSQL every store gets a schema
+// of its own, made here and dropped when its test file ends (setup.ts), so that runs and test
+// files never see each other's rows, even on a database that others use.
+
+export const backend: Backend = (process.env.TEST_STORE as Backend | undefined) ?? 'sqlite'
+export const onPostgres = backend !== 'sqlite'
+
+const SCHEMA_PREFIX = 'se_test_'
+/** A schema older than this is left over from a run that died: the next run drops it. */
+const STALE_MS = 60 * 60 * 1000
+
+const cleanups: (() => Promise<unknown>)[] = []
+
+/** Undoes what this test file made: stores closed, schemas dropped, PGlite closed (setup.ts). */
+export async function cleanUpTestStores(): Promise<void> {
+  while (cleanups.length > 0) await cleanups.pop()!().catch((error) => console.warn('test clean-up failed:', error))
+}
+
+let adminPool: pg.Pool | undefined
+function admin(): pg.Pool {
+  if (!adminPool) {
+    defaultToOsUser()
+    const pool = new pg.Pool({ connectionString: postgresServerUrl(), max: 1 })
+    pool.on('error', () => {})
+    adminPool = pool
+    cleanups.unshift(() => pool.end())
+  }
+  return adminPool
+}
+
+/** Runs SQL on the PostgreSQL server outside any test schema (for the tests that need a superuser view). */
+export async function adminQuery<R extends pg.QueryResultRow = any>(text: string, values?: unknown[]) {
+  return admin().query<R>(text, values)
+}
+
+let staleDropped = false
+async function dropStaleSchemas() {
+  if (staleDropped) return
+  staleDropped = true
+  const { rows } = await admin().query<{ nspname: string }>('select nspname from pg_namespace where nspname like $1', [`${SCHEMA_PREFIX}%`])
+  for (const { nspname } of rows) {
+    const made = parseInt(nspname.slice(SCHEMA_PREFIX.length).split('_')[0] ?? '', 36)
+    if (Number.isFinite(made) && Date.now() - made > STALE_MS) await admin().query(`drop schema if exists "${nspname}" cascade`)
+  }
+}
+
+function newSchemaName(): string {
+  return `${SCHEMA_PREFIX}${Date.now().toString(36)}_${randomBytes(5).toString('hex')}`
+}
+
+/** `url` with its search_path set to `schema`, as a connection option the server applies at connect. */
+export function withSearchPath(url: string, schema: string): string {
+  const u = new URL(url)
+  u.searchParams.set('options', `-c search_path=${schema}`)
+  return u.toString()
+}
+
+/**
+ * A new, empty schema on the PostgreSQL server, dropped when the test file ends, and the
+ * DATABASE_URL that selects it (for openStore or an API process).
+ */
+export async function freshSchema(): Promise<{ schema: string; url: string }> {
+  const base = postgresServerUrl()
+  if (!base) throw new Error('freshSchema needs a PostgreSQL server: set TEST_DATABASE_URL')
+  await dropStaleSchemas()
+  const schema = newSchemaName()
+  await admin().query(`create schema "${schema}"`)
+  cleanups.push(() => admin().query(`drop schema if exists "${schema}" cascade`))
+  return { schema, url: withSearchPath(base, schema) }
+}
+
+let pglite: Promise<import('@electric-sql/pglite').PGlite> | undefined
+/** This test file's PGlite: one per file, as it takes seconds to start; stores share it, each in a schema. */
+export function sharedPglite() {
+  if (!pglite) {
+    pglite = import('@electric-sql/pglite').then(async ({ PGlite }) => {
+      const db = await PGlite.create()
+      cleanups.unshift(() => db.close())
+      return db
+    })
+  }
+  return pglite
+}
+
+function track(store: SqlStore): SqlStore {
+  let closed = false
+  const close = store.close.bind(store)
+  store.close = async () => {
+    if (closed) return
+    closed = true
+    await close()
+  }
+  cleanups.push(() => store.close())
+  return store
+}
+
+/**
+ * A fresh, empty, migrated store of this project's backend, closed when the test file ends.
+ * On PostgreSQL it lives in a new schema; `schema` names one that exists, to open a second
+ * store over the same data.
+ */
+export async function openTestStore(options: { schema?: string; pool?: Partial<PoolSettings> } = {}): Promise<SqlStore> {
+  if (backend === 'sqlite') return track(await openStore('sqlite::memory:'))
+  if (backend === 'pglite') {
+    const db = await sharedPglite()
+    const schema = options.schema ?? newSchemaName()
+    if (!options.schema) await db.query(`create schema "${schema}"`)
+    return track(await openPgliteStore(db, { schema, closeOnDestroy: false }))
+  }
+  const url = options.schema ? withSearchPath(postgresServerUrl()!, options.schema) : (await freshSchema()).url
+  return track(await openStore(url, { pool: { max: 4, ...options.pool } }))
+}
+
+/** The schema a PostgreSQL store works in. */
+export async function schemaOf(store: SqlStore): Promise<string> {
+  const { sql } = await import('kysely')
+  const { rows } = await sql<{ schema: string }>`select current_schema() as schema`.execute(store.db)
+  return rows[0]!.schema
+}
