@@ -31,13 +31,30 @@ export function idType(dialect: DialectName) {
 }
 
 /**
- * Makes concurrent migrations wait for each other: several API processes may start at once
- * over one PostgreSQL database. The lock is per schema and ends with the transaction. SQLite
- * needs nothing: its first write in the transaction takes the database's write lock.
+ * Runs the migrations in one transaction that concurrent migrations wait for: several API
+ * processes may start at once over one database.
+ * - PostgreSQL: an advisory lock, per schema, held until the transaction ends.
+ * - SQLite: BEGIN IMMEDIATE, which takes the write lock before reading anything, so a second
+ *   process waits (busy_timeout) instead of failing later on a snapshot that went stale.
  */
-export async function lockForMigrations(trx: Kysely<any>, dialect: DialectName): Promise<void> {
-  if (dialect !== 'postgres') return
-  await sql`select pg_advisory_xact_lock(hashtext('session-events:migrate:' || current_schema()))`.execute(trx)
+export async function inMigrationTransaction<T>(db: Kysely<any>, run: (trx: Kysely<any>) => Promise<T>): Promise<T> {
+  if (dialectOf(db) === 'postgres') {
+    return db.transaction().execute(async (trx) => {
+      await sql`select pg_advisory_xact_lock(hashtext('session-events:migrate:' || current_schema()))`.execute(trx)
+      return run(trx)
+    })
+  }
+  return db.connection().execute(async (connection) => {
+    await sql`begin immediate`.execute(connection)
+    try {
+      const result = await run(connection)
+      await sql`commit`.execute(connection)
+      return result
+    } catch (error) {
+      await sql`rollback`.execute(connection).catch(() => {})
+      throw error
+    }
+  })
 }
 
 /** Node's network error codes that mean the database cannot be reached. */

@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely'
 import type { Database } from './db.js'
-import { dialectOf, idType, lockForMigrations, type DialectName } from './dialect.js'
+import { dialectOf, idType, inMigrationTransaction, type DialectName } from './dialect.js'
 
 // Versioned migrations, applied in order at start, in one transaction, and recorded in
 // schema_migrations. Written once with Kysely's schema builder, so they run on SQLite and
@@ -162,13 +162,12 @@ export const migrations: Migration[] = [
 
 /**
  * Applies the migrations the database has not seen yet; returns how many ran. All of them run
- * in one transaction, so a failure leaves the schema as it was; on PostgreSQL an advisory lock
- * makes API processes that start together migrate one after the other.
+ * in one transaction, so a failure leaves the schema as it was, and API processes that start
+ * together migrate one after the other (see inMigrationTransaction).
  */
 export async function migrate(db: Kysely<Database>): Promise<number> {
   const dialect = dialectOf(db)
-  return db.transaction().execute(async (trx) => {
-    await lockForMigrations(trx, dialect)
+  return inMigrationTransaction(db, async (trx) => {
     await trx.schema
       .createTable('schema_migrations')
       .ifNotExists()
