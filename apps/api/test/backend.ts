@@ -124,3 +124,14 @@ export async function schemaOf(store: SqlStore): Promise<string> {
   const { rows } = await sql<{ schema: string }>`select current_schema() as schema`.execute(store.db)
   return rows[0]!.schema
 }
+
+/**
+ * A PostgreSQL that other processes and sockets can reach, in a fresh schema: the server's,
+ * when this project runs on one. Undefined on PGlite, which lives inside this process.
+ */
+export async function networkPostgres(): Promise<{ url: string; host: string; port: number } | undefined> {
+  if (backend !== 'postgres') return undefined
+  const { url } = await freshSchema()
+  const u = new URL(url)
+  return { url, host: u.hostname || '127.0.0.1', port: Number(u.port || 5432) }
+}

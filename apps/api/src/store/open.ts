@@ -114,10 +114,12 @@ function openPostgres(url: string, settings: PoolSettings): SqlStore {
     application_name: process.env.PGAPPNAME || 'session-events-api',
     types: pgTypes,
   })
-  // An idle connection that the server or the network drops emits "error" on the pool; unheard,
-  // it would end the process. The pool has already let go of that connection and opens a new
-  // one when it is next needed, so there is nothing to do but not crash.
+  // A connection that the server or the network drops emits "error": on the pool when it is
+  // idle, on the client when it is checked out. Unheard, either would end the process. The
+  // query in flight fails on its own (and becomes a 503), and the pool replaces the connection
+  // when it is next needed, so there is nothing to do here but not crash.
   pool.on('error', () => {})
+  pool.on('connect', (client) => client.on('error', () => {}))
   return new SqlStore({
     dialect: 'postgres',
     db: new Kysely<Database>({ dialect: reportingUnavailable(new PostgresDialect({ pool })) }),

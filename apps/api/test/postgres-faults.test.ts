@@ -1,0 +1,141 @@
+import { randomBytes } from 'node:crypto'
+import { sql } from 'kysely'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createApp } from '../src/app.js'
+import { seed, type SeedSummary } from '../src/seed.js'
+import { openStore, type PoolSettings } from '../src/store/open.js'
+import type { SqlStore } from '../src/store/sql-store.js'
+import { StoreUnavailableError } from '../src/store/types.js'
+import { adminQuery, backend, networkPostgres } from './backend.js'
+import { silent } from './helpers.js'
+import { startTcpProxy, type TcpProxy } from './tcp-proxy.js'
+
+// The PostgreSQL store when the database misbehaves, caused for real: a database that goes
+// away and comes back (a TCP proxy in front of it is stopped and started), connections that the
+// server kills (pg_terminate_backend), a pool with no connection free, a statement that runs
+// too long. Each must be a clean 503 that the store recovers from by itself.
+
+const target = await networkPostgres()
+if (!target) {
+  console.warn(
+    `postgres-faults.test.ts: the ${backend} backend has no network endpoint; these tests need a PostgreSQL server: ` +
+      'TEST_DATABASE_URL=postgres://127.0.0.1:5432/test npx vitest run --project postgres',
+  )
+}
+
+describe.runIf(target)('PostgreSQL faults (a real server behind a TCP proxy)', () => {
+  let proxy: TcpProxy
+  let summary: SeedSummary
+  const stores: SqlStore[] = []
+
+  /** A store over the proxy, in the test schema, with its own application_name to find its connections by. */
+  async function open(pool: Partial<PoolSettings> = {}) {
+    const name = `se_faults_${randomBytes(4).toString('hex')}`
+    const url = new URL(target!.url)
+    url.host = `127.0.0.1:${proxy.port}`
+    url.searchParams.set('application_name', name)
+    const store = await openStore(url.toString(), { pool: { acquireTimeoutMs: 1_000, ...pool } })
+    stores.push(store)
+    return { store, name, app: createApp({ store, logger: silent, rateLimit: false, keyCacheSeconds: 0 }) }
+  }
+
+  const list = (app: ReturnType<typeof createApp>) =>
+    app.request(`/sessions/${summary.instances[0]!.sessions[0]!.id}/events?limit=3`, {
+      headers: { Authorization: `Bearer ${summary.instances[0]!.secret_key}` },
+    })
+
+  async function expect503(res: Response) {
+    expect(res.status).toBe(503)
+    expect(Number(res.headers.get('retry-after'))).toBeGreaterThan(0)
+    expect(await res.json()).toMatchObject({ __typename: 'error', ok: false, status: 503 })
+  }
+
+  beforeAll(async () => {
+    proxy = await startTcpProxy({ host: target!.host, port: target!.port })
+    const { store } = await open()
+    summary = await seed(store, { sessions: 1, events: 20 })
+  })
+  afterAll(async () => {
+    for (const store of stores) await store.close().catch(() => {})
+    await proxy?.close()
+  })
+
+  it('answers 503 while the database is down, /readyz says so, and recovers when it is back', async () => {
+    const { app } = await open()
+    expect((await list(app)).status).toBe(200)
+
+    await proxy.down()
+    await expect503(await list(app))
+    const ready = await app.request('/readyz')
+    expect(ready.status).toBe(503)
+    expect(await ready.json()).toMatchObject({ status: 'unavailable', store: 'postgres' })
+
+    await proxy.up()
+    expect((await list(app)).status).toBe(200)
+    expect((await app.request('/readyz')).status).toBe(200)
+  })
+
+  it('survives the server killing its connections, idle or in the middle of a query', async () => {
+    const { store, name, app } = await open({ max: 2 })
+    expect((await list(app)).status).toBe(200)
+    const inFlight = store.db.transaction().execute((trx) => sql`select pg_sleep(10)`.execute(trx))
+    const caught = inFlight.catch((error: unknown) => error)
+    await new Promise((r) => setTimeout(r, 300))
+    const killed = await adminQuery('select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1', [name])
+    expect(killed.rowCount).toBeGreaterThanOrEqual(1)
+
+    expect(await caught).toBeInstanceOf(StoreUnavailableError)
+    // The pool drops the dead connections and opens new ones: no restart, no 500.
+    await new Promise((r) => setTimeout(r, 100))
+    for (let i = 0; i < 3; i++) expect((await list(app)).status).toBe(200)
+  })
+
+  it('answers 503 when no connection frees up in time, and serves again once one does', async () => {
+    const { store, app } = await open({ max: 1, acquireTimeoutMs: 300 })
+    let release!: () => void
+    const held = new Promise<void>((resolve) => (release = resolve))
+    const holding = store.db.transaction().execute(async (trx) => {
+      await sql`select 1`.execute(trx)
+      await held
+    })
+    await new Promise((r) => setTimeout(r, 50))
+    const started = Date.now()
+    await expect503(await list(app))
+    expect(Date.now() - started).toBeLessThan(3_000)
+    release()
+    await holding
+    expect((await list(app)).status).toBe(200)
+  })
+
+  it('cancels a statement past DATABASE_STATEMENT_TIMEOUT_MS as unavailable, not as a bug', async () => {
+    const { store } = await open({ statementTimeoutMs: 200 })
+    await expect(sql`select pg_sleep(2)`.execute(store.db)).rejects.toBeInstanceOf(StoreUnavailableError)
+    // A wrong query stays a wrong query (a 500), not a 503.
+    const wrong = await sql`select * from no_such_table`.execute(store.db).catch((e: unknown) => e)
+    expect(wrong).not.toBeInstanceOf(StoreUnavailableError)
+    expect((wrong as { code?: string }).code).toBe('42P01')
+  })
+})
+
+describe('the pool settings', () => {
+  it('come from DATABASE_POOL_* and DATABASE_*_TIMEOUT_MS, and a bad one says which', async () => {
+    const { poolSettingsFromEnv, DEFAULT_POOL_SETTINGS } = await import('../src/store/open.js')
+    expect(poolSettingsFromEnv({})).toEqual(DEFAULT_POOL_SETTINGS)
+    expect(
+      poolSettingsFromEnv({
+        DATABASE_POOL_MAX: '25',
+        DATABASE_POOL_TIMEOUT_MS: '2000',
+        DATABASE_IDLE_TIMEOUT_MS: '0',
+        DATABASE_STATEMENT_TIMEOUT_MS: '0',
+      }),
+    ).toEqual({ max: 25, acquireTimeoutMs: 2000, idleTimeoutMs: 0, statementTimeoutMs: 0 })
+    expect(() => poolSettingsFromEnv({ DATABASE_POOL_MAX: '0' })).toThrow(/DATABASE_POOL_MAX must be a whole number of at least 1/)
+    expect(() => poolSettingsFromEnv({ DATABASE_POOL_TIMEOUT_MS: 'soon' })).toThrow(/DATABASE_POOL_TIMEOUT_MS/)
+  })
+
+  it('turn an unreachable database into StoreUnavailableError at once', async () => {
+    const error = await openStore('postgres://127.0.0.1:1/nothing', { pool: { acquireTimeoutMs: 2_000 } }).catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(StoreUnavailableError)
+    expect((error as Error).message).toMatch(/ECONNREFUSED|unavailable/)
+  })
+})
