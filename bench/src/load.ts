@@ -1,0 +1,99 @@
+import autocannon from 'autocannon'
+
+// One measurement: autocannon against one server for a fixed time. autocannon's own histogram
+// counts whole milliseconds, too coarse for a page that takes a fraction of one, so every
+// response time (a float, in ms) is recorded here too and the percentiles come from those.
+
+export interface LoadRequest {
+  path: string
+  headers?: Record<string, string>
+}
+
+export interface LoadResult {
+  /** 2xx responses per second. */
+  rps: number
+  p50Ms: number
+  p99Ms: number
+  meanMs: number
+  /** 2xx responses. */
+  ok: number
+  /** Connection errors, timeouts and non-2xx responses, together. */
+  errors: number
+  durationS: number
+  bytesPerS: number
+  /**
+   * CPU time the server spent per 2xx response, in µs: what a request costs the server whatever
+   * else the machine is doing, so it holds better than req/s on a noisy machine.
+   */
+  cpuUsPerReq: number | null
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return NaN
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!
+}
+
+export function load(options: {
+  url: string
+  requests: LoadRequest[]
+  connections: number
+  durationS: number
+  /** The server's CPU time so far, in seconds (ServerProcess.cpuSeconds). */
+  serverCpu?: () => number | null
+}): Promise<LoadResult> {
+  let times = new Float64Array(65_536)
+  let count = 0
+  const cpuBefore = options.serverCpu?.() ?? null
+  return new Promise((resolve, reject) => {
+    const instance = autocannon(
+      {
+        url: options.url,
+        connections: options.connections,
+        duration: options.durationS,
+        pipelining: 1,
+        timeout: 10,
+        requests: options.requests.map((r) => ({ method: 'GET' as const, path: r.path, headers: r.headers ?? {} })),
+      },
+      (error, result) => {
+        if (error) return reject(error)
+        const cpuAfter = options.serverCpu?.() ?? null
+        const sorted = times.subarray(0, count).sort()
+        let sum = 0
+        for (let i = 0; i < count; i++) sum += sorted[i]!
+        resolve({
+          rps: result['2xx'] / result.duration,
+          p50Ms: percentile(sorted, 50),
+          p99Ms: percentile(sorted, 99),
+          meanMs: count > 0 ? sum / count : NaN,
+          ok: result['2xx'],
+          errors: result.errors + result.timeouts + result.non2xx,
+          durationS: result.duration,
+          bytesPerS: result.throughput.average,
+          cpuUsPerReq: cpuBefore !== null && cpuAfter !== null && result['2xx'] > 0 ? ((cpuAfter - cpuBefore) * 1e6) / result['2xx'] : null,
+        })
+      },
+    )
+    instance.on('response', (_client, statusCode, _bytes, responseTime) => {
+      if (statusCode < 200 || statusCode >= 300) return
+      if (count === times.length) {
+        const bigger = new Float64Array(times.length * 2)
+        bigger.set(times)
+        times = bigger
+      }
+      times[count++] = responseTime
+    })
+  })
+}
+
+export const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b)
+  if (sorted.length === 0) return NaN
+  const mid = sorted.length >> 1
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+}
+
+/** The median of the values that are there; null when none is. */
+export const medianOrNull = (values: (number | null)[]): number | null => {
+  const present = values.filter((v): v is number => v !== null && Number.isFinite(v))
+  return present.length > 0 ? median(present) : null
+}

@@ -1,0 +1,11 @@
+import { fileURLToPath } from 'node:url'
+
+export const benchDir = fileURLToPath(new URL('..', import.meta.url))
+export const repoDir = fileURLToPath(new URL('../..', import.meta.url))
+/** Seeded datasets, reused between runs (gitignored). */
+export const dataDir = fileURLToPath(new URL('../.data/', import.meta.url))
+export const resultsDir = fileURLToPath(new URL('../results/', import.meta.url))
+export const apiMain = fileURLToPath(new URL('../../apps/api/dist/main.js', import.meta.url))
+/** The bundled spec: the Fastify peer takes its response schemas from here. */
+export const specJson = fileURLToPath(new URL('../../openapi/dist/session-events.json', import.meta.url))
+export const peerScript = (name: 'limit' | 'naive' | 'fastify' | 'api-memoised-store') => fileURLToPath(new URL(`./peers/${name}.js`, import.meta.url))

@@ -1,0 +1,129 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { closeSync, openSync, readFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+
+// Every server under test runs as its own process, so that the API and its peers are measured
+// alike: none shares an event loop with the load generator or with another server.
+
+export interface Memory {
+  /** Peak resident set size over the process's life (VmHWM), in bytes. */
+  peakRssBytes: number
+  /** Resident set size now (VmRSS), in bytes. */
+  rssBytes: number
+}
+
+export interface ServerProcess {
+  name: string
+  url: string
+  pid: number
+  /** Null where /proc is not available. */
+  memory(): Memory | null
+  /** CPU time the process has used so far (user + system, all threads), in seconds; null without /proc. */
+  cpuSeconds(): number | null
+  stop(): Promise<void>
+}
+
+const running = new Set<ChildProcess>()
+// However the driver ends, it does not leave servers behind.
+process.on('exit', () => {
+  for (const child of running) child.kill('SIGKILL')
+})
+
+/** A port that is free now: the OS picks it, we release it and hand it to a server. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))))
+    })
+  })
+}
+
+export function readMemory(pid: number): Memory | null {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+    const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024
+    const peakRssBytes = kb('VmHWM')
+    const rssBytes = kb('VmRSS')
+    return Number.isFinite(peakRssBytes) ? { peakRssBytes, rssBytes } : null
+  } catch {
+    return null
+  }
+}
+
+/** USER_HZ: the unit of /proc/<pid>/stat times, 100 on Linux whatever the kernel's HZ. */
+const TICKS_PER_SECOND = 100
+
+export function readCpuSeconds(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    // Fields after the command name (which may hold spaces, hence the last parenthesis).
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND
+  } catch {
+    return null
+  }
+}
+
+export interface StartOptions {
+  name: string
+  /** A Node script and its arguments. */
+  script: string
+  args?: string[]
+  env?: Record<string, string>
+  port: number
+  /** Where the server's stdout goes (its access log, for the API); /dev/null by default. */
+  stdoutFile?: string
+}
+
+/** Starts a server and resolves once it answers HTTP on its port (any status will do). */
+export async function startServer(options: StartOptions): Promise<ServerProcess> {
+  const out = openSync(options.stdoutFile ?? '/dev/null', 'a')
+  const child = spawn(process.execPath, [options.script, ...(options.args ?? [])], {
+    env: { ...process.env, ...options.env },
+    stdio: ['ignore', out, 'pipe'],
+  })
+  closeSync(out)
+  running.add(child)
+  let stderr = ''
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr = (stderr + chunk).slice(-4000)
+  })
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  void exited.then(() => running.delete(child))
+
+  const url = `http://127.0.0.1:${options.port}`
+  const deadline = Date.now() + 30_000
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`${options.name} exited with code ${child.exitCode} before it answered:\n${stderr}`)
+    try {
+      const response = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1000) })
+      await response.arrayBuffer()
+      break
+    } catch {
+      if (Date.now() > deadline) {
+        child.kill('SIGKILL')
+        throw new Error(`${options.name} did not answer on ${url} within 30 s:\n${stderr}`)
+      }
+      await new Promise((r) => setTimeout(r, 100))
+    }
+  }
+
+  const pid = child.pid!
+  return {
+    name: options.name,
+    url,
+    pid,
+    memory: () => readMemory(pid),
+    cpuSeconds: () => readCpuSeconds(pid),
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return
+      child.kill('SIGTERM')
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
+      await exited
+      clearTimeout(timer)
+    },
+  }
+}

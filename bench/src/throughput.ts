@@ -1,0 +1,239 @@
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { isDeepStrictEqual } from 'node:util'
+import type { Dataset } from './datasets.js'
+import { load, median, medianOrNull, type LoadRequest, type LoadResult } from './load.js'
+import { apiMain, dataDir, peerScript } from './paths.js'
+import type { Endpoint, Fixture } from './peers/fixtures.js'
+import { freePort, startServer, type Memory, type ServerProcess } from './processes.js'
+
+// Throughput and latency at 32 connections: the API against the limit, the naive peer and
+// Fastify, on the same requests, each server in its own process. Targets take turns in rounds
+// (and the order turns too), so drift on a noisy machine hits all of them alike.
+
+export const TARGETS = ['api', 'api_warn', 'api_memo', 'limit', 'naive', 'fastify'] as const
+export type Target = (typeof TARGETS)[number]
+export const ENDPOINTS: Endpoint[] = ['list', 'list_filtered', 'get']
+
+export const TARGET_LABELS: Record<Target, string> = {
+  api: 'API (LOG_LEVEL=info, default)',
+  api_warn: 'API (LOG_LEVEL=warn)',
+  api_memo: 'diagnostic: the API with its store’s reads answered from memory',
+  limit: 'limit: bare node:http, precomputed bytes',
+  naive: 'naive: node:http + JSON.stringify',
+  fastify: 'Fastify + response schema',
+}
+export const ENDPOINT_LABELS: Record<Endpoint, string> = {
+  list: 'listSessionEvents, limit=20',
+  list_filtered: 'listSessionEvents, limit=20, server_run_id filter',
+  get: 'getSessionEvent',
+}
+
+export interface Settings {
+  rounds: number
+  durationS: number
+  warmupS: number
+  connections: number
+}
+
+export interface TargetSummary {
+  rps: number
+  p50Ms: number
+  p99Ms: number
+  meanMs: number
+  /** Server CPU time per response, in µs (null without /proc). */
+  cpuUsPerReq: number | null
+  errors: number
+  rounds: LoadResult[]
+}
+
+export interface ThroughputResult {
+  settings: Settings
+  dataset: { name: string; sessions: number; eventsPerSession: number }
+  requests: Record<Endpoint, { paths: number; bodyBytes: number }>
+  /** Whether each server answered with the API's bytes. */
+  wire: Record<Exclude<Target, 'api'>, Record<Endpoint, 'identical bytes' | 'same JSON, other bytes' | 'different'>>
+  endpoints: Record<
+    Endpoint,
+    {
+      targets: Record<Target, TargetSummary>
+      /** `api/limit` etc.: the API's req/s over the peer's, the median of the rounds' ratios (each round side by side). */
+      ratios: Record<string, number>
+      /** The same on requests per CPU-second of the server: the peer's CPU per request over the API's. */
+      cpuRatios: Record<string, number | null>
+    }
+  >
+  memory: Record<Target, Memory | null>
+}
+
+type Log = (line: string) => void
+
+async function body(url: string, headers: Record<string, string>): Promise<string> {
+  const response = await fetch(url, { headers })
+  const text = Buffer.from(await response.arrayBuffer()).toString('utf8')
+  if (response.status !== 200) throw new Error(`GET ${url}: ${response.status} ${text.slice(0, 300)}`)
+  return text
+}
+
+/** The requests of each endpoint, and the API's answer to each: what the peers will serve. */
+async function captureFixtures(api: ServerProcess, dataset: Dataset, auth: Record<string, string>): Promise<Fixture[]> {
+  const fixtures: Fixture[] = []
+  for (const session of dataset.sessionList) {
+    const listPath = `/sessions/${session.id}/events?limit=20`
+    const listBody = await body(api.url + listPath, auth)
+    const page = JSON.parse(listBody) as { items: { id: string; server_run: { id: string } | null }[] }
+    const runId = page.items[0]?.server_run?.id
+    if (page.items.length !== 20 || !runId) throw new Error(`unexpected first page of ${session.id}`)
+    fixtures.push({ endpoint: 'list', path: listPath, body: listBody })
+    const filteredPath = `${listPath}&server_run_id=${runId}`
+    fixtures.push({ endpoint: 'list_filtered', path: filteredPath, body: await body(api.url + filteredPath, auth) })
+    for (const event of page.items.slice(0, 10)) {
+      const getPath = `/sessions/${session.id}/events/${event.id}`
+      fixtures.push({ endpoint: 'get', path: getPath, body: await body(api.url + getPath, auth) })
+    }
+  }
+  return fixtures
+}
+
+export async function throughputSuite(dataset: Dataset, settings: Settings, log: Log): Promise<ThroughputResult> {
+  const auth = { authorization: `Bearer ${dataset.secretKey}` }
+  const apiEnv = (level: string) => ({
+    HOST: '127.0.0.1',
+    DATABASE_URL: dataset.databaseUrl,
+    SEED: 'false',
+    RATE_LIMIT_PER_MINUTE: 'off',
+    LOG_LEVEL: level,
+  })
+  const servers = {} as Record<Target, ServerProcess>
+  try {
+    for (const [target, level] of [
+      ['api', 'info'],
+      ['api_warn', 'warn'],
+    ] as const) {
+      const port = await freePort()
+      servers[target] = await startServer({ name: target, script: apiMain, port, env: { ...apiEnv(level), PORT: String(port) } })
+    }
+
+    const fixtures = await captureFixtures(servers.api, dataset, auth)
+    const fixturesFile = join(dataDir, 'fixtures.json')
+    writeFileSync(fixturesFile, JSON.stringify(fixtures))
+    for (const peer of ['limit', 'naive', 'fastify'] as const) {
+      const port = await freePort()
+      servers[peer] = await startServer({ name: peer, script: peerScript(peer), args: [fixturesFile, String(port)], port })
+    }
+    const memoPort = await freePort()
+    servers.api_memo = await startServer({
+      name: 'api_memo',
+      script: peerScript('api-memoised-store'),
+      args: [fixturesFile, String(memoPort)],
+      port: memoPort,
+      env: apiEnv('info'),
+    })
+
+    // Every server must answer with the same JSON, or the comparison means nothing.
+    const wire = {} as ThroughputResult['wire']
+    for (const target of TARGETS) {
+      if (target === 'api') continue
+      wire[target] = {} as ThroughputResult['wire'][typeof target]
+      for (const endpoint of ENDPOINTS) {
+        const fixture = fixtures.find((f) => f.endpoint === endpoint)!
+        const text = await body(servers[target].url + fixture.path, auth)
+        wire[target][endpoint] =
+          text === fixture.body
+            ? 'identical bytes'
+            : isDeepStrictEqual(JSON.parse(text), JSON.parse(fixture.body))
+              ? 'same JSON, other bytes'
+              : 'different'
+        if (wire[target][endpoint] === 'different') log(`  WARNING: ${target} does not answer ${endpoint} with the API's JSON`)
+      }
+    }
+
+    const requests = Object.fromEntries(
+      ENDPOINTS.map((endpoint) => [
+        endpoint,
+        fixtures.filter((f) => f.endpoint === endpoint).map((f): LoadRequest => ({ path: f.path, headers: auth })),
+      ]),
+    ) as Record<Endpoint, LoadRequest[]>
+
+    log(`  warm-up: ${settings.warmupS} s per server and endpoint`)
+    for (const target of TARGETS) {
+      for (const endpoint of ENDPOINTS) {
+        await load({
+          url: servers[target].url,
+          requests: requests[endpoint],
+          connections: settings.connections,
+          durationS: settings.warmupS,
+        })
+      }
+    }
+
+    const rounds = Object.fromEntries(
+      ENDPOINTS.map((e) => [e, Object.fromEntries(TARGETS.map((t) => [t, [] as LoadResult[]]))]),
+    ) as Record<Endpoint, Record<Target, LoadResult[]>>
+    for (let round = 0; round < settings.rounds; round++) {
+      for (const [e, endpoint] of ENDPOINTS.entries()) {
+        const shift = (round + e) % TARGETS.length
+        const order = [...TARGETS.slice(shift), ...TARGETS.slice(0, shift)]
+        const line: string[] = []
+        for (const target of order) {
+          const result = await load({
+            url: servers[target].url,
+            requests: requests[endpoint],
+            connections: settings.connections,
+            durationS: settings.durationS,
+            serverCpu: servers[target].cpuSeconds,
+          })
+          rounds[endpoint][target].push(result)
+          line.push(`${target} ${Math.round(result.rps)}`)
+        }
+        log(`  round ${round + 1}/${settings.rounds} ${endpoint}: ${line.join(', ')} req/s`)
+      }
+    }
+
+    const memory = Object.fromEntries(TARGETS.map((t) => [t, servers[t].memory()])) as Record<Target, Memory | null>
+
+    const endpoints = {} as ThroughputResult['endpoints']
+    for (const endpoint of ENDPOINTS) {
+      const targets = {} as Record<Target, TargetSummary>
+      for (const target of TARGETS) {
+        const runs = rounds[endpoint][target]
+        targets[target] = {
+          rps: median(runs.map((r) => r.rps)),
+          p50Ms: median(runs.map((r) => r.p50Ms)),
+          p99Ms: median(runs.map((r) => r.p99Ms)),
+          meanMs: median(runs.map((r) => r.meanMs)),
+          cpuUsPerReq: medianOrNull(runs.map((r) => r.cpuUsPerReq)),
+          errors: runs.reduce((n, r) => n + r.errors, 0),
+          rounds: runs,
+        }
+      }
+      const ratios: Record<string, number> = {}
+      const cpuRatios: Record<string, number | null> = {}
+      for (const api of ['api', 'api_warn'] as const) {
+        for (const peer of ['limit', 'naive', 'fastify'] as const) {
+          const mine = rounds[endpoint][api]
+          const theirs = rounds[endpoint][peer]
+          ratios[`${api}/${peer}`] = median(mine.map((r, i) => r.rps / theirs[i]!.rps))
+          cpuRatios[`${api}/${peer}`] = medianOrNull(mine.map((r, i) => (r.cpuUsPerReq && theirs[i]!.cpuUsPerReq ? theirs[i]!.cpuUsPerReq! / r.cpuUsPerReq : null)))
+        }
+      }
+      endpoints[endpoint] = { targets, ratios, cpuRatios }
+    }
+
+    return {
+      settings,
+      dataset: { name: dataset.name, sessions: dataset.sessionList.length, eventsPerSession: dataset.events },
+      requests: Object.fromEntries(
+        ENDPOINTS.map((e) => {
+          const mine = fixtures.filter((f) => f.endpoint === e)
+          return [e, { paths: mine.length, bodyBytes: Math.round(mine.reduce((n, f) => n + Buffer.byteLength(f.body), 0) / mine.length) }]
+        }),
+      ) as ThroughputResult['requests'],
+      wire,
+      endpoints,
+      memory,
+    }
+  } finally {
+    await Promise.all(Object.values(servers).map((s) => s.stop()))
+  }
+}
