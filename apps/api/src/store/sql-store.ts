@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import type { Kysely, SelectQueryBuilder } from 'kysely'
+import type { CompiledQuery, Kysely, SelectQueryBuilder } from 'kysely'
 import { newId, randomBase62 } from '../ids.js'
 import type { Database } from './db.js'
 import type { ApiKeyRecord, EventPage, EventRecord, ListEventsQuery, NewLogEvent, RunRecord, Store } from './types.js'
@@ -107,7 +107,8 @@ export class SqlStore implements Store {
     return q
   }
 
-  async listSessionEvents(query: ListEventsQuery): Promise<EventPage> {
+  /** How a page is read: the page query, and the side on which to probe for more. */
+  #plan(query: ListEventsQuery) {
     const asc = query.order === 'asc'
     const position = query.position
     const backward = position?.direction === 'before'
@@ -119,10 +120,16 @@ export class SqlStore implements Store {
     if (position) q = q.where('e.id', backward ? preceding : following, position.id)
     // A page before the position is read backwards from it, then turned around.
     const scanAscending = backward ? !asc : asc
-    const rows = (await this.#selectEvent(q)
+    const page = this.#selectEvent(q)
       .orderBy('e.id', scanAscending ? 'asc' : 'desc')
       .limit(query.limit + 1)
-      .execute()) as EventRecord[]
+    return { page, backward, following, preceding }
+  }
+
+  async listSessionEvents(query: ListEventsQuery): Promise<EventPage> {
+    const { page, backward, following, preceding } = this.#plan(query)
+    const position = query.position
+    const rows = (await page.execute()) as EventRecord[]
     const more = rows.length > query.limit
     if (more) rows.pop()
     if (backward) rows.reverse()
@@ -140,11 +147,32 @@ export class SqlStore implements Store {
     return { events: rows, runs: await this.#runs(rows), hasMoreBefore, hasMoreAfter }
   }
 
+  /**
+   * The SQL that listSessionEvents runs on the events table for `query`, compiled for this
+   * database: the page, and the probe for more on the other side of the position. For EXPLAIN
+   * (test/query-plans.test.ts); nothing else runs them.
+   */
+  compileListSessionEvents(query: ListEventsQuery): CompiledQuery[] {
+    const { page, backward, following, preceding } = this.#plan(query)
+    const compiled = [page.compile()]
+    if (query.position) compiled.push(this.#existsQuery(query, query.position.id, backward ? following : preceding, false).compile())
+    return compiled
+  }
+
+  #existsQuery(query: ListEventsQuery, id: string, side: '<' | '>', inclusive: boolean) {
+    const op = inclusive ? (side === '<' ? '<=' : '>=') : side
+    // Ordered away from `id`, so that the index yields the nearest row first: without an
+    // ORDER BY, PostgreSQL may bet on a Seq Scan finding some row soon, and on a big table lose.
+    return this.#filtered(query)
+      .select('e.id')
+      .where('e.id', op, id)
+      .orderBy('e.id', side === '<' ? 'desc' : 'asc')
+      .limit(1)
+  }
+
   /** Whether an event of the filtered list lies beyond `id` (or at it, when `inclusive`). */
   async #exists(query: ListEventsQuery, id: string, side: '<' | '>', inclusive: boolean): Promise<boolean> {
-    const op = inclusive ? (side === '<' ? '<=' : '>=') : side
-    const row = await this.#filtered(query).select('e.id').where('e.id', op, id).limit(1).executeTakeFirst()
-    return row !== undefined
+    return (await this.#existsQuery(query, id, side, inclusive).executeTakeFirst()) !== undefined
   }
 
   async getSessionEvent(sessionId: string, eventId: string) {

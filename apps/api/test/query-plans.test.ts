@@ -1,0 +1,188 @@
+import { CompiledQuery, sql } from 'kysely'
+import { beforeAll, describe, expect, it } from 'vitest'
+import type { SqlStore } from '../src/store/sql-store.js'
+import type { ListEventsQuery } from '../src/store/types.js'
+import { backend, openTestStore } from './backend.js'
+
+// Listing must stay a keyset scan over an index however large the events table grows. With
+// 100,000 events loaded and the statistics up to date, every query that listSessionEvents runs
+// (each filter, both orders, from the start and from a position either way) is EXPLAINed on
+// PostgreSQL, and the plan must reach session_events through an index, never a Seq Scan.
+
+const EVENTS = 100_000
+const SESSIONS = 40
+
+interface PlanNode {
+  'Node Type': string
+  'Relation Name'?: string
+  'Index Name'?: string
+  Plans?: PlanNode[]
+}
+
+function nodes(plan: PlanNode): PlanNode[] {
+  return [plan, ...(plan.Plans ?? []).flatMap(nodes)]
+}
+
+let store: SqlStore
+let big: { sessionId: string; runIds: string[]; serverSessionIds: string[]; middle: string }
+let small: typeof big
+
+async function sessionShape(sessionId: string): Promise<typeof big> {
+  const runs = await store.db
+    .selectFrom('server_runs as r')
+    .innerJoin('server_sessions as ss', 'ss.id', 'r.server_session_id')
+    .select(['r.id', 'r.server_session_id'])
+    .where('ss.session_id', '=', sessionId)
+    .orderBy('r.id')
+    .execute()
+  const { n } = await store.db
+    .selectFrom('session_events')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('session_id', '=', sessionId)
+    .executeTakeFirstOrThrow()
+  const middle = await store.db
+    .selectFrom('session_events')
+    .select('id')
+    .where('session_id', '=', sessionId)
+    .orderBy('id')
+    .offset(Math.floor(Number(n) / 2))
+    .limit(1)
+    .executeTakeFirstOrThrow()
+  return { sessionId, runIds: runs.map((r) => r.id), serverSessionIds: [...new Set(runs.map((r) => r.server_session_id))], middle: middle.id }
+}
+
+beforeAll(async () => {
+  store = await openTestStore()
+  const started = Date.now()
+  // The shape through the store: sessions with two server sessions of two runs each, and a
+  // failed run per session (a server_run_error event).
+  const { id: instanceId } = await store.createInstance({ name: 'plans' })
+  const { id: serverId } = await store.createServer({ name: 'S', description: null, type: 'public' })
+  const { id: versionId } = await store.createServerVersion({ serverId })
+  const { id: deploymentId } = await store.createServerDeployment({ instanceId, serverId, name: null, description: null })
+  const sessionIds: string[] = []
+  for (let s = 0; s < SESSIONS; s++) {
+    const { id: sessionId } = await store.createSession({ instanceId })
+    sessionIds.push(sessionId)
+    for (let k = 0; k < 2; k++) {
+      const { id: serverSessionId } = await store.createServerSession({
+        sessionId,
+        serverDeploymentId: deploymentId,
+        mcp: { object: 'mcp', version: '2025-03-26', connection_type: 'streamable_http', client: null, server: null },
+      })
+      for (let r = 0; r < 2; r++) await store.createServerRun({ serverSessionId, serverVersionId: versionId, type: 'hosted' })
+    }
+  }
+  // The events in one statement: half of them in the first session, the rest spread over all,
+  // ids in creation order as the real ones are (same length, time first).
+  const shaped = Date.now()
+  const logLines = JSON.stringify([
+    { type: 'stdout', line: 'tools/call search_issues {"query":"is:open label:bug","per_page":20}' },
+    { type: 'stderr', line: 'warn: slow response from upstream (2.4 s)' },
+  ])
+  await sql`
+    insert into session_events (id, session_id, server_run_id, server_session_id, type, server_run_error_id, log_lines_json, created_at)
+    select 'sev_' || lpad(to_hex(g), 9, '0') || substr(md5(g::text), 1, 13),
+           runs.session_ids[pick.k], runs.ids[pick.k], runs.server_session_ids[pick.k], 'server_logs', null, ${logLines},
+           to_char(timestamp '2025-07-01' + g * interval '250 milliseconds', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
+    from (
+      select array_agg(r.id order by r.id) as ids, array_agg(r.server_session_id order by r.id) as server_session_ids,
+             array_agg(ss.session_id order by r.id) as session_ids, count(*)::int as n
+      from server_runs r join server_sessions ss on ss.id = r.server_session_id
+    ) as runs
+    cross join generate_series(0, ${EVENTS - 1}) as g
+    cross join lateral (select 1 + case when g % 2 = 0 then (g / 2) % 4 else g % runs.n end as k) as pick`.execute(store.db)
+  const inserted = Date.now()
+  for (const sessionId of sessionIds) {
+    const [run] = await store.db
+      .selectFrom('server_runs as r')
+      .innerJoin('server_sessions as ss', 'ss.id', 'r.server_session_id')
+      .select('r.id')
+      .where('ss.session_id', '=', sessionId)
+      .limit(1)
+      .execute()
+    await store.recordServerRunError({ serverRunId: run!.id, code: 'process_exited', message: 'It exited.' })
+  }
+  await sql`analyze`.execute(store.db)
+
+  big = await sessionShape(sessionIds[0]!)
+  small = await sessionShape(sessionIds[SESSIONS - 1]!)
+  const { rows } = await sql<{ events: number; table: number; indexes: number; total: number }>`
+    select (select count(*) from session_events)::int as events,
+           pg_table_size('session_events') as table,
+           pg_indexes_size('session_events') as indexes,
+           pg_total_relation_size('session_events') as total`.execute(store.db)
+  const m = rows[0]!
+  console.log(
+    `query-plans (${backend}): ${m.events} events loaded and analysed in ${Date.now() - started} ms ` +
+      `(sessions and runs ${shaped - started} ms, ${EVENTS} events in one INSERT ${inserted - shaped} ms); session_events: ` +
+      `${Math.round(Number(m.table) / m.events)} B/event in the table (with TOAST), ${Math.round(Number(m.indexes) / m.events)} B/event in its 5 indexes, ` +
+      `${Math.round(Number(m.total) / m.events)} B/event in all`,
+  )
+})
+
+const filters = (s: typeof big): { name: string; filter: Partial<ListEventsQuery> }[] => [
+  { name: 'no filter', filter: {} },
+  { name: 'type=server_logs', filter: { types: ['server_logs'] } },
+  { name: 'type=server_run_error', filter: { types: ['server_run_error'] } },
+  { name: 'one server_run_id', filter: { serverRunIds: [s.runIds[1]!] } },
+  { name: 'two server_run_id', filter: { serverRunIds: s.runIds.slice(0, 2) } },
+  { name: 'one server_session_id', filter: { serverSessionIds: [s.serverSessionIds[0]!] } },
+  { name: 'two server_session_id', filter: { serverSessionIds: s.serverSessionIds.slice(0, 2) } },
+]
+
+async function plansOf(query: ListEventsQuery): Promise<PlanNode[]> {
+  const plans: PlanNode[] = []
+  for (const compiled of store.compileListSessionEvents(query)) {
+    const result = await store.db.executeQuery<{ 'QUERY PLAN': [{ Plan: PlanNode }] | string }>(
+      CompiledQuery.raw(`explain (format json) ${compiled.sql}`, [...compiled.parameters]),
+    )
+    const raw = result.rows[0]!['QUERY PLAN']
+    plans.push((typeof raw === 'string' ? JSON.parse(raw) : raw)[0].Plan)
+  }
+  return plans
+}
+
+describe(`listing over ${EVENTS.toLocaleString('en')} events on PostgreSQL (${backend}): EXPLAIN`, () => {
+  for (const [size, pick] of [
+    ['the big session (half the table)', () => big],
+    ['a small session', () => small],
+  ] as const) {
+    it(`${size}: every filter, both orders, every position — an index, never a Seq Scan on session_events`, async () => {
+      const s = pick()
+      const used = new Set<string>()
+      let checked = 0
+      for (const { name, filter } of filters(s)) {
+        for (const order of ['asc', 'desc'] as const) {
+          for (const position of [undefined, { direction: 'after' as const, id: s.middle }, { direction: 'before' as const, id: s.middle }]) {
+            const label = `${name}, ${order}, ${position ? `${position.direction} the middle` : 'from the start'}`
+            for (const plan of await plansOf({ sessionId: s.sessionId, limit: 20, order, position, ...filter })) {
+              const events = nodes(plan).filter((n) => n['Relation Name'] === 'session_events')
+              expect(events.length, label).toBeGreaterThan(0)
+              for (const node of events) {
+                expect(node['Node Type'], `${label}: ${JSON.stringify(plan)}`).toMatch(/^(Index Scan|Index Only Scan|Bitmap Heap Scan)$/)
+              }
+              for (const node of nodes(plan)) if (node['Index Name']) used.add(node['Index Name'])
+              checked += 1
+            }
+          }
+        }
+      }
+      expect(checked).toBeGreaterThanOrEqual(filters(s).length * 2 * 3)
+      // The listing indexes are the ones at work, not only the primary key.
+      expect([...used].some((i) => i.startsWith('session_events_'))).toBe(true)
+    })
+  }
+
+  it('pages through the big session with a filter as fast as from its start (a keyset, not an offset)', async () => {
+    const time = async (query: ListEventsQuery) => {
+      const t = performance.now()
+      for (let i = 0; i < 20; i++) await store.listSessionEvents(query)
+      return (performance.now() - t) / 20
+    }
+    const first = await time({ sessionId: big.sessionId, limit: 50, order: 'asc', serverRunIds: [big.runIds[0]!] })
+    const deep = await time({ sessionId: big.sessionId, limit: 50, order: 'asc', serverRunIds: [big.runIds[0]!], position: { direction: 'after', id: big.middle } })
+    console.log(`query-plans (${backend}): a page of 50 from the start ${first.toFixed(2)} ms, from the middle of ${EVENTS / 2} events ${deep.toFixed(2)} ms`)
+    expect(deep).toBeLessThan(first * 5 + 5)
+  })
+})
