@@ -94,8 +94,8 @@ function integerBounds(schema: Schema): { min: number; max: number } {
 
 /**
  * Whether JavaScript's Number() reads `text` as an integer in range. Such text is not the
- * spec's integer (`0x10`, `1e1`, ` 5`, `+5`, `5.0`) but the server accepts it (README, "Known
- * findings"), so invalid integers leave it out until that is settled.
+ * spec's integer (`0x10`, `1e1`, ` 5`, `+5`, `5.0`) but the server accepts it (known finding
+ * BUG-2, test/known-findings.test.ts), so invalid integers leave it out until that is settled.
  */
 function readsAsInteger(schema: Schema, text: string): boolean {
   const { min, max } = integerBounds(schema)

@@ -1,0 +1,102 @@
+import { serve } from '@session-events/api'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { readCursor } from './support/cursor.js'
+import { checkResponse, formatQuery, operations, spec } from './support/spec.js'
+import { inProcess } from './support/transport.js'
+import { createWorld, eventIds, pathOf, type World } from './support/world.js'
+
+// Departures from the spec that the suites found and that are reported, not fixed here. Each is
+// skipped until its fix lands: remove the `.skip` to check a fix. The generators of the other
+// suites leave these inputs out, with a comment naming the finding (README, "Known findings").
+
+let world: World
+let entity: { SessionId: string; SessionEventId: string }
+
+beforeAll(async () => {
+  world = await createWorld({ sessions: 1, events: 5 })
+  const sessionId = world.a.sessions[0]!.id
+  entity = { SessionId: sessionId, SessionEventId: (await eventIds(world.store, sessionId))[0]! }
+})
+
+afterAll(async () => {
+  await world?.store.close()
+})
+
+const list = operations.find((op) => op.parameters.some((p) => p.name === 'limit'))!
+
+describe('known findings (skipped until fixed)', () => {
+  // BUG-1: GET /sessions/{id}/events/ and GET /sessions/{id}/events/{eventId}/ (a trailing slash,
+  // also what a `.` or `%2e` segment resolves to) answer 405 "The method GET is not allowed here.
+  // Allowed: GET." with `Allow: GET`: a status the spec does not declare, and a contradiction.
+  // apps/api/src/app.ts notFound(): routePatterns end in `/?$`, Hono's routes are strict.
+  it.skip('BUG-1: a trailing slash answers a declared status, not 405', async () => {
+    for (const op of operations) {
+      const res = await inProcess.send(world.app, `${pathOf(op, entity)}/`, { key: world.a.secret_key })
+      const checked = await checkResponse(op, res)
+      expect(checked.status, `${op.operationId}: ${checked.text}`).not.toBe(405)
+      expect(checked.problems).toEqual([])
+    }
+  })
+
+  // BUG-2: `limit` is `type: integer`, but the server reads it with JavaScript's Number(): hex,
+  // binary, exponents, a plus sign, spaces and trailing zeros are all taken (`limit=0x10` is a
+  // page of 16). packages/server-stubs/src/generated/routes.ts LimitParamsSchema: z.coerce.number().
+  it.skip('BUG-2: limit takes integers only in their decimal form', async () => {
+    for (const limit of ['0x10', '0b11', '1e1', '+5', ' 10 ', '10.0', '.5e1']) {
+      const res = await inProcess.send(world.app, pathOf(list, entity) + formatQuery({ limit }), { key: world.a.secret_key })
+      expect(res.status, `limit=${JSON.stringify(limit)}`).toBe(400)
+    }
+  })
+
+  // BUG-3: the spec's example page (components/examples/SessionEventPage) has a `next_cursor`
+  // that is not a cursor: it does not decode to ["after" | "before", event id] in Metorial's
+  // encoding, and the server answers 400 to it. A reader who tries the example gets an error.
+  it.skip('BUG-3: the spec’s example cursors are cursors the server accepts', async () => {
+    const cursors: string[] = []
+    const walk = (node: unknown) => {
+      if (Array.isArray(node)) node.forEach(walk)
+      else if (node && typeof node === 'object') {
+        for (const [key, value] of Object.entries(node)) {
+          if (key.endsWith('_cursor') && typeof value === 'string') cursors.push(value)
+          else walk(value)
+        }
+      }
+    }
+    walk(spec.components.examples)
+    expect(cursors.length).toBeGreaterThan(0)
+    const eventIdPattern = new RegExp(spec.components.schemas.SessionEventId.pattern)
+    for (const cursor of cursors) {
+      expect(readCursor(cursor, eventIdPattern), cursor).not.toBeNull()
+      const res = await inProcess.send(world.app, pathOf(list, entity) + formatQuery({ cursor }), { key: world.a.secret_key })
+      expect(res.status, cursor).toBe(200)
+    }
+  })
+
+  // BUG-4: the spec makes RateLimit-Limit, -Remaining and -Reset required on every 200, but a
+  // server started with RATE_LIMIT_PER_MINUTE=off (createApp({ rateLimit: false })) sends none.
+  it.skip('BUG-4: a 200 carries the required RateLimit-* headers when rate limiting is off', async () => {
+    const app = world.appWith({ rateLimit: false })
+    for (const op of operations) {
+      const checked = await checkResponse(op, await inProcess.send(app, pathOf(op, entity), { key: world.a.secret_key }))
+      expect(checked.status).toBe(200)
+      expect(checked.problems).toEqual([])
+    }
+  })
+
+  // BUG-5: over HTTP, a request whose head is over 16 KiB (Node's default max header size) gets
+  // Node's bare 431 with an empty body, no error shape and no metorial-req-id / metorial-version,
+  // which the wire contract promises on every response. Found with a 20 KB query string; the
+  // fuzzing runs in-process for that reason. apps/api/src/server.ts serve().
+  it.skip('BUG-5: an over-long request gets an error in the API’s shape over HTTP', async () => {
+    const server = await serve({ app: world.app, port: 0 })
+    try {
+      const res = await fetch(`${server.url}${pathOf(list, entity)}?unknown=${'a'.repeat(20_000)}`, {
+        headers: { Authorization: `Bearer ${world.a.secret_key}` },
+      })
+      expect(res.headers.get('metorial-req-id')).toMatch(/^req_/)
+      expect(((await res.json()) as { __typename: string }).__typename).toBe('error')
+    } finally {
+      await server.close()
+    }
+  })
+})
