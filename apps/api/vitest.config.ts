@@ -44,6 +44,8 @@ export default mergeConfig(
           test: {
             name: postgres,
             include: [...everyStore, ...postgresOnly],
+            // PGlite takes seconds to start: its files share one per worker (test/backend.ts).
+            isolate: postgres !== 'pglite',
             env: { TEST_STORE: postgres },
             setupFiles: ['test/setup.ts'],
           },

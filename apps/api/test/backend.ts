@@ -18,7 +18,7 @@ const STALE_MS = 60 * 60 * 1000
 
 const cleanups: (() => Promise<unknown>)[] = []
 
-/** Undoes what this test file made: stores closed, schemas dropped, PGlite closed (setup.ts). */
+/** Undoes what this test file made: stores closed, schemas dropped (setup.ts). */
 export async function cleanUpTestStores(): Promise<void> {
   while (cleanups.length > 0) await cleanups.pop()!().catch((error) => console.warn('test clean-up failed:', error))
 }
@@ -76,17 +76,18 @@ export async function freshSchema(): Promise<{ schema: string; url: string }> {
   return { schema, url: withSearchPath(base, schema) }
 }
 
-let pglite: Promise<import('@electric-sql/pglite').PGlite> | undefined
-/** This test file's PGlite: one per file, as it takes seconds to start; stores share it, each in a schema. */
-export function sharedPglite() {
-  if (!pglite) {
-    pglite = import('@electric-sql/pglite').then(async ({ PGlite }) => {
-      const db = await PGlite.create()
-      cleanups.unshift(() => db.close())
-      return db
-    })
-  }
-  return pglite
+type PGliteInstance = import('@electric-sql/pglite').PGlite
+const PGLITE = Symbol.for('session-events.test.pglite')
+
+/**
+ * The PGlite of this test worker. It takes seconds to start, so the pglite project runs its
+ * files in one module context per worker (isolate: false in vitest.config.ts) and they share
+ * it, each store in a schema of its own; it ends with the worker.
+ */
+export function sharedPglite(): Promise<PGliteInstance> {
+  const slot = globalThis as { [PGLITE]?: Promise<PGliteInstance> }
+  slot[PGLITE] ??= import('@electric-sql/pglite').then(({ PGlite }) => PGlite.create())
+  return slot[PGLITE]
 }
 
 function track(store: SqlStore): SqlStore {
@@ -111,7 +112,10 @@ export async function openTestStore(options: { schema?: string; pool?: Partial<P
   if (backend === 'pglite') {
     const db = await sharedPglite()
     const schema = options.schema ?? newSchemaName()
-    if (!options.schema) await db.query(`create schema "${schema}"`)
+    if (!options.schema) {
+      await db.query(`create schema "${schema}"`)
+      cleanups.push(() => db.query(`drop schema if exists "${schema}" cascade`))
+    }
     return track(await openPgliteStore(db, { schema, closeOnDestroy: false }))
   }
   const url = options.schema ? withSearchPath(postgresServerUrl()!, options.schema) : (await freshSchema()).url

@@ -39,26 +39,31 @@ class PGliteConnection implements DatabaseConnection {
   }
 }
 
+/** One lock per PGlite: it is one session, however many stores (and drivers) share it. */
+const sessions = new WeakMap<PGliteLike, { free: Promise<void> }>()
+
 class PGliteDriver implements Driver {
   readonly #connection: PGliteConnection
   readonly #closeOnDestroy: boolean
   readonly #searchPath: string | undefined
-  /** Resolves when the connection is free again. */
-  #free: Promise<void> = Promise.resolve()
+  readonly #session: { free: Promise<void> }
   #release: (() => void) | undefined
 
   constructor(pglite: PGliteLike, options: PGliteDialectOptions) {
     this.#connection = new PGliteConnection(pglite)
     this.#closeOnDestroy = options.closeOnDestroy ?? true
     this.#searchPath = options.schema
+    let session = sessions.get(pglite)
+    if (!session) sessions.set(pglite, (session = { free: Promise.resolve() }))
+    this.#session = session
   }
 
   async init() {}
 
   async acquireConnection(): Promise<DatabaseConnection> {
-    const previous = this.#free
+    const previous = this.#session.free
     let release!: () => void
-    this.#free = new Promise<void>((resolve) => (release = resolve))
+    this.#session.free = new Promise<void>((resolve) => (release = resolve))
     await previous
     this.#release = release
     // Several stores may share one PGlite, each in its own schema; the session is theirs in turn.
@@ -92,7 +97,7 @@ class PGliteDriver implements Driver {
   }
 
   async destroy() {
-    await this.#free
+    await this.#session.free
     const pglite = this.#connection.pglite
     if (this.#closeOnDestroy && !pglite.closed) await pglite.close()
   }
