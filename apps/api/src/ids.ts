@@ -91,31 +91,55 @@ export function isId(kind: IdKind, value: string): boolean {
   return pattern.test(value)
 }
 
-/** Base-62 of bytes, read as one big-endian number (Metorial's cursor encoding). */
+/**
+ * Base-62 of bytes, read as one big-endian number (Metorial's cursor encoding). Every page that
+ * has a next or previous page encodes a cursor, so this is long division in small integers
+ * rather than BigInt arithmetic, which costs several times more for the same digits: the number
+ * is held in 16-bit limbs and each pass divides it by 62², giving two digits.
+ */
 export function bytesToBase62(bytes: Uint8Array): string {
-  let n = 0n
-  for (const b of bytes) n = (n << 8n) | BigInt(b)
-  if (n === 0n) return '0'
-  let out = ''
-  while (n > 0n) {
-    out = BASE62[Number(n % 62n)] + out
-    n /= 62n
+  const limbs = new Int32Array((bytes.length + 1) >> 1)
+  const odd = bytes.length & 1
+  for (let i = 0; i < bytes.length; i++) {
+    const j = (i + odd) >> 1
+    limbs[j] = (limbs[j]! << 8) | bytes[i]!
   }
+  let start = 0
+  while (start < limbs.length && limbs[start] === 0) start++
+  if (start === limbs.length) return '0'
+  const digits: number[] = [] // lowest first
+  while (start < limbs.length) {
+    let remainder = 0
+    for (let i = start; i < limbs.length; i++) {
+      const value = remainder * 65536 + limbs[i]! // below 62² × 2¹⁶ < 2³¹
+      const quotient = (value / 3844) | 0
+      limbs[i] = quotient
+      remainder = value - quotient * 3844
+    }
+    digits.push(remainder % 62, (remainder / 62) | 0)
+    while (start < limbs.length && limbs[start] === 0) start++
+  }
+  let top = digits.length - 1
+  while (top > 0 && digits[top] === 0) top--
+  let out = ''
+  for (let i = top; i >= 0; i--) out += BASE62[digits[i]!]
   return out
 }
 
 /** The inverse of bytesToBase62; null when `text` is not base-62. */
 export function base62ToBytes(text: string): Uint8Array | null {
-  let n = 0n
-  for (const ch of text) {
-    const d = BASE62.indexOf(ch)
-    if (d < 0) return null
-    n = n * 62n + BigInt(d)
-  }
+  // The number in bytes, lowest first: each digit multiplies it by 62 and adds itself.
   const bytes: number[] = []
-  while (n > 0n) {
-    bytes.unshift(Number(n & 0xffn))
-    n >>= 8n
+  for (const ch of text) {
+    const digit = BASE62.indexOf(ch)
+    if (digit < 0) return null
+    let carry = digit
+    for (let i = 0; i < bytes.length; i++) {
+      const value = bytes[i]! * 62 + carry
+      bytes[i] = value & 0xff
+      carry = value >> 8
+    }
+    for (; carry > 0; carry >>= 8) bytes.push(carry & 0xff)
   }
-  return Uint8Array.from(bytes)
+  return Uint8Array.from(bytes.reverse())
 }
