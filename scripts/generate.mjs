@@ -37,11 +37,11 @@ async function generateClient() {
   }
 }
 
-/** Array query parameters (style form) arrive as a string when a single value is sent. */
-function queryArrayParams(spec) {
+/** The component query parameters whose schema has the given type. */
+function queryParams(spec, type) {
   const names = new Set()
   for (const [name, param] of Object.entries(spec.components?.parameters ?? {})) {
-    if (param.in === 'query' && param.schema?.type === 'array') names.add(name)
+    if (param.in === 'query' && param.schema?.type === type) names.add(name)
   }
   return names
 }
@@ -78,7 +78,7 @@ async function generateServerStubs() {
 
   // hono's query validator hands a single value of a repeated key over as a string: accept
   // both forms of every array query parameter by wrapping its schema in a preprocess step.
-  for (const name of queryArrayParams(spec)) {
+  for (const name of queryParams(spec, 'array')) {
     const start = `export const ${name}ParamsSchema = z\n  .array(`
     const at = routes.indexOf(start)
     const end = at < 0 ? -1 : routes.indexOf('\n  .exactOptional()', at)
@@ -89,12 +89,22 @@ async function generateServerStubs() {
       `export const ${name}ParamsSchema = z\n  .preprocess(queryArray, z${body})` +
       routes.slice(end)
   }
+  // hono-takibi reads integer query parameters with z.coerce.number(), which takes `0x10`,
+  // `1e1` or ` 10 ` as numbers: take a whole number only in its decimal form.
+  for (const name of queryParams(spec, 'integer')) {
+    const start = `export const ${name}ParamsSchema = z.coerce\n  .number()\n  .pipe(`
+    const at = routes.indexOf(start)
+    if (at < 0) throw new Error(`hono-takibi output changed: no coerced schema for query parameter ${name}`)
+    routes = routes.slice(0, at) + `export const ${name}ParamsSchema = z\n  .preprocess(queryInteger, ` + routes.slice(at + start.length)
+  }
   routes = routes.replace(
     /^import \{ createRoute, z \} from '@hono\/zod-openapi'\n/m,
     (line) =>
       line +
       '\n/** A repeated query key arrives as an array, a single one as a string: always give an array. */\n' +
-      'const queryArray = (value: unknown) =>\n  value === undefined || Array.isArray(value) ? value : [value]\n',
+      'const queryArray = (value: unknown) =>\n  value === undefined || Array.isArray(value) ? value : [value]\n' +
+      '\n/** An integer query parameter, in decimal digits only; anything else is left for the schema to refuse. */\n' +
+      "const queryInteger = (value: unknown) =>\n  typeof value === 'string' && /^-?[0-9]{1,15}$/.test(value) ? Number(value) : value\n",
   )
 
   // The handler map: one entry per operationId, typed by its route, so a missing or mistyped

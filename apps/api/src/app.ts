@@ -63,6 +63,8 @@ export function createApp(options: AppOptions) {
   const limit = options.rateLimit === undefined ? DEFAULT_RATE_LIMIT : options.rateLimit
 
   const app = new OpenAPIHono<AppEnv>({
+    // `/sessions/x/events/` is `/sessions/x/events`.
+    strict: false,
     // Every validation failure of a generated route becomes the API's own 400.
     defaultHook: (result) => {
       if (!result.success) {

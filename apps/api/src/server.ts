@@ -1,5 +1,8 @@
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import { serve as serveNode, type ServerType } from '@hono/node-server'
+import { API_VERSION } from './app.js'
+import { errors } from './errors.js'
+import { newId } from './ids.js'
 
 export interface ServeOptions {
   app: { fetch: (request: Request, ...rest: any[]) => Response | Promise<Response> }
@@ -43,5 +46,32 @@ export function serve(options: ServeOptions): Promise<RunningServer> {
       })
     })
     server.once('error', reject)
+    server.on('clientError', answerClientError)
   })
+}
+
+/**
+ * A request that Node cannot parse (a head over its 16 KiB limit, a malformed request line) gets
+ * the API's own 400 rather than Node's bare one, with the headers every response carries.
+ */
+function answerClientError(error: NodeJS.ErrnoException, socket: Socket): void {
+  if (error.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy()
+    return
+  }
+  const tooLarge = error.code === 'HPE_HEADER_OVERFLOW'
+  const body = JSON.stringify(
+    errors.badRequest(
+      tooLarge ? 'The request is too large: keep the URL and headers under 16 KiB.' : 'The request is not valid HTTP.',
+    ).body,
+  )
+  socket.end(
+    'HTTP/1.1 400 Bad Request\r\n' +
+      'Content-Type: application/json\r\n' +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+      `metorial-req-id: ${newId('request')}\r\n` +
+      `metorial-version: ${API_VERSION}\r\n` +
+      'Connection: close\r\n\r\n' +
+      body,
+  )
 }

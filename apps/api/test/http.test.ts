@@ -41,6 +41,14 @@ describe('over HTTP', () => {
     expect(await res.json()).toMatchObject({ __typename: 'error', ok: false, code: 'unauthorized' })
   })
 
+  it('answers a request too large for Node in the error shape, with the contract headers', async () => {
+    const res = await fetch(`${server.url}/sessions/${f.a.sessions[0]!.id}/events?unknown=${'a'.repeat(20_000)}`, { headers: auth() })
+    expect(res.status).toBe(400)
+    expect(res.headers.get('metorial-req-id')).toMatch(/^req_[0-9A-Za-z]{22}$/)
+    expect(res.headers.get('metorial-version')).toBe('2025-01-01')
+    expect(await res.json()).toMatchObject({ __typename: 'error', ok: false, status: 400, code: 'bad_request' })
+  })
+
   it('gives each request its own id', async () => {
     const a = await fetch(`${server.url}/healthz`)
     const b = await fetch(`${server.url}/healthz`)

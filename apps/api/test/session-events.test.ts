@@ -81,6 +81,9 @@ describe('listSessionEvents: bad input', () => {
     ['limit=101', ['limit']],
     ['limit=abc', ['limit']],
     ['limit=1.5', ['limit']],
+    ['limit=0x10', ['limit']],
+    ['limit=1e1', ['limit']],
+    ['limit=%2010%20', ['limit']],
     ['order=newest', ['order']],
     ['type=server_debug', ['type', 0]],
     ['server_run_id=srr_bad', ['server_run_id', 0]],
@@ -130,6 +133,28 @@ describe('listSessionEvents: bad input', () => {
       expect((await body(res)).code).toMatch(/^(bad_request|invalid_data)$/)
     }
     expect(base62ToBytes('!')).toBeNull()
+  })
+
+  it('takes a trailing slash as the same path', async () => {
+    expect((await f.get(`/sessions/${sessionId}/events/?limit=1`)).status).toBe(200)
+    expect((await f.get(`/sessions/${sessionId}/events/${ids[0]}/`)).status).toBe(200)
+  })
+
+  it('gives an empty page past either end a cursor back to the events', async () => {
+    const highest = `sev_${'z'.repeat(22)}`
+    const lowest = `sev_${'0'.repeat(22)}`
+    for (const [query, cursor, expected] of [
+      [`after=${highest}`, 'previous_cursor', ids.slice(-3)],
+      [`after=${lowest}&order=desc`, 'previous_cursor', ids.slice(0, 3).reverse()],
+      [`before=${lowest}`, 'next_cursor', ids.slice(0, 3)],
+      [`before=${highest}&order=desc`, 'next_cursor', ids.slice(-3).reverse()],
+    ] as const) {
+      const empty = await body(await list(`?${query}`))
+      expect(empty.items, query).toEqual([])
+      const order = query.includes('desc') ? '&order=desc' : ''
+      const back = await body(await list(`?cursor=${empty.pagination[cursor]}&limit=3${order}`))
+      expect(back.items.map((i: any) => i.id), query).toEqual(expected)
+    }
   })
 
   it('ignores unknown parameters', async () => {

@@ -11,6 +11,10 @@ import type { ListEventsQuery } from '../store/types.js'
 // Thin handlers: the generated route has parsed the request; here we authorise against the
 // session's instance, ask the store and send what it serialised.
 
+/** Event ids below and above every real one, for cursors that stand at either end of a list. */
+const LOWEST_EVENT_ID = `sev_${'0'.repeat(22)}`
+const HIGHEST_EVENT_ID = `sev_${'z'.repeat(22)}`
+
 export function createSessionEventsHandlers(): SessionEventsHandlers<AppEnv> {
   /** Sessions never change instance, so where a session lives is cached once known. */
   const sessionInstances = new LRUCache<string, string>({ max: 100_000 })
@@ -64,6 +68,9 @@ export function createSessionEventsHandlers(): SessionEventsHandlers<AppEnv> {
       })
 
       const items = page.events.map((e) => sessionEventJson(e, e.server_run_id ? page.runs.get(e.server_run_id) : undefined))
+      // An empty page past either end still leads back: to the first page from before the
+      // start, to the last page from past the end.
+      const ascending = (query.order ?? 'asc') === 'asc'
       const first = page.events[0]
       const last = page.events.at(-1)
       return sendJson(
@@ -71,8 +78,12 @@ export function createSessionEventsHandlers(): SessionEventsHandlers<AppEnv> {
         sessionEventListJson(items, {
           has_more_before: page.hasMoreBefore,
           has_more_after: page.hasMoreAfter,
-          next_cursor: page.hasMoreAfter && last ? encodeCursor({ direction: 'after', id: last.id }) : null,
-          previous_cursor: page.hasMoreBefore && first ? encodeCursor({ direction: 'before', id: first.id }) : null,
+          next_cursor: page.hasMoreAfter
+            ? encodeCursor({ direction: 'after', id: last?.id ?? (ascending ? LOWEST_EVENT_ID : HIGHEST_EVENT_ID) })
+            : null,
+          previous_cursor: page.hasMoreBefore
+            ? encodeCursor({ direction: 'before', id: first?.id ?? (ascending ? HIGHEST_EVENT_ID : LOWEST_EVENT_ID) })
+            : null,
         }),
         200,
       )

@@ -7,6 +7,10 @@ import { createRoute, z } from '@hono/zod-openapi'
 const queryArray = (value: unknown) =>
   value === undefined || Array.isArray(value) ? value : [value]
 
+/** An integer query parameter, in decimal digits only; anything else is left for the schema to refuse. */
+const queryInteger = (value: unknown) =>
+  typeof value === 'string' && /^-?[0-9]{1,15}$/.test(value) ? Number(value) : value
+
 export const SessionIdSchema = z
   .string()
   .regex(/^ses_[0-9a-z]{9}[0-9A-Za-z]{13}$/)
@@ -642,20 +646,19 @@ export const SessionOrEventNotFoundResponse = {
   },
 }
 
-export const RateLimitLimitHeaderSchema = z
-  .int()
-  .min(1)
-  .openapi({ description: 'How many requests the key may make in one window.' })
+export const RateLimitLimitHeaderSchema = z.int().min(1).exactOptional().openapi({
+  description:
+    'How many requests the key may make in one window. Sent while rate limiting is on (the default).',
+})
 
-export const RateLimitRemainingHeaderSchema = z
-  .int()
-  .min(0)
-  .openapi({ description: 'How many requests the key has left in this window.' })
+export const RateLimitRemainingHeaderSchema = z.int().min(0).exactOptional().openapi({
+  description:
+    'How many requests the key has left in this window. Sent while rate limiting is on (the default).',
+})
 
-export const RateLimitResetHeaderSchema = z
-  .int()
-  .min(0)
-  .openapi({ description: 'Seconds until the window resets.' })
+export const RateLimitResetHeaderSchema = z.int().min(0).exactOptional().openapi({
+  description: 'Seconds until the window resets. Sent while rate limiting is on (the default).',
+})
 
 export const RetryAfterHeaderSchema = z
   .int()
@@ -763,9 +766,8 @@ export const SessionEventIdParamsSchema = SessionEventIdSchema.openapi({
   },
 })
 
-export const LimitParamsSchema = z.coerce
-  .number()
-  .pipe(z.int().min(1).max(100))
+export const LimitParamsSchema = z
+  .preprocess(queryInteger, z.int().min(1).max(100))
   .default(20)
   .exactOptional()
   .openapi({
@@ -1375,7 +1377,7 @@ export const SessionEventPageExample = {
     pagination: {
       has_more_before: false,
       has_more_after: true,
-      next_cursor: 'cur_2Vy4yV7aXMeaCDwm5wBMNnUGHF9fJnzqbYyBuE7q7pMNrxH',
+      next_cursor: 'cur_RrIbPjvkP8VARuT2KanZ5roR9oRVqOjW7iIzpGD28dlN1IxIYTl',
       previous_cursor: null,
     },
   },
