@@ -532,11 +532,11 @@ export interface components {
         MetorialReqId: string;
         /** @description The API version of the response. */
         MetorialVersion: "2025-01-01";
-        /** @description How many requests the key may make in one window. */
+        /** @description How many requests the key may make in one window. Sent while rate limiting is on (the default). */
         RateLimitLimit: number;
-        /** @description How many requests the key has left in this window. */
+        /** @description How many requests the key has left in this window. Sent while rate limiting is on (the default). */
         RateLimitRemaining: number;
-        /** @description Seconds until the window resets. */
+        /** @description Seconds until the window resets. Sent while rate limiting is on (the default). */
         RateLimitReset: number;
         /** @description Seconds to wait before the next request. */
         RetryAfter: number;
