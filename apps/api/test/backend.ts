@@ -3,6 +3,7 @@ import pg from 'pg'
 import { defaultToOsUser, openPgliteStore, openStore, type PoolSettings } from '../src/store/open.js'
 import type { SqlStore } from '../src/store/sql-store.js'
 import { postgresServerUrl, type Backend } from './backend-choice.js'
+import { servePglite, type PgliteServer } from './pglite-server.js'
 
 // The store under test, chosen per vitest project by TEST_STORE: SQLite in memory, a PostgreSQL
 // server (TEST_DATABASE_URL or DATABASE_URL), or PGlite. On PostgreSQL every store gets a schema
@@ -130,12 +131,41 @@ export async function schemaOf(store: SqlStore): Promise<string> {
 }
 
 /**
- * A PostgreSQL that other processes and sockets can reach, in a fresh schema: the server's,
- * when this project runs on one. Undefined on PGlite, which lives inside this process.
+ * A PostgreSQL that other processes and sockets can reach, in a fresh schema: the server's, or
+ * on PGlite this worker's PGlite served on a local port (pglite-server.ts).
  */
-export async function networkPostgres(): Promise<{ url: string; host: string; port: number } | undefined> {
-  if (backend !== 'postgres') return undefined
+export async function networkPostgres(): Promise<{ url: string; host: string; port: number; kind: string } | undefined> {
+  if (backend === 'sqlite') return undefined
+  if (backend === 'pglite') {
+    const db = await sharedPglite()
+    const server = await pgliteServer()
+    const schema = newSchemaName()
+    await db.query(`create schema "${schema}"`)
+    cleanups.push(() => db.query(`drop schema if exists "${schema}" cascade`))
+    const url = withSearchPath(`postgres://postgres@127.0.0.1:${server.port}/postgres`, schema)
+    return { url, host: '127.0.0.1', port: server.port, kind: `PGlite served on 127.0.0.1:${server.port}` }
+  }
   const { url } = await freshSchema()
   const u = new URL(url)
-  return { url, host: u.hostname || '127.0.0.1', port: Number(u.port || 5432) }
+  return { url, host: u.hostname || '127.0.0.1', port: Number(u.port || 5432), kind: `the server at ${u.host}` }
+}
+
+let pgliteServing: Promise<PgliteServer> | undefined
+function pgliteServer(): Promise<PgliteServer> {
+  pgliteServing ??= sharedPglite().then(async (db) => {
+    const server = await servePglite(db)
+    cleanups.unshift(async () => {
+      pgliteServing = undefined
+      await server.close()
+    })
+    return server
+  })
+  return pgliteServing
+}
+
+/** Ends the connections a store opened under this application_name, as a database restart or an operator would. */
+export async function killConnections(applicationName: string): Promise<number> {
+  if (backend === 'pglite') return (await pgliteServer()).dropConnections(applicationName)
+  const killed = await adminQuery('select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1', [applicationName])
+  return killed.rowCount ?? 0
 }

@@ -12,13 +12,8 @@ import { eventIds, sessionRuns } from './helpers.js'
 // then one process is killed in the middle of a walk and the client carries on with the other.
 // Nothing in a process may matter: every event must come exactly once, in order.
 
-const target = await networkPostgres()
-if (!target) {
-  console.warn(
-    `scale-out.test.ts: the ${backend} backend lives inside this process, and this test needs two API processes over one ` +
-      'PostgreSQL server. Run it with a server: TEST_DATABASE_URL=postgres://127.0.0.1:5432/test npx vitest run --project postgres test/scale-out.test.ts',
-  )
-}
+const target = (await networkPostgres())!
+console.log(`scale-out: two API processes over ${target.kind}`)
 
 const dist = new URL('../dist/', import.meta.url).pathname
 
@@ -60,7 +55,7 @@ async function startServer(databaseUrl: string): Promise<Server> {
   return { child, url, exited }
 }
 
-describe.runIf(target)('two API processes over one PostgreSQL database', () => {
+describe(`two API processes over one PostgreSQL database (${backend})`, () => {
   let store: SqlStore
   let summary: SeedSummary
   let sessionId: string
@@ -68,12 +63,12 @@ describe.runIf(target)('two API processes over one PostgreSQL database', () => {
   let servers: Server[]
 
   beforeAll(async () => {
-    store = await openStore(target!.url)
+    store = await openStore(target.url)
     summary = await seed(store, { sessions: 1, events: 120 })
     sessionId = summary.instances[0]!.sessions[0]!.id
     runIds = (await sessionRuns(store, sessionId)).map((r) => r.id)
     // Both start at once over the migrated schema; each migrates (nothing to do) under the lock.
-    servers = await Promise.all([startServer(target!.url), startServer(target!.url)])
+    servers = await Promise.all([startServer(target.url), startServer(target.url)])
   })
   afterAll(async () => {
     for (const s of servers ?? []) s.child.kill('SIGKILL')
@@ -102,9 +97,11 @@ describe.runIf(target)('two API processes over one PostgreSQL database', () => {
     const [a, b] = servers as [Server, Server]
     let writing = true
     let written = 0
+    let caughtUp = 0
     const writer = (async () => {
-      // A steady trickle of appends, as ingestion would write them, until the walk is well under way.
-      for (let i = 0; i < 40; i++) {
+      // A steady trickle of appends, as ingestion would write them, until the walk has reached
+      // the newest events a few times (however fast this machine walks).
+      for (let i = 0; i < 40 || (caughtUp < 3 && i < 1000); i++) {
         await store.appendLogEvents(
           [0, 1, 2].map((k) => ({ serverRunId: runIds[(i + k) % runIds.length]!, lines: [{ type: 'stdout' as const, line: `live ${i}.${k}` }] })),
         )
@@ -117,7 +114,6 @@ describe.runIf(target)('two API processes over one PostgreSQL database', () => {
     const seen: string[] = []
     const servedBy = { [a.url]: 0, [b.url]: 0 }
     let next = ''
-    let caughtUp = 0
     for (let n = 0; n < 1000; n++) {
       const base = n % 2 === 0 ? a.url : b.url
       const done = !writing
@@ -138,7 +134,7 @@ describe.runIf(target)('two API processes over one PostgreSQL database', () => {
     await writer
 
     const all = await eventIds(store, sessionId)
-    expect(written).toBe(120)
+    expect(written).toBeGreaterThanOrEqual(120)
     expect(all.length).toBe(summary.instances[0]!.sessions[0]!.events + written)
     expect(seen).toEqual(all)
     expect(servedBy[a.url]).toBeGreaterThan(3)
