@@ -211,7 +211,9 @@ export function invalidWire(schema: Schema, options: DeriveOptions & { prefixes?
   if (Array.isArray(schema.enum) || schema.const !== undefined) {
     const allowed = (schema.enum ?? [schema.const]).map(String) as string[]
     choices.push(
-      fc.constantFrom(...allowed).chain((v) => fc.constantFrom(v.toUpperCase(), `${v} `, `${v}x`, v.slice(1), `${v},${v}`)),
+      fc
+        .tuple(fc.constantFrom(...allowed), fc.nat(4))
+        .map(([v, i]) => [v.toUpperCase(), `${v} `, `${v}x`, v.slice(1), `${v},${v}`][i]!),
       anyText,
     )
   } else if (types.includes('integer')) {
