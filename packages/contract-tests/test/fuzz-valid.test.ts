@@ -138,14 +138,14 @@ describe.each(paged.map((op) => [op.operationId, op] as const))('fuzz %s pages',
   })
 
   function model(sessionId: string, query: Record<string, WireValue | undefined>) {
-    const within = (name: string, value: string | null) => {
+    const passes = (name: string, value: string | null) => {
       const wanted = [query[name] ?? []].flat()
       return wanted.length === 0 || (value !== null && wanted.includes(value))
     }
     const order = (query.order as string | undefined) ?? orderSchema.default
     const limit = Number(query.limit ?? limitSchema.default)
     const ordered = rows
-      .filter((r) => r.session_id === sessionId && within('type', r.type) && within('server_run_id', r.server_run_id) && within('server_session_id', r.server_session_id))
+      .filter((r) => r.session_id === sessionId && passes('type', r.type) && passes('server_run_id', r.server_run_id) && passes('server_session_id', r.server_session_id))
       .map((r) => r.id)
     if (order === 'desc') ordered.reverse()
     const follows = (a: string, b: string) => (order === 'desc' ? a < b : a > b)

@@ -1,6 +1,5 @@
 import {
   createApp,
-  newId,
   openStore,
   seed,
   StoreUnavailableError,
@@ -114,9 +113,6 @@ export async function instanceSecrets(store: SqlStore, instance: Instance): Prom
     ...customServers.flatMap((s) => [s.id, s.name]),
   ].filter((v): v is string => typeof v === 'string' && v.length > 0)
 }
-
-/** A fresh id of a kind, that no row has. */
-export const missingId = (kind: Parameters<typeof newId>[0]) => newId(kind)
 
 /** The request id masked, so that two responses can be compared byte for byte. */
 export const withoutRequestId = (text: string) => text.replace(/req_[0-9A-Za-z]{22}/g, 'req_…')
