@@ -19,10 +19,12 @@ if (!process.env.SESSION_EVENTS_TESTS_ANNOUNCED) {
   )
 }
 
-/** Tests of the store and the API: every backend. */
-const everyStore = ['test/store-contract.test.ts', 'test/pagination.test.ts', 'test/session-events.test.ts', 'test/http.test.ts']
-/** PostgreSQL only: its faults, its query plans, several processes over one database. */
+/** SQLite only: its files on disk, its query plans, the seed and server commands over it. */
+const sqliteOnly = ['test/store.test.ts', 'test/process.test.ts']
+/** PostgreSQL only: its faults, its query plans, the server and several processes over it. */
 const postgresOnly = ['test/postgres-*.test.ts', 'test/query-plans.test.ts', 'test/scale-out.test.ts']
+// Every other file (the store contract, pagination, the API, HTTP: whatever uses fixture())
+// runs on both.
 
 export default mergeConfig(
   shared,
@@ -43,7 +45,8 @@ export default mergeConfig(
           extends: true,
           test: {
             name: postgres,
-            include: [...everyStore, ...postgresOnly],
+            include: ['test/**/*.test.ts'],
+            exclude: sqliteOnly,
             // PGlite takes seconds to start: its files share one per worker (test/backend.ts).
             isolate: postgres !== 'pglite',
             env: { TEST_STORE: postgres },
