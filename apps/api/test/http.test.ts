@@ -2,8 +2,8 @@ import { request as httpRequest } from 'node:http'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createApp } from '../src/app.js'
 import { serve, type RunningServer } from '../src/server.js'
-import type { Store } from '../src/store/types.js'
 import { fixture, silent, type Fixture } from './helpers.js'
+import { overriding } from './store-overrides.js'
 
 // Over real HTTP with @hono/node-server: what app.request() cannot show.
 
@@ -69,13 +69,11 @@ describe('over HTTP', () => {
     const held = new Promise<void>((resolve) => (release = resolve))
     let started!: () => void
     const inFlight = new Promise<void>((resolve) => (started = resolve))
-    const slow: Store = Object.create(f.store, {
-      listSessionEvents: {
-        value: async (query: Parameters<Store['listSessionEvents']>[0]) => {
-          started()
-          await held
-          return f.store.listSessionEvents(query)
-        },
+    const slow = overriding(f.store, {
+      listSessionEvents: async (query) => {
+        started()
+        await held
+        return f.store.listSessionEvents(query)
       },
     })
     const s = await serve({ app: createApp({ store: slow, logger: silent, rateLimit: false }), port: 0 })

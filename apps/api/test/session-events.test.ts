@@ -2,8 +2,9 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import { createApp } from '../src/app.js'
 import { encodeCursor } from '../src/cursor.js'
 import { base62ToBytes, bytesToBase62, newId } from '../src/ids.js'
-import { StoreUnavailableError, type Store } from '../src/store/types.js'
+import { StoreUnavailableError } from '../src/store/types.js'
 import { eventIds, fixture, silent, withoutRequestId, type Fixture } from './helpers.js'
+import { overriding } from './store-overrides.js'
 
 let f: Fixture
 let sessionId: string
@@ -227,8 +228,8 @@ describe('routing, headers and failures', () => {
   })
 
   it('500s an unexpected failure without showing anything internal', async () => {
-    const broken: Store = Object.create(f.store, {
-      listSessionEvents: { value: async () => Promise.reject(new Error('SQLITE_CORRUPT: secret internals at /var/db')) },
+    const broken = overriding(f.store, {
+      listSessionEvents: async () => Promise.reject(new Error('SQLITE_CORRUPT: secret internals at /var/db')),
     })
     const app = createApp({ store: broken, logger: silent, rateLimit: false })
     const res = await app.request(`/sessions/${sessionId}/events`, { headers: { Authorization: `Bearer ${f.a.secret_key}` } })
@@ -245,10 +246,9 @@ describe('routing, headers and failures', () => {
   })
 
   it('503s with Retry-After when the store is unavailable, and /readyz says so', async () => {
-    const down: Store = Object.create(f.store, {
-      sessionInstance: { value: async () => Promise.reject(new StoreUnavailableError('connection refused')) },
-      findApiKey: { value: f.store.findApiKey.bind(f.store) },
-      ping: { value: async () => Promise.reject(new StoreUnavailableError('connection refused')) },
+    const down = overriding(f.store, {
+      sessionInstance: async () => Promise.reject(new StoreUnavailableError('connection refused')),
+      ping: async () => Promise.reject(new StoreUnavailableError('connection refused')),
     })
     const app = createApp({ store: down, logger: silent, rateLimit: false })
     const res = await app.request(`/sessions/${newId('session')}/events`, { headers: { Authorization: `Bearer ${f.a.secret_key}` } })

@@ -42,8 +42,30 @@ function openSqlite(path: string): SqlStore {
   database.pragma('busy_timeout = 5000')
   return new SqlStore({
     dialect: 'sqlite',
-    db: new Kysely<Database>({ dialect: reportingUnavailable(new SqliteDialect({ database })) }),
+    db: new Kysely<Database>({ dialect: reportingUnavailable(new SqliteDialect({ database: reusingStatements(database) })) }),
   })
+}
+
+/**
+ * Kysely's SQLite driver prepares every query it runs, and preparing costs about as much as
+ * running a page query. better-sqlite3 statements can be run again and again (the driver only
+ * calls all() and run(), never iterates two at once), so each SQL text is prepared once.
+ */
+function reusingStatements(database: SQLite.Database): { close(): void; prepare(sql: string): SQLite.Statement } {
+  const statements = new Map<string, SQLite.Statement>()
+  return {
+    close: () => database.close(),
+    prepare(sql: string) {
+      let statement = statements.get(sql)
+      if (!statement) {
+        // Bounded: statements of one-off SQL (migrations, batch inserts of odd sizes) come and go.
+        if (statements.size >= 1000) statements.clear()
+        statement = database.prepare(sql)
+        statements.set(sql, statement)
+      }
+      return statement
+    },
+  }
 }
 
 /** The PostgreSQL connection pool of one API process; every setting has an environment variable. */

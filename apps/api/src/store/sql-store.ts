@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { CompiledQuery, Kysely, SelectQueryBuilder } from 'kysely'
+import { bindValues, PreparedQueries, type Bind } from './prepared.js'
 import { newId, randomBase62 } from '../ids.js'
 import type { Database } from './db.js'
 import type { ApiKeyRecord, EventPage, EventRecord, ListEventsQuery, NewLogEvent, RunRecord, Store } from './types.js'
@@ -33,11 +34,14 @@ export class SqlStore implements Store {
   readonly dialect: 'sqlite' | 'postgres'
   readonly db: Kysely<Database>
   readonly #onClose: SqlStoreOptions['onClose']
+  /** The reads of the API's hot path, compiled once per shape. */
+  readonly #prepared: PreparedQueries
 
   constructor(options: SqlStoreOptions) {
     this.dialect = options.dialect
     this.db = options.db
     this.#onClose = options.onClose
+    this.#prepared = new PreparedQueries(options.db)
   }
 
   async ping(): Promise<void> {
@@ -57,11 +61,16 @@ export class SqlStore implements Store {
   // ---- reads ----
 
   async findApiKey(secretHash: string): Promise<ApiKeyRecord | undefined> {
-    return this.db.selectFrom('api_keys').selectAll().where('secret_hash', '=', secretHash).executeTakeFirst()
+    const [key] = await this.#prepared.execute('findApiKey', { hash: secretHash }, (bind) =>
+      this.db.selectFrom('api_keys').selectAll().where('secret_hash', '=', bind<string>('hash')),
+    )
+    return key
   }
 
   async sessionInstance(sessionId: string): Promise<string | undefined> {
-    const row = await this.db.selectFrom('sessions').select('instance_id').where('id', '=', sessionId).executeTakeFirst()
+    const [row] = await this.#prepared.execute('sessionInstance', { id: sessionId }, (bind) =>
+      this.db.selectFrom('sessions').select('instance_id').where('id', '=', bind<string>('id')),
+    )
     return row?.instance_id
   }
 
@@ -99,15 +108,25 @@ export class SqlStore implements Store {
     ])
   }
 
-  #filtered(query: ListEventsQuery): EventQuery {
-    let q = this.#events().where('e.session_id', '=', query.sessionId)
-    if (query.serverRunIds?.length) q = q.where('e.server_run_id', 'in', [...query.serverRunIds])
-    if (query.serverSessionIds?.length) q = q.where('e.server_session_id', 'in', [...query.serverSessionIds])
-    if (query.types?.length) q = q.where('e.type', 'in', [...query.types])
+  /** The filters of a listing: its values by slot name, and its shape. */
+  #filters(query: ListEventsQuery) {
+    const values: Record<string, unknown> = { session: query.sessionId }
+    const lists = { run: query.serverRunIds ?? [], serverSession: query.serverSessionIds ?? [], type: query.types ?? [] }
+    for (const [name, items] of Object.entries(lists)) items.forEach((item, i) => (values[`${name}${i}`] = item))
+    const counts = { run: lists.run.length, serverSession: lists.serverSession.length, type: lists.type.length }
+    return { values, counts, shape: `${counts.run}:${counts.serverSession}:${counts.type}` }
+  }
+
+  #filtered(counts: { run: number; serverSession: number; type: number }, bind: Bind): EventQuery {
+    const slots = (name: string, n: number) => Array.from({ length: n }, (_, i) => bind<string>(`${name}${i}`))
+    let q = this.#events().where('e.session_id', '=', bind<string>('session'))
+    if (counts.run) q = q.where('e.server_run_id', 'in', slots('run', counts.run))
+    if (counts.serverSession) q = q.where('e.server_session_id', 'in', slots('serverSession', counts.serverSession))
+    if (counts.type) q = q.where('e.type', 'in', slots('type', counts.type) as ('server_logs' | 'server_run_error')[])
     return q
   }
 
-  /** How a page is read: the page query, and the side on which to probe for more. */
+  /** How a page is read: the page query, its values and shape, and the side on which to probe for more. */
   #plan(query: ListEventsQuery) {
     const asc = query.order === 'asc'
     const position = query.position
@@ -115,21 +134,25 @@ export class SqlStore implements Store {
     // "after" and "before" are meant in the requested order.
     const following = asc ? ('>' as const) : ('<' as const)
     const preceding = asc ? ('<' as const) : ('>' as const)
-
-    let q = this.#filtered(query)
-    if (position) q = q.where('e.id', backward ? preceding : following, position.id)
     // A page before the position is read backwards from it, then turned around.
     const scanAscending = backward ? !asc : asc
-    const page = this.#selectEvent(q)
-      .orderBy('e.id', scanAscending ? 'asc' : 'desc')
-      .limit(query.limit + 1)
-    return { page, backward, following, preceding }
+    const filters = this.#filters(query)
+    const values = { ...filters.values, limit: query.limit + 1, ...(position && { position: position.id }) }
+    const shape = `page:${filters.shape}:${position ? (backward ? preceding : following) : '-'}:${scanAscending ? 'asc' : 'desc'}`
+    const build = (bind: Bind) => {
+      let q = this.#filtered(filters.counts, bind)
+      if (position) q = q.where('e.id', backward ? preceding : following, bind<string>('position'))
+      return this.#selectEvent(q)
+        .orderBy('e.id', scanAscending ? 'asc' : 'desc')
+        .limit(bind<number>('limit'))
+    }
+    return { build, values, shape, backward, following, preceding }
   }
 
   async listSessionEvents(query: ListEventsQuery): Promise<EventPage> {
-    const { page, backward, following, preceding } = this.#plan(query)
+    const { build, values, shape, backward, following, preceding } = this.#plan(query)
     const position = query.position
-    const rows = (await page.execute()) as EventRecord[]
+    const rows = (await this.#prepared.execute(shape, values, build)) as EventRecord[]
     const more = rows.length > query.limit
     if (more) rows.pop()
     if (backward) rows.reverse()
@@ -153,32 +176,42 @@ export class SqlStore implements Store {
    * (test/query-plans.test.ts); nothing else runs them.
    */
   compileListSessionEvents(query: ListEventsQuery): CompiledQuery[] {
-    const { page, backward, following, preceding } = this.#plan(query)
-    const compiled = [page.compile()]
-    if (query.position) compiled.push(this.#existsQuery(query, query.position.id, backward ? following : preceding, false).compile())
+    const { build, values, backward, following, preceding } = this.#plan(query)
+    const compiled: CompiledQuery[] = [build(bindValues(values)).compile()]
+    if (query.position) {
+      const probe = this.#existsQuery(query, query.position.id, backward ? following : preceding, false)
+      compiled.push(probe.build(bindValues(probe.values)).compile())
+    }
     return compiled
   }
 
   #existsQuery(query: ListEventsQuery, id: string, side: '<' | '>', inclusive: boolean) {
     const op = inclusive ? (side === '<' ? '<=' : '>=') : side
-    // Ordered away from `id`, so that the index yields the nearest row first: without an
-    // ORDER BY, PostgreSQL may bet on a Seq Scan finding some row soon, and on a big table lose.
-    return this.#filtered(query)
-      .select('e.id')
-      .where('e.id', op, id)
-      .orderBy('e.id', side === '<' ? 'desc' : 'asc')
-      .limit(1)
+    const filters = this.#filters(query)
+    return {
+      shape: `exists:${filters.shape}:${op}`,
+      values: { ...filters.values, edge: id },
+      // Ordered away from `id`, so that the index yields the nearest row first: without an
+      // ORDER BY, PostgreSQL may bet on a Seq Scan finding some row soon, and on a big table lose.
+      build: (bind: Bind) =>
+        this.#filtered(filters.counts, bind)
+          .select('e.id')
+          .where('e.id', op, bind<string>('edge'))
+          .orderBy('e.id', side === '<' ? 'desc' : 'asc')
+          .limit(1),
+    }
   }
 
   /** Whether an event of the filtered list lies beyond `id` (or at it, when `inclusive`). */
   async #exists(query: ListEventsQuery, id: string, side: '<' | '>', inclusive: boolean): Promise<boolean> {
-    return (await this.#existsQuery(query, id, side, inclusive).executeTakeFirst()) !== undefined
+    const probe = this.#existsQuery(query, id, side, inclusive)
+    return (await this.#prepared.execute(probe.shape, probe.values, probe.build)).length > 0
   }
 
   async getSessionEvent(sessionId: string, eventId: string) {
-    const event = (await this.#selectEvent(
-      this.#events().where('e.id', '=', eventId).where('e.session_id', '=', sessionId),
-    ).executeTakeFirst()) as EventRecord | undefined
+    const [event] = (await this.#prepared.execute('getSessionEvent', { id: eventId, session: sessionId }, (bind) =>
+      this.#selectEvent(this.#events().where('e.id', '=', bind<string>('id')).where('e.session_id', '=', bind<string>('session'))),
+    )) as (EventRecord | undefined)[]
     if (!event) return undefined
     const runs = await this.#runs([event])
     return { event, run: event.server_run_id ? runs.get(event.server_run_id) : undefined }
@@ -189,12 +222,18 @@ export class SqlStore implements Store {
     const ids = [...new Set(events.map((e) => e.server_run_id).filter((id): id is string => id !== null))]
     const runs = new Map<string, RunRecord>()
     if (ids.length === 0) return runs
-    const rows = await this.db
+    const values = Object.fromEntries(ids.map((id, i) => [`run${i}`, id]))
+    const rows = await this.#prepared.execute(`runs:${ids.length}`, values, (bind) =>
+      this.db
       .selectFrom('server_runs as r')
       .innerJoin('server_sessions as ss', 'ss.id', 'r.server_session_id')
       .innerJoin('server_deployments as d', 'd.id', 'r.server_deployment_id')
       .innerJoin('servers as s', 's.id', 'd.server_id')
-      .where('r.id', 'in', ids)
+      .where(
+        'r.id',
+        'in',
+        ids.map((_, i) => bind<string>(`run${i}`)),
+      )
       .select([
         'r.id as r_id',
         'r.server_session_id as r_server_session_id',
@@ -229,8 +268,8 @@ export class SqlStore implements Store {
         's.type as s_type',
         's.created_at as s_created_at',
         's.updated_at as s_updated_at',
-      ])
-      .execute()
+      ]),
+    )
     for (const row of rows) {
       runs.set(row.r_id, {
         run: {
