@@ -5,9 +5,9 @@ import { checkResponse, formatQuery, operations, spec } from './support/spec.js'
 import { inProcess } from './support/transport.js'
 import { createWorld, eventIds, pathOf, type World } from './support/world.js'
 
-// Departures from the spec that the suites found and that are reported, not fixed here. Each is
-// skipped until its fix lands: remove the `.skip` to check a fix. The generators of the other
-// suites leave these inputs out, with a comment naming the finding (README, "Known findings").
+// Departures from the spec that the suites found, each now fixed: these tests keep them fixed.
+// (The generators of the other suites still leave these inputs out, with a comment naming the
+// finding; this file is where each one is checked.)
 
 let world: World
 let entity: { SessionId: string; SessionEventId: string }
@@ -24,12 +24,12 @@ afterAll(async () => {
 
 const list = operations.find((op) => op.parameters.some((p) => p.name === 'limit'))!
 
-describe('known findings (skipped until fixed)', () => {
+describe('known findings, fixed', () => {
   // BUG-1: GET /sessions/{id}/events/ and GET /sessions/{id}/events/{eventId}/ (a trailing slash,
   // also what a `.` or `%2e` segment resolves to) answer 405 "The method GET is not allowed here.
   // Allowed: GET." with `Allow: GET`: a status the spec does not declare, and a contradiction.
   // apps/api/src/app.ts notFound(): routePatterns end in `/?$`, Hono's routes are strict.
-  it.skip('BUG-1: a trailing slash answers a declared status, not 405', async () => {
+  it('BUG-1: a trailing slash answers a declared status, not 405', async () => {
     for (const op of operations) {
       const res = await inProcess.send(world.app, `${pathOf(op, entity)}/`, { key: world.a.secret_key })
       const checked = await checkResponse(op, res)
@@ -41,7 +41,7 @@ describe('known findings (skipped until fixed)', () => {
   // BUG-2: `limit` is `type: integer`, but the server reads it with JavaScript's Number(): hex,
   // binary, exponents, a plus sign, spaces and trailing zeros are all taken (`limit=0x10` is a
   // page of 16). packages/server-stubs/src/generated/routes.ts LimitParamsSchema: z.coerce.number().
-  it.skip('BUG-2: limit takes integers only in their decimal form', async () => {
+  it('BUG-2: limit takes integers only in their decimal form', async () => {
     for (const limit of ['0x10', '0b11', '1e1', '+5', ' 10 ', '10.0', '.5e1']) {
       const res = await inProcess.send(world.app, pathOf(list, entity) + formatQuery({ limit }), { key: world.a.secret_key })
       expect(res.status, `limit=${JSON.stringify(limit)}`).toBe(400)
@@ -51,7 +51,7 @@ describe('known findings (skipped until fixed)', () => {
   // BUG-3: the spec's example page (components/examples/SessionEventPage) has a `next_cursor`
   // that is not a cursor: it does not decode to ["after" | "before", event id] in Metorial's
   // encoding, and the server answers 400 to it. A reader who tries the example gets an error.
-  it.skip('BUG-3: the spec’s example cursors are cursors the server accepts', async () => {
+  it('BUG-3: the spec’s example cursors are cursors the server accepts', async () => {
     const cursors: string[] = []
     const walk = (node: unknown) => {
       if (Array.isArray(node)) node.forEach(walk)
@@ -74,7 +74,7 @@ describe('known findings (skipped until fixed)', () => {
 
   // BUG-4: the spec makes RateLimit-Limit, -Remaining and -Reset required on every 200, but a
   // server started with RATE_LIMIT_PER_MINUTE=off (createApp({ rateLimit: false })) sends none.
-  it.skip('BUG-4: a 200 carries the required RateLimit-* headers when rate limiting is off', async () => {
+  it('BUG-4: a 200 carries the required RateLimit-* headers when rate limiting is off', async () => {
     const app = world.appWith({ rateLimit: false })
     for (const op of operations) {
       const checked = await checkResponse(op, await inProcess.send(app, pathOf(op, entity), { key: world.a.secret_key }))
@@ -87,7 +87,7 @@ describe('known findings (skipped until fixed)', () => {
   // Node's bare 431 with an empty body, no error shape and no metorial-req-id / metorial-version,
   // which the wire contract promises on every response. Found with a 20 KB query string; the
   // fuzzing runs in-process for that reason. apps/api/src/server.ts serve().
-  it.skip('BUG-5: an over-long request gets an error in the API’s shape over HTTP', async () => {
+  it('BUG-5: an over-long request gets an error in the API’s shape over HTTP', async () => {
     const server = await serve({ app: world.app, port: 0 })
     try {
       const res = await fetch(`${server.url}${pathOf(list, entity)}?unknown=${'a'.repeat(20_000)}`, {
@@ -105,7 +105,7 @@ describe('known findings (skipped until fixed)', () => {
   // previous_cursor (next_cursor for `before` the first) is null, which the spec says means
   // "none precedes" ("none follows"). apps/api/src/handlers/session-events.handlers.ts builds
   // the cursors from the first and last items only.
-  it.skip('BUG-6: an empty page past an end gives a cursor back when items lie that way', async () => {
+  it('BUG-6: an empty page past an end gives a cursor back when items lie that way', async () => {
     const lowest = `sev_${'0'.repeat(22)}`
     const highest = `sev_${'z'.repeat(22)}`
     const cases = [
