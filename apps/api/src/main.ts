@@ -21,6 +21,10 @@ Settings, from the environment:
   SEED                    seed demo data into an empty store (default true; false turns it off)
   DEMO_API_KEY            the demo instance's secret key (default ${'metorial_sk_demo000…'})
   RATE_LIMIT_PER_MINUTE   requests per API key per minute (default 1200; off turns it off)
+  DATABASE_POOL_MAX, DATABASE_POOL_TIMEOUT_MS, DATABASE_IDLE_TIMEOUT_MS,
+  DATABASE_STATEMENT_TIMEOUT_MS
+                          PostgreSQL pool: connections (10), wait for one before a 503 (5000),
+                          idle close (30000), statement timeout (15000; 0 = none)
   LOG_LEVEL               fatal, error, warn, info (default), debug, trace or silent
 
 Endpoints: the API (see /docs), /openapi.json, /healthz, /readyz.
