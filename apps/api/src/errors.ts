@@ -7,6 +7,11 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status'
 
 export type { ApiErrorBody }
 
+/** RFC 9110 asks every 401 to say how to authenticate; RFC 6750 says why a token was refused. */
+const challenge = (error?: 'invalid_request' | 'invalid_token') => ({
+  'WWW-Authenticate': `Bearer realm="session-events"${error ? `, error="${error}"` : ''}`,
+})
+
 const NOT_FOUND_HINT =
   'Make sure the resource you are trying to access exists, that you have access to it and that it has not been deleted.'
 
@@ -29,21 +34,28 @@ export const errors = {
   badRequest: (message: string, hint?: string) =>
     new ApiError({ status: 400, code: 'bad_request', message, ...(hint && { hint }) }),
   missingAuthorization: () =>
-    new ApiError({
-      status: 401,
-      code: 'unauthorized',
-      message: 'Missing Authorization header',
-      hint: 'Send your secret key as `Authorization: Bearer metorial_sk_...`.',
-    }),
+    new ApiError(
+      {
+        status: 401,
+        code: 'unauthorized',
+        message: 'Missing Authorization header',
+        hint: 'Send your secret key as `Authorization: Bearer metorial_sk_...`.',
+      },
+      challenge(),
+    ),
   malformedAuthorization: () =>
-    new ApiError({
-      status: 401,
-      code: 'unauthorized',
-      message: 'Invalid API key',
-      hint: 'The Authorization header must be `Bearer ` followed by your secret key.',
-    }),
-  invalidKey: () => new ApiError({ status: 401, code: 'unauthorized', message: 'Invalid API key' }),
-  revokedKey: () => new ApiError({ status: 401, code: 'unauthorized', message: 'API key is expired or has been revoked' }),
+    new ApiError(
+      {
+        status: 401,
+        code: 'unauthorized',
+        message: 'Invalid API key',
+        hint: 'The Authorization header must be `Bearer ` followed by your secret key.',
+      },
+      challenge('invalid_request'),
+    ),
+  invalidKey: () => new ApiError({ status: 401, code: 'unauthorized', message: 'Invalid API key' }, challenge('invalid_token')),
+  revokedKey: () =>
+    new ApiError({ status: 401, code: 'unauthorized', message: 'API key is expired or has been revoked' }, challenge('invalid_token')),
   forbidden: () =>
     new ApiError({
       status: 403,

@@ -175,6 +175,10 @@ describe('authentication and authorisation', () => {
     const res = await list('', null)
     await expectError(res.clone(), 401, 'unauthorized', 'Missing Authorization header')
     expect((await body(res)).hint).toMatch(/Bearer/)
+    expect(res.headers.get('www-authenticate')).toBe('Bearer realm="session-events"')
+    expect((await list('', 'metorial_sk_unknown0000000000')).headers.get('www-authenticate')).toBe(
+      'Bearer realm="session-events", error="invalid_token"',
+    )
   })
 
   it('401s an unknown key and a malformed header alike', async () => {

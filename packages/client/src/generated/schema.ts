@@ -405,6 +405,7 @@ export interface components {
             headers: {
                 "metorial-req-id": components["headers"]["MetorialReqId"];
                 "metorial-version": components["headers"]["MetorialVersion"];
+                "WWW-Authenticate": components["headers"]["WwwAuthenticate"];
                 [name: string]: unknown;
             };
             content: {
@@ -538,6 +539,8 @@ export interface components {
         RateLimitRemaining: number;
         /** @description Seconds until the window resets. Sent while rate limiting is on (the default). */
         RateLimitReset: number;
+        /** @description How to authenticate (RFC 9110): a bearer token, with the reason when a key was refused. */
+        WwwAuthenticate: string;
         /** @description Seconds to wait before the next request. */
         RetryAfter: number;
     };

@@ -521,11 +521,21 @@ export const BadRequestResponse = {
   },
 }
 
+export const WwwAuthenticateHeaderSchema = z
+  .string()
+  .regex(/^Bearer /)
+  .openapi({
+    description:
+      'How to authenticate (RFC 9110): a bearer token, with the reason when a key was refused.',
+    examples: ['Bearer realm="session-events", error="invalid_token"'],
+  })
+
 export const UnauthorizedResponse = {
   description: 'The Authorization header is missing, or the key is unknown, revoked or expired.',
   headers: z.object({
     'metorial-req-id': MetorialReqIdHeaderSchema,
     'metorial-version': MetorialVersionHeaderSchema,
+    'WWW-Authenticate': WwwAuthenticateHeaderSchema,
   }),
   content: {
     'application/json': {
