@@ -102,12 +102,17 @@ export function isUnavailable(error: unknown): boolean {
   return UNAVAILABLE_MESSAGES.some((m) => m.test(error.message))
 }
 
+/** The error to throw for `error`: StoreUnavailableError when the database is unavailable, else itself. */
+export function asStoreError(error: unknown): unknown {
+  if (!isUnavailable(error) || error instanceof StoreUnavailableError) return error
+  return new StoreUnavailableError(`the database is unavailable: ${(error as Error).message}`, { cause: error })
+}
+
 async function guard<T>(run: () => Promise<T>): Promise<T> {
   try {
     return await run()
   } catch (error) {
-    if (!isUnavailable(error) || error instanceof StoreUnavailableError) throw error
-    throw new StoreUnavailableError(`the database is unavailable: ${(error as Error).message}`, { cause: error })
+    throw asStoreError(error)
   }
 }
 

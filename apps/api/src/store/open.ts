@@ -5,9 +5,10 @@ import SQLite from 'better-sqlite3'
 import { Kysely, PostgresDialect, SqliteDialect } from 'kysely'
 import pg from 'pg'
 import type { Database } from './db.js'
-import { reportingUnavailable } from './dialect.js'
+import { asStoreError, reportingUnavailable } from './dialect.js'
 import { migrate } from './migrations.js'
 import { pgliteDialect, type PGliteDialectOptions, type PGliteLike } from './pglite.js'
+import type { FastRead } from './prepared.js'
 import { SqlStore } from './sql-store.js'
 
 /** Where the embedded store lives when DATABASE_URL is not set: ./data/ of where npm was run. */
@@ -40,10 +41,30 @@ function openSqlite(path: string): SqlStore {
   database.pragma('synchronous = NORMAL')
   database.pragma('foreign_keys = ON')
   database.pragma('busy_timeout = 5000')
+  const statements = reusingStatements(database)
   return new SqlStore({
     dialect: 'sqlite',
-    db: new Kysely<Database>({ dialect: reportingUnavailable(new SqliteDialect({ database: reusingStatements(database) })) }),
+    db: new Kysely<Database>({ dialect: reportingUnavailable(new SqliteDialect({ database: statements })) }),
+    fastRead: fastSqliteRead(database, statements),
   })
+}
+
+/**
+ * The hot reads, run on the statement itself: better-sqlite3 is synchronous, and Kysely's driver
+ * wraps each query in a connection, a mutex and promises that cost about as much again as the
+ * query. While a transaction is open (its statements interleave with awaits), or once the
+ * database is closed, a read goes through Kysely instead: it waits for the transaction as before,
+ * and fails the same way after close.
+ */
+function fastSqliteRead(database: SQLite.Database, statements: ReturnType<typeof reusingStatements>): FastRead {
+  return (sql, parameters) => {
+    if (database.inTransaction || !database.open) return undefined
+    try {
+      return statements.prepare(sql).all(parameters)
+    } catch (error) {
+      throw asStoreError(error)
+    }
+  }
 }
 
 /**

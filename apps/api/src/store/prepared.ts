@@ -9,12 +9,21 @@ const SLOT = '\u0000slot:'
 /** Puts a named value into a query: a slot while the shape compiles, the value otherwise. */
 export type Bind = <T>(name: string) => T
 
+/**
+ * Runs compiled SQL synchronously, straight on the database, or returns undefined when it cannot
+ * now (then the query goes through Kysely). Errors are the store's (StoreUnavailableError…).
+ */
+export type FastRead = (sql: string, parameters: readonly unknown[]) => unknown[] | undefined
+
 export class PreparedQueries {
   readonly #db: Kysely<any>
+  readonly #fastRead: FastRead | undefined
   readonly #shapes = new Map<string, { sql: string; names: (string | undefined)[]; fixed: readonly unknown[] }>()
 
-  constructor(db: Kysely<any>) {
+  /** `fastRead`: an embedded database's way around Kysely's connection machinery, for reads. */
+  constructor(db: Kysely<any>, fastRead?: FastRead) {
     this.#db = db
+    this.#fastRead = fastRead
   }
 
   /**
@@ -37,6 +46,8 @@ export class PreparedQueries {
     }
     const { sql, names, fixed } = prepared
     const parameters = names.map((name, i) => (name === undefined ? fixed[i] : values[name]))
+    const rows = this.#fastRead?.(sql, parameters) as R[] | undefined
+    if (rows !== undefined) return rows
     return (await this.#db.executeQuery<R>(CompiledQuery.raw(sql, parameters))).rows
   }
 }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { CompiledQuery, Kysely, SelectQueryBuilder } from 'kysely'
-import { bindValues, PreparedQueries, type Bind } from './prepared.js'
+import { bindValues, PreparedQueries, type Bind, type FastRead } from './prepared.js'
 import { newId, randomBase62 } from '../ids.js'
 import type { Database } from './db.js'
 import type { ApiKeyRecord, EventPage, EventRecord, ListEventsQuery, NewLogEvent, RunRecord, Store } from './types.js'
@@ -28,6 +28,8 @@ export interface SqlStoreOptions {
   db: Kysely<Database>
   /** Called by close(), after Kysely is destroyed (for resources Kysely does not own). */
   onClose?: () => Promise<void> | void
+  /** Runs the hot reads synchronously, around Kysely's driver (embedded SQLite). */
+  fastRead?: FastRead
 }
 
 export class SqlStore implements Store {
@@ -41,7 +43,7 @@ export class SqlStore implements Store {
     this.dialect = options.dialect
     this.db = options.db
     this.#onClose = options.onClose
-    this.#prepared = new PreparedQueries(options.db)
+    this.#prepared = new PreparedQueries(options.db, options.fastRead)
   }
 
   async ping(): Promise<void> {
