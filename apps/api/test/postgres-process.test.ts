@@ -1,17 +1,17 @@
-import { spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { backend, networkPostgres } from './backend.js'
+import { startServerProcess } from './server-process.js'
 
 // `DATABASE_URL=postgres://… npm start` serves the same API as on SQLite, seeded the same way:
 // the built server is started on each, and their answers compared with ids and times masked.
 
-const dist = new URL('../dist/', import.meta.url).pathname
 const dir = mkdtempSync(join(tmpdir(), 'session-events-pg-process-'))
 const target = (await networkPostgres())!
-const children: ReturnType<typeof spawn>[] = []
+const children: ChildProcess[] = []
 afterAll(() => {
   for (const child of children) child.kill('SIGKILL')
   rmSync(dir, { recursive: true, force: true })
@@ -20,26 +20,13 @@ afterAll(() => {
 const DEMO_KEY = 'metorial_sk_samedemo12345678'
 
 async function start(databaseUrl: string) {
-  const child = spawn(process.execPath, [join(dist, 'main.js')], {
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'warn', DATABASE_URL: databaseUrl, DEMO_API_KEY: DEMO_KEY },
-  })
-  children.push(child)
-  let out = ''
-  child.stdout!.on('data', (d) => (out += d))
-  child.stderr!.on('data', (d) => (out += d))
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
-  const curl = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the server did not start:\n${out}`)), 60_000)
-    child.stdout!.on('data', () => {
-      const m = /curl -H 'Authorization: Bearer \w+' '([^']+)'/.exec(out)
-      if (m) {
-        clearTimeout(timer)
-        resolve(m[1]!)
-      }
-    })
-    void exited.then((code) => reject(new Error(`the server exited with ${code}:\n${out}`)))
-  })
-  return { child, exited, curl, base: new URL(curl).origin }
+  const server = await startServerProcess(
+    { DATABASE_URL: databaseUrl, DEMO_API_KEY: DEMO_KEY },
+    { until: /curl -H 'Authorization: Bearer \w+' '([^']+)'/ },
+  )
+  children.push(server.child)
+  const curl = server.match[1]!
+  return { child: server.child, exited: server.exited, curl, base: new URL(curl).origin }
 }
 
 /** A response with what differs between two seedings (ids, times) masked. */

@@ -1,8 +1,9 @@
-import { spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
+import { startServerProcess } from './server-process.js'
 
 // The built server and seed commands as a user runs them (`npm test` builds them first).
 
@@ -12,31 +13,14 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 const baseEnv = { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'warn' }
 
-function start(env: Record<string, string>) {
-  const child = spawn(process.execPath, [join(dist, 'main.js')], { env: { ...baseEnv, HOST: '127.0.0.1', PORT: '0', ...env } })
-  let out = ''
-  child.stdout.on('data', (d) => (out += d))
-  child.stderr.on('data', (d) => (out += d))
-  const ready = new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${out}`)), 60_000)
-    child.stdout.on('data', () => {
-      const m = /Session Events API on (http:\/\/[^ ]+)/.exec(out)
-      if (m && (out.includes('curl') || env.SEED === 'false')) {
-        clearTimeout(timer)
-        resolve(m[1]!)
-      }
-    })
-    child.on('exit', (code) => reject(new Error(`server exited with ${code}:\n${out}`)))
-  })
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
-  return { child, ready, exited, output: () => out }
-}
-
 describe('the server process', () => {
   it('seeds an empty store, prints a curl line that works, and stops on SIGTERM with exit 0', async () => {
-    const server = start({ DATABASE_URL: `sqlite:${join(dir, 'demo.db')}`, DEMO_API_KEY: 'metorial_sk_testdemo12345678' })
-    const url = await server.ready
-    const curl = /curl -H 'Authorization: Bearer (metorial_sk_\w+)' '([^']+)'/.exec(server.output())
+    const server = await startServerProcess(
+      { DATABASE_URL: `sqlite:${join(dir, 'demo.db')}`, DEMO_API_KEY: 'metorial_sk_testdemo12345678' },
+      { until: /curl -H 'Authorization: Bearer (metorial_sk_\w+)' '([^']+)'/ },
+    )
+    const url = server.url
+    const curl = server.match
     expect(curl?.[1]).toBe('metorial_sk_testdemo12345678')
     const res = await fetch(curl![2]!, { headers: { Authorization: `Bearer ${curl![1]}` } })
     expect(res.status).toBe(200)

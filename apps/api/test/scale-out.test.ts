@@ -1,11 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process'
-import { join } from 'node:path'
+import type { ChildProcess } from 'node:child_process'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { seed, type SeedSummary } from '../src/seed.js'
 import { openStore } from '../src/store/open.js'
 import type { SqlStore } from '../src/store/sql-store.js'
 import { backend, networkPostgres } from './backend.js'
 import { eventIds, sessionRuns } from './helpers.js'
+import { startServerProcess } from './server-process.js'
 
 // Two API processes (the built server, as it is deployed) over one PostgreSQL database: a
 // client walks a session page by page, alternating between them, while a writer appends events;
@@ -15,7 +15,6 @@ import { eventIds, sessionRuns } from './helpers.js'
 const target = (await networkPostgres())!
 console.log(`scale-out: two API processes over ${target.kind}`)
 
-const dist = new URL('../dist/', import.meta.url).pathname
 
 interface Server {
   child: ChildProcess
@@ -24,34 +23,10 @@ interface Server {
 }
 
 async function startServer(databaseUrl: string): Promise<Server> {
-  const child = spawn(process.execPath, [join(dist, 'main.js')], {
-    env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      HOST: '127.0.0.1',
-      PORT: '0',
-      SEED: 'false',
-      DATABASE_URL: databaseUrl,
-      DATABASE_POOL_MAX: '3',
-      RATE_LIMIT_PER_MINUTE: 'off',
-      LOG_LEVEL: 'warn',
-    },
-  })
-  let out = ''
-  child.stdout!.on('data', (d) => (out += d))
-  child.stderr!.on('data', (d) => (out += d))
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the server did not start:\n${out}`)), 30_000)
-    child.stdout!.on('data', () => {
-      const m = /Session Events API on (http:\/\/\S+)/.exec(out)
-      if (m) {
-        clearTimeout(timer)
-        resolve(m[1]!)
-      }
-    })
-    void exited.then((code) => reject(new Error(`the server exited with ${code}:\n${out}`)))
-  })
+  const { child, url, exited } = await startServerProcess(
+    { SEED: 'false', DATABASE_URL: databaseUrl, DATABASE_POOL_MAX: '3', RATE_LIMIT_PER_MINUTE: 'off' },
+    { timeoutMs: 30_000 },
+  )
   return { child, url, exited }
 }
 
