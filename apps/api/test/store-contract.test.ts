@@ -127,6 +127,36 @@ describe(`the ${backend} store`, () => {
     expect(n).toBe(1201)
   })
 
+  it('keeps every event to its own session, however often it was read before', async () => {
+    const store = await openTestStore()
+    const a = await sessionWithRun(store)
+    const b = await sessionWithRun(store)
+    const [aEvent] = await store.appendLogEvents([{ serverRunId: a.runId, lines: [{ type: 'stdout', line: 'a' }] }])
+    const [bEvent] = await store.appendLogEvents([{ serverRunId: b.runId, lines: [{ type: 'stdout', line: 'b' }] }])
+    // Read (and so remembered) through the first session, asked for through the second.
+    expect((await store.listSessionEvents({ sessionId: a.sessionId, limit: 10, order: 'asc' })).events.map((e) => e.id)).toEqual([aEvent])
+    expect((await store.getSessionEvent(a.sessionId, aEvent!))?.event.id).toBe(aEvent)
+    expect(await store.getSessionEvent(b.sessionId, aEvent!)).toBeUndefined()
+    expect((await store.listSessionEvents({ sessionId: b.sessionId, limit: 10, order: 'asc' })).events.map((e) => e.id)).toEqual([bEvent])
+    expect(await store.getSessionEvent(a.sessionId, bEvent!)).toBeUndefined()
+  })
+
+  it('shows a run as it is now on every read, the events around it as they were written', async () => {
+    const store = await openTestStore()
+    const { sessionId, runId } = await sessionWithRun(store)
+    const ids = await store.appendLogEvents(Array.from({ length: 3 }, (_, i) => ({ serverRunId: runId, lines: [{ type: 'stdout' as const, line: `${i}` }] })))
+    const first = await store.listSessionEvents({ sessionId, limit: 10, order: 'asc' })
+    expect(first.runs.get(runId)?.run.status).toBe('active')
+    await store.updateServerRun(runId, { status: 'completed', stoppedAt: new Date('2031-02-03T04:05:06.000Z') })
+    const again = await store.listSessionEvents({ sessionId, limit: 10, order: 'asc' })
+    expect(again.runs.get(runId)?.run).toMatchObject({ status: 'completed', stopped_at: '2031-02-03T04:05:06.000Z' })
+    expect(again.events).toEqual(first.events)
+    expect((await store.getSessionEvent(sessionId, ids[1]!))?.run?.run.status).toBe('completed')
+    // New events show on the page that was read before they came.
+    const [more] = await store.appendLogEvents([{ serverRunId: runId, lines: [] }])
+    expect((await store.listSessionEvents({ sessionId, limit: 10, order: 'asc' })).events.map((e) => e.id)).toEqual([...ids, more])
+  })
+
   it('keeps log lines exactly as written: unicode, quotes, backslashes, NUL, long lines', async () => {
     const store = await openTestStore()
     const { sessionId, runId } = await sessionWithRun(store)

@@ -68,6 +68,28 @@ describe('the SQLite store', () => {
     await reopened.close()
   })
 
+  it('sees what another connection wrote to the same file: run changes and new events', async () => {
+    const url = `sqlite:${join(dir, 'two-connections.db')}`
+    const reader = await openStore(url)
+    const writer = await openStore(url)
+    const summary = await seed(writer, { sessions: 1, events: 5 })
+    const sessionId = summary.instances[0]!.sessions[0]!.id
+    const before = await reader.listSessionEvents({ sessionId, limit: 100, order: 'asc' })
+    const [runId] = [...before.runs.keys()]
+    const status = before.runs.get(runId!)?.run.status === 'failed' ? 'completed' : 'failed'
+    // Read twice: the second time from what the reader remembers.
+    expect((await reader.listSessionEvents({ sessionId, limit: 100, order: 'asc' })).runs.get(runId!)).toEqual(before.runs.get(runId!))
+
+    await writer.updateServerRun(runId!, { status, stoppedAt: new Date('2032-01-01T00:00:00.000Z') })
+    const [added] = await writer.appendLogEvents([{ serverRunId: runId!, lines: [{ type: 'stderr', line: 'late' }] }])
+    const after = await reader.listSessionEvents({ sessionId, limit: 100, order: 'asc' })
+    expect(after.runs.get(runId!)?.run).toMatchObject({ status, stopped_at: '2032-01-01T00:00:00.000Z' })
+    expect(after.events.map((e) => e.id)).toEqual([...before.events.map((e) => e.id), added])
+    expect((await reader.getSessionEvent(sessionId, before.events.find((e) => e.server_run_id === runId)!.id))?.run?.run.status).toBe(status)
+    await writer.close()
+    await reader.close()
+  })
+
   it('stores keys only as hashes', async () => {
     const store = await openStore('sqlite::memory:')
     const { id } = await store.createInstance({ name: 'i' })

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { CompiledQuery, Kysely, SelectQueryBuilder } from 'kysely'
+import { LRUCache } from 'lru-cache'
 import { bindValues, PreparedQueries, type Bind, type FastRead } from './prepared.js'
 import { newId, randomBase62 } from '../ids.js'
 import type { Database } from './db.js'
@@ -17,11 +18,14 @@ export function hashSecret(secret: string): string {
 /** Rows a batch insert writes at once: well under SQLite's and PostgreSQL's parameter limits. */
 const BATCH_ROWS = 500
 
-type EventQuery = SelectQueryBuilder<
-  Database & { e: Database['session_events']; x: Database['server_run_errors'] },
-  'e' | 'x',
-  object
->
+/** What the events read before may hold in memory, in (roughly) bytes of their text. */
+export const DEFAULT_EVENT_CACHE_BYTES = 32 * 1024 * 1024
+
+/** About what an event takes in memory: its texts, and the record around them. */
+const eventSize = (e: EventRecord) =>
+  256 + e.log_lines_json.length + (e.error_message?.length ?? 0) + (e.error_metadata_json?.length ?? 0)
+
+type EventQuery = SelectQueryBuilder<Database & { e: Database['session_events'] }, 'e', object>
 
 export interface SqlStoreOptions {
   dialect: 'sqlite' | 'postgres'
@@ -30,6 +34,14 @@ export interface SqlStoreOptions {
   onClose?: () => Promise<void> | void
   /** Runs the hot reads synchronously, around Kysely's driver (embedded SQLite). */
   fastRead?: FastRead
+  /** How many bytes of events read before are kept for later pages (0: none). Default: 32 MiB. */
+  eventCacheBytes?: number
+  /**
+   * A value that changes whenever anything is written to the database, by this process or any
+   * other (undefined: cannot tell now). With one, runs read before are reused until it changes;
+   * without (PostgreSQL), every response reads its runs afresh.
+   */
+  changeToken?: () => string | undefined
 }
 
 export class SqlStore implements Store {
@@ -38,12 +50,25 @@ export class SqlStore implements Store {
   readonly #onClose: SqlStoreOptions['onClose']
   /** The reads of the API's hot path, compiled once per shape. */
   readonly #prepared: PreparedQueries
+  /**
+   * Events by id. An event never changes once written (the store appends events and never
+   * updates or deletes one, nor the run error it shows), so a page asks the database only for
+   * the ids on it, from an index alone, and reads in full only the events it has not seen
+   * before. What changes (the run an event shows) is read fresh for every response.
+   */
+  readonly #eventCache: LRUCache<string, EventRecord> | undefined
+  readonly #changeToken: (() => string | undefined) | undefined
+  /** Runs as they were read, and when: valid while the change token is the same. */
+  readonly #runCache = new LRUCache<string, { token: string; run: RunRecord }>({ max: 10_000 })
 
   constructor(options: SqlStoreOptions) {
     this.dialect = options.dialect
     this.db = options.db
     this.#onClose = options.onClose
     this.#prepared = new PreparedQueries(options.db, options.fastRead)
+    const cacheBytes = options.eventCacheBytes ?? DEFAULT_EVENT_CACHE_BYTES
+    this.#eventCache = cacheBytes > 0 ? new LRUCache({ maxSize: cacheBytes, sizeCalculation: eventSize }) : undefined
+    this.#changeToken = options.changeToken
   }
 
   async ping(): Promise<void> {
@@ -88,13 +113,12 @@ export class SqlStore implements Store {
   }
 
   #events(): EventQuery {
-    return this.db
-      .selectFrom('session_events as e')
-      .leftJoin('server_run_errors as x', 'x.id', 'e.server_run_error_id') as unknown as EventQuery
+    return this.db.selectFrom('session_events as e') as unknown as EventQuery
   }
 
+  /** Events in full: with the run error that a `server_run_error` event shows. */
   #selectEvent(q: EventQuery) {
-    return q.select([
+    return q.leftJoin('server_run_errors as x', 'x.id', 'e.server_run_error_id').select([
       'e.id',
       'e.session_id',
       'e.server_run_id',
@@ -144,7 +168,9 @@ export class SqlStore implements Store {
     const build = (bind: Bind) => {
       let q = this.#filtered(filters.counts, bind)
       if (position) q = q.where('e.id', backward ? preceding : following, bind<string>('position'))
-      return this.#selectEvent(q)
+      // The ids only: an index holds them all, and the events come from #eventsById.
+      return q
+        .select('e.id')
         .orderBy('e.id', scanAscending ? 'asc' : 'desc')
         .limit(bind<number>('limit'))
     }
@@ -154,10 +180,11 @@ export class SqlStore implements Store {
   async listSessionEvents(query: ListEventsQuery): Promise<EventPage> {
     const { build, values, shape, backward, following, preceding } = this.#plan(query)
     const position = query.position
-    const rows = (await this.#prepared.execute(shape, values, build)) as EventRecord[]
-    const more = rows.length > query.limit
-    if (more) rows.pop()
-    if (backward) rows.reverse()
+    const ids = (await this.#prepared.execute(shape, values, build)).map((row) => row.id)
+    const more = ids.length > query.limit
+    if (more) ids.pop()
+    if (backward) ids.reverse()
+    const rows = await this.#eventsById(query.sessionId, ids)
 
     let hasMoreBefore: boolean
     let hasMoreAfter: boolean
@@ -210,20 +237,72 @@ export class SqlStore implements Store {
     return (await this.#prepared.execute(probe.shape, probe.values, probe.build)).length > 0
   }
 
+  /** The events of a session with these ids, in their order: from the cache, the rest in one query. */
+  async #eventsById(sessionId: string, ids: readonly string[]): Promise<EventRecord[]> {
+    const cache = this.#eventCache
+    const found: (EventRecord | undefined)[] = cache ? ids.map((id) => cache.get(id)) : new Array(ids.length)
+    const missing = ids.filter((_, i) => found[i] === undefined)
+    if (missing.length > 0) {
+      const values: Record<string, string> = { session: sessionId }
+      missing.forEach((id, i) => (values[`id${i}`] = id))
+      const rows = (await this.#prepared.execute(`events:${missing.length}`, values, (bind) =>
+        this.#selectEvent(
+          this.#events()
+            .where('e.session_id', '=', bind<string>('session'))
+            .where(
+              'e.id',
+              'in',
+              missing.map((_, i) => bind<string>(`id${i}`)),
+            ),
+        ),
+      )) as EventRecord[]
+      const byId = new Map(rows.map((row) => [row.id, row]))
+      for (let i = 0; i < ids.length; i++) {
+        if (found[i] !== undefined) continue
+        const row = byId.get(ids[i]!)
+        if (row) cache?.set(row.id, row)
+        found[i] = row
+      }
+    }
+    // Every id was just read from the session's events, and events are never deleted.
+    return found.filter((e): e is EventRecord => e !== undefined)
+  }
+
   async getSessionEvent(sessionId: string, eventId: string) {
-    const [event] = (await this.#prepared.execute('getSessionEvent', { id: eventId, session: sessionId }, (bind) =>
-      this.#selectEvent(this.#events().where('e.id', '=', bind<string>('id')).where('e.session_id', '=', bind<string>('session'))),
-    )) as (EventRecord | undefined)[]
-    if (!event) return undefined
+    let event = this.#eventCache?.get(eventId)
+    if (event === undefined) {
+      ;[event] = (await this.#prepared.execute('getSessionEvent', { id: eventId, session: sessionId }, (bind) =>
+        this.#selectEvent(this.#events().where('e.id', '=', bind<string>('id')).where('e.session_id', '=', bind<string>('session'))),
+      )) as (EventRecord | undefined)[]
+      if (event) this.#eventCache?.set(event.id, event)
+    }
+    // An id is unique across sessions: an event of another session is not this session's.
+    if (!event || event.session_id !== sessionId) return undefined
     const runs = await this.#runs([event])
     return { event, run: event.server_run_id ? runs.get(event.server_run_id) : undefined }
   }
 
-  /** The runs of a page of events, with their previews, in one query. */
+  /**
+   * The runs of a page of events, with their previews, in one query; none when the database can
+   * tell that nothing was written since they were read last.
+   */
   async #runs(events: readonly EventRecord[]): Promise<Map<string, RunRecord>> {
-    const ids = [...new Set(events.map((e) => e.server_run_id).filter((id): id is string => id !== null))]
     const runs = new Map<string, RunRecord>()
-    if (ids.length === 0) return runs
+    const wanted = new Set<string>()
+    for (const e of events) if (e.server_run_id !== null) wanted.add(e.server_run_id)
+    if (wanted.size === 0) return runs
+    // Taken before the read: a write that lands in between makes the next token differ.
+    const token = this.#changeToken?.()
+    let ids = [...wanted]
+    if (token !== undefined) {
+      ids = ids.filter((id) => {
+        const cached = this.#runCache.get(id)
+        if (cached?.token !== token) return true
+        runs.set(id, cached.run)
+        return false
+      })
+      if (ids.length === 0) return runs
+    }
     const values = Object.fromEntries(ids.map((id, i) => [`run${i}`, id]))
     const rows = await this.#prepared.execute(`runs:${ids.length}`, values, (bind) =>
       this.db
@@ -273,7 +352,7 @@ export class SqlStore implements Store {
       ]),
     )
     for (const row of rows) {
-      runs.set(row.r_id, {
+      const record: RunRecord = {
         run: {
           id: row.r_id,
           server_session_id: row.r_server_session_id,
@@ -315,7 +394,9 @@ export class SqlStore implements Store {
           created_at: row.s_created_at,
           updated_at: row.s_updated_at,
         },
-      })
+      }
+      runs.set(record.run.id, record)
+      if (token !== undefined) this.#runCache.set(record.run.id, { token, run: record })
     }
     return runs
   }
