@@ -6,6 +6,7 @@ import { loadBuiltAsset } from './assets.js'
 import { authenticate, requireScope } from './auth.js'
 import type { AppEnv } from './env.js'
 import { ApiError, errorResponse, errors } from './errors.js'
+import { hasApiHeaders } from './json.js'
 import { createSessionEventsHandlers } from './handlers/session-events.handlers.js'
 import { newId } from './ids.js'
 import { rateLimit, type RateLimitOptions } from './rate-limit.js'
@@ -86,9 +87,12 @@ export function createApp(options: AppOptions) {
     c.set('requestId', requestId)
     c.set('store', store)
     c.set('logger', logger)
+    c.set('responseHeaders', { 'metorial-req-id': requestId, 'metorial-version': API_VERSION })
     await next()
-    c.res.headers.set('metorial-req-id', requestId)
-    c.res.headers.set('metorial-version', API_VERSION)
+    if (!hasApiHeaders(c.res)) {
+      c.res.headers.set('metorial-req-id', requestId)
+      c.res.headers.set('metorial-version', API_VERSION)
+    }
     if (logger.isLevelEnabled('info')) {
       logger.info({
         req_id: requestId,

@@ -12,5 +12,9 @@ export interface AppEnv {
     apiKeyId: string
     /** The key's scopes, space-separated. */
     scopes: string
+    /** Headers of every response: the request id and the API version. */
+    responseHeaders: Record<string, string>
+    /** Headers of a successful response: the rate limit's state, when there is one. */
+    rateLimitHeaders?: Record<string, string>
   }
 }

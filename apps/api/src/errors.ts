@@ -1,6 +1,8 @@
 import type { Error as ApiErrorBody, ValidationIssue } from '@session-events/server-stubs'
 import type { Context } from 'hono'
 import type { ContentfulStatusCode } from 'hono/utils/http-status'
+import type { AppEnv } from './env.js'
+import { sendJsonText } from './json.js'
 
 // The one place that builds error bodies. Every non-2xx response of the API has this shape,
 // whatever its status: { __typename: "error", ok: false, status, code, message, … }.
@@ -119,7 +121,6 @@ export const errors = {
 }
 
 /** The response of an ApiError. */
-export function errorResponse(c: Context, error: ApiError): Response {
-  for (const [name, value] of Object.entries(error.headers)) c.header(name, value)
-  return c.json(error.body, error.status)
+export function errorResponse(c: Context<AppEnv>, error: ApiError): Response {
+  return sendJsonText(c, JSON.stringify(error.body), error.status, error.headers)
 }

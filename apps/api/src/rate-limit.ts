@@ -2,6 +2,7 @@ import type { MiddlewareHandler } from 'hono'
 import { RateLimiterMemory, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible'
 import type { AppEnv } from './env.js'
 import { errors } from './errors.js'
+import { hasApiHeaders } from './json.js'
 
 export interface RateLimitOptions {
   /** Requests a key may make in one window. */
@@ -33,11 +34,16 @@ export function rateLimit(options: RateLimitOptions): MiddlewareHandler<AppEnv> 
         'RateLimit-Reset': String(reset),
       })
     }
+    const headers = {
+      'RateLimit-Limit': limit,
+      'RateLimit-Remaining': String(result.remainingPoints),
+      'RateLimit-Reset': String(Math.max(0, Math.ceil(result.msBeforeNext / 1000))),
+    }
+    // Successful responses carry them: sendJson puts them in, the middleware does for the rest.
+    c.set('rateLimitHeaders', headers)
     await next()
-    if (c.res.status < 300) {
-      c.res.headers.set('RateLimit-Limit', limit)
-      c.res.headers.set('RateLimit-Remaining', String(result.remainingPoints))
-      c.res.headers.set('RateLimit-Reset', String(Math.max(0, Math.ceil(result.msBeforeNext / 1000))))
+    if (c.res.status < 300 && !hasApiHeaders(c.res)) {
+      for (const [name, value] of Object.entries(headers)) c.res.headers.set(name, value)
     }
   }
 }
