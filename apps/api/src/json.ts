@@ -2,7 +2,7 @@ import type { Context, TypedResponse } from 'hono'
 import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import type { JSONParsed } from 'hono/utils/types'
 import type { AppEnv } from './env.js'
-import type { Json } from './serialize.js'
+import type { Json, JsonBytes } from './serialize.js'
 
 // The API's responses carry a few headers of their own (the request id, the API version, the
 // rate limit). Set on a Response after it is made, each one turns its plain headers into a
@@ -16,14 +16,14 @@ const complete = new WeakSet<Response>()
 /** Whether `response` was made here, with the API's headers in it. */
 export const hasApiHeaders = (response: Response) => complete.has(response)
 
-function respond(body: string, status: number, headers: Record<string, string>): Response {
+function respond(body: string | Uint8Array, status: number, headers: Record<string, string>): Response {
   const response = new Response(body, { status, headers })
   complete.add(response)
   return response
 }
 
-/** JSON text sent with the headers of every API response, and `extra`. */
-export function sendJsonText(c: Context<AppEnv>, text: string, status: number, extra?: Record<string, string>): Response {
+/** JSON (text or UTF-8 bytes) sent with the headers of every API response, and `extra`. */
+export function sendJsonText(c: Context<AppEnv>, text: string | Uint8Array, status: number, extra?: Record<string, string>): Response {
   return respond(text, status, { 'content-type': 'application/json', ...c.get('responseHeaders'), ...extra })
 }
 
@@ -34,8 +34,8 @@ export function sendJsonText(c: Context<AppEnv>, text: string, status: number, e
  */
 export function sendJson<T, S extends ContentfulStatusCode>(
   c: Context<AppEnv>,
-  text: Json<T>,
+  body: Json<T> | JsonBytes<T>,
   status: S,
 ): Response & TypedResponse<JSONParsed<T>, S, 'json'> {
-  return sendJsonText(c, text, status, c.get('rateLimitHeaders')) as Response & TypedResponse<JSONParsed<T>, S, 'json'>
+  return sendJsonText(c, body, status, c.get('rateLimitHeaders')) as Response & TypedResponse<JSONParsed<T>, S, 'json'>
 }

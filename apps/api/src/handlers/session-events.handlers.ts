@@ -67,7 +67,6 @@ export function createSessionEventsHandlers(): SessionEventsHandlers<AppEnv> {
         types: query.type,
       })
 
-      const items = page.events.map((e) => sessionEventJson(e, e.server_run_id ? page.runs.get(e.server_run_id) : undefined))
       // An empty page past either end still leads back: to the first page from before the
       // start, to the last page from past the end.
       const ascending = (query.order ?? 'asc') === 'asc'
@@ -75,7 +74,7 @@ export function createSessionEventsHandlers(): SessionEventsHandlers<AppEnv> {
       const last = page.events.at(-1)
       return sendJson(
         c,
-        sessionEventListJson(items, {
+        sessionEventListJson(page.events, page.runs, {
           has_more_before: page.hasMoreBefore,
           has_more_after: page.hasMoreAfter,
           next_cursor: page.hasMoreAfter
