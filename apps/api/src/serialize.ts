@@ -11,11 +11,10 @@ import { LRUCache } from 'lru-cache'
 import type { EventRecord, RunRecord } from './store/types.js'
 
 // Responses are the hot path: a page of 20 events is about 40 KB of JSON. Nothing here walks
-// an event's object graph per request. Log lines were serialised once, when they were written,
-// and are copied in as they are; a run's JSON is built once per version of the run (its
-// `updated_at` and those of its previews), as text and as UTF-8 bytes, and reused by every event
-// and every page that shows it. A response is written straight into one buffer: the runs, most
-// of a page's bytes, are copied in, never encoded again.
+// an object graph or encodes text per request. An event's own JSON (its log lines were
+// serialised when they were written) is made into UTF-8 once, when the store first holds it; a
+// run's, once per version of the run (its `updated_at` and those of its previews), and reused by
+// every event and every page that shows it. A response is those bytes copied into one buffer.
 
 /** JSON text of a value of type T: the compiler keeps the text and its type together. */
 export type Json<T> = string & { readonly __json: T }
@@ -73,10 +72,9 @@ function serverRun(r: RunRecord): ServerRun {
   }
 }
 
-/** A run's JSON, as text and as bytes. */
+/** A run's JSON as UTF-8 bytes, and which version of the run it shows. */
 interface RunJson {
   version: string
-  text: Json<ServerRun>
   bytes: Buffer
 }
 
@@ -87,70 +85,91 @@ function serverRunJson(r: RunRecord): RunJson {
   const version = `${r.run.updated_at}|${r.serverSession.updated_at}|${r.deployment.updated_at}|${r.server.updated_at}`
   const cached = runCache.get(r.run.id)
   if (cached && cached.version === version) return cached
-  const text = json(serverRun(r))
-  const made = { version, text, bytes: Buffer.from(text) }
+  const made = { version, bytes: Buffer.from(json(serverRun(r))) }
   runCache.set(r.run.id, made)
   return made
 }
 
-/** A response in pieces: text to encode, and runs' bytes to copy. */
-type Piece = string | RunJson
+/**
+ * An event's own JSON, in UTF-8, cut where its run goes (once for a log event, twice for a run
+ * error, which shows the run in its error too; never when it has no run). An event never
+ * changes, so this is made once per event the store holds, and kept as long as the store keeps it.
+ */
+type EventTemplate = { withRun: boolean; segments: Buffer[] }
+const templates = new WeakMap<EventRecord, EventTemplate>()
 
-/** The fields of a SessionEvent, in the spec's order, around its pre-serialised parts. */
-function eventPieces(out: Piece[], e: EventRecord, run: RunRecord | undefined): void {
-  const runJson = run ? serverRunJson(run) : undefined
-  out.push(`{"object":"session.event","id":"${e.id}","session_id":"${e.session_id}","type":"${e.type}","server_run":`)
-  out.push(runJson ?? 'null')
-  if (e.type === 'server_run_error' && e.server_run_error_id && runJson) {
-    out.push(
-      `,"server_run_error":{"object":"server.server_run.error","id":${JSON.stringify(e.server_run_error_id)}` +
+/** Where the run goes in an event's text. */
+const RUN = '\u0000run\u0000'
+
+/** The fields of a SessionEvent, in the spec's order, with RUN where its run goes. */
+function eventText(e: EventRecord, withRun: boolean): string {
+  const run = withRun ? RUN : 'null'
+  const error =
+    e.type === 'server_run_error' && e.server_run_error_id && withRun
+      ? `{"object":"server.server_run.error","id":${JSON.stringify(e.server_run_error_id)}` +
         `,"code":${JSON.stringify(e.error_code)},"message":${JSON.stringify(e.error_message)}` +
-        `,"metadata":${e.error_metadata_json ?? '{}'},"server_run":`,
-    )
-    out.push(runJson)
-    out.push(`,"created_at":"${e.error_created_at}"}`)
-  } else {
-    out.push(',"server_run_error":null')
-  }
-  out.push(`,"log_lines":${e.log_lines_json},"created_at":"${e.created_at}"}`)
+        `,"metadata":${e.error_metadata_json ?? '{}'},"server_run":${run},"created_at":"${e.error_created_at}"}`
+      : 'null'
+  return (
+    `{"object":"session.event","id":"${e.id}","session_id":"${e.session_id}","type":"${e.type}"` +
+    `,"server_run":${run},"server_run_error":${error},"log_lines":${e.log_lines_json},"created_at":"${e.created_at}"}`
+  )
 }
 
-/** The pieces in one buffer: measured, then written, with no string of the whole in between. */
-function toBytes<T>(pieces: readonly Piece[]): JsonBytes<T> {
+function template(e: EventRecord, withRun: boolean): EventTemplate {
+  let made = templates.get(e)
+  if (made?.withRun !== withRun) {
+    // RUN cannot occur inside the text around it: JSON escapes every control character.
+    made = { withRun, segments: eventText(e, withRun).split(RUN).map((text) => Buffer.from(text)) }
+    templates.set(e, made)
+  }
+  return made
+}
+
+/** Writes the JSON of events (with their runs, as they are now) into parts, commas between. */
+function eventParts(parts: Buffer[], events: readonly EventRecord[], runs: (e: EventRecord) => RunRecord | undefined): number {
   let size = 0
-  for (const piece of pieces) size += typeof piece === 'string' ? Buffer.byteLength(piece) : piece.bytes.length
-  const out = Buffer.allocUnsafe(size)
-  let at = 0
-  for (const piece of pieces) {
-    if (typeof piece === 'string') {
-      at += out.write(piece, at)
-    } else {
-      out.set(piece.bytes, at)
-      at += piece.bytes.length
+  for (let i = 0; i < events.length; i++) {
+    if (i > 0) {
+      parts.push(COMMA)
+      size += 1
+    }
+    const e = events[i]!
+    const run = runs(e)
+    const { segments } = template(e, run !== undefined)
+    const runBytes = run && serverRunJson(run).bytes
+    for (let k = 0; k < segments.length; k++) {
+      if (k > 0) {
+        parts.push(runBytes!)
+        size += runBytes!.length
+      }
+      parts.push(segments[k]!)
+      size += segments[k]!.length
     }
   }
-  return out as JsonBytes<T>
+  return size
 }
+
+const COMMA = Buffer.from(',')
+const LIST_OPEN = Buffer.from('{"__typename":"list","items":[')
 
 /** One event, as the API sends it. */
 export function sessionEventJson(e: EventRecord, run: RunRecord | undefined): JsonBytes<SessionEvent> {
-  const pieces: Piece[] = []
-  eventPieces(pieces, e, run)
-  return toBytes(pieces)
+  const parts: Buffer[] = []
+  const size = eventParts(parts, [e], () => run)
+  return Buffer.concat(parts, size) as JsonBytes<SessionEvent>
 }
 
-/** A page: the list envelope around its events. */
+/** A page: the list envelope around its events; every byte but the pagination's is copied, not encoded. */
 export function sessionEventListJson(
   events: readonly EventRecord[],
   runs: ReadonlyMap<string, RunRecord>,
   pagination: Pagination,
 ): JsonBytes<SessionEventList> {
-  const pieces: Piece[] = ['{"__typename":"list","items":[']
-  for (let i = 0; i < events.length; i++) {
-    if (i > 0) pieces.push(',')
-    const e = events[i]!
-    eventPieces(pieces, e, e.server_run_id ? runs.get(e.server_run_id) : undefined)
-  }
-  pieces.push(`],"pagination":${JSON.stringify(pagination)}}`)
-  return toBytes(pieces)
+  const parts: Buffer[] = [LIST_OPEN]
+  let size = LIST_OPEN.length + eventParts(parts, events, (e) => (e.server_run_id ? runs.get(e.server_run_id) : undefined))
+  const close = Buffer.from(`],"pagination":${JSON.stringify(pagination)}}`)
+  parts.push(close)
+  size += close.length
+  return Buffer.concat(parts, size) as JsonBytes<SessionEventList>
 }

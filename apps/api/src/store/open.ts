@@ -73,10 +73,11 @@ function sqliteChangeToken(database: SQLite.Database): () => string | undefined 
 /**
  * The hot reads, run on the statement itself: better-sqlite3 is synchronous, and Kysely's driver
  * wraps each query in a connection, a mutex and promises that cost about as much again as the
- * query. Rows come back as arrays (raw mode), which better-sqlite3 makes much faster than objects,
- * and become objects here, with the same keys in the same order. While a transaction is open (its
- * statements interleave with awaits), or once the database is closed, a read goes through Kysely
- * instead: it waits for the transaction as before, and fails the same way after close.
+ * query. Rows come back as arrays (raw mode), or as values when there is one column (pluck), which
+ * better-sqlite3 makes much faster than objects, and become objects here, with the same keys in
+ * the same order. While a transaction is open (its statements interleave with awaits), or once
+ * the database is closed, a read goes through Kysely instead: it waits for the transaction as
+ * before, and fails the same way after close.
  */
 function fastSqliteRead(database: SQLite.Database): FastRead {
   // Statements of their own: raw mode is a setting of the statement, and Kysely's expect objects.
@@ -89,14 +90,21 @@ function fastSqliteRead(database: SQLite.Database): FastRead {
         if (reads.size >= 1000) reads.clear()
         const statement = database.prepare(sql)
         if (!statement.reader) return undefined
-        read = { statement: statement.raw(true), columns: statement.columns().map((c) => c.name) }
+        const columns = statement.columns().map((c) => c.name)
+        // One column (a page's ids): its values alone, not an array around each.
+        read = { statement: columns.length === 1 ? statement.pluck(true) : statement.raw(true), columns }
         reads.set(sql, read)
       }
       const { statement, columns } = read
-      const rows = statement.all(parameters) as unknown[][]
+      const rows = statement.all(parameters) as unknown[]
       const objects: Record<string, unknown>[] = new Array(rows.length)
+      if (columns.length === 1) {
+        const column = columns[0]!
+        for (let r = 0; r < rows.length; r++) objects[r] = { [column]: rows[r] }
+        return objects
+      }
       for (let r = 0; r < rows.length; r++) {
-        const row = rows[r]!
+        const row = rows[r] as unknown[]
         const object: Record<string, unknown> = {}
         for (let i = 0; i < columns.length; i++) object[columns[i]!] = row[i]
         objects[r] = object

@@ -54,7 +54,8 @@ export class SqlStore implements Store {
    * Events by id. An event never changes once written (the store appends events and never
    * updates or deletes one, nor the run error it shows), so a page asks the database only for
    * the ids on it, from an index alone, and reads in full only the events it has not seen
-   * before. What changes (the run an event shows) is read fresh for every response.
+   * before. What does change, the run an event shows, is read for every response, or on SQLite
+   * reused until the database changes (#runs).
    */
   readonly #eventCache: LRUCache<string, EventRecord> | undefined
   readonly #changeToken: (() => string | undefined) | undefined
