@@ -91,11 +91,11 @@ function serverRunJson(r: RunRecord): RunJson {
 }
 
 /**
- * An event's own JSON, in UTF-8, cut where its run goes (once for a log event, twice for a run
- * error, which shows the run in its error too; never when it has no run). An event never
+ * An event's own JSON in UTF-8, and the offsets where its run goes (one for a log event, two for
+ * a run error, which shows the run in its error too; none when it has no run). An event never
  * changes, so this is made once per event the store holds, and kept as long as the store keeps it.
  */
-type EventTemplate = { withRun: boolean; segments: Buffer[] }
+type EventTemplate = { withRun: boolean; bytes: Buffer; cuts: number[] }
 const templates = new WeakMap<EventRecord, EventTemplate>()
 
 /** Where the run goes in an event's text. */
@@ -120,56 +120,62 @@ function template(e: EventRecord, withRun: boolean): EventTemplate {
   let made = templates.get(e)
   if (made?.withRun !== withRun) {
     // RUN cannot occur inside the text around it: JSON escapes every control character.
-    made = { withRun, segments: eventText(e, withRun).split(RUN).map((text) => Buffer.from(text)) }
+    const pieces = eventText(e, withRun).split(RUN)
+    const cuts: number[] = []
+    let at = 0
+    for (let k = 0; k < pieces.length - 1; k++) cuts.push((at += Buffer.byteLength(pieces[k]!)))
+    made = { withRun, bytes: Buffer.from(pieces.join('')), cuts }
     templates.set(e, made)
   }
   return made
 }
 
-/** Writes the JSON of events (with their runs, as they are now) into parts, commas between. */
-function eventParts(parts: Buffer[], events: readonly EventRecord[], runs: (e: EventRecord) => RunRecord | undefined): number {
-  let size = 0
+/**
+ * JSON around a list of events, with the runs (as they are now) in their places and commas
+ * between: measured first, then copied into one buffer. Nothing is encoded but `head` and `tail`.
+ */
+function eventsJson<T>(head: string, events: readonly EventRecord[], runOf: (e: EventRecord) => RunRecord | undefined, tail: string): JsonBytes<T> {
+  const parts: EventTemplate[] = new Array(events.length)
+  const runs: (Buffer | undefined)[] = new Array(events.length)
+  let size = Buffer.byteLength(head) + Buffer.byteLength(tail) + Math.max(0, events.length - 1)
   for (let i = 0; i < events.length; i++) {
-    if (i > 0) {
-      parts.push(COMMA)
-      size += 1
-    }
-    const e = events[i]!
-    const run = runs(e)
-    const { segments } = template(e, run !== undefined)
-    const runBytes = run && serverRunJson(run).bytes
-    for (let k = 0; k < segments.length; k++) {
-      if (k > 0) {
-        parts.push(runBytes!)
-        size += runBytes!.length
-      }
-      parts.push(segments[k]!)
-      size += segments[k]!.length
-    }
+    const run = runOf(events[i]!)
+    const part = (parts[i] = template(events[i]!, run !== undefined))
+    const runBytes = (runs[i] = run && serverRunJson(run).bytes)
+    size += part.bytes.length + part.cuts.length * (runBytes?.length ?? 0)
   }
-  return size
+  const out = Buffer.allocUnsafe(size)
+  let at = out.write(head, 0)
+  for (let i = 0; i < parts.length; i++) {
+    if (i > 0) out[at++] = 0x2c // ,
+    const { bytes, cuts } = parts[i]!
+    let from = 0
+    for (const cut of cuts) {
+      at += bytes.copy(out, at, from, cut)
+      at += runs[i]!.copy(out, at)
+      from = cut
+    }
+    at += bytes.copy(out, at, from)
+  }
+  out.write(tail, at)
+  return out as JsonBytes<T>
 }
-
-const COMMA = Buffer.from(',')
-const LIST_OPEN = Buffer.from('{"__typename":"list","items":[')
 
 /** One event, as the API sends it. */
 export function sessionEventJson(e: EventRecord, run: RunRecord | undefined): JsonBytes<SessionEvent> {
-  const parts: Buffer[] = []
-  const size = eventParts(parts, [e], () => run)
-  return Buffer.concat(parts, size) as JsonBytes<SessionEvent>
+  return eventsJson('', [e], () => run, '')
 }
 
-/** A page: the list envelope around its events; every byte but the pagination's is copied, not encoded. */
+/** A page: the list envelope around its events. */
 export function sessionEventListJson(
   events: readonly EventRecord[],
   runs: ReadonlyMap<string, RunRecord>,
   pagination: Pagination,
 ): JsonBytes<SessionEventList> {
-  const parts: Buffer[] = [LIST_OPEN]
-  let size = LIST_OPEN.length + eventParts(parts, events, (e) => (e.server_run_id ? runs.get(e.server_run_id) : undefined))
-  const close = Buffer.from(`],"pagination":${JSON.stringify(pagination)}}`)
-  parts.push(close)
-  size += close.length
-  return Buffer.concat(parts, size) as JsonBytes<SessionEventList>
+  return eventsJson(
+    '{"__typename":"list","items":[',
+    events,
+    (e) => (e.server_run_id ? runs.get(e.server_run_id) : undefined),
+    `],"pagination":${JSON.stringify(pagination)}}`,
+  )
 }

@@ -18,12 +18,16 @@ export function hashSecret(secret: string): string {
 /** Rows a batch insert writes at once: well under SQLite's and PostgreSQL's parameter limits. */
 const BATCH_ROWS = 500
 
-/** What the events read before may hold in memory, in (roughly) bytes of their text. */
+/** How much memory the events read before may take, in bytes (roughly). */
 export const DEFAULT_EVENT_CACHE_BYTES = 32 * 1024 * 1024
 
-/** About what an event takes in memory: its texts, and the record around them. */
+/**
+ * About what a cached event takes, as measured over 100,000 of them: a kilobyte for the record,
+ * its strings and the cache's own bookkeeping, and its text twice, as read and as the UTF-8 the
+ * API serves (kept beside it, apps/api/src/serialize.ts).
+ */
 const eventSize = (e: EventRecord) =>
-  256 + e.log_lines_json.length + (e.error_message?.length ?? 0) + (e.error_metadata_json?.length ?? 0)
+  1024 + 2 * (e.log_lines_json.length + (e.error_message?.length ?? 0) + (e.error_metadata_json?.length ?? 0))
 
 type EventQuery = SelectQueryBuilder<Database & { e: Database['session_events'] }, 'e', object>
 
