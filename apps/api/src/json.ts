@@ -5,11 +5,11 @@ import type { AppEnv } from './env.js'
 import type { Json, JsonBytes } from './serialize.js'
 
 // The API's responses carry a few headers of their own (the request id, the API version, the
-// rate limit). Set on a Response after it is made, each one turns its plain headers into a
-// Fetch `Headers` object, which @hono/node-server then has to turn back into Node's; that cost
-// a tenth of a small request. So the middleware puts them in the context as a plain object, and
-// the responses made here carry them from the start. Any other response (404s, /healthz…)
-// gets them from the middleware afterwards, the ordinary way.
+// rate limit). Set on a Response after it is made, they turn its plain headers into a Fetch
+// `Headers` object, which @hono/node-server then has to turn back into Node's, on every request.
+// So the middleware puts them in the context as a plain object, and the responses made here
+// carry them from the start. Any other response (404s, /healthz…) gets them from the middleware
+// afterwards, the ordinary way.
 
 const complete = new WeakSet<Response>()
 
