@@ -138,11 +138,18 @@ function eventsJson<T>(head: string, events: readonly EventRecord[], runOf: (e: 
   const parts: EventTemplate[] = new Array(events.length)
   const runs: (Buffer | undefined)[] = new Array(events.length)
   let size = Buffer.byteLength(head) + Buffer.byteLength(tail) + Math.max(0, events.length - 1)
+  // Neighbouring events mostly show the same run: look its bytes up once for them.
+  let lastRun: RunRecord | undefined
+  let lastBytes: Buffer | undefined
   for (let i = 0; i < events.length; i++) {
     const run = runOf(events[i]!)
     const part = (parts[i] = template(events[i]!, run !== undefined))
-    const runBytes = (runs[i] = run && serverRunJson(run).bytes)
-    size += part.bytes.length + part.cuts.length * (runBytes?.length ?? 0)
+    if (run !== lastRun) {
+      lastRun = run
+      lastBytes = run && serverRunJson(run).bytes
+    }
+    runs[i] = lastBytes
+    size += part.bytes.length + part.cuts.length * (lastBytes?.length ?? 0)
   }
   const out = Buffer.allocUnsafe(size)
   let at = out.write(head, 0)

@@ -37,6 +37,20 @@ describe('getSessionEvent', () => {
     expect(again.server_run.stopped_at).toBe('2030-01-01T00:00:00.000Z')
   })
 
+  it('shows each event of a page with its own run, read twice (from the database, then from memory)', async () => {
+    const rows = await f.store.db.selectFrom('session_events').select(['id', 'server_run_id']).where('session_id', '=', sessionId).execute()
+    const runOf = new Map(rows.map((r) => [r.id, r.server_run_id]))
+    expect(new Set(runOf.values()).size).toBeGreaterThan(1)
+    for (let read = 0; read < 2; read++) {
+      const page = await body(await list('?limit=100'))
+      expect(page.items.length).toBe(Math.min(100, rows.length))
+      for (const item of page.items) {
+        expect(item.server_run?.id ?? null).toBe(runOf.get(item.id))
+        if (item.server_run_error) expect(item.server_run_error.server_run.id).toBe(item.server_run.id)
+      }
+    }
+  })
+
   it('returns a server_run_error event with its error and no log lines', async () => {
     const [errorId] = await eventIds(f.store, sessionId, { type: ['server_run_error'] })
     const event = await body(await f.get(`/sessions/${sessionId}/events/${errorId}`))
