@@ -1,5 +1,5 @@
 import type { Dataset } from './datasets.js'
-import { load, median, medianOrNull, type LoadResult } from './load.js'
+import { load, median, medianOrNull, summariseRounds, type LoadResult, type RoundsSummary } from './load.js'
 import { apiMain } from './paths.js'
 import { freePort, startServer, type Memory } from './processes.js'
 
@@ -13,15 +13,8 @@ export interface GrowthSettings {
   warmupS: number
 }
 
-export interface PageSummary {
+export interface PageSummary extends RoundsSummary {
   path: string
-  meanMs: number
-  p50Ms: number
-  p99Ms: number
-  rps: number
-  cpuUsPerReq: number | null
-  errors: number
-  rounds: LoadResult[]
 }
 
 export interface GrowthRow {
@@ -36,16 +29,7 @@ export interface GrowthRow {
   memory: Memory | null
 }
 
-const summarise = (path: string, runs: LoadResult[]): PageSummary => ({
-  path,
-  meanMs: median(runs.map((r) => r.meanMs)),
-  p50Ms: median(runs.map((r) => r.p50Ms)),
-  p99Ms: median(runs.map((r) => r.p99Ms)),
-  rps: median(runs.map((r) => r.rps)),
-  cpuUsPerReq: medianOrNull(runs.map((r) => r.cpuUsPerReq)),
-  errors: runs.reduce((n, r) => n + r.errors, 0),
-  rounds: runs,
-})
+const summarise = (path: string, runs: LoadResult[]): PageSummary => ({ path, ...summariseRounds(runs) })
 
 export async function growthRow(dataset: Dataset, settings: GrowthSettings, log: (line: string) => void): Promise<GrowthRow> {
   const session = dataset.sessionList[0]!

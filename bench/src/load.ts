@@ -97,3 +97,25 @@ export const medianOrNull = (values: (number | null)[]): number | null => {
   const present = values.filter((v): v is number => v !== null && Number.isFinite(v))
   return present.length > 0 ? median(present) : null
 }
+
+/** Rounds of one load, summarised: the median of each figure over the rounds, and the errors of all. */
+export interface RoundsSummary {
+  rps: number
+  p50Ms: number
+  p99Ms: number
+  meanMs: number
+  /** Server CPU time per response, in µs (null without /proc). */
+  cpuUsPerReq: number | null
+  errors: number
+  rounds: LoadResult[]
+}
+
+export const summariseRounds = (runs: LoadResult[]): RoundsSummary => ({
+  rps: median(runs.map((r) => r.rps)),
+  p50Ms: median(runs.map((r) => r.p50Ms)),
+  p99Ms: median(runs.map((r) => r.p99Ms)),
+  meanMs: median(runs.map((r) => r.meanMs)),
+  cpuUsPerReq: medianOrNull(runs.map((r) => r.cpuUsPerReq)),
+  errors: runs.reduce((n, r) => n + r.errors, 0),
+  rounds: runs,
+})

@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { isDeepStrictEqual } from 'node:util'
 import type { Dataset } from './datasets.js'
-import { load, median, medianOrNull, type LoadRequest, type LoadResult } from './load.js'
+import { load, median, medianOrNull, summariseRounds, type LoadRequest, type LoadResult, type RoundsSummary } from './load.js'
 import { apiMain, dataDir, peerScript } from './paths.js'
 import type { Endpoint, Fixture } from './peers/fixtures.js'
 import { freePort, startServer, type Memory, type ServerProcess } from './processes.js'
@@ -36,16 +36,7 @@ export interface Settings {
   connections: number
 }
 
-export interface TargetSummary {
-  rps: number
-  p50Ms: number
-  p99Ms: number
-  meanMs: number
-  /** Server CPU time per response, in µs (null without /proc). */
-  cpuUsPerReq: number | null
-  errors: number
-  rounds: LoadResult[]
-}
+export type TargetSummary = RoundsSummary
 
 export interface ThroughputResult {
   settings: Settings
@@ -196,16 +187,7 @@ export async function throughputSuite(dataset: Dataset, settings: Settings, log:
     for (const endpoint of ENDPOINTS) {
       const targets = {} as Record<Target, TargetSummary>
       for (const target of TARGETS) {
-        const runs = rounds[endpoint][target]
-        targets[target] = {
-          rps: median(runs.map((r) => r.rps)),
-          p50Ms: median(runs.map((r) => r.p50Ms)),
-          p99Ms: median(runs.map((r) => r.p99Ms)),
-          meanMs: median(runs.map((r) => r.meanMs)),
-          cpuUsPerReq: medianOrNull(runs.map((r) => r.cpuUsPerReq)),
-          errors: runs.reduce((n, r) => n + r.errors, 0),
-          rounds: runs,
-        }
+        targets[target] = summariseRounds(rounds[endpoint][target])
       }
       const ratios: Record<string, number> = {}
       const cpuRatios: Record<string, number | null> = {}
