@@ -2,7 +2,7 @@ import type { Context, TypedResponse } from 'hono'
 import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import type { JSONParsed } from 'hono/utils/types'
 import type { AppEnv } from './env.js'
-import type { Json, JsonBytes } from './serialize.js'
+import type { JsonBytes } from './serialize.js'
 
 // The API's responses carry a few headers of their own (the request id, the API version, the
 // rate limit). Set on a Response after it is made, they turn its plain headers into a Fetch
@@ -28,13 +28,13 @@ export function sendJsonText(c: Context<AppEnv>, text: string | Uint8Array, stat
 }
 
 /**
- * Sends JSON text that was serialised ahead of time, typed as the value it encodes, so that a
+ * Sends JSON that was serialised ahead of time, typed as the value it encodes, so that a
  * handler's route still checks which body goes with which status. A success: it carries the
  * rate limit's headers too.
  */
 export function sendJson<T, S extends ContentfulStatusCode>(
   c: Context<AppEnv>,
-  body: Json<T> | JsonBytes<T>,
+  body: JsonBytes<T>,
   status: S,
 ): Response & TypedResponse<JSONParsed<T>, S, 'json'> {
   return sendJsonText(c, body, status, c.get('rateLimitHeaders')) as Response & TypedResponse<JSONParsed<T>, S, 'json'>
