@@ -127,3 +127,72 @@ export async function startServer(options: StartOptions): Promise<ServerProcess>
     },
   }
 }
+
+export interface WorkerProcess {
+  name: string
+  pid: number
+  /** Sends the worker a line on its stdin. */
+  send(line: string): void
+  /** The next line the worker prints on stdout. */
+  nextLine(timeoutMs?: number): Promise<string>
+  cpuSeconds(): number | null
+  stop(): Promise<void>
+}
+
+/** Starts a Node script that is not a server (the writer) and resolves once it prints "ready". */
+export async function startWorker(options: { name: string; script: string; args?: string[]; env?: Record<string, string> }): Promise<WorkerProcess> {
+  const child = spawn(process.execPath, [options.script, ...(options.args ?? [])], {
+    env: { ...process.env, ...options.env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  })
+  running.add(child)
+  let stderr = ''
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr = (stderr + chunk).slice(-4000)
+  })
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  void exited.then(() => running.delete(child))
+
+  const lines: string[] = []
+  const waiting: ((line: string) => void)[] = []
+  let partial = ''
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+    const parts = (partial + chunk).split('\n')
+    partial = parts.pop()!
+    for (const line of parts) {
+      const waiter = waiting.shift()
+      if (waiter) waiter(line)
+      else lines.push(line)
+    }
+  })
+  const nextLine = (timeoutMs = 30_000) =>
+    lines.length > 0
+      ? Promise.resolve(lines.shift()!)
+      : new Promise<string>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error(`${options.name} printed nothing within ${timeoutMs} ms:\n${stderr}`)), timeoutMs)
+          const gone = () => reject(new Error(`${options.name} exited:\n${stderr}`))
+          void exited.then(gone)
+          waiting.push((line) => {
+            clearTimeout(timer)
+            resolve(line)
+          })
+        })
+
+  const ready = await nextLine()
+  if (ready !== 'ready') throw new Error(`${options.name} did not start: ${ready}\n${stderr}`)
+  const pid = child.pid!
+  return {
+    name: options.name,
+    pid,
+    send: (line) => void child.stdin!.write(`${line}\n`),
+    nextLine,
+    cpuSeconds: () => readCpuSeconds(pid),
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return
+      child.kill('SIGTERM')
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
+      await exited
+      clearTimeout(timer)
+    },
+  }
+}

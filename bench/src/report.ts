@@ -106,22 +106,30 @@ export function markdown(r: Results): string {
       for (const [i, target] of TARGETS.entries()) {
         const x = targets[target]
         const peer = target === 'limit' || target === 'naive' || target === 'fastify'
+        const compared = peer || target === 'api_writing'
         out.push(
           `| ${i === 0 ? ENDPOINT_LABELS[endpoint] : ''} | ${TARGET_LABELS[target]} | ${int(x.rps)} | ${ms(x.p50Ms)} | ${ms(x.p99Ms)} | ${x.errors} | ${x.cpuUsPerReq === null ? '–' : int(x.cpuUsPerReq)} | ` +
-            `${peer ? ratio(ratios[`api/${target}`]!) : ''} | ${peer ? ratio(cpuRatios[`api/${target}`] ?? NaN) : ''} | ${peer ? ratio(ratios[`api_warn/${target}`]!) : ''} |`,
+            `${compared ? ratio(ratios[`api/${target}`]!) : ''} | ${compared ? ratio(cpuRatios[`api/${target}`] ?? NaN) : ''} | ${peer ? ratio(ratios[`api_warn/${target}`]!) : ''} |`,
         )
       }
     }
     out.push('', 'Where the API’s CPU time per request goes (server CPU µs per request, medians):', '')
     for (const endpoint of ENDPOINTS) {
       const x = t.endpoints[endpoint].targets
-      const [api, memo, limit] = [x.api.cpuUsPerReq, x.api_memo.cpuUsPerReq, x.limit.cpuUsPerReq]
-      if (api === null || memo === null || limit === null) continue
+      const [api, memo, writing, limit] = [x.api.cpuUsPerReq, x.api_memo.cpuUsPerReq, x.api_writing.cpuUsPerReq, x.limit.cpuUsPerReq]
+      if (api === null || memo === null || writing === null || limit === null) continue
       out.push(
         `- ${ENDPOINT_LABELS[endpoint]}: ${int(api)} µs in all; ${int(memo)} µs without the store (HTTP, Hono, validation, auth, ` +
-          `serialisation, logging), so about ${int(api - memo)} µs (${Math.round((100 * (api - memo)) / api)}%) in the store; the limit spends ${int(limit)} µs.`,
+          `serialisation, logging), so about ${int(api - memo)} µs (${Math.round((100 * (api - memo)) / api)}%) in the store; ` +
+          `${int(writing)} µs (${writing >= api ? '+' : '−'}${Math.abs(Math.round((100 * (writing - api)) / api))}%) while the store is being written; the limit spends ${int(limit)} µs.`,
       )
     }
+    const w = t.writes
+    out.push(
+      '',
+      `The writer beside the API appended ${w.eventsPerCommit} events per commit to a session of its own, asked for ${w.commitsPerSecond} commits/s ` +
+        `and made ${int(w.commitsPerS)} (median of the measured rounds); every commit is a change the API’s SQLite caches must see.`,
+    )
     const wire = Object.entries(t.wire).flatMap(([target, byEndpoint]) =>
       Object.entries(byEndpoint)
         .filter(([, verdict]) => verdict !== 'identical bytes')

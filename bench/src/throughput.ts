@@ -3,15 +3,23 @@ import { join } from 'node:path'
 import { isDeepStrictEqual } from 'node:util'
 import type { Dataset } from './datasets.js'
 import { load, median, medianOrNull, summariseRounds, type LoadRequest, type LoadResult, type RoundsSummary } from './load.js'
-import { apiMain, dataDir, peerScript } from './paths.js'
+import { apiMain, dataDir, peerScript, writerScript } from './paths.js'
 import type { Endpoint, Fixture } from './peers/fixtures.js'
-import { freePort, startServer, type Memory, type ServerProcess } from './processes.js'
+import { freePort, startServer, startWorker, type Memory, type ServerProcess, type WorkerProcess } from './processes.js'
+import type { WriterReport } from './writer.js'
 
 // Throughput and latency at 32 connections: the API against the limit, the naive peer and
 // Fastify, on the same requests, each server in its own process. Targets take turns in rounds
 // (and the order turns too), so drift on a noisy machine hits all of them alike.
 
-export const TARGETS = ['api', 'api_warn', 'api_memo', 'limit', 'naive', 'fastify'] as const
+/**
+ * The writer of the api_writing diagnostic: small transactions at a steady pace, as ingestion
+ * makes them. Each commit is a change the API's SQLite caches must see, so this is what their
+ * re-reads cost on a store that is being written.
+ */
+export const WRITES = { eventsPerCommit: 5, commitsPerSecond: 100 } as const
+
+export const TARGETS = ['api', 'api_warn', 'api_memo', 'api_writing', 'limit', 'naive', 'fastify'] as const
 export type Target = (typeof TARGETS)[number]
 export const ENDPOINTS: Endpoint[] = ['list', 'list_filtered', 'get']
 
@@ -19,6 +27,7 @@ export const TARGET_LABELS: Record<Target, string> = {
   api: 'API (LOG_LEVEL=info, default)',
   api_warn: 'API (LOG_LEVEL=warn)',
   api_memo: 'diagnostic: the API with its store’s reads answered from memory',
+  api_writing: `diagnostic: the API while another process appends ${WRITES.eventsPerCommit * WRITES.commitsPerSecond} events/s (${WRITES.commitsPerSecond} commits/s)`,
   limit: 'limit: bare node:http, precomputed bytes',
   naive: 'naive: node:http + JSON.stringify',
   fastify: 'Fastify + response schema',
@@ -48,13 +57,18 @@ export interface ThroughputResult {
     Endpoint,
     {
       targets: Record<Target, TargetSummary>
-      /** `api/limit` etc.: the API's req/s over the peer's, the median of the rounds' ratios (each round side by side). */
+      /**
+       * `api/limit` etc.: the API's req/s over the peer's, the median of the rounds' ratios (each
+       * round side by side); `api/api_writing`: the API over itself with a writer beside it.
+       */
       ratios: Record<string, number>
       /** The same on requests per CPU-second of the server: the peer's CPU per request over the API's. */
       cpuRatios: Record<string, number | null>
     }
   >
   memory: Record<Target, Memory | null>
+  /** What the writer beside api_writing asked for, and what it did in each measured round. */
+  writes: typeof WRITES & { rounds: WriterReport[]; commitsPerS: number }
 }
 
 type Log = (line: string) => void
@@ -96,10 +110,12 @@ export async function throughputSuite(dataset: Dataset, settings: Settings, log:
     LOG_LEVEL: level,
   })
   const servers = {} as Record<Target, ServerProcess>
+  let writer: WorkerProcess | undefined
   try {
     for (const [target, level] of [
       ['api', 'info'],
       ['api_warn', 'warn'],
+      ['api_writing', 'info'],
     ] as const) {
       const port = await freePort()
       servers[target] = await startServer({ name: target, script: apiMain, port, env: { ...apiEnv(level), PORT: String(port) } })
@@ -120,6 +136,26 @@ export async function throughputSuite(dataset: Dataset, settings: Settings, log:
       port: memoPort,
       env: apiEnv('info'),
     })
+
+    writer = await startWorker({
+      name: 'writer',
+      script: writerScript,
+      args: [dataset.secretKey, String(WRITES.eventsPerCommit), String(WRITES.commitsPerSecond)],
+      env: { DATABASE_URL: dataset.databaseUrl },
+    })
+    const writes: WriterReport[] = []
+    /** One load; api_writing's with the writer at work for just as long. */
+    const measure = async (target: Target, options: Parameters<typeof load>[0], measured: boolean): Promise<LoadResult> => {
+      if (target !== 'api_writing') return load(options)
+      writer!.send('start')
+      try {
+        return await load(options)
+      } finally {
+        writer!.send('stop')
+        const report = JSON.parse(await writer!.nextLine()) as WriterReport
+        if (measured) writes.push(report)
+      }
+    }
 
     // Every server must answer with the same JSON, or the comparison means nothing.
     const wire = {} as ThroughputResult['wire']
@@ -149,12 +185,11 @@ export async function throughputSuite(dataset: Dataset, settings: Settings, log:
     log(`  warm-up: ${settings.warmupS} s per server and endpoint`)
     for (const target of TARGETS) {
       for (const endpoint of ENDPOINTS) {
-        await load({
-          url: servers[target].url,
-          requests: requests[endpoint],
-          connections: settings.connections,
-          durationS: settings.warmupS,
-        })
+        await measure(
+          target,
+          { url: servers[target].url, requests: requests[endpoint], connections: settings.connections, durationS: settings.warmupS },
+          false,
+        )
       }
     }
 
@@ -167,13 +202,17 @@ export async function throughputSuite(dataset: Dataset, settings: Settings, log:
         const order = [...TARGETS.slice(shift), ...TARGETS.slice(0, shift)]
         const line: string[] = []
         for (const target of order) {
-          const result = await load({
-            url: servers[target].url,
-            requests: requests[endpoint],
-            connections: settings.connections,
-            durationS: settings.durationS,
-            serverCpu: servers[target].cpuSeconds,
-          })
+          const result = await measure(
+            target,
+            {
+              url: servers[target].url,
+              requests: requests[endpoint],
+              connections: settings.connections,
+              durationS: settings.durationS,
+              serverCpu: servers[target].cpuSeconds,
+            },
+            true,
+          )
           rounds[endpoint][target].push(result)
           line.push(`${target} ${Math.round(result.rps)}`)
         }
@@ -199,6 +238,12 @@ export async function throughputSuite(dataset: Dataset, settings: Settings, log:
           cpuRatios[`${api}/${peer}`] = medianOrNull(mine.map((r, i) => (r.cpuUsPerReq && theirs[i]!.cpuUsPerReq ? theirs[i]!.cpuUsPerReq! / r.cpuUsPerReq : null)))
         }
       }
+      // The same for the API beside a writer: how much faster the API is without one.
+      const [mine, writing] = [rounds[endpoint].api, rounds[endpoint].api_writing]
+      ratios['api/api_writing'] = median(mine.map((r, i) => r.rps / writing[i]!.rps))
+      cpuRatios['api/api_writing'] = medianOrNull(
+        mine.map((r, i) => (r.cpuUsPerReq && writing[i]!.cpuUsPerReq ? writing[i]!.cpuUsPerReq! / r.cpuUsPerReq : null)),
+      )
       endpoints[endpoint] = { targets, ratios, cpuRatios }
     }
 
@@ -214,8 +259,9 @@ export async function throughputSuite(dataset: Dataset, settings: Settings, log:
       wire,
       endpoints,
       memory,
+      writes: { ...WRITES, rounds: writes, commitsPerS: median(writes.map((w) => w.commits / w.seconds)) },
     }
   } finally {
-    await Promise.all(Object.values(servers).map((s) => s.stop()))
+    await Promise.all([...Object.values(servers).map((s) => s.stop()), writer?.stop()])
   }
 }
