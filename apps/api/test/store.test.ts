@@ -7,6 +7,7 @@ import { migrate, migrations } from '../src/store/migrations.js'
 import { openStore, parseDatabaseUrl } from '../src/store/open.js'
 import { hashSecret } from '../src/store/sql-store.js'
 import { seed } from '../src/seed.js'
+import type { ListEventsQuery } from '../src/store/types.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'session-events-store-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -152,6 +153,29 @@ describe('the SQLite store', () => {
     for (const plan of plans) {
       expect(plan).toMatch(/USING (COVERING )?INDEX session_events_/)
       expect(plan).not.toMatch(/SCAN session_events(?! USING)/)
+    }
+    await store.close()
+  })
+
+  it('writes LIMIT into the SQL of a listing: SQLite prepares a statement with a bound LIMIT again on every run', async () => {
+    // SQLite reads a bound LIMIT while planning, so new bindings (better-sqlite3 binds on every
+    // run) make it parse and plan the statement again: about as costly as the page query itself.
+    const store = await openStore('sqlite::memory:')
+    const base: ListEventsQuery = { sessionId: 'ses_x', limit: 20, order: 'asc' }
+    const queries: ListEventsQuery[] = [
+      base,
+      { ...base, order: 'desc', limit: 1 },
+      { ...base, position: { direction: 'after', id: 'sev_x' }, types: ['server_logs'] },
+      { ...base, limit: 100, position: { direction: 'before', id: 'sev_x' }, serverRunIds: ['srr_x', 'srr_y'], serverSessionIds: ['srs_x'] },
+    ]
+    for (const query of queries) {
+      const [page, probe] = store.compileListSessionEvents(query)
+      expect(page!.sql).toMatch(new RegExp(`limit ${query.limit + 1}$`))
+      expect(page!.parameters).not.toContain(query.limit + 1)
+      if (query.position) {
+        expect(probe!.sql).toMatch(/limit 1$/)
+        expect(probe!.parameters).not.toContain(1)
+      }
     }
     await store.close()
   })
