@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { sql } from 'kysely'
 import { afterAll, describe, expect, it } from 'vitest'
 import { idTime, isId, newId } from '../src/ids.js'
 import { migrate, migrations } from '../src/store/migrations.js'
@@ -91,6 +92,58 @@ describe('the SQLite store', () => {
     await reader.close()
   })
 
+  it('shows at once what another connection writes to anything a run shows', async () => {
+    const url = `sqlite:${join(dir, 'run-tables.db')}`
+    const reader = await openStore(url)
+    const writer = await openStore(url)
+    const summary = await seed(writer, { sessions: 1, events: 5 })
+    const sessionId = summary.instances[0]!.sessions[0]!.id
+    const { events } = await reader.listSessionEvents({ sessionId, limit: 1, order: 'asc' })
+    const eventId = events[0]!.id
+    const shown = async () => (await reader.getSessionEvent(sessionId, eventId))!.run!
+    const before = await shown()
+
+    // Each write is plain SQL through another connection, after the reader has read (and kept) the run.
+    const changes: [string, (r: Awaited<ReturnType<typeof shown>>) => unknown, unknown][] = [
+      ['server_runs', (r) => r.run.status, 'failed'],
+      ['server_sessions', (r) => r.serverSession.client_message_count, 999],
+      ['server_deployments', (r) => r.deployment.name, 'renamed deployment'],
+      ['servers', (r) => r.server.name, 'renamed server'],
+    ]
+    const columns: Record<string, string> = { server_runs: 'status', server_sessions: 'client_message_count', server_deployments: 'name', servers: 'name' }
+    const ids: Record<string, string> = {
+      server_runs: before.run.id,
+      server_sessions: before.serverSession.id,
+      server_deployments: before.deployment.id,
+      servers: before.server.id,
+    }
+    for (const [table, read, value] of changes) {
+      expect(read(await shown())).not.toBe(value)
+      await sql.raw(`update ${table} set ${columns[table]} = ${typeof value === 'string' ? `'${value}'` : value} where id = '${ids[table]}'`).execute(writer.db)
+      expect(read(await shown()), table).toBe(value)
+    }
+    await writer.close()
+    await reader.close()
+  })
+
+  it('counts writes to what runs show, and not appended events (the runs it keeps last while sessions are written)', async () => {
+    const store = await openStore('sqlite::memory:')
+    const summary = await seed(store, { sessions: 1, events: 5 })
+    const sessionId = summary.instances[0]!.sessions[0]!.id
+    const count = async () => Number((await store.db.selectFrom('run_changes').select('n').executeTakeFirstOrThrow()).n)
+    const { runs } = await store.listSessionEvents({ sessionId, limit: 5, order: 'asc' })
+    const runId = [...runs.keys()][0]!
+
+    const start = await count()
+    await store.appendLogEvents([{ serverRunId: runId, lines: [{ type: 'stdout', line: 'one more' }] }])
+    expect(await count()).toBe(start)
+    await store.updateServerRun(runId, { status: 'completed' })
+    expect(await count()).toBe(start + 1)
+    await store.recordServerRunError({ serverRunId: runId, code: 'boom', message: 'it failed' })
+    expect(await count()).toBeGreaterThan(start + 1)
+    await store.close()
+  })
+
   it('stores keys only as hashes', async () => {
     const store = await openStore('sqlite::memory:')
     const { id } = await store.createInstance({ name: 'i' })
@@ -141,7 +194,6 @@ describe('the SQLite store', () => {
     const summary = await seed(store, { sessions: 1, events: 50 })
     const sessionId = summary.instances[0]!.sessions[0]!.id
     const plans: string[] = []
-    const { sql } = await import('kysely')
     for (const filter of ['', " AND type IN ('server_logs')", " AND server_run_id IN ('srr_x')", " AND server_session_id IN ('srs_x')"]) {
       const rows = await sql
         .raw<{ detail: string }>(

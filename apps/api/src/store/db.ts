@@ -103,6 +103,12 @@ export interface SessionEventTable {
   created_at: string
 }
 
+/** On SQLite only (migration 3): one row, counting writes to what a run shows. */
+export interface RunChangesTable {
+  id: number
+  n: number
+}
+
 export interface MigrationTable {
   version: number
   name: string
@@ -121,5 +127,6 @@ export interface Database {
   server_run_errors: ServerRunErrorTable
   session_events: SessionEventTable
   schema_migrations: MigrationTable
+  run_changes: RunChangesTable
 }
 

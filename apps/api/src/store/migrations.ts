@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely'
+import { sql, type Kysely } from 'kysely'
 import type { Database } from './db.js'
 import { dialectOf, idType, inMigrationTransaction, type DialectName } from './dialect.js'
 
@@ -26,6 +26,9 @@ const ID_COLUMNS: Record<string, string[]> = {
   server_run_errors: ['id', 'server_run_id'],
   session_events: ['id', 'session_id', 'server_run_id', 'server_session_id', 'server_run_error_id'],
 }
+
+/** The tables a run's JSON shows columns of (SqlStore#runs). */
+export const RUN_TABLES = ['server_runs', 'server_sessions', 'server_deployments', 'servers'] as const
 
 export const migrations: Migration[] = [
   {
@@ -155,6 +158,32 @@ export const migrations: Migration[] = [
         let alter = db.schema.alterTable(table).alterColumn(columns[0]!, (c) => c.setDataType(idType(dialect)))
         for (const column of columns.slice(1)) alter = alter.alterColumn(column, (c) => c.setDataType(idType(dialect)))
         await alter.execute()
+      }
+    },
+  },
+  {
+    version: 3,
+    name: 'a count of changes to what a run shows, on SQLite',
+    // The store keeps the runs it has read until something a run shows changes: the run, its
+    // server session, its deployment or its server. Triggers count those writes, whoever makes
+    // them (another process, an older version of this one, plain SQL), in the writing
+    // transaction itself, so the count and the change are seen together. Appending events, the
+    // store's most frequent write, leaves the count alone. PostgreSQL reads runs for every
+    // response and keeps none, so there a count would only be a row every writer must lock.
+    async up(db, dialect) {
+      if (dialect !== 'sqlite') return
+      await db.schema
+        .createTable('run_changes')
+        .addColumn('id', 'integer', (c) => c.primaryKey().check(sql`id = 1`))
+        .addColumn('n', 'integer', (c) => c.notNull())
+        .execute()
+      await db.insertInto('run_changes').values({ id: 1, n: 0 }).execute()
+      for (const table of RUN_TABLES) {
+        for (const event of ['insert', 'update', 'delete']) {
+          await sql
+            .raw(`create trigger ${table}_${event}_counts after ${event} on ${table} begin update run_changes set n = n + 1; end`)
+            .execute(db)
+        }
       }
     },
   },

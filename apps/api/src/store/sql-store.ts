@@ -41,11 +41,12 @@ export interface SqlStoreOptions {
   /** How many bytes of events read before are kept for later pages (0: none). Default: 32 MiB. */
   eventCacheBytes?: number
   /**
-   * A value that changes whenever anything is written to the database, by this process or any
-   * other (undefined: cannot tell now). With one, runs read before are reused until it changes;
-   * without (PostgreSQL), every response reads its runs afresh.
+   * A value that changes whenever something a run shows (the run, its server session, its
+   * deployment or its server) is written, by this process or any other (undefined: cannot tell
+   * now). With one, runs read before are reused until it changes; without (PostgreSQL), every
+   * response reads its runs afresh.
    */
-  changeToken?: () => string | undefined
+  runsVersion?: () => string | undefined
 }
 
 /**
@@ -70,12 +71,12 @@ export class SqlStore implements Store {
    * updates or deletes one, nor the run error it shows), so a page asks the database only for
    * the ids on it, from an index alone, and reads in full only the events it has not seen
    * before. What does change, the run an event shows, is read for every response, or on SQLite
-   * reused until the database changes (#runs).
+   * reused until something it shows changes (#runs).
    */
   readonly #eventCache: LRUCache<string, EventRecord> | undefined
-  readonly #changeToken: (() => string | undefined) | undefined
-  /** Runs as they were read, and when: valid while the change token is the same. */
-  readonly #runCache = new LRUCache<string, { token: string; run: RunRecord }>({ max: 10_000 })
+  readonly #runsVersion: (() => string | undefined) | undefined
+  /** Runs as they were read, and when: valid while the runs' version is the same. */
+  readonly #runCache = new LRUCache<string, { version: string; run: RunRecord }>({ max: 10_000 })
 
   constructor(options: SqlStoreOptions) {
     this.dialect = options.dialect
@@ -84,7 +85,7 @@ export class SqlStore implements Store {
     this.#prepared = new PreparedQueries(options.db, options.fastRead)
     const cacheBytes = options.eventCacheBytes ?? DEFAULT_EVENT_CACHE_BYTES
     this.#eventCache = cacheBytes > 0 ? new LRUCache({ maxSize: cacheBytes, sizeCalculation: eventSize }) : undefined
-    this.#changeToken = options.changeToken
+    this.#runsVersion = options.runsVersion
   }
 
   async ping(): Promise<void> {
@@ -302,20 +303,20 @@ export class SqlStore implements Store {
 
   /**
    * The runs of a page of events, with their previews, in one query; none when the database can
-   * tell that nothing was written since they were read last.
+   * tell that nothing they show was written since they were read last.
    */
   async #runs(events: readonly EventRecord[]): Promise<Map<string, RunRecord>> {
     const runs = new Map<string, RunRecord>()
     const wanted = new Set<string>()
     for (const e of events) if (e.server_run_id !== null) wanted.add(e.server_run_id)
     if (wanted.size === 0) return runs
-    // Taken before the read: a write that lands in between makes the next token differ.
-    const token = this.#changeToken?.()
+    // Taken before the read: a write that lands in between makes the next version differ.
+    const version = this.#runsVersion?.()
     let ids = [...wanted]
-    if (token !== undefined) {
+    if (version !== undefined) {
       ids = ids.filter((id) => {
         const cached = this.#runCache.get(id)
-        if (cached?.token !== token) return true
+        if (cached?.version !== version) return true
         runs.set(id, cached.run)
         return false
       })
@@ -414,7 +415,7 @@ export class SqlStore implements Store {
         },
       }
       runs.set(record.run.id, record)
-      if (token !== undefined) this.#runCache.set(record.run.id, { token, run: record })
+      if (version !== undefined) this.#runCache.set(record.run.id, { version, run: record })
     }
     return runs
   }
