@@ -165,11 +165,12 @@ export const migrations: Migration[] = [
     version: 3,
     name: 'a count of changes to what a run shows, on SQLite',
     // The store keeps the runs it has read until something a run shows changes: the run, its
-    // server session, its deployment or its server. Triggers count those writes, whoever makes
-    // them (another process, an older version of this one, plain SQL), in the writing
-    // transaction itself, so the count and the change are seen together. Appending events, the
-    // store's most frequent write, leaves the count alone. PostgreSQL reads runs for every
-    // response and keeps none, so there a count would only be a row every writer must lock.
+    // server session, its deployment or its server. Triggers count the updates and deletes of
+    // those rows, whoever makes them (another process, an older version of this one, plain SQL),
+    // in the writing transaction itself, so the count and the change are seen together. A new
+    // row changes no row read before, so inserts are not counted: appending events and starting
+    // runs, the store's most frequent writes, leave the count alone. PostgreSQL reads runs for
+    // every response and keeps none, so there a count would only be a row every writer must lock.
     async up(db, dialect) {
       if (dialect !== 'sqlite') return
       await db.schema
@@ -179,7 +180,7 @@ export const migrations: Migration[] = [
         .execute()
       await db.insertInto('run_changes').values({ id: 1, n: 0 }).execute()
       for (const table of RUN_TABLES) {
-        for (const event of ['insert', 'update', 'delete']) {
+        for (const event of ['update', 'delete']) {
           await sql
             .raw(`create trigger ${table}_${event}_counts after ${event} on ${table} begin update run_changes set n = n + 1; end`)
             .execute(db)
