@@ -12,8 +12,10 @@ import { throughputSuite, type Settings, type ThroughputResult } from './through
 const HELP = `npm run bench [-- --quick] [-- --only throughput|growth]
 
 Measures the API against the limit (bare node:http, precomputed bytes), a naive peer
-(node:http + JSON.stringify) and Fastify (response schemas), side by side at 32 connections;
-then the first and a deep page of sessions of 1,000, 100,000 and 1,000,000 events. Datasets are
+(node:http + JSON.stringify) and Fastify (response schemas), side by side at 32 connections,
+with two diagnostics of the API (its store's reads answered from memory; another process
+appending events beside it); then the first and a deep page of sessions of 1,000, 100,000 and
+1,000,000 events. Datasets are
 seeded once into bench/.data/ and reused. Writes bench/results/<time>.json and
 bench/results/latest.md, and prints the table.
 
