@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process'
 import { closeSync, openSync, readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 
@@ -78,14 +78,15 @@ export interface StartOptions {
   stdoutFile?: string
 }
 
-/** Starts a server and resolves once it answers HTTP on its port (any status will do). */
-export async function startServer(options: StartOptions): Promise<ServerProcess> {
-  const out = openSync(options.stdoutFile ?? '/dev/null', 'a')
+/**
+ * A Node script as a child process that the driver does not leave behind: the end of its stderr
+ * (for errors), when it exits, and a stop that asks (SIGTERM) before it insists (SIGKILL).
+ */
+function spawnScript(options: { script: string; args?: string[]; env?: Record<string, string> }, stdio: StdioOptions) {
   const child = spawn(process.execPath, [options.script, ...(options.args ?? [])], {
     env: { ...process.env, ...options.env },
-    stdio: ['ignore', out, 'pipe'],
+    stdio,
   })
-  closeSync(out)
   running.add(child)
   let stderr = ''
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
@@ -93,11 +94,30 @@ export async function startServer(options: StartOptions): Promise<ServerProcess>
   })
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
   void exited.then(() => running.delete(child))
+  return {
+    child,
+    exited,
+    stderr: () => stderr,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return
+      child.kill('SIGTERM')
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
+      await exited
+      clearTimeout(timer)
+    },
+  }
+}
+
+/** Starts a server and resolves once it answers HTTP on its port (any status will do). */
+export async function startServer(options: StartOptions): Promise<ServerProcess> {
+  const out = openSync(options.stdoutFile ?? '/dev/null', 'a')
+  const { child, stderr, stop } = spawnScript(options, ['ignore', out, 'pipe'])
+  closeSync(out)
 
   const url = `http://127.0.0.1:${options.port}`
   const deadline = Date.now() + 30_000
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`${options.name} exited with code ${child.exitCode} before it answered:\n${stderr}`)
+    if (child.exitCode !== null) throw new Error(`${options.name} exited with code ${child.exitCode} before it answered:\n${stderr()}`)
     try {
       const response = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1000) })
       await response.arrayBuffer()
@@ -105,7 +125,7 @@ export async function startServer(options: StartOptions): Promise<ServerProcess>
     } catch {
       if (Date.now() > deadline) {
         child.kill('SIGKILL')
-        throw new Error(`${options.name} did not answer on ${url} within 30 s:\n${stderr}`)
+        throw new Error(`${options.name} did not answer on ${url} within 30 s:\n${stderr()}`)
       }
       await new Promise((r) => setTimeout(r, 100))
     }
@@ -118,13 +138,7 @@ export async function startServer(options: StartOptions): Promise<ServerProcess>
     pid,
     memory: () => readMemory(pid),
     cpuSeconds: () => readCpuSeconds(pid),
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return
-      child.kill('SIGTERM')
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
-      await exited
-      clearTimeout(timer)
-    },
+    stop,
   }
 }
 
@@ -141,17 +155,7 @@ export interface WorkerProcess {
 
 /** Starts a Node script that is not a server (the writer) and resolves once it prints "ready". */
 export async function startWorker(options: { name: string; script: string; args?: string[]; env?: Record<string, string> }): Promise<WorkerProcess> {
-  const child = spawn(process.execPath, [options.script, ...(options.args ?? [])], {
-    env: { ...process.env, ...options.env },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  })
-  running.add(child)
-  let stderr = ''
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
-    stderr = (stderr + chunk).slice(-4000)
-  })
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
-  void exited.then(() => running.delete(child))
+  const { child, exited, stderr, stop } = spawnScript(options, ['pipe', 'pipe', 'pipe'])
 
   const lines: string[] = []
   const waiting: ((line: string) => void)[] = []
@@ -169,8 +173,8 @@ export async function startWorker(options: { name: string; script: string; args?
     lines.length > 0
       ? Promise.resolve(lines.shift()!)
       : new Promise<string>((resolve, reject) => {
-          const timer = setTimeout(() => reject(new Error(`${options.name} printed nothing within ${timeoutMs} ms:\n${stderr}`)), timeoutMs)
-          const gone = () => reject(new Error(`${options.name} exited:\n${stderr}`))
+          const timer = setTimeout(() => reject(new Error(`${options.name} printed nothing within ${timeoutMs} ms:\n${stderr()}`)), timeoutMs)
+          const gone = () => reject(new Error(`${options.name} exited:\n${stderr()}`))
           void exited.then(gone)
           waiting.push((line) => {
             clearTimeout(timer)
@@ -179,7 +183,7 @@ export async function startWorker(options: { name: string; script: string; args?
         })
 
   const ready = await nextLine()
-  if (ready !== 'ready') throw new Error(`${options.name} did not start: ${ready}\n${stderr}`)
+  if (ready !== 'ready') throw new Error(`${options.name} did not start: ${ready}\n${stderr()}`)
   const pid = child.pid!
   return {
     name: options.name,
@@ -187,12 +191,6 @@ export async function startWorker(options: { name: string; script: string; args?
     send: (line) => void child.stdin!.write(`${line}\n`),
     nextLine,
     cpuSeconds: () => readCpuSeconds(pid),
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return
-      child.kill('SIGTERM')
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
-      await exited
-      clearTimeout(timer)
-    },
+    stop,
   }
 }
