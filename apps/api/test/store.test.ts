@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { idTime, isId, newId } from '../src/ids.js'
 import { migrate, migrations } from '../src/store/migrations.js'
 import { openStore, parseDatabaseUrl } from '../src/store/open.js'
+import { MAX_SHAPES, PreparedQueries } from '../src/store/prepared.js'
 import { hashSecret } from '../src/store/sql-store.js'
 import { seed } from '../src/seed.js'
 import type { ListEventsQuery } from '../src/store/types.js'
@@ -143,6 +144,19 @@ describe('the SQLite store', () => {
     expect(await count()).toBe(start + 1)
     await store.recordServerRunError({ serverRunId: runId, code: 'boom', message: 'it failed' })
     expect(await count()).toBeGreaterThan(start + 1)
+    await store.close()
+  })
+
+  it('keeps a bounded number of query shapes compiled, however many requests ask for', async () => {
+    const store = await openStore('sqlite::memory:')
+    const { id } = await store.createInstance({ name: 'shapes' })
+    const prepared = new PreparedQueries(store.db)
+    const run = (shape: string) =>
+      prepared.execute<{ id: string }>(shape, { id }, (bind) => store.db.selectFrom('instances').select('id').where('id', '=', bind<string>('id')))
+    for (let i = 0; i < MAX_SHAPES + 500; i++) expect(await run(`shape ${i}`)).toEqual([{ id }])
+    expect(prepared.size).toBe(MAX_SHAPES)
+    // A shape dropped long ago is compiled again.
+    expect(await run('shape 0')).toEqual([{ id }])
     await store.close()
   })
 

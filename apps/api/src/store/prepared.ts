@@ -1,4 +1,5 @@
 import { CompiledQuery, type Compilable, type Kysely } from 'kysely'
+import { LRUCache } from 'lru-cache'
 
 // Kysely builds and compiles a query on every call, which costs more than running it on a hot
 // path. A query of a fixed shape is compiled here once, with a named slot where each value goes,
@@ -15,10 +16,17 @@ export type Bind = <T>(name: string) => T
  */
 export type FastRead = (sql: string, parameters: readonly unknown[]) => unknown[] | undefined
 
+/**
+ * Shapes kept compiled. A request chooses its shape (how many ids in each filter, the order, the
+ * page size…), so there are millions of possible ones: the most recently used are kept, and one
+ * seen again after it was dropped is compiled again.
+ */
+export const MAX_SHAPES = 1000
+
 export class PreparedQueries {
   readonly #db: Kysely<any>
   readonly #fastRead: FastRead | undefined
-  readonly #shapes = new Map<string, { sql: string; names: (string | undefined)[]; fixed: readonly unknown[] }>()
+  readonly #shapes = new LRUCache<string, { sql: string; names: (string | undefined)[]; fixed: readonly unknown[] }>({ max: MAX_SHAPES })
 
   /** `fastRead`: an embedded database's way around Kysely's connection machinery, for reads. */
   constructor(db: Kysely<any>, fastRead?: FastRead) {
@@ -49,6 +57,11 @@ export class PreparedQueries {
     const rows = this.#fastRead?.(sql, parameters) as R[] | undefined
     if (rows !== undefined) return rows
     return (await this.#db.executeQuery<R>(CompiledQuery.raw(sql, parameters))).rows
+  }
+
+  /** How many shapes are compiled now. */
+  get size(): number {
+    return this.#shapes.size
   }
 }
 
