@@ -14,6 +14,19 @@ import type { ListEventsQuery } from '../src/store/types.js'
 const dir = mkdtempSync(join(tmpdir(), 'session-events-store-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
+/** Two connections to one new SQLite file, as two processes would have, and a seeded session. */
+async function twoConnections(file: string) {
+  const url = `sqlite:${join(dir, file)}`
+  const reader = await openStore(url)
+  const writer = await openStore(url)
+  const summary = await seed(writer, { sessions: 1, events: 5 })
+  const close = async () => {
+    await writer.close()
+    await reader.close()
+  }
+  return { reader, writer, sessionId: summary.instances[0]!.sessions[0]!.id, close }
+}
+
 describe('ids', () => {
   it('are <prefix>_<9 base-36 time><13 base-62 random> and sort by creation time', () => {
     const a = newId('sessionEvent', Date.UTC(2025, 6, 20))
@@ -72,11 +85,7 @@ describe('the SQLite store', () => {
   })
 
   it('sees what another connection wrote to the same file: run changes and new events', async () => {
-    const url = `sqlite:${join(dir, 'two-connections.db')}`
-    const reader = await openStore(url)
-    const writer = await openStore(url)
-    const summary = await seed(writer, { sessions: 1, events: 5 })
-    const sessionId = summary.instances[0]!.sessions[0]!.id
+    const { reader, writer, sessionId, close } = await twoConnections('two-connections.db')
     const before = await reader.listSessionEvents({ sessionId, limit: 100, order: 'asc' })
     const [runId] = [...before.runs.keys()]
     const status = before.runs.get(runId!)?.run.status === 'failed' ? 'completed' : 'failed'
@@ -89,42 +98,29 @@ describe('the SQLite store', () => {
     expect(after.runs.get(runId!)?.run).toMatchObject({ status, stopped_at: '2032-01-01T00:00:00.000Z' })
     expect(after.events.map((e) => e.id)).toEqual([...before.events.map((e) => e.id), added])
     expect((await reader.getSessionEvent(sessionId, before.events.find((e) => e.server_run_id === runId)!.id))?.run?.run.status).toBe(status)
-    await writer.close()
-    await reader.close()
+    await close()
   })
 
   it('shows at once what another connection writes to anything a run shows', async () => {
-    const url = `sqlite:${join(dir, 'run-tables.db')}`
-    const reader = await openStore(url)
-    const writer = await openStore(url)
-    const summary = await seed(writer, { sessions: 1, events: 5 })
-    const sessionId = summary.instances[0]!.sessions[0]!.id
+    const { reader, writer, sessionId, close } = await twoConnections('run-tables.db')
     const { events } = await reader.listSessionEvents({ sessionId, limit: 1, order: 'asc' })
-    const eventId = events[0]!.id
-    const shown = async () => (await reader.getSessionEvent(sessionId, eventId))!.run!
+    const shown = async () => (await reader.getSessionEvent(sessionId, events[0]!.id))!.run!
     const before = await shown()
+    type Shown = typeof before
 
-    // Each write is plain SQL through another connection, after the reader has read (and kept) the run.
-    const changes: [string, (r: Awaited<ReturnType<typeof shown>>) => unknown, unknown][] = [
-      ['server_runs', (r) => r.run.status, 'failed'],
-      ['server_sessions', (r) => r.serverSession.client_message_count, 999],
-      ['server_deployments', (r) => r.deployment.name, 'renamed deployment'],
-      ['servers', (r) => r.server.name, 'renamed server'],
+    // Each write is plain SQL through the other connection, after the reader has read (and kept) the run.
+    const changes: { table: string; column: string; id: string; value: string | number; read: (r: Shown) => unknown }[] = [
+      { table: 'server_runs', column: 'status', id: before.run.id, value: 'failed', read: (r) => r.run.status },
+      { table: 'server_sessions', column: 'client_message_count', id: before.serverSession.id, value: 999, read: (r) => r.serverSession.client_message_count },
+      { table: 'server_deployments', column: 'name', id: before.deployment.id, value: 'renamed deployment', read: (r) => r.deployment.name },
+      { table: 'servers', column: 'name', id: before.server.id, value: 'renamed server', read: (r) => r.server.name },
     ]
-    const columns: Record<string, string> = { server_runs: 'status', server_sessions: 'client_message_count', server_deployments: 'name', servers: 'name' }
-    const ids: Record<string, string> = {
-      server_runs: before.run.id,
-      server_sessions: before.serverSession.id,
-      server_deployments: before.deployment.id,
-      servers: before.server.id,
-    }
-    for (const [table, read, value] of changes) {
+    for (const { table, column, id, value, read } of changes) {
       expect(read(await shown())).not.toBe(value)
-      await sql.raw(`update ${table} set ${columns[table]} = ${typeof value === 'string' ? `'${value}'` : value} where id = '${ids[table]}'`).execute(writer.db)
+      await sql`update ${sql.table(table)} set ${sql.ref(column)} = ${value} where id = ${id}`.execute(writer.db)
       expect(read(await shown()), table).toBe(value)
     }
-    await writer.close()
-    await reader.close()
+    await close()
   })
 
   it('counts changes to what runs show, not new events or runs (the runs it keeps last while sessions are written)', async () => {
