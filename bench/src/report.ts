@@ -128,7 +128,7 @@ export function markdown(r: Results): string {
     out.push(
       '',
       `The writer beside the API appended ${w.eventsPerCommit} events per commit to a session of its own, asked for ${w.commitsPerSecond} commits/s ` +
-        `and made ${int(w.commitsPerS)} (median of the measured rounds); every commit is a change the API’s SQLite caches must see.`,
+        `and made ${int(w.commitsPerS)} (median of the measured rounds); every commit is a change the API’s SQLite caches must tell apart from a change to what they hold.`,
     )
     const wire = Object.entries(t.wire).flatMap(([target, byEndpoint]) =>
       Object.entries(byEndpoint)
