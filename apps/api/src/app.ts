@@ -52,6 +52,32 @@ const normaliseIndexedQuery: MiddlewareHandler<AppEnv> = async (c, next) => {
   await next()
 }
 
+/** Every response: a request id and the API version; a log line when it is done. */
+export function requestContext(store: Store, logger: Logger): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const started = performance.now()
+    const requestId = newId('request')
+    c.set('requestId', requestId)
+    c.set('store', store)
+    c.set('logger', logger)
+    c.set('responseHeaders', { 'metorial-req-id': requestId, 'metorial-version': API_VERSION })
+    await next()
+    if (!hasApiHeaders(c.res)) {
+      c.res.headers.set('metorial-req-id', requestId)
+      c.res.headers.set('metorial-version', API_VERSION)
+    }
+    if (logger.isLevelEnabled('info')) {
+      logger.info({
+        req_id: requestId,
+        method: c.req.method,
+        path: c.req.path,
+        status: c.res.status,
+        duration_ms: Math.round((performance.now() - started) * 100) / 100,
+      })
+    }
+  }
+}
+
 /** A template path of the spec (`/sessions/{sessionId}/events`) as a pattern for one request path. */
 const routePatterns = Object.values(routes).map((route) => ({
   method: route.method.toUpperCase(),
@@ -80,29 +106,7 @@ export function createApp(options: AppOptions) {
     },
   })
 
-  // Every response: a request id and the API version; a log line when it is done.
-  app.use(async (c, next) => {
-    const started = performance.now()
-    const requestId = newId('request')
-    c.set('requestId', requestId)
-    c.set('store', store)
-    c.set('logger', logger)
-    c.set('responseHeaders', { 'metorial-req-id': requestId, 'metorial-version': API_VERSION })
-    await next()
-    if (!hasApiHeaders(c.res)) {
-      c.res.headers.set('metorial-req-id', requestId)
-      c.res.headers.set('metorial-version', API_VERSION)
-    }
-    if (logger.isLevelEnabled('info')) {
-      logger.info({
-        req_id: requestId,
-        method: c.req.method,
-        path: c.req.path,
-        status: c.res.status,
-        duration_ms: Math.round((performance.now() - started) * 100) / 100,
-      })
-    }
-  })
+  app.use(requestContext(store, logger))
 
   app.use('/sessions/*', normaliseIndexedQuery)
   app.use('/sessions/*', authenticate(store, { cacheSeconds: options.keyCacheSeconds ?? 5 }))
