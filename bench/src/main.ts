@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { ensureDataset, type Dataset } from './datasets.js'
 import { growthRow, type GrowthRow, type GrowthSettings } from './growth.js'
+import { layersSuite, type LayersResult } from './layers.js'
 import { git, machine, versions } from './machine.js'
 import { resultsDir } from './paths.js'
 import { checkTargets, markdown, type Results } from './report.js'
@@ -14,13 +15,13 @@ const HELP = `npm run bench [-- --quick] [-- --only throughput|growth]
 Measures the API against the limit (bare node:http, precomputed bytes), a naive peer
 (node:http + JSON.stringify) and Fastify (response schemas), side by side at 32 connections,
 with two diagnostics of the API (its store's reads answered from memory; another process
-appending events beside it); then the first and a deep page of sessions of 1,000, 100,000 and
-1,000,000 events. Datasets are
+appending events beside it), and a single event's cost through the API's stack one layer at a
+time; then the first and a deep page of sessions of 1,000, 100,000 and 1,000,000 events. Datasets are
 seeded once into bench/.data/ and reused. Writes bench/results/<time>.json and
 bench/results/latest.md, and prints the table.
 
   --quick    small sessions, short runs: a check that it all works (results not kept as latest)
-  --only X   only the throughput suite, or only the growth suite`
+  --only X   only the throughput suite (with the layers), or only the growth suite`
 
 const PLANS = {
   full: {
@@ -71,9 +72,12 @@ async function main() {
   }
 
   let throughput: ThroughputResult | null = null
+  let layers: LayersResult | null = null
   if (throughputData) {
     log(`throughput: ${plan.throughput.rounds} round(s) × ${plan.throughput.durationS} s per server and endpoint, ${plan.throughput.connections} connections`)
     throughput = await throughputSuite(throughputData, plan.throughput, log)
+    log('layers: a single event through the API’s stack, one layer at a time')
+    layers = await layersSuite(throughputData, plan.throughput, log)
   }
   const rows: GrowthRow[] = []
   if (growthData.length > 0) {
@@ -95,6 +99,7 @@ async function main() {
     git: git(),
     seeding: datasets.map((d) => ({ name: d.name, seededNow: d.seededNow, ...d.seeding })),
     throughput,
+    layers,
     growth: rows.length > 0 ? { settings: plan.growth, rows } : null,
     apiPeakRssBytes: peaks.length > 0 ? Math.max(...peaks) : null,
   }

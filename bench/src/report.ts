@@ -1,5 +1,6 @@
 import type { Dataset } from './datasets.js'
 import type { GrowthRow, GrowthSettings } from './growth.js'
+import { LAYER_LABELS, LAYER_TARGETS, type LayersResult } from './layers.js'
 import type { Machine } from './machine.js'
 import type { Memory } from './processes.js'
 import { ENDPOINT_LABELS, ENDPOINTS, TARGET_LABELS, TARGETS, type ThroughputResult } from './throughput.js'
@@ -28,6 +29,8 @@ export interface Results {
   git: { commit: string | null; dirty: boolean | null }
   seeding: (Pick<Dataset, 'name' | 'seededNow'> & Dataset['seeding'])[]
   throughput: ThroughputResult | null
+  /** Absent from results made before the layers suite existed. */
+  layers?: LayersResult | null
   growth: { settings: GrowthSettings; rows: GrowthRow[] } | null
   /** Peak RSS of every API process of the run (the throughput one and one per growth dataset). */
   apiPeakRssBytes: number | null
@@ -136,6 +139,27 @@ export function markdown(r: Results): string {
         .map(([endpoint, verdict]) => `${target} on ${endpoint}: ${verdict}`),
     )
     out.push('', wire.length === 0 ? 'Every server answered with the API’s exact bytes.' : `Answers that differ from the API’s: ${wire.join('; ')}.`, '')
+  }
+
+  const l = r.layers
+  if (l) {
+    out.push('## A single event through the API’s stack, one layer at a time', '')
+    out.push(
+      `getSessionEvent at ${l.settings.connections} connections, median of ${l.settings.rounds} round(s) of ${l.settings.durationS} s, servers taking turns. ` +
+        'Every layer but the API answers the precomputed bytes (bench/src/peers/layers.ts), so each row adds one part of the API to the row above it. ' +
+        'A server slower than autocannon also pays more to wake it (bench/README.md), which is part of each step.',
+      '',
+    )
+    out.push('| layer | req/s | p99 ms | server CPU µs/req | + µs over the row above |')
+    out.push('|---|--:|--:|--:|--:|')
+    let previous: number | null = null
+    for (const target of LAYER_TARGETS) {
+      const x = l.targets[target]
+      const step = target === 'limit' || previous === null || x.cpuUsPerReq === null ? '' : int(x.cpuUsPerReq - previous)
+      out.push(`| ${LAYER_LABELS[target]} | ${int(x.rps)} | ${ms(x.p99Ms)} | ${x.cpuUsPerReq === null ? '–' : int(x.cpuUsPerReq)} | ${step} |`)
+      previous = x.cpuUsPerReq
+    }
+    out.push('')
   }
 
   out.push('## Targets', '')

@@ -1,0 +1,50 @@
+import { serve } from '@hono/node-server'
+import { OpenAPIHono } from '@hono/zod-openapi'
+import { authenticate, openStore, requestContext, requireScope, type AppEnv } from '@session-events/api'
+import { registerRoutes, type SessionEventsHandlers } from '@session-events/server-stubs'
+import { Hono, type Context } from 'hono'
+import pino from 'pino'
+import { peerArgs } from './fixtures.js'
+
+// A diagnostic, not a peer: the API's stack built up one layer at a time, every layer answering
+// with the fixtures' precomputed bytes, so that the cost of a request splits by layer.
+//   hono    a bare Hono app on @hono/node-server, one route
+//   routes  the generated routes (@hono/zod-openapi) and their validators
+//   log     + the API's request context: request id, headers, access log (LOG_LEVEL, info by default)
+//   auth    + authentication and the scope check, against the store
+// Usage: DATABASE_URL=sqlite:… node layers.js FIXTURES PORT LAYER
+
+export const LAYERS = ['hono', 'routes', 'log', 'auth'] as const
+export type Layer = (typeof LAYERS)[number]
+
+const { fixtures, port } = peerArgs()
+const layer = process.argv[4] as Layer
+if (!LAYERS.includes(layer)) throw new Error(`layer must be one of ${LAYERS.join(', ')} (got ${layer})`)
+const answers = new Map(fixtures.map((f) => [f.path, Buffer.from(f.body)]))
+const answer = (c: Context) => new Response(answers.get(c.req.path) ?? null, { headers: { 'content-type': 'application/json' } })
+
+let app: { fetch: (request: Request) => Response | Promise<Response> }
+if (layer === 'hono') {
+  const hono = new Hono()
+  hono.get('/sessions/:sessionId/events/:sessionEventId', answer)
+  hono.get('/sessions/:sessionId/events', answer)
+  app = hono
+} else {
+  const routes = new OpenAPIHono<AppEnv>({ strict: false })
+  if (layer === 'log' || layer === 'auth') {
+    const store = await openStore(process.env.DATABASE_URL)
+    routes.use(requestContext(store, pino({ level: process.env.LOG_LEVEL ?? 'info' })))
+    if (layer === 'auth') {
+      routes.use('/sessions/*', authenticate(store))
+      routes.use('/sessions/*', requireScope())
+    }
+  }
+  // The handlers read what the validators made, as the API's do, and answer the bytes.
+  const handlers = {
+    listSessionEvents: (c: Context<AppEnv>) => (c.req.valid('param' as never), c.req.valid('query' as never), answer(c)),
+    getSessionEvent: (c: Context<AppEnv>) => (c.req.valid('param' as never), answer(c)),
+  } as unknown as SessionEventsHandlers<AppEnv>
+  registerRoutes(routes, handlers)
+  app = routes
+}
+serve({ fetch: app.fetch, hostname: '127.0.0.1', port })
