@@ -1,6 +1,7 @@
 // @session-events/api: the Session Events API server, for embedding and for tests.
 export { createApp, requestContext, API_VERSION, DEFAULT_RATE_LIMIT, type App, type AppOptions } from './app.js'
 export { authenticate, requireScope } from './auth.js'
+export { sendJsonText } from './json.js'
 export type { AppEnv } from './env.js'
 export { loadConfig, ConfigError, type Config } from './config.js'
 export { ApiError, errors } from './errors.js'

@@ -1,6 +1,6 @@
 import { serve } from '@hono/node-server'
 import { OpenAPIHono } from '@hono/zod-openapi'
-import { authenticate, openStore, requestContext, requireScope, type AppEnv } from '@session-events/api'
+import { authenticate, openStore, requestContext, requireScope, sendJsonText, type AppEnv } from '@session-events/api'
 import { registerRoutes, type SessionEventsHandlers } from '@session-events/server-stubs'
 import { Hono, type Context } from 'hono'
 import pino from 'pino'
@@ -10,7 +10,8 @@ import { peerArgs } from './fixtures.js'
 // with the fixtures' precomputed bytes, so that the cost of a request splits by layer.
 //   hono    a bare Hono app on @hono/node-server, one route
 //   routes  the generated routes (@hono/zod-openapi) and their validators
-//   log     + the API's request context: request id, headers, access log (LOG_LEVEL, info by default)
+//   log     + the API's request context: request id, headers, access log (LOG_LEVEL, info by default),
+//           and from here on the bytes are sent as the API sends them, its headers in place
 //   auth    + authentication and the scope check, against the store
 // Usage: DATABASE_URL=sqlite:… node layers.js FIXTURES PORT LAYER
 
@@ -22,6 +23,7 @@ const layer = process.argv[4] as Layer
 if (!LAYERS.includes(layer)) throw new Error(`layer must be one of ${LAYERS.join(', ')} (got ${layer})`)
 const answers = new Map(fixtures.map((f) => [f.path, Buffer.from(f.body)]))
 const answer = (c: Context) => new Response(answers.get(c.req.path) ?? null, { headers: { 'content-type': 'application/json' } })
+const answerAsTheApi = (c: Context<AppEnv>) => sendJsonText(c, answers.get(c.req.path) ?? '', 200)
 
 let app: { fetch: (request: Request) => Response | Promise<Response> }
 if (layer === 'hono') {
@@ -40,9 +42,10 @@ if (layer === 'hono') {
     }
   }
   // The handlers read what the validators made, as the API's do, and answer the bytes.
+  const send: (c: Context<AppEnv>) => Response = layer === 'routes' ? answer : answerAsTheApi
   const handlers = {
-    listSessionEvents: (c: Context<AppEnv>) => (c.req.valid('param' as never), c.req.valid('query' as never), answer(c)),
-    getSessionEvent: (c: Context<AppEnv>) => (c.req.valid('param' as never), answer(c)),
+    listSessionEvents: (c: Context<AppEnv>) => (c.req.valid('param' as never), c.req.valid('query' as never), send(c)),
+    getSessionEvent: (c: Context<AppEnv>) => (c.req.valid('param' as never), send(c)),
   } as unknown as SessionEventsHandlers<AppEnv>
   registerRoutes(routes, handlers)
   app = routes
