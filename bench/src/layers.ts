@@ -1,6 +1,6 @@
 import { join } from 'node:path'
 import type { Dataset } from './datasets.js'
-import { load, summariseRounds, type LoadRequest, type LoadResult, type RoundsSummary } from './load.js'
+import { inTurn, load, summariseRounds, type LoadRequest, type LoadResult, type RoundsSummary } from './load.js'
 import { apiMain, dataDir, peerScript } from './paths.js'
 import { readFixtures } from './peers/fixtures.js'
 import { freePort, startServer, type ServerProcess } from './processes.js'
@@ -53,9 +53,8 @@ export async function layersSuite(dataset: Dataset, settings: Settings, log: (li
     for (const target of LAYER_TARGETS) await run(target, settings.warmupS)
     const rounds = Object.fromEntries(LAYER_TARGETS.map((t) => [t, [] as LoadResult[]])) as Record<LayerTarget, LoadResult[]>
     for (let round = 0; round < settings.rounds; round++) {
-      const shift = round % LAYER_TARGETS.length
       const line: string[] = []
-      for (const target of [...LAYER_TARGETS.slice(shift), ...LAYER_TARGETS.slice(0, shift)]) {
+      for (const target of inTurn(LAYER_TARGETS, round)) {
         const result = await run(target, settings.durationS)
         if (result.errors > 0) log(`  WARNING: ${target} answered ${result.errors} requests with an error`)
         rounds[target].push(result)

@@ -85,6 +85,12 @@ export function load(options: {
   })
 }
 
+/** The servers' order in a round: turned by `shift`, so that none is always first or last. */
+export const inTurn = <T>(targets: readonly T[], shift: number): T[] => {
+  const at = shift % targets.length
+  return [...targets.slice(at), ...targets.slice(0, at)]
+}
+
 export const median = (values: number[]): number => {
   const sorted = [...values].sort((a, b) => a - b)
   if (sorted.length === 0) return NaN

@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { isDeepStrictEqual } from 'node:util'
 import type { Dataset } from './datasets.js'
-import { load, median, medianOrNull, summariseRounds, type LoadRequest, type LoadResult, type RoundsSummary } from './load.js'
+import { inTurn, load, median, medianOrNull, summariseRounds, type LoadRequest, type LoadResult, type RoundsSummary } from './load.js'
 import { apiMain, dataDir, peerScript, writerScript } from './paths.js'
 import type { Endpoint, Fixture } from './peers/fixtures.js'
 import { freePort, startServer, startWorker, type Memory, type ServerProcess, type WorkerProcess } from './processes.js'
@@ -198,8 +198,7 @@ export async function throughputSuite(dataset: Dataset, settings: Settings, log:
     ) as Record<Endpoint, Record<Target, LoadResult[]>>
     for (let round = 0; round < settings.rounds; round++) {
       for (const [e, endpoint] of ENDPOINTS.entries()) {
-        const shift = (round + e) % TARGETS.length
-        const order = [...TARGETS.slice(shift), ...TARGETS.slice(0, shift)]
+        const order = inTurn(TARGETS, round + e)
         const line: string[] = []
         for (const target of order) {
           const result = await measure(
