@@ -24,14 +24,17 @@ function collectExamples(): Case[] {
     }
     if ('example' in media) cases.push({ where: `${where} example`, pointer, value: media.example })
   }
+  const escape = (s: string) => s.replace(/~/g, '~0').replace(/\//g, '~1')
   for (const [path, item] of Object.entries<any>(spec.paths)) {
     for (const [method, op] of Object.entries<any>(item)) {
+      for (const [type, media] of Object.entries<any>(op.requestBody?.content ?? {})) {
+        const pointer = media.schema.$ref ?? `#/paths/${escape(path)}/${method}/requestBody/content/${escape(type)}/schema`
+        fromMedia(`${method.toUpperCase()} ${path} request`, media, pointer)
+      }
       for (const [status, resp] of Object.entries<any>(op.responses ?? {})) {
         const response = deref(resp)
         for (const [type, media] of Object.entries<any>(response.content ?? {})) {
-          const pointer = media.schema.$ref
-            ? media.schema.$ref
-            : `#/paths/${path.replace(/~/g, '~0').replace(/\//g, '~1')}/${method}/responses/${status}/content/${type.replace(/\//g, '~1')}/schema`
+          const pointer = media.schema.$ref ?? `#/paths/${escape(path)}/${method}/responses/${status}/content/${escape(type)}/schema`
           fromMedia(`${method.toUpperCase()} ${path} ${status}`, media, pointer)
         }
       }
@@ -48,10 +51,15 @@ function collectExamples(): Case[] {
 const cases = collectExamples()
 
 describe('every example in the spec validates against its schema', () => {
-  it('finds the examples (a page, both kinds of event, every error status)', () => {
-    expect(cases.length).toBeGreaterThanOrEqual(20)
+  it('finds the examples (a page, both kinds of event, every status, every request body)', () => {
+    expect(cases.length).toBeGreaterThanOrEqual(40)
     const statuses = new Set(cases.map((c) => c.where.split(' ')[2]))
-    for (const s of ['200', '400', '401', '403', '404', '429', '500', '503']) expect(statuses).toContain(s)
+    for (const s of ['200', '201', '400', '401', '403', '404', '409', '413', '422', '429', '500', '503']) expect(statuses).toContain(s)
+    for (const [path, item] of Object.entries<any>(spec.paths)) {
+      for (const [method, op] of Object.entries<any>(item)) {
+        if (op.requestBody) expect(cases.map((c) => c.where)).toContainEqual(expect.stringMatching(`^${method.toUpperCase()} ${path} request example`))
+      }
+    }
   })
 
   it.each(cases.map((c) => [c.where, c] as const))('%s', (_where, c) => {
@@ -63,5 +71,17 @@ describe('every example in the spec validates against its schema', () => {
     expect(validate('#/components/schemas/SessionEvent', { ...event, type: 'nope' })).not.toEqual([])
     expect(validate('#/components/schemas/SessionEvent', { ...event, created_at: 'yesterday' })).not.toEqual([])
     expect(validate('#/components/schemas/SessionEvent', { ...event, id: 'sev_short' })).not.toEqual([])
+  })
+
+  it('holds the write bodies to their limits', () => {
+    const line = (text: string) => ({ type: 'stdout', line: text })
+    const append = (log_lines: unknown[]) => validate('#/components/schemas/SessionEventCreate', { server_run_id: 'srr_0m5q3k1f8Ab3Cd4Ef5Gh6I', log_lines })
+    expect(append([line('x'.repeat(65_536))])).toEqual([])
+    expect(append([line('x'.repeat(65_537))])).not.toEqual([])
+    expect(append([])).not.toEqual([])
+    expect(append(Array.from({ length: 1001 }, () => line('x')))).not.toEqual([])
+    expect(validate('#/components/schemas/ServerRunStart', { type: 'hosted' })).not.toEqual([])
+    expect(validate('#/components/schemas/ServerRunStop', { status: 'active' })).not.toEqual([])
+    expect(validate('#/components/schemas/SessionCreate', {})).toEqual([])
   })
 })

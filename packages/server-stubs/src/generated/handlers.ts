@@ -4,13 +4,25 @@
 import type { OpenAPIHono, RouteHandler } from '@hono/zod-openapi'
 import type { Env } from 'hono'
 import {
+  postSessionsRoute,
+  postSessionsSessionIdServerRunsRoute,
+  getSessionsSessionIdServerRunsServerRunIdRoute,
+  postSessionsSessionIdServerRunsServerRunIdStopRoute,
   getSessionsSessionIdEventsRoute,
+  postSessionsSessionIdEventsRoute,
+  getSessionsSessionIdEventsStreamRoute,
   getSessionsSessionIdEventsSessionEventIdRoute,
 } from './routes.js'
 
 /** Every route of the spec, keyed by its operationId. */
 export const routes = {
+  createSession: postSessionsRoute,
+  startServerRun: postSessionsSessionIdServerRunsRoute,
+  getServerRun: getSessionsSessionIdServerRunsServerRunIdRoute,
+  stopServerRun: postSessionsSessionIdServerRunsServerRunIdStopRoute,
   listSessionEvents: getSessionsSessionIdEventsRoute,
+  createSessionEvent: postSessionsSessionIdEventsRoute,
+  streamSessionEvents: getSessionsSessionIdEventsStreamRoute,
   getSessionEvent: getSessionsSessionIdEventsSessionEventIdRoute,
 } as const
 
@@ -27,7 +39,13 @@ export function registerRoutes<E extends Env>(
   app: OpenAPIHono<E>,
   handlers: SessionEventsHandlers<E>,
 ): OpenAPIHono<E> {
+  app.openapi(routes.createSession, handlers.createSession)
+  app.openapi(routes.startServerRun, handlers.startServerRun)
+  app.openapi(routes.getServerRun, handlers.getServerRun)
+  app.openapi(routes.stopServerRun, handlers.stopServerRun)
   app.openapi(routes.listSessionEvents, handlers.listSessionEvents)
+  app.openapi(routes.createSessionEvent, handlers.createSessionEvent)
+  app.openapi(routes.streamSessionEvents, handlers.streamSessionEvents)
   app.openapi(routes.getSessionEvent, handlers.getSessionEvent)
   return app
 }

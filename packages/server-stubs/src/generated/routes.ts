@@ -53,6 +53,243 @@ export const SessionEventTypeSchema = z
 
 export type SessionEventType = z.infer<typeof SessionEventTypeSchema>
 
+export const MetadataSchema = z
+  .looseObject({})
+  .openapi({ description: 'Free-form metadata of any JSON values; `{}` when there is none.' })
+  .openapi('Metadata')
+
+export const SessionSchema = z
+  .object({
+    object: z.literal('session').openapi({ description: 'The kind of object, always `session`.' }),
+    id: SessionIdSchema,
+    status: z
+      .enum(['active', 'deleted'])
+      .openapi({ description: 'Whether the session is in use; a new session is `active`.' }),
+    metadata: MetadataSchema,
+    created_at: z.iso.datetime().openapi({ description: 'When the session was created.' }),
+    updated_at: z.iso.datetime().openapi({ description: 'When the session last changed.' }),
+  })
+  .openapi({
+    description:
+      "A session, as far as this service holds it: a subset of Metorial's Session object (which\nalso carries its server deployments, client and usage). An addition to Metorial's API.\n",
+    required: ['object', 'id', 'status', 'metadata', 'created_at', 'updated_at'],
+  })
+  .openapi('Session')
+
+export type Session = z.infer<typeof SessionSchema>
+
+export const SessionCreateSchema = z
+  .object({ metadata: MetadataSchema.exactOptional() })
+  .openapi({ description: "What a new session holds. An addition to Metorial's API." })
+  .openapi('SessionCreate')
+
+export type SessionCreate = z.infer<typeof SessionCreateSchema>
+
+export const ServerInputSchema = z
+  .object({
+    id: z
+      .string()
+      .regex(/^srv_[0-9a-z]{9}[0-9A-Za-z]{13}$/)
+      .exactOptional()
+      .openapi({ description: 'The id of a server of this instance, to reuse.' }),
+    name: z
+      .string()
+      .min(1)
+      .max(200)
+      .exactOptional()
+      .openapi({ description: 'The name of a new server; required without `id`.' }),
+    description: z
+      .string()
+      .max(2000)
+      .nullable()
+      .exactOptional()
+      .openapi({ description: 'What a new server does.' }),
+    type: z.enum(['public', 'custom']).default('custom').openapi({
+      description:
+        '`public` for a server of the catalogue, `custom` (the default) for one of the instance.',
+    }),
+  })
+  .openapi({
+    description:
+      'The server that runs: `id` reuses a server written before in this instance, and the other\nfields are then ignored; without `id`, a new server is made from `name`, `description` and\n`type` (`name` is then required). An unknown `id` is a 400 `invalid_data` naming\n`["server", "id"]`. An addition to Metorial\'s API.\n',
+  })
+  .openapi('ServerInput')
+
+export const ServerDeploymentInputSchema = z
+  .object({
+    id: z
+      .string()
+      .regex(/^svd_[0-9a-z]{9}[0-9A-Za-z]{13}$/)
+      .exactOptional()
+      .openapi({ description: 'The id of a deployment of the server, to reuse.' }),
+    name: z
+      .string()
+      .max(200)
+      .nullable()
+      .exactOptional()
+      .openapi({ description: 'The name of a new deployment.' }),
+    description: z
+      .string()
+      .max(2000)
+      .nullable()
+      .exactOptional()
+      .openapi({ description: 'The description of a new deployment.' }),
+    metadata: MetadataSchema.exactOptional(),
+  })
+  .openapi({
+    description:
+      'The deployment of the server that runs: `id` reuses a deployment of this server written\nbefore in this instance, and the other fields are then ignored; without `id`, a new\ndeployment of the server is made from the other fields. Left out, a new deployment\nwithout a name is made. An unknown `id`, or a deployment of another server, is a 400\n`invalid_data` naming `["server_deployment", "id"]`. An addition to Metorial\'s API.\n',
+  })
+  .openapi('ServerDeploymentInput')
+
+export const CapabilitiesSchema = z
+  .looseObject({})
+  .openapi({ description: 'MCP capabilities, as the peer declared them.' })
+  .openapi('Capabilities')
+
+export const McpPeerInputSchema = z
+  .object({
+    name: z.string().min(1).max(200).openapi({ description: "The peer's name." }),
+    version: z.string().max(200).openapi({ description: "The peer's version." }),
+    capabilities: CapabilitiesSchema.exactOptional(),
+  })
+  .openapi({
+    description: "An MCP client or server, as it introduced itself. An addition to Metorial's API.",
+    required: ['name', 'version'],
+  })
+  .openapi('McpPeerInput')
+
+export const McpInputSchema = z
+  .object({
+    version: z
+      .string()
+      .min(1)
+      .max(200)
+      .openapi({ description: 'The MCP protocol version spoken, such as `2025-03-26`.' }),
+    connection_type: z
+      .enum(['sse', 'streamable_http', 'websocket'])
+      .openapi({ description: 'The transport of the connection.' }),
+    client: z.xor([McpPeerInputSchema, z.null().nullable()]).exactOptional().openapi({
+      description: 'The MCP client, if it has introduced itself; `null` or left out if not.',
+    }),
+    server: z.xor([McpPeerInputSchema, z.null().nullable()]).exactOptional().openapi({
+      description: 'The MCP server, if it has introduced itself; `null` or left out if not.',
+    }),
+  })
+  .openapi({
+    description: "The MCP connection of a new server session. An addition to Metorial's API.",
+    required: ['version', 'connection_type'],
+  })
+  .openapi('McpInput')
+
+export const ServerSessionInputSchema = z
+  .object({ id: ServerSessionIdSchema.exactOptional(), mcp: McpInputSchema.exactOptional() })
+  .openapi({
+    description:
+      'The server session the run belongs to: `id` reuses a server session of this session, and\n`mcp` is then ignored; without `id`, a new server session is made with `mcp`. Left out\n(or without `id` and `mcp`), the new server session\'s `mcp` is `{ "version":\n"2025-03-26", "connection_type": "streamable_http", "client": null, "server": null }`. An\nunknown `id`, or a server session of another session, is a 400 `invalid_data` naming\n`["server_session", "id"]`. An addition to Metorial\'s API.\n',
+  })
+  .openapi('ServerSessionInput')
+
+export const ServerRunStartSchema = z
+  .object({
+    type: z.enum(['hosted', 'external']).openapi({
+      description: '`hosted` when Metorial runs the server, `external` when it runs elsewhere.',
+    }),
+    server: ServerInputSchema,
+    server_deployment: ServerDeploymentInputSchema.exactOptional(),
+    server_version_id: z
+      .string()
+      .regex(/^sve_[0-9a-z]{9}[0-9A-Za-z]{13}$/)
+      .exactOptional()
+      .openapi({
+        description:
+          "A version of the server to run. Left out, the server's newest version runs, or a first\nversion is made. A version of another server is a 400 `invalid_data` naming\n`server_version_id`.\n",
+      }),
+    server_session: ServerSessionInputSchema.exactOptional(),
+  })
+  .openapi({
+    description:
+      "A server run to start. The server, its deployment, its version and the server session are\neach reused by `id` or made from the other fields. An addition to Metorial's API.\n",
+    required: ['type', 'server'],
+  })
+  .openapi('ServerRunStart')
+
+export type ServerRunStart = z.infer<typeof ServerRunStartSchema>
+
+export type ServerInput = z.infer<typeof ServerInputSchema>
+
+export type ServerDeploymentInput = z.infer<typeof ServerDeploymentInputSchema>
+
+export type ServerSessionInput = z.infer<typeof ServerSessionInputSchema>
+
+export type McpInput = z.infer<typeof McpInputSchema>
+
+export type McpPeerInput = z.infer<typeof McpPeerInputSchema>
+
+export const ServerRunErrorInputSchema = z
+  .object({
+    code: z
+      .string()
+      .min(1)
+      .max(200)
+      .openapi({ description: 'A machine-readable code, such as `process_exited`.' }),
+    message: z.string().max(10000).openapi({ description: 'A human-readable message.' }),
+    metadata: MetadataSchema.exactOptional(),
+  })
+  .openapi({
+    description:
+      "The error that ended a `failed` run; only with `status: failed` (with `completed` it is a\n400 `invalid_data`). It is written as a ServerRunError with a `server_run_error` event.\nAn addition to Metorial's API.\n",
+    required: ['code', 'message'],
+  })
+  .openapi('ServerRunErrorInput')
+
+export const ServerRunStopSchema = z
+  .object({
+    status: z.enum(['completed', 'failed']).openapi({
+      description: '`completed` when the run ended normally, `failed` when it did not.',
+    }),
+    error: ServerRunErrorInputSchema.exactOptional(),
+  })
+  .openapi({
+    description: "How a server run ended. An addition to Metorial's API.",
+    required: ['status'],
+  })
+  .openapi('ServerRunStop')
+
+export type ServerRunStop = z.infer<typeof ServerRunStopSchema>
+
+export type ServerRunErrorInput = z.infer<typeof ServerRunErrorInputSchema>
+
+export const LogLineSchema = z
+  .object({
+    type: z
+      .enum(['stdout', 'stderr'])
+      .openapi({ description: 'The stream the line was written to.' }),
+    line: z.string().max(65536).openapi({
+      description: 'The text of the line, without its line break; at most 65,536 characters.',
+    }),
+  })
+  .openapi({ description: 'One line a server wrote.', required: ['type', 'line'] })
+  .openapi('LogLine')
+
+export const SessionEventCreateSchema = z
+  .object({
+    server_run_id: ServerRunIdSchema,
+    log_lines: z
+      .array(LogLineSchema)
+      .min(1)
+      .max(1000)
+      .openapi({ description: 'The lines, in the order they were written; 1 to 1,000 a request.' }),
+  })
+  .openapi({
+    description:
+      "Log lines of a server run, to append as one event. An addition to Metorial's API.",
+    required: ['server_run_id', 'log_lines'],
+  })
+  .openapi('SessionEventCreate')
+
+export type SessionEventCreate = z.infer<typeof SessionEventCreateSchema>
+
 export const ServerPreviewSchema = z
   .object({
     object: z
@@ -75,11 +312,6 @@ export const ServerPreviewSchema = z
     required: ['object', 'id', 'name', 'description', 'type', 'created_at', 'updated_at'],
   })
   .openapi('ServerPreview')
-
-export const MetadataSchema = z
-  .looseObject({})
-  .openapi({ description: 'Free-form metadata of any JSON values; `{}` when there is none.' })
-  .openapi('Metadata')
 
 export const ServerDeploymentPreviewSchema = z
   .object({
@@ -117,11 +349,6 @@ export const ServerDeploymentPreviewSchema = z
     ],
   })
   .openapi('ServerDeploymentPreview')
-
-export const CapabilitiesSchema = z
-  .looseObject({})
-  .openapi({ description: 'MCP capabilities, as the peer declared them.' })
-  .openapi('Capabilities')
 
 export const McpClientSchema = z
   .object({
@@ -290,16 +517,6 @@ export const ServerRunErrorSchema = z
   })
   .openapi('ServerRunError')
 
-export const LogLineSchema = z
-  .object({
-    type: z
-      .enum(['stdout', 'stderr'])
-      .openapi({ description: 'The stream the line was written to.' }),
-    line: z.string().openapi({ description: 'The text of the line, without its line break.' }),
-  })
-  .openapi({ description: 'One line a server wrote.', required: ['type', 'line'] })
-  .openapi('LogLine')
-
 export const SessionEventSchema = z
   .object({
     object: z
@@ -441,8 +658,15 @@ export const ErrorSchema = z
         'too_many_requests',
         'internal_server_error',
         'service_unavailable',
+        'conflict',
+        'idempotency_key_in_use',
+        'payload_too_large',
+        'idempotency_key_reused',
       ])
-      .openapi({ description: 'A machine-readable error code.' }),
+      .openapi({
+        description:
+          "A machine-readable error code. `conflict`, `idempotency_key_in_use`,\n`payload_too_large` and `idempotency_key_reused` are an addition to Metorial's API.\n",
+      }),
     message: z.string().openapi({ description: 'A human-readable message.' }),
     hint: z
       .string()
@@ -453,7 +677,8 @@ export const ErrorSchema = z
       .exactOptional()
       .openapi({ description: 'More detail, when there is some.' }),
     entity: z.string().exactOptional().openapi({
-      description: 'The kind of thing that was not found (`session`, `session_event`, `endpoint`).',
+      description:
+        'The kind of thing that was not found, or that conflicts (`session`, `session_event`,\n`server_run`, `endpoint`).\n',
     }),
     id: z
       .string()
@@ -484,7 +709,7 @@ export const MetorialVersionHeaderSchema = z
 
 export const BadRequestResponse = {
   description:
-    'The request is invalid: a query or path parameter fails validation (`invalid_data`, with\n`errors` naming each bad field) or the request is otherwise malformed (`bad_request`).\n',
+    'The request is invalid: a parameter or a field of the body fails validation, or an id in\nthe body names nothing this key may use (`invalid_data`, with `errors` naming each bad\nfield), or the request is otherwise malformed, such as a body that is not JSON\n(`bad_request`).\n',
   headers: z.object({
     'metorial-req-id': MetorialReqIdHeaderSchema,
     'metorial-version': MetorialVersionHeaderSchema,
@@ -503,6 +728,23 @@ export const BadRequestResponse = {
             message: 'The provided data is invalid.',
             errors: [
               { code: 'too_big', message: 'Too big: expected number to be <=100', path: ['limit'] },
+            ],
+          },
+        },
+        unknownId: {
+          summary: 'An id in the body names nothing of the instance',
+          value: {
+            __typename: 'error',
+            ok: false,
+            status: 400,
+            code: 'invalid_data',
+            message: 'The provided data is invalid.',
+            errors: [
+              {
+                code: 'not_found',
+                message: 'No server run srr_0m5q3k1f8Ab3Cd4Ef5Gh6I in this session.',
+                path: ['server_run_id'],
+              },
             ],
           },
         },
@@ -656,6 +898,135 @@ export const SessionOrEventNotFoundResponse = {
   },
 }
 
+export const SessionOrServerRunNotFoundResponse = {
+  description:
+    "The session does not exist or belongs to another instance, or the server run is not one\nof the session's. An addition to Metorial's API.\n",
+  headers: z.object({
+    'metorial-req-id': MetorialReqIdHeaderSchema,
+    'metorial-version': MetorialVersionHeaderSchema,
+  }),
+  content: {
+    'application/json': {
+      schema: ErrorSchema,
+      examples: {
+        session: SessionNotFoundErrorExample,
+        serverRun: {
+          summary: "The server run is not one of the session's",
+          value: {
+            __typename: 'error',
+            ok: false,
+            status: 404,
+            code: 'not_found',
+            message: 'The requested server-run could not be found.',
+            hint: 'Make sure the resource you are trying to access exists, that you have access to it and that it has not been deleted.',
+            entity: 'server_run',
+          },
+        },
+      },
+    },
+  },
+}
+
+export const IdempotencyRetryAfterHeaderSchema = z.int().min(0).exactOptional().openapi({
+  description:
+    "Seconds to wait before retrying with the same `Idempotency-Key`; sent with\n`idempotency_key_in_use` only. An addition to Metorial's API.\n",
+})
+
+export const ConflictResponse = {
+  description:
+    "The request conflicts with the state of things: the server run has stopped (`conflict`:\nlines appended to a stopped run, or a stop that differs from the one that stopped it), or\nthe first request with this `Idempotency-Key` is still in flight\n(`idempotency_key_in_use`: retry after `Retry-After` seconds). An addition to Metorial's\nAPI.\n",
+  headers: z.object({
+    'metorial-req-id': MetorialReqIdHeaderSchema,
+    'metorial-version': MetorialVersionHeaderSchema,
+    'Retry-After': IdempotencyRetryAfterHeaderSchema,
+  }),
+  content: {
+    'application/json': {
+      schema: ErrorSchema,
+      examples: {
+        runStopped: {
+          summary: 'The server run has stopped',
+          value: {
+            __typename: 'error',
+            ok: false,
+            status: 409,
+            code: 'conflict',
+            message: 'The server run has stopped.',
+            hint: 'Start a new server run to write more lines.',
+            entity: 'server_run',
+            id: 'srr_0m5q3k1f8Ab3Cd4Ef5Gh6I',
+          },
+        },
+        keyInUse: {
+          summary: 'The first request with the key is still in flight',
+          value: {
+            __typename: 'error',
+            ok: false,
+            status: 409,
+            code: 'idempotency_key_in_use',
+            message: 'A request with this Idempotency-Key is still being processed.',
+            hint: 'Retry after the number of seconds in the Retry-After header.',
+          },
+        },
+      },
+    },
+  },
+}
+
+export const PayloadTooLargeResponse = {
+  description:
+    "The body is over 5 MB; the server stops reading it. Send fewer lines a request. An\naddition to Metorial's API.\n",
+  headers: z.object({
+    'metorial-req-id': MetorialReqIdHeaderSchema,
+    'metorial-version': MetorialVersionHeaderSchema,
+  }),
+  content: {
+    'application/json': {
+      schema: ErrorSchema,
+      examples: {
+        tooLarge: {
+          summary: 'A body over 5 MB',
+          value: {
+            __typename: 'error',
+            ok: false,
+            status: 413,
+            code: 'payload_too_large',
+            message: 'The request body is larger than 5 MB.',
+            hint: 'Split the log lines over several requests.',
+          },
+        },
+      },
+    },
+  },
+}
+
+export const IdempotencyKeyReusedResponse = {
+  description:
+    "The `Idempotency-Key` was used before with another body (in the last 24 hours, in this\ninstance). An addition to Metorial's API.\n",
+  headers: z.object({
+    'metorial-req-id': MetorialReqIdHeaderSchema,
+    'metorial-version': MetorialVersionHeaderSchema,
+  }),
+  content: {
+    'application/json': {
+      schema: ErrorSchema,
+      examples: {
+        keyReused: {
+          summary: 'The same key with another body',
+          value: {
+            __typename: 'error',
+            ok: false,
+            status: 422,
+            code: 'idempotency_key_reused',
+            message: 'This Idempotency-Key was used with another request body.',
+            hint: 'Use a new Idempotency-Key for a new request.',
+          },
+        },
+      },
+    },
+  },
+}
+
 export const RateLimitLimitHeaderSchema = z.int().min(1).exactOptional().openapi({
   description:
     'How many requests the key may make in one window. Sent while rate limiting is on (the default).',
@@ -776,10 +1147,19 @@ export const SessionEventIdParamsSchema = SessionEventIdSchema.openapi({
   },
 })
 
+export const ServerRunIdParamsSchema = ServerRunIdSchema.openapi({
+  param: {
+    name: 'serverRunId',
+    in: 'path',
+    required: true,
+    description: "The id of the server run. An addition to Metorial's API.",
+    schema: { $ref: '#/components/schemas/ServerRunId' },
+  },
+})
+
 export const LimitParamsSchema = z
   .preprocess(queryInteger, z.int().min(1).max(100))
   .default(20)
-  .exactOptional()
   .openapi({
     param: {
       name: 'limit',
@@ -830,7 +1210,6 @@ export const CursorParamsSchema = z
 export const OrderParamsSchema = z
   .enum(['asc', 'desc'])
   .default('asc')
-  .exactOptional()
   .openapi({
     param: {
       name: 'order',
@@ -894,6 +1273,42 @@ export const TypeFilterParamsSchema = z
     },
   })
 
+export const StreamAfterParamsSchema = SessionEventIdSchema.exactOptional().openapi({
+  param: {
+    name: 'after',
+    in: 'query',
+    required: false,
+    description:
+      'An event id: the stream starts right after this event, with what was written since.\nThe `Last-Event-ID` header wins over it.\n',
+    schema: { $ref: '#/components/schemas/SessionEventId' },
+  },
+})
+
+export const TailParamsSchema = z
+  .preprocess(queryInteger, z.int().min(0).max(100))
+  .default(0)
+  .openapi({
+    param: {
+      name: 'tail',
+      in: 'query',
+      required: false,
+      description:
+        'How many of the last events written to send first, before those written from now on.\nIgnored when the stream resumes after an event (`after` or `Last-Event-ID`).\n',
+      schema: { type: 'integer', minimum: 0, maximum: 100, default: 0 },
+    },
+  })
+
+export const LastEventIdParamsSchema = SessionEventIdSchema.exactOptional().openapi({
+  param: {
+    name: 'Last-Event-ID',
+    in: 'header',
+    required: false,
+    description:
+      'The id of the last event received, as a reconnecting `EventSource` sends it: the stream\nresumes right after it. Wins over `after`.\n',
+    schema: { $ref: '#/components/schemas/SessionEventId' },
+  },
+})
+
 export const MetorialVersionRequestParamsSchema = z
   .string()
   .max(64)
@@ -907,6 +1322,28 @@ export const MetorialVersionRequestParamsSchema = z
         'The API version the client was written for, such as `2025-01-01-pulsar`. Accepted and\nanswered with the version this server speaks.\n',
       schema: { type: 'string', maxLength: 64 },
     },
+  })
+
+export const IdempotencyKeyParamsSchema = z
+  .string()
+  .min(1)
+  .max(255)
+  .exactOptional()
+  .openapi({
+    param: {
+      name: 'Idempotency-Key',
+      in: 'header',
+      required: false,
+      description:
+        'A key of the client\'s choosing, such as a UUID, that makes a retry of this request safe\n(IETF draft "The Idempotency-Key HTTP Header Field"). A retry with the same key and the\nsame body gets the first answer again (the same ids), with `Idempotent-Replayed: true`,\nfor 24 hours. The same key with another body is refused with 422\n`idempotency_key_reused`; while the first request with the key is still in flight, a\nretry gets 409 `idempotency_key_in_use` with `Retry-After`. Keys are per instance.\nWithout a key, a retry writes again. An addition to Metorial\'s API.\n',
+      schema: {
+        type: 'string',
+        minLength: 1,
+        maxLength: 255,
+        examples: ['0f6c1b8e-3c5d-4d7a-9b2e-1f4a6c8d2e90'],
+      },
+    },
+    examples: ['0f6c1b8e-3c5d-4d7a-9b2e-1f4a6c8d2e90'],
   })
 
 export const ServerLogsEventExample = {
@@ -1393,6 +1830,324 @@ export const SessionEventPageExample = {
   },
 }
 
+export const SessionExample = {
+  summary: 'A new session',
+  value: {
+    object: 'session',
+    id: 'ses_0m5q3jz7a4GhR2sLmN8pQ1',
+    status: 'active',
+    metadata: { user: 'ada@example.com' },
+    created_at: '2025-07-20T12:25:36.901Z',
+    updated_at: '2025-07-20T12:25:36.901Z',
+  },
+}
+
+export const ActiveServerRunExample = {
+  summary: 'A run that has started and not stopped',
+  value: {
+    object: 'server.server_run',
+    id: 'srr_0m5q3m2c4Hi5Jk6Lm7No8P',
+    type: 'hosted',
+    status: 'active',
+    server_version_id: 'sve_0m2b7c9d0Kl7Mn8Op9Qr0S',
+    server: {
+      object: 'server#preview',
+      id: 'srv_0m2b7c8a1Uv1Wx2Yz3Ab4C',
+      name: 'GitHub',
+      description: 'Read repositories, issues and pull requests.',
+      type: 'public',
+      created_at: '2025-06-02T09:14:05.120Z',
+      updated_at: '2025-06-30T16:01:44.907Z',
+    },
+    server_deployment: {
+      object: 'server.server_deployment#preview',
+      id: 'svd_0m3c1d2e3Ef5Gh6Ij7Kl8M',
+      name: 'GitHub (read-only)',
+      description: null,
+      metadata: {},
+      server: {
+        object: 'server#preview',
+        id: 'srv_0m2b7c8a1Uv1Wx2Yz3Ab4C',
+        name: 'GitHub',
+        description: 'Read repositories, issues and pull requests.',
+        type: 'public',
+        created_at: '2025-06-02T09:14:05.120Z',
+        updated_at: '2025-06-30T16:01:44.907Z',
+      },
+      created_at: '2025-07-01T10:00:00.000Z',
+      updated_at: '2025-07-01T10:00:00.000Z',
+    },
+    server_session: {
+      object: 'session.server_session#preview',
+      id: 'srs_0m5q3k0a7Op9Qr0St1Uv2W',
+      status: 'active',
+      mcp: {
+        object: 'mcp',
+        version: '2025-03-26',
+        connection_type: 'streamable_http',
+        client: {
+          object: 'session.server_session.client',
+          name: 'claude-desktop',
+          version: '0.10.4',
+          capabilities: { sampling: {} },
+        },
+        server: {
+          object: 'session.server_session.server',
+          name: 'github-mcp-server',
+          version: '1.2.0',
+          capabilities: { tools: { listChanged: true } },
+        },
+      },
+      usage: {
+        total_productive_message_count: 12,
+        total_productive_client_message_count: 7,
+        total_productive_server_message_count: 5,
+      },
+      session_id: 'ses_0m5q3jz7a4GhR2sLmN8pQ1',
+      created_at: '2025-07-20T12:25:37.410Z',
+    },
+    created_at: '2025-07-20T12:40:02.114Z',
+    updated_at: '2025-07-20T12:40:02.114Z',
+    started_at: '2025-07-20T12:40:02.114Z',
+    stopped_at: null,
+  },
+}
+
+export const CompletedServerRunExample = {
+  summary: 'A run that ended normally',
+  value: {
+    object: 'server.server_run',
+    id: 'srr_0m5q3m2c4Hi5Jk6Lm7No8P',
+    type: 'hosted',
+    status: 'completed',
+    server_version_id: 'sve_0m2b7c9d0Kl7Mn8Op9Qr0S',
+    server: {
+      object: 'server#preview',
+      id: 'srv_0m2b7c8a1Uv1Wx2Yz3Ab4C',
+      name: 'GitHub',
+      description: 'Read repositories, issues and pull requests.',
+      type: 'public',
+      created_at: '2025-06-02T09:14:05.120Z',
+      updated_at: '2025-06-30T16:01:44.907Z',
+    },
+    server_deployment: {
+      object: 'server.server_deployment#preview',
+      id: 'svd_0m3c1d2e3Ef5Gh6Ij7Kl8M',
+      name: 'GitHub (read-only)',
+      description: null,
+      metadata: {},
+      server: {
+        object: 'server#preview',
+        id: 'srv_0m2b7c8a1Uv1Wx2Yz3Ab4C',
+        name: 'GitHub',
+        description: 'Read repositories, issues and pull requests.',
+        type: 'public',
+        created_at: '2025-06-02T09:14:05.120Z',
+        updated_at: '2025-06-30T16:01:44.907Z',
+      },
+      created_at: '2025-07-01T10:00:00.000Z',
+      updated_at: '2025-07-01T10:00:00.000Z',
+    },
+    server_session: {
+      object: 'session.server_session#preview',
+      id: 'srs_0m5q3k0a7Op9Qr0St1Uv2W',
+      status: 'active',
+      mcp: {
+        object: 'mcp',
+        version: '2025-03-26',
+        connection_type: 'streamable_http',
+        client: {
+          object: 'session.server_session.client',
+          name: 'claude-desktop',
+          version: '0.10.4',
+          capabilities: { sampling: {} },
+        },
+        server: {
+          object: 'session.server_session.server',
+          name: 'github-mcp-server',
+          version: '1.2.0',
+          capabilities: { tools: { listChanged: true } },
+        },
+      },
+      usage: {
+        total_productive_message_count: 12,
+        total_productive_client_message_count: 7,
+        total_productive_server_message_count: 5,
+      },
+      session_id: 'ses_0m5q3jz7a4GhR2sLmN8pQ1',
+      created_at: '2025-07-20T12:25:37.410Z',
+    },
+    created_at: '2025-07-20T12:40:02.114Z',
+    updated_at: '2025-07-20T12:47:15.630Z',
+    started_at: '2025-07-20T12:40:02.114Z',
+    stopped_at: '2025-07-20T12:47:15.630Z',
+  },
+}
+
+export const FailedServerRunExample = {
+  summary: 'A run that failed',
+  value: {
+    object: 'server.server_run',
+    id: 'srr_0m5q3k1f8Ab3Cd4Ef5Gh6I',
+    type: 'hosted',
+    status: 'failed',
+    server_version_id: 'sve_0m2b7c9d0Kl7Mn8Op9Qr0S',
+    server: {
+      object: 'server#preview',
+      id: 'srv_0m2b7c8a1Uv1Wx2Yz3Ab4C',
+      name: 'GitHub',
+      description: 'Read repositories, issues and pull requests.',
+      type: 'public',
+      created_at: '2025-06-02T09:14:05.120Z',
+      updated_at: '2025-06-30T16:01:44.907Z',
+    },
+    server_deployment: {
+      object: 'server.server_deployment#preview',
+      id: 'svd_0m3c1d2e3Ef5Gh6Ij7Kl8M',
+      name: 'GitHub (read-only)',
+      description: null,
+      metadata: {},
+      server: {
+        object: 'server#preview',
+        id: 'srv_0m2b7c8a1Uv1Wx2Yz3Ab4C',
+        name: 'GitHub',
+        description: 'Read repositories, issues and pull requests.',
+        type: 'public',
+        created_at: '2025-06-02T09:14:05.120Z',
+        updated_at: '2025-06-30T16:01:44.907Z',
+      },
+      created_at: '2025-07-01T10:00:00.000Z',
+      updated_at: '2025-07-01T10:00:00.000Z',
+    },
+    server_session: {
+      object: 'session.server_session#preview',
+      id: 'srs_0m5q3k0a7Op9Qr0St1Uv2W',
+      status: 'active',
+      mcp: {
+        object: 'mcp',
+        version: '2025-03-26',
+        connection_type: 'streamable_http',
+        client: {
+          object: 'session.server_session.client',
+          name: 'claude-desktop',
+          version: '0.10.4',
+          capabilities: { sampling: {} },
+        },
+        server: {
+          object: 'session.server_session.server',
+          name: 'github-mcp-server',
+          version: '1.2.0',
+          capabilities: { tools: { listChanged: true } },
+        },
+      },
+      usage: {
+        total_productive_message_count: 12,
+        total_productive_client_message_count: 7,
+        total_productive_server_message_count: 5,
+      },
+      session_id: 'ses_0m5q3jz7a4GhR2sLmN8pQ1',
+      created_at: '2025-07-20T12:25:37.410Z',
+    },
+    created_at: '2025-07-20T12:25:37.500Z',
+    updated_at: '2025-07-20T12:25:41.002Z',
+    started_at: '2025-07-20T12:25:37.812Z',
+    stopped_at: '2025-07-20T12:25:41.002Z',
+  },
+}
+
+export const AppendedServerLogsEventExample = {
+  summary: 'The event the appended lines became',
+  value: {
+    object: 'session.event',
+    id: 'sev_0m5q3m2d9Qr1St2Uv3Wx4Y',
+    session_id: 'ses_0m5q3jz7a4GhR2sLmN8pQ1',
+    type: 'server_logs',
+    server_run: {
+      object: 'server.server_run',
+      id: 'srr_0m5q3m2c4Hi5Jk6Lm7No8P',
+      type: 'hosted',
+      status: 'active',
+      server_version_id: 'sve_0m2b7c9d0Kl7Mn8Op9Qr0S',
+      server: {
+        object: 'server#preview',
+        id: 'srv_0m2b7c8a1Uv1Wx2Yz3Ab4C',
+        name: 'GitHub',
+        description: 'Read repositories, issues and pull requests.',
+        type: 'public',
+        created_at: '2025-06-02T09:14:05.120Z',
+        updated_at: '2025-06-30T16:01:44.907Z',
+      },
+      server_deployment: {
+        object: 'server.server_deployment#preview',
+        id: 'svd_0m3c1d2e3Ef5Gh6Ij7Kl8M',
+        name: 'GitHub (read-only)',
+        description: null,
+        metadata: {},
+        server: {
+          object: 'server#preview',
+          id: 'srv_0m2b7c8a1Uv1Wx2Yz3Ab4C',
+          name: 'GitHub',
+          description: 'Read repositories, issues and pull requests.',
+          type: 'public',
+          created_at: '2025-06-02T09:14:05.120Z',
+          updated_at: '2025-06-30T16:01:44.907Z',
+        },
+        created_at: '2025-07-01T10:00:00.000Z',
+        updated_at: '2025-07-01T10:00:00.000Z',
+      },
+      server_session: {
+        object: 'session.server_session#preview',
+        id: 'srs_0m5q3k0a7Op9Qr0St1Uv2W',
+        status: 'active',
+        mcp: {
+          object: 'mcp',
+          version: '2025-03-26',
+          connection_type: 'streamable_http',
+          client: {
+            object: 'session.server_session.client',
+            name: 'claude-desktop',
+            version: '0.10.4',
+            capabilities: { sampling: {} },
+          },
+          server: {
+            object: 'session.server_session.server',
+            name: 'github-mcp-server',
+            version: '1.2.0',
+            capabilities: { tools: { listChanged: true } },
+          },
+        },
+        usage: {
+          total_productive_message_count: 12,
+          total_productive_client_message_count: 7,
+          total_productive_server_message_count: 5,
+        },
+        session_id: 'ses_0m5q3jz7a4GhR2sLmN8pQ1',
+        created_at: '2025-07-20T12:25:37.410Z',
+      },
+      created_at: '2025-07-20T12:40:02.114Z',
+      updated_at: '2025-07-20T12:40:02.114Z',
+      started_at: '2025-07-20T12:40:02.114Z',
+      stopped_at: null,
+    },
+    server_run_error: null,
+    log_lines: [
+      { type: 'stdout', line: 'Server listening on stdio' },
+      { type: 'stderr', line: 'warn: GITHUB_TOKEN has no repo scope, falling back to public data' },
+    ],
+    created_at: '2025-07-20T12:40:02.530Z',
+  },
+}
+
+export const CacheControlNoCacheHeaderSchema = z
+  .literal('no-cache')
+  .exactOptional()
+  .openapi({ description: '`no-cache`: a stream is never to be cached.' })
+
+export const IdempotentReplayedHeaderSchema = z.literal('true').exactOptional().openapi({
+  description:
+    "`true` when this response is the stored answer to an earlier request with the same\n`Idempotency-Key`, replayed; absent otherwise. An addition to Metorial's API.\n",
+})
+
 export const SecretKeySecurityScheme = {
   type: 'http',
   scheme: 'bearer',
@@ -1400,6 +2155,260 @@ export const SecretKeySecurityScheme = {
   description:
     'A secret key of the instance that owns the session, such as\n`metorial_sk_1a2b3c…`. Publishable keys (`metorial_pk_…`) are refused with 403.\n',
 }
+
+export const postSessionsRoute = createRoute({
+  method: 'post',
+  path: '/sessions',
+  tags: ['Sessions'],
+  summary: 'Create a session',
+  description:
+    "Creates an empty, active session in the key's instance. Server runs are started in it\nafterwards. The body may be left out: a bare `POST /sessions` makes a session without\nmetadata.\n\nAn addition to Metorial's API: it makes only the part of a session this service holds.\n",
+  operationId: 'createSession',
+  request: {
+    headers: z.object({
+      'Metorial-Version': MetorialVersionRequestParamsSchema,
+      'Idempotency-Key': IdempotencyKeyParamsSchema,
+    }),
+    body: {
+      description: "The session's metadata; may be left out.",
+      content: {
+        'application/json': {
+          schema: SessionCreateSchema,
+          examples: {
+            withMetadata: {
+              summary: 'A session with metadata',
+              value: { metadata: { user: 'ada@example.com' } },
+            },
+          },
+        },
+      },
+    },
+  },
+  responses: {
+    201: {
+      description: 'The new session.',
+      headers: z.object({
+        'metorial-req-id': MetorialReqIdHeaderSchema,
+        'metorial-version': MetorialVersionHeaderSchema,
+        'RateLimit-Limit': RateLimitLimitHeaderSchema,
+        'RateLimit-Remaining': RateLimitRemainingHeaderSchema,
+        'RateLimit-Reset': RateLimitResetHeaderSchema,
+        'Idempotent-Replayed': IdempotentReplayedHeaderSchema,
+      }),
+      content: {
+        'application/json': { schema: SessionSchema, examples: { session: SessionExample } },
+      },
+    },
+    400: BadRequestResponse,
+    401: UnauthorizedResponse,
+    403: ForbiddenResponse,
+    409: ConflictResponse,
+    413: PayloadTooLargeResponse,
+    422: IdempotencyKeyReusedResponse,
+    429: TooManyRequestsResponse,
+    500: InternalServerErrorResponse,
+    503: ServiceUnavailableResponse,
+  },
+})
+
+export const postSessionsSessionIdServerRunsRoute = createRoute({
+  method: 'post',
+  path: '/sessions/{sessionId}/server-runs',
+  tags: ['Server Runs'],
+  summary: 'Start a server run',
+  description:
+    'Starts a run of an MCP server in the session: the run is `active` and `started_at` is\nnow. The server, its deployment, its version and the server session the run belongs to\nare each either reused, by `id`, or made from the other fields.\n\nAn unknown or foreign `id` (a server, deployment or version of another instance, a\nserver session of another session) is a 400 `invalid_data` whose `errors` name the field,\nsuch as `["server", "id"]`.\n\nAn addition to Metorial\'s API.\n',
+  operationId: 'startServerRun',
+  request: {
+    params: z.object({ sessionId: SessionIdParamsSchema }),
+    headers: z.object({
+      'Metorial-Version': MetorialVersionRequestParamsSchema,
+      'Idempotency-Key': IdempotencyKeyParamsSchema,
+    }),
+    body: {
+      description: 'What runs, and where.',
+      content: {
+        'application/json': {
+          schema: ServerRunStartSchema,
+          examples: {
+            newServer: {
+              summary: 'A run of a server written for the first time',
+              value: {
+                type: 'external',
+                server: {
+                  name: 'GitHub',
+                  description: 'Read repositories, issues and pull requests.',
+                },
+                server_deployment: { name: 'GitHub (read-only)' },
+                server_session: {
+                  mcp: {
+                    version: '2025-03-26',
+                    connection_type: 'streamable_http',
+                    client: {
+                      name: 'claude-desktop',
+                      version: '0.10.4',
+                      capabilities: { sampling: {} },
+                    },
+                    server: null,
+                  },
+                },
+              },
+            },
+            reuse: {
+              summary: 'Another run of a server, deployment and server session written before',
+              value: {
+                type: 'hosted',
+                server: { id: 'srv_0m2b7c8a1Uv1Wx2Yz3Ab4C' },
+                server_deployment: { id: 'svd_0m3c1d2e3Ef5Gh6Ij7Kl8M' },
+                server_version_id: 'sve_0m2b7c9d0Kl7Mn8Op9Qr0S',
+                server_session: { id: 'srs_0m5q3k0a7Op9Qr0St1Uv2W' },
+              },
+            },
+          },
+        },
+      },
+      required: true,
+    },
+  },
+  responses: {
+    201: {
+      description: 'The new run, `active`.',
+      headers: z.object({
+        'metorial-req-id': MetorialReqIdHeaderSchema,
+        'metorial-version': MetorialVersionHeaderSchema,
+        'RateLimit-Limit': RateLimitLimitHeaderSchema,
+        'RateLimit-Remaining': RateLimitRemainingHeaderSchema,
+        'RateLimit-Reset': RateLimitResetHeaderSchema,
+        'Idempotent-Replayed': IdempotentReplayedHeaderSchema,
+      }),
+      content: {
+        'application/json': {
+          schema: ServerRunSchema,
+          examples: { started: ActiveServerRunExample },
+        },
+      },
+    },
+    400: BadRequestResponse,
+    401: UnauthorizedResponse,
+    403: ForbiddenResponse,
+    404: SessionNotFoundResponse,
+    409: ConflictResponse,
+    413: PayloadTooLargeResponse,
+    422: IdempotencyKeyReusedResponse,
+    429: TooManyRequestsResponse,
+    500: InternalServerErrorResponse,
+    503: ServiceUnavailableResponse,
+  },
+})
+
+export const getSessionsSessionIdServerRunsServerRunIdRoute = createRoute({
+  method: 'get',
+  path: '/sessions/{sessionId}/server-runs/{serverRunId}',
+  tags: ['Server Runs'],
+  summary: 'Get a server run',
+  description:
+    "Returns one server run of the session as it is now.\n\nAn addition to Metorial's API.\n",
+  operationId: 'getServerRun',
+  request: {
+    params: z.object({ sessionId: SessionIdParamsSchema, serverRunId: ServerRunIdParamsSchema }),
+    headers: z.object({ 'Metorial-Version': MetorialVersionRequestParamsSchema }),
+  },
+  responses: {
+    200: {
+      description: 'The server run.',
+      headers: z.object({
+        'metorial-req-id': MetorialReqIdHeaderSchema,
+        'metorial-version': MetorialVersionHeaderSchema,
+        'RateLimit-Limit': RateLimitLimitHeaderSchema,
+        'RateLimit-Remaining': RateLimitRemainingHeaderSchema,
+        'RateLimit-Reset': RateLimitResetHeaderSchema,
+      }),
+      content: {
+        'application/json': {
+          schema: ServerRunSchema,
+          examples: { active: ActiveServerRunExample, failed: FailedServerRunExample },
+        },
+      },
+    },
+    400: BadRequestResponse,
+    401: UnauthorizedResponse,
+    403: ForbiddenResponse,
+    404: SessionOrServerRunNotFoundResponse,
+    429: TooManyRequestsResponse,
+    500: InternalServerErrorResponse,
+    503: ServiceUnavailableResponse,
+  },
+})
+
+export const postSessionsSessionIdServerRunsServerRunIdStopRoute = createRoute({
+  method: 'post',
+  path: '/sessions/{sessionId}/server-runs/{serverRunId}/stop',
+  tags: ['Server Runs'],
+  summary: 'Stop a server run',
+  description:
+    "Stops an active run: `stopped_at` is now and the status becomes `completed` or `failed`.\nA `failed` stop may carry the `error` that ended the run; the run, its ServerRunError and\na `server_run_error` event for it are then written in one transaction, so a reader sees\nall three or none. A `completed` stop with an `error` is a 400 `invalid_data`.\n\nStopping a stopped run again with the same `status` (and the same `error`, or none) changes\nnothing and answers 200 with the run; with another status or error it is a 409 `conflict`.\n\nAn addition to Metorial's API.\n",
+  operationId: 'stopServerRun',
+  request: {
+    params: z.object({ sessionId: SessionIdParamsSchema, serverRunId: ServerRunIdParamsSchema }),
+    headers: z.object({
+      'Metorial-Version': MetorialVersionRequestParamsSchema,
+      'Idempotency-Key': IdempotencyKeyParamsSchema,
+    }),
+    body: {
+      description: 'How the run ended.',
+      content: {
+        'application/json': {
+          schema: ServerRunStopSchema,
+          examples: {
+            completed: { summary: 'The run ended normally', value: { status: 'completed' } },
+            failed: {
+              summary: 'The run failed, with the error that ended it',
+              value: {
+                status: 'failed',
+                error: {
+                  code: 'process_exited',
+                  message:
+                    'The server process exited with code 1 before it answered the MCP handshake.',
+                  metadata: { exit_code: 1 },
+                },
+              },
+            },
+          },
+        },
+      },
+      required: true,
+    },
+  },
+  responses: {
+    200: {
+      description: 'The run, stopped.',
+      headers: z.object({
+        'metorial-req-id': MetorialReqIdHeaderSchema,
+        'metorial-version': MetorialVersionHeaderSchema,
+        'RateLimit-Limit': RateLimitLimitHeaderSchema,
+        'RateLimit-Remaining': RateLimitRemainingHeaderSchema,
+        'RateLimit-Reset': RateLimitResetHeaderSchema,
+        'Idempotent-Replayed': IdempotentReplayedHeaderSchema,
+      }),
+      content: {
+        'application/json': {
+          schema: ServerRunSchema,
+          examples: { completed: CompletedServerRunExample, failed: FailedServerRunExample },
+        },
+      },
+    },
+    400: BadRequestResponse,
+    401: UnauthorizedResponse,
+    403: ForbiddenResponse,
+    404: SessionOrServerRunNotFoundResponse,
+    409: ConflictResponse,
+    413: PayloadTooLargeResponse,
+    422: IdempotencyKeyReusedResponse,
+    429: TooManyRequestsResponse,
+    500: InternalServerErrorResponse,
+    503: ServiceUnavailableResponse,
+  },
+})
 
 export const getSessionsSessionIdEventsRoute = createRoute({
   method: 'get',
@@ -1437,6 +2446,135 @@ export const getSessionsSessionIdEventsRoute = createRoute({
         'application/json': {
           schema: SessionEventListSchema,
           examples: { page: SessionEventPageExample },
+        },
+      },
+    },
+    400: BadRequestResponse,
+    401: UnauthorizedResponse,
+    403: ForbiddenResponse,
+    404: SessionNotFoundResponse,
+    429: TooManyRequestsResponse,
+    500: InternalServerErrorResponse,
+    503: ServiceUnavailableResponse,
+  },
+})
+
+export const postSessionsSessionIdEventsRoute = createRoute({
+  method: 'post',
+  path: '/sessions/{sessionId}/events',
+  tags: ['Session Events'],
+  summary: 'Append log lines',
+  description:
+    "Appends log lines of an active server run of the session, as one `server_logs` event.\nThe lines keep their order; the event is written once and never changes afterwards\n(Metorial merges lines into a recent event instead).\n\nA `server_run_id` that is not a run of this session is a 400 `invalid_data` naming\n`server_run_id`; a run that has stopped is a 409 `conflict`.\n\nAn addition to Metorial's API.\n",
+  operationId: 'createSessionEvent',
+  request: {
+    params: z.object({ sessionId: SessionIdParamsSchema }),
+    headers: z.object({
+      'Metorial-Version': MetorialVersionRequestParamsSchema,
+      'Idempotency-Key': IdempotencyKeyParamsSchema,
+    }),
+    body: {
+      description: 'The run and its lines.',
+      content: {
+        'application/json': {
+          schema: SessionEventCreateSchema,
+          examples: {
+            lines: {
+              summary: 'Two lines of a run',
+              value: {
+                server_run_id: 'srr_0m5q3k1f8Ab3Cd4Ef5Gh6I',
+                log_lines: [
+                  { type: 'stdout', line: 'Server listening on stdio' },
+                  {
+                    type: 'stderr',
+                    line: 'warn: GITHUB_TOKEN has no repo scope, falling back to public data',
+                  },
+                ],
+              },
+            },
+          },
+        },
+      },
+      required: true,
+    },
+  },
+  responses: {
+    201: {
+      description: 'The new `server_logs` event.',
+      headers: z.object({
+        'metorial-req-id': MetorialReqIdHeaderSchema,
+        'metorial-version': MetorialVersionHeaderSchema,
+        'RateLimit-Limit': RateLimitLimitHeaderSchema,
+        'RateLimit-Remaining': RateLimitRemainingHeaderSchema,
+        'RateLimit-Reset': RateLimitResetHeaderSchema,
+        'Idempotent-Replayed': IdempotentReplayedHeaderSchema,
+      }),
+      content: {
+        'application/json': {
+          schema: SessionEventSchema,
+          examples: { serverLogs: AppendedServerLogsEventExample },
+        },
+      },
+    },
+    400: BadRequestResponse,
+    401: UnauthorizedResponse,
+    403: ForbiddenResponse,
+    404: SessionNotFoundResponse,
+    409: ConflictResponse,
+    413: PayloadTooLargeResponse,
+    422: IdempotencyKeyReusedResponse,
+    429: TooManyRequestsResponse,
+    500: InternalServerErrorResponse,
+    503: ServiceUnavailableResponse,
+  },
+})
+
+export const getSessionsSessionIdEventsStreamRoute = createRoute({
+  method: 'get',
+  path: '/sessions/{sessionId}/events/stream',
+  tags: ['Session Events'],
+  summary: 'Follow session events as they are written',
+  description:
+    "Follows a session: answers `text/event-stream` (Server-Sent Events) and sends each event\nof the session as it is written, one message per event, in id order, each exactly once,\nfor as long as the client reads. An addition to Metorial's API.\n\nEach message has `id:` the event id, `event: session.event` and `data:` the event exactly\nas `getSessionEvent` returns it. Where it starts: by default with events written from now\non; `after` (or the `Last-Event-ID` header, which wins when both are sent, as a browser's\n`EventSource` reconnects to the same URL and adds it) resumes right after that event,\nsending first what was written since; `tail` first sends the last events written. The\nfilters of `listSessionEvents` apply. A comment line (`: keep-alive`) every 15 seconds keeps\nproxies from closing an idle stream, and `retry:` says how long a browser waits before it\nreconnects.\n\nNothing is dropped: the stream reads from the store, at the pace the client reads; a\nclient that reconnects with the last id it received misses nothing and gets nothing twice.\nErrors before the stream opens are ordinary JSON errors. A key may hold a limited number\nof streams at once (100 by default); beyond that, 429 with `Retry-After`.\n",
+  operationId: 'streamSessionEvents',
+  request: {
+    params: z.object({ sessionId: SessionIdParamsSchema }),
+    query: z.object({
+      after: StreamAfterParamsSchema,
+      tail: TailParamsSchema,
+      server_run_id: ServerRunIdFilterParamsSchema,
+      server_session_id: ServerSessionIdFilterParamsSchema,
+      type: TypeFilterParamsSchema,
+    }),
+    headers: z.object({
+      'Last-Event-ID': LastEventIdParamsSchema,
+      'Metorial-Version': MetorialVersionRequestParamsSchema,
+    }),
+  },
+  responses: {
+    200: {
+      description: "The stream of the session's events, until the client goes away.",
+      headers: z.object({
+        'metorial-req-id': MetorialReqIdHeaderSchema,
+        'metorial-version': MetorialVersionHeaderSchema,
+        'RateLimit-Limit': RateLimitLimitHeaderSchema,
+        'RateLimit-Remaining': RateLimitRemainingHeaderSchema,
+        'RateLimit-Reset': RateLimitResetHeaderSchema,
+        'Cache-Control': CacheControlNoCacheHeaderSchema,
+      }),
+      content: {
+        'text/event-stream': {
+          schema: z.string().openapi({
+            description:
+              'Server-Sent Events: a `retry:` line, then one message per event (`id:`, `event:\nsession.event`, `data:` the SessionEvent as JSON on one line), and comment lines\n(`: keep-alive`) while there is nothing to send.\n',
+          }),
+          examples: {
+            stream: {
+              summary: 'The start of a stream',
+              value:
+                'retry: 2000\n\nid: sev_0m5q3k2x1Tz8KqPw3vXyA9\nevent: session.event\ndata: {"object":"session.event","id":"sev_0m5q3k2x1Tz8KqPw3vXyA9","session_id":"ses_0m5q3jz7a4GhR2sLmN8pQ1","type":"server_logs","server_run":null,"server_run_error":null,"log_lines":[{"type":"stdout","line":"Server listening on stdio"}],"created_at":"2025-07-20T12:25:38.980Z"}\n\n: keep-alive\n',
+            },
+          },
         },
       },
     },
