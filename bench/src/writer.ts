@@ -23,19 +23,19 @@ if (!secret || !(eventsPerCommit > 0) || !(commitsPerSecond > 0)) {
 }
 
 const store: Store = await openStore(process.env.DATABASE_URL)
-const key = await store.findApiKey(hashSecret(secret))
+const key = await store.reader.findApiKey(hashSecret(secret))
 if (!key) throw new Error('writer: no API key with that secret in the dataset')
 
-const server = await store.createServer({ name: 'bench-writer', description: null, type: 'custom' })
-const version = await store.createServerVersion({ serverId: server.id })
-const deployment = await store.createServerDeployment({
+const server = await store.writer.createServer({ name: 'bench-writer', description: null, type: 'custom' })
+const version = await store.writer.createServerVersion({ serverId: server.id })
+const deployment = await store.writer.createServerDeployment({
   instanceId: key.instance_id,
   serverId: server.id,
   name: 'bench writer',
   description: null,
 })
-const session = await store.createSession({ instanceId: key.instance_id })
-const serverSession = await store.createServerSession({
+const session = await store.writer.createSession({ instanceId: key.instance_id })
+const serverSession = await store.writer.createServerSession({
   sessionId: session.id,
   serverDeploymentId: deployment.id,
   mcp: {
@@ -46,7 +46,7 @@ const serverSession = await store.createServerSession({
     server: { object: 'session.server_session.server', name: 'bench-writer', version: '1.0.0', capabilities: { logging: {} } },
   },
 })
-const run = await store.createServerRun({
+const run = await store.writer.createServerRun({
   serverSessionId: serverSession.id,
   serverVersionId: version.id,
   type: 'hosted',
@@ -68,7 +68,7 @@ function tick(): void {
         serverRunId: run.id,
         lines: [{ type: i % 3 === 0 ? ('stderr' as const) : ('stdout' as const), line: `bench writer: commit ${due}, event ${i}` }],
       }))
-      await store.appendLogEvents(lines)
+      await store.writer.appendLogEvents(lines)
       due += 1
       report.commits += 1
       report.events += eventsPerCommit

@@ -1,82 +1,50 @@
 import { OpenAPIHono } from '@hono/zod-openapi'
 import { registerRoutes, routes } from '@session-events/server-stubs'
-import type { MiddlewareHandler } from 'hono'
 import pino, { type Logger } from 'pino'
 import { loadBuiltAsset } from './assets.js'
-import { authenticate, requireScope } from './auth.js'
 import type { AppEnv } from './env.js'
 import { ApiError, errorResponse, errors } from './errors.js'
-import { hasApiHeaders } from './json.js'
-import { createSessionEventsHandlers } from './handlers/session-events.handlers.js'
-import { newId } from './ids.js'
-import { rateLimit, type RateLimitOptions } from './rate-limit.js'
-import { StoreUnavailableError, type Store } from './store/types.js'
+import { bodyLimit } from 'hono/body-limit'
+import { HTTPException } from 'hono/http-exception'
+import { serverRunsHandlers } from './handlers/server-runs.handlers.js'
+import { sessionEventsHandlers } from './handlers/session-events.handlers.js'
+import { sessionsHandlers } from './handlers/sessions.handlers.js'
+import { authenticate, requireScope } from './middleware/auth.js'
+import { idempotency } from './middleware/idempotency.js'
+import { indexedQuery } from './middleware/indexed-query.js'
+import { rateLimit, type RateLimitOptions } from './middleware/rate-limit.js'
+import { requestContext } from './middleware/request-context.js'
+import { StreamSlots } from './follow.js'
+import { respond } from './respond.js'
+import { CachingReader, type ReadCacheOptions } from './store/cached-reader.js'
+import { InvalidReferenceError, StoreUnavailableError, WriteConflictError, type Store } from './store/types.js'
 
-export const API_VERSION = '2025-01-01'
+// The app: the generated routes with their handlers, behind the middleware every request goes
+// through, in this order: request context → indexed query keys → authentication → rate limit →
+// scope (reads need sessions:read, writes sessions:write) → for writes, the body limit and the
+// Idempotency-Key. Whatever any of them throws becomes the API's error shape in onError.
 
 export interface AppOptions {
   store: Store
+  logger?: Logger
   /** A rate limit per API key; `false` turns it off. Default: 1,200 requests a minute. */
   rateLimit?: false | RateLimitOptions
-  logger?: Logger
+  /** The read cache (store/cached-reader.ts); `false` reads the store every time. Default: 48 MiB, keys 5 s. */
+  cache?: false | ReadCacheOptions
+  /** Streams (streamSessionEvents) an API key may hold open at once, on this process. Default: 100. */
+  streamsPerKey?: number
+  /** Aborted when the server shuts down: open streams end cleanly, so that clients reconnect elsewhere. */
+  shutdown?: AbortSignal
   /** The HTML of the API reference, served at /docs. Default: the one `npm run docs` built. */
   docsHtml?: string
   /** The spec as JSON, served at /openapi.json. Default: the bundle of openapi/session-events.yaml. */
   specJson?: string
-  /** How long an API key lookup is cached, in seconds (0: not at all). Default: 5. */
-  keyCacheSeconds?: number
 }
 
 export const DEFAULT_RATE_LIMIT: RateLimitOptions = { points: 1200, durationSeconds: 60 }
 
-/** Metorial's SDK sends arrays as `key[0]=a&key[1]=b`: make them repeated keys before validation. */
-const normaliseIndexedQuery: MiddlewareHandler<AppEnv> = async (c, next) => {
-  const url = c.req.url
-  const q = url.indexOf('?')
-  if (q >= 0 && (url.includes('[', q) || url.includes('%5B', q) || url.includes('%5b', q))) {
-    const params = new URLSearchParams(url.slice(q + 1))
-    const indexed: [string, number, string][] = []
-    const plain: [string, string][] = []
-    for (const [key, value] of params) {
-      const m = /^(.+)\[(\d*)\]$/.exec(key)
-      if (m) indexed.push([m[1]!, m[2] === '' ? Number.MAX_SAFE_INTEGER : Number(m[2]), value])
-      else plain.push([key, value])
-    }
-    if (indexed.length > 0) {
-      indexed.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] - b[1]))
-      const out = new URLSearchParams(plain)
-      for (const [key, , value] of indexed) out.append(key, value)
-      c.req.raw = new Request(`${url.slice(0, q)}?${out.toString()}`, c.req.raw)
-    }
-  }
-  await next()
-}
-
-/** Every response: a request id and the API version; a log line when it is done. */
-export function requestContext(store: Store, logger: Logger): MiddlewareHandler<AppEnv> {
-  return async (c, next) => {
-    const started = performance.now()
-    const requestId = newId('request')
-    c.set('requestId', requestId)
-    c.set('store', store)
-    c.set('logger', logger)
-    c.set('responseHeaders', { 'metorial-req-id': requestId, 'metorial-version': API_VERSION })
-    await next()
-    if (!hasApiHeaders(c.res)) {
-      c.res.headers.set('metorial-req-id', requestId)
-      c.res.headers.set('metorial-version', API_VERSION)
-    }
-    if (logger.isLevelEnabled('info')) {
-      logger.info({
-        req_id: requestId,
-        method: c.req.method,
-        path: c.req.path,
-        status: c.res.status,
-        duration_ms: Math.round((performance.now() - started) * 100) / 100,
-      })
-    }
-  }
-}
+/** The largest request body a write takes: 1,000 lines of 64 KiB would not fit, 1,000 of 5 KB do. */
+export const MAX_BODY_BYTES = 5 * 1024 * 1024
 
 /** A template path of the spec (`/sessions/{sessionId}/events`) as a pattern for one request path. */
 const routePatterns = Object.values(routes).map((route) => ({
@@ -86,8 +54,9 @@ const routePatterns = Object.values(routes).map((route) => ({
 
 export function createApp(options: AppOptions) {
   const { store } = options
-  const logger = options.logger ?? pino({ level: process.env.LOG_LEVEL ?? 'info' })
+  const logger = options.logger ?? pino()
   const limit = options.rateLimit === undefined ? DEFAULT_RATE_LIMIT : options.rateLimit
+  const reader = options.cache === false ? store.reader : new CachingReader(store.reader, options.cache)
 
   const app = new OpenAPIHono<AppEnv>({
     // `/sessions/x/events/` is `/sessions/x/events`.
@@ -106,47 +75,79 @@ export function createApp(options: AppOptions) {
     },
   })
 
-  app.use(requestContext(store, logger))
+  app.use(requestContext(logger))
+  // `/sessions/*` matches `/sessions` too.
+  app.use('/sessions/*', indexedQuery)
+  app.use('/sessions/*', authenticate(reader))
+  if (limit) app.use('/sessions/*', rateLimit({ limiter: store.rateLimiter?.(limit), ...limit }))
+  app.on('GET', '/sessions/*', requireScope('sessions:read'))
+  app.on('POST', '/sessions/*', requireScope('sessions:write'))
+  app.on(
+    'POST',
+    '/sessions/*',
+    bodyLimit({
+      maxSize: MAX_BODY_BYTES,
+      onError: () => {
+        throw errors.payloadTooLarge(MAX_BODY_BYTES)
+      },
+    }),
+  )
+  app.on('POST', '/sessions/*', idempotency(store.idempotencyKeys))
 
-  app.use('/sessions/*', normaliseIndexedQuery)
-  app.use('/sessions/*', authenticate(store, { cacheSeconds: options.keyCacheSeconds ?? 5 }))
-  if (limit) app.use('/sessions/*', rateLimit(limit))
-  app.use('/sessions/*', requireScope())
-
-  registerRoutes(app, createSessionEventsHandlers())
+  registerRoutes(app, {
+    ...sessionsHandlers(store.writer),
+    ...serverRunsHandlers(reader, store.writer),
+    ...sessionEventsHandlers({
+      reader,
+      writer: store.writer,
+      feed: store.feed,
+      streams: new StreamSlots(options.streamsPerKey ?? 100),
+      shutdown: options.shutdown,
+    }),
+  })
 
   // Operations: not part of the API spec.
-  app.get('/healthz', (c) => c.json({ status: 'ok' }))
+  app.get('/healthz', (c) => respond(c, JSON.stringify({ status: 'ok' }), 200))
   app.get('/readyz', async (c) => {
     try {
       await store.ping()
-      return c.json({ status: 'ready', store: store.dialect })
+      return respond(c, JSON.stringify({ status: 'ready', store: store.dialect }), 200)
     } catch (error) {
       logger.warn({ req_id: c.get('requestId'), err: error }, 'readiness check failed')
-      return c.json({ status: 'unavailable', store: store.dialect }, 503)
+      return respond(c, JSON.stringify({ status: 'unavailable', store: store.dialect }), 503)
     }
   })
   const specJson = options.specJson ?? loadBuiltAsset('session-events.json')
   const docsHtml = options.docsHtml ?? loadBuiltAsset('docs.html')
-  app.get('/openapi.json', (c) => {
-    if (!specJson) return c.text('The spec bundle is not built: run `npm run build`.', 404)
-    c.header('content-type', 'application/json')
-    return c.body(specJson)
-  })
-  app.get('/docs', (c) => {
-    if (!docsHtml) return c.text('The API reference is not built: run `npm run docs`.', 404)
-    return c.html(docsHtml)
-  })
+  app.get('/openapi.json', (c) =>
+    specJson
+      ? respond(c, specJson, 200)
+      : respond(c, 'The spec bundle is not built: run `npm run build`.', 404, { 'content-type': 'text/plain; charset=UTF-8' }),
+  )
+  app.get('/docs', (c) =>
+    docsHtml
+      ? respond(c, docsHtml, 200, { 'content-type': 'text/html; charset=UTF-8' })
+      : respond(c, 'The API reference is not built: run `npm run docs`.', 404, { 'content-type': 'text/plain; charset=UTF-8' }),
+  )
 
   app.notFound((c) => {
     const allowed = routePatterns.filter((r) => r.pattern.test(c.req.path)).map((r) => r.method)
     const error =
-      allowed.length > 0 ? errors.methodNotAllowed(c.req.method, allowed) : errors.endpointNotFound(c.req.method, c.req.path)
+      allowed.length > 0 ? errors.methodNotAllowed(c.req.method, [...new Set(allowed)]) : errors.endpointNotFound(c.req.method, c.req.path)
     return errorResponse(c, error)
   })
 
   app.onError((error, c) => {
     if (error instanceof ApiError) return errorResponse(c, error)
+    if (error instanceof InvalidReferenceError) {
+      return errorResponse(c, errors.invalidData([{ code: 'invalid_reference', message: error.message, path: error.path }]))
+    }
+    if (error instanceof WriteConflictError) return errorResponse(c, errors.conflict(error.message))
+    // What @hono/zod-openapi refuses before the body's schema is applied.
+    if (error instanceof HTTPException && error.status === 400) return errorResponse(c, errors.badRequest('The request body is not valid JSON.'))
+    if (error instanceof HTTPException && error.status === 415) {
+      return errorResponse(c, errors.badRequest('The request body must be JSON.', 'Send it with `Content-Type: application/json`.'))
+    }
     if (error instanceof StoreUnavailableError) {
       logger.warn({ req_id: c.get('requestId'), err: error.message }, 'store unavailable')
       return errorResponse(c, errors.unavailable())

@@ -1,4 +1,4 @@
-import { base62ToBytes, bytesToBase62, isId } from './ids.js'
+import { base62ToBytes, bytesToBase62, isSessionEventId } from './ids.js'
 
 // Cursors are Metorial's: `cur_` + base-62 of the JSON `["after" | "before", eventId]`, so a
 // cursor from Metorial works here and ours there. They are opaque to clients; anything that
@@ -28,6 +28,6 @@ export function decodeCursor(text: string): Cursor | null {
   if (!Array.isArray(value) || value.length !== 2) return null
   const [direction, id] = value
   if ((direction !== 'after' && direction !== 'before') || typeof id !== 'string') return null
-  if (!isId('sessionEvent', id)) return null
+  if (!isSessionEventId(id)) return null
   return { direction, id }
 }

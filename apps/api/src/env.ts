@@ -1,20 +1,14 @@
-import type { Logger } from 'pino'
-import type { Store } from './store/types.js'
-
-/** What the middleware hands to the handlers. */
+// What the middleware hands to the handlers, request by request (Hono's context variables).
 export interface AppEnv {
   Variables: {
+    /** This request's id (`req_…`), sent back as `metorial-req-id` and written in its log line. */
     requestId: string
-    store: Store
-    logger: Logger
     /** The instance of the request's API key, once it is authenticated. */
     instanceId: string
     apiKeyId: string
     /** The key's scopes, space-separated. */
     scopes: string
-    /** Headers of every response: the request id and the API version. */
-    responseHeaders: Record<string, string>
-    /** Headers of a successful response: the rate limit's state, when there is one. */
+    /** The rate limit's state, sent with a successful response, when there is a limit. */
     rateLimitHeaders?: Record<string, string>
   }
 }

@@ -2,7 +2,7 @@ import type { Error as ApiErrorBody, ValidationIssue } from '@session-events/ser
 import type { Context } from 'hono'
 import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import type { AppEnv } from './env.js'
-import { sendJsonText } from './json.js'
+import { respond } from './respond.js'
 
 // The one place that builds error bodies. Every non-2xx response of the API has this shape,
 // whatever its status: { __typename: "error", ok: false, status, code, message, … }.
@@ -20,13 +20,9 @@ const NOT_FOUND_HINT =
 export class ApiError extends Error {
   readonly body: ApiErrorBody
   readonly headers: Record<string, string>
+  override name = 'ApiError'
   constructor(body: Omit<ApiErrorBody, '__typename' | 'ok'>, headers: Record<string, string> = {}) {
-    // An answer to the client, not a fault of the server: nothing reads its stack, and capturing
-    // one costs more than the rest of a 401 does.
-    const stackTraceLimit = Error.stackTraceLimit
-    Error.stackTraceLimit = 0
     super(body.message)
-    Error.stackTraceLimit = stackTraceLimit
     this.body = { __typename: 'error', ok: false, ...body }
     this.headers = headers
   }
@@ -86,6 +82,39 @@ export const errors = {
       hint: NOT_FOUND_HINT,
       entity: 'session_event',
     }),
+  serverRunNotFound: () =>
+    new ApiError({
+      status: 404,
+      code: 'not_found',
+      message: 'The requested server-run could not be found.',
+      hint: NOT_FOUND_HINT,
+      entity: 'server_run',
+    }),
+  conflict: (message: string) => new ApiError({ status: 409, code: 'conflict', message }),
+  idempotencyKeyInUse: (retryAfterSeconds = 1) =>
+    new ApiError(
+      {
+        status: 409,
+        code: 'idempotency_key_in_use',
+        message: 'A request with this Idempotency-Key is still being processed.',
+        hint: 'Retry after the number of seconds in the Retry-After header: you will get its answer.',
+      },
+      { 'Retry-After': String(retryAfterSeconds) },
+    ),
+  idempotencyKeyReused: () =>
+    new ApiError({
+      status: 422,
+      code: 'idempotency_key_reused',
+      message: 'This Idempotency-Key was used with another request.',
+      hint: 'Use a new key for each new request; retry a request with its own key and the same body.',
+    }),
+  payloadTooLarge: (maxBytes: number) =>
+    new ApiError({
+      status: 413,
+      code: 'payload_too_large',
+      message: `The request body is larger than ${maxBytes} bytes.`,
+      hint: 'Send the log lines in several smaller requests.',
+    }),
   endpointNotFound: (method: string, path: string) =>
     new ApiError({
       status: 404,
@@ -113,6 +142,16 @@ export const errors = {
       },
       { ...headers, 'Retry-After': String(retryAfterSeconds) },
     ),
+  tooManyStreams: (perKey: number) =>
+    new ApiError(
+      {
+        status: 429,
+        code: 'too_many_requests',
+        message: `This API key holds ${perKey} streams already.`,
+        hint: 'Close a stream you no longer read, or retry after the number of seconds in the Retry-After header.',
+      },
+      { 'Retry-After': '5' },
+    ),
   internal: () => new ApiError({ status: 500, code: 'internal_server_error', message: 'An internal server error occurred.' }),
   unavailable: (retryAfterSeconds = 1) =>
     new ApiError(
@@ -127,5 +166,5 @@ export const errors = {
 
 /** The response of an ApiError. */
 export function errorResponse(c: Context<AppEnv>, error: ApiError): Response {
-  return sendJsonText(c, JSON.stringify(error.body), error.status, error.headers)
+  return respond(c, JSON.stringify(error.body), error.status, error.headers)
 }

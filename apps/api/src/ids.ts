@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto'
+import { SessionEventIdSchema } from '@session-events/server-stubs'
 
 // Ids are `<prefix>_<22 characters>`: 9 base-36 characters of the creation time in milliseconds,
-// then 13 random base-62 characters, so ids of one kind sort by creation time. Within one
-// millisecond the random part counts up from the previous id (as ULIDs do), so ids that one
-// process makes in one millisecond keep the order they were made in.
+// then 13 random base-62 characters, so ids of one kind sort by creation time. Where ids must
+// also keep an order within one millisecond (the events of a session), the writer makes each
+// one above the last with nextId (store/writer.ts).
 
 export const ID_PREFIXES = {
   session: 'ses',
@@ -24,54 +25,32 @@ const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'
 const TIME_LENGTH = 9
 const RANDOM_LENGTH = 13
 
-/** Random base-62 characters, from a pooled buffer so that ids stay cheap on the hot path. */
-let pool = randomBytes(4096)
-let poolAt = 0
+/** Random base-62 characters, every one equally likely. */
 export function randomBase62(length: number): string {
   let out = ''
   while (out.length < length) {
-    if (poolAt >= pool.length) {
-      pool = randomBytes(4096)
-      poolAt = 0
+    for (const byte of randomBytes(length + 8)) {
+      // 248 = 62 * 4: rejecting the rest keeps every character equally likely.
+      if (byte < 248 && out.length < length) out += BASE62[byte % 62]
     }
-    const byte = pool[poolAt++]!
-    // 248 = 62 * 4: rejecting the rest keeps every character equally likely.
-    if (byte < 248) out += BASE62[byte % 62]
   }
   return out
 }
 
-const last = new Map<string, { time: number; random: number[] }>()
-
-function increment(digits: number[]): boolean {
-  for (let i = digits.length - 1; i >= 0; i--) {
-    if (digits[i]! < 61) {
-      digits[i]! += 1
-      return true
-    }
-    digits[i] = 0
-  }
-  return false
-}
-
 /** A new id of the given kind, made at `now` (milliseconds since the epoch). */
 export function newId(kind: IdKind, now: number = Date.now()): string {
-  const prefix = ID_PREFIXES[kind]
-  const previous = last.get(prefix)
-  let time = now
-  let random: number[]
-  if (previous && previous.time === time) {
-    // The same millisecond: count up from the last id.
-    random = previous.random.slice()
-    if (!increment(random)) {
-      time += 1
-      random = [...randomBase62(RANDOM_LENGTH)].map((c) => BASE62.indexOf(c))
-    }
-  } else {
-    random = [...randomBase62(RANDOM_LENGTH)].map((c) => BASE62.indexOf(c))
-  }
-  last.set(prefix, { time, random })
-  return `${prefix}_${time.toString(36).padStart(TIME_LENGTH, '0')}${random.map((d) => BASE62[d]).join('')}`
+  return `${ID_PREFIXES[kind]}_${now.toString(36).padStart(TIME_LENGTH, '0')}${randomBase62(RANDOM_LENGTH)}`
+}
+
+/** The smallest id above `id` of the same kind and time: its random part counted up by one. */
+export function nextId(id: string): string {
+  const digits = [...id.slice(-RANDOM_LENGTH)].map((c) => BASE62.indexOf(c))
+  let i = digits.length - 1
+  while (i >= 0 && digits[i] === 61) digits[i--] = 0
+  // 62^13 ids in one millisecond would be needed to run over: not a case to handle.
+  if (i < 0) throw new Error(`no id after ${id}`)
+  digits[i]! += 1
+  return id.slice(0, -RANDOM_LENGTH) + digits.map((d) => BASE62[d]).join('')
 }
 
 /** The creation time encoded in an id. */
@@ -80,16 +59,8 @@ export function idTime(id: string): Date {
   return new Date(parseInt(id.slice(underscore + 1, underscore + 1 + TIME_LENGTH), 36))
 }
 
-const ID_PATTERNS = new Map<IdKind, RegExp>()
-/** Whether `value` is an id of the given kind. */
-export function isId(kind: IdKind, value: string): boolean {
-  let pattern = ID_PATTERNS.get(kind)
-  if (!pattern) {
-    pattern = new RegExp(`^${ID_PREFIXES[kind]}_[0-9a-z]{${TIME_LENGTH}}[0-9A-Za-z]{${RANDOM_LENGTH}}$`)
-    ID_PATTERNS.set(kind, pattern)
-  }
-  return pattern.test(value)
-}
+/** Whether `value` is a session event id, by the spec's pattern. */
+export const isSessionEventId = (value: string): boolean => SessionEventIdSchema.safeParse(value).success
 
 /**
  * Base-62 of bytes, read as one big-endian number (Metorial's cursor encoding). Every page that

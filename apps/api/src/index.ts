@@ -1,15 +1,22 @@
 // @session-events/api: the Session Events API server, for embedding and for tests.
-export { createApp, requestContext, API_VERSION, DEFAULT_RATE_LIMIT, type App, type AppOptions } from './app.js'
-export { authenticate, requireScope } from './auth.js'
-export { sendJsonText } from './json.js'
-export type { AppEnv } from './env.js'
+
+// The app, its settings and its HTTP server.
+export { createApp, DEFAULT_RATE_LIMIT, type App, type AppOptions } from './app.js'
 export { loadConfig, ConfigError, type Config } from './config.js'
-export { ApiError, errors } from './errors.js'
-export { encodeCursor, decodeCursor, type Cursor } from './cursor.js'
-export { newId, idTime, isId } from './ids.js'
-export { seed, type SeedOptions, type SeedSummary } from './seed.js'
 export { serve, type RunningServer, type ServeOptions } from './server.js'
-export { openStore, parseDatabaseUrl } from './store/open.js'
-export { SqlStore, hashSecret } from './store/sql-store.js'
-export { migrate, migrations } from './store/migrations.js'
-export { StoreUnavailableError, type Store, type ListEventsQuery, type EventPage } from './store/types.js'
+export { API_VERSION, respond } from './respond.js'
+export type { AppEnv } from './env.js'
+
+// Its middleware, to mount on an app of one's own.
+export { requestContext } from './middleware/request-context.js'
+export { authenticate, requireScope } from './middleware/auth.js'
+export { rateLimit, type RateLimitOptions } from './middleware/rate-limit.js'
+export { ApiError, errors } from './errors.js'
+
+// The store.
+export { openStore, openPgliteStore, parseDatabaseUrl, type OpenStoreOptions } from './store/open.js'
+export { CachingReader, type ReadCacheOptions } from './store/cached-reader.js'
+export { hashSecret, type StoreWriter, type NewLogEvent } from './store/writer.js'
+export { StoreUnavailableError, type Store, type StoreReader, type ListEventsQuery } from './store/types.js'
+export type { SqlStore } from './store/sql-store.js'
+export { seed, type SeedOptions, type SeedSummary } from './seed.js'

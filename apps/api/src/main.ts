@@ -5,7 +5,7 @@ import { ConfigError, loadConfig } from './config.js'
 import { seed } from './seed.js'
 import { serve } from './server.js'
 import { openStore } from './store/open.js'
-import { hashSecret } from './store/sql-store.js'
+import { hashSecret } from './store/writer.js'
 
 const HELP = `session-events-api: serves the Session Events API.
 
@@ -26,9 +26,14 @@ Settings, from the environment:
                           PostgreSQL pool: connections (10), wait for one before a 503 (5000),
                           idle close (30000), statement timeout (15000; 0 = none)
   LOG_LEVEL               fatal, error, warn, info (default), debug, trace or silent
+  CACHE_MB                memory for events, runs, sessions and keys read before (default 48; 0 = none)
+  KEY_CACHE_SECONDS       how long a key lookup is cached: a revoked key works this long at most (default 5)
+  STREAMS_PER_KEY         live-tail streams one API key may hold open at once, per process (default 100)
+  PGAPPNAME               PostgreSQL application_name of the connections (default session-events-api)
 
 Endpoints: the API (see /docs), /openapi.json, /healthz, /readyz.
-SIGTERM or SIGINT stops it gracefully: requests in flight are answered, then it exits 0.`
+SIGTERM or SIGINT stops it gracefully: streams end (their clients reconnect elsewhere),
+requests in flight are answered, then it exits 0.`
 
 async function main() {
   if (process.argv.includes('--help') || process.argv.includes('-h')) {
@@ -37,18 +42,27 @@ async function main() {
   }
   const config = loadConfig()
   const logger = pino({ level: config.logLevel })
-  const store = await openStore(config.databaseUrl)
+  const store = await openStore(config.databaseUrl, { cwd: config.cwd, pool: config.pool, applicationName: config.applicationName })
 
   if (config.seed && (await store.isEmpty())) {
     logger.info('empty store: seeding demo data')
     await seed(store, { secretKey: config.demoApiKey })
   }
 
-  const app = createApp({ store, rateLimit: config.rateLimit, logger })
+  // Aborted on SIGTERM: open streams end first, so that their clients reconnect to another process.
+  const shutdown = new AbortController()
+  const app = createApp({
+    store,
+    logger,
+    shutdown: shutdown.signal,
+    streamsPerKey: config.streamsPerKey,
+    rateLimit: config.rateLimitPerMinute === false ? false : { points: config.rateLimitPerMinute, durationSeconds: 60 },
+    cache: config.cacheBytes > 0 && { maxBytes: config.cacheBytes, keyTtlMs: config.keyCacheMs },
+  })
   const running = await serve({ app, host: config.host, port: config.port })
   logger.info({ url: running.url, store: store.dialect }, 'listening')
 
-  const demoKey = await store.findApiKey(hashSecret(config.demoApiKey))
+  const demoKey = await store.reader.findApiKey(hashSecret(config.demoApiKey))
   const demoSession = demoKey && (await store.firstSession(demoKey.instance_id))
   console.log(`\nSession Events API on ${running.url} (docs: ${running.url}/docs)`)
   if (demoSession) {
@@ -60,7 +74,8 @@ async function main() {
   const stop = async (signal: string) => {
     if (stopping) return
     stopping = true
-    logger.info({ signal }, 'stopping: finishing requests in flight')
+    logger.info({ signal }, 'stopping: ending streams, finishing requests in flight')
+    shutdown.abort()
     await running.close()
     await store.close()
     logger.info('stopped')

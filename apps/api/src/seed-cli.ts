@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util'
 import cliProgress from 'cli-progress'
+import { ConfigError, loadConfig } from './config.js'
 import { seed } from './seed.js'
 import { openStore } from './store/open.js'
 
@@ -38,7 +39,8 @@ async function main() {
   const events = count('events', values.events, 500)
   const instances = count('instances', values.instances, 2)
 
-  const store = await openStore(process.env.DATABASE_URL)
+  const config = loadConfig()
+  const store = await openStore(config.databaseUrl, { cwd: config.cwd, pool: config.pool, applicationName: config.applicationName })
   const bar = values.json
     ? undefined
     : new cliProgress.SingleBar({ format: 'seeding [{bar}] {percentage}% | {value}/{total} events | {rate} events/s', stream: process.stderr }, cliProgress.Presets.shades_classic)
@@ -70,6 +72,6 @@ async function main() {
 }
 
 main().catch((error: unknown) => {
-  console.error(`seed: ${error instanceof Error ? error.message : String(error)}`)
+  console.error(`seed: ${error instanceof ConfigError ? 'bad setting: ' : ''}${error instanceof Error ? error.message : String(error)}`)
   process.exit(1)
 })

@@ -1,5 +1,5 @@
 import type { LogLine, Mcp } from '@session-events/server-stubs'
-import type { NewLogEvent, Store } from './store/types.js'
+import type { NewLogEvent, StoreWriter } from './store/writer.js'
 
 // Demo data that looks like the real thing: two instances (so isolation can be tried), servers
 // from the catalogue and a custom one, deployments, server sessions over each transport, runs
@@ -86,7 +86,9 @@ function random(seed: number) {
 const BATCH_EVENTS = 5_000
 const EVENT_SPACING_MS = 250
 
-export async function seed(store: Store, options: SeedOptions = {}): Promise<SeedSummary> {
+/** Writes demo data through the store's writer (the same write path as the API's). */
+export async function seed(store: { writer: StoreWriter }, options: SeedOptions = {}): Promise<SeedSummary> {
+  const writer = store.writer
   const sessionsPerInstance = options.sessions ?? 3
   const eventsPerSession = options.events ?? 500
   const instanceCount = options.instances ?? 2
@@ -103,37 +105,37 @@ export async function seed(store: Store, options: SeedOptions = {}): Promise<See
 
   const catalogue = []
   for (const server of CATALOGUE) {
-    const { id } = await store.createServer({ name: server.name, description: server.description, type: 'public', at: setupAt })
-    const version = await store.createServerVersion({ serverId: id, at: setupAt })
+    const { id } = await writer.createServer({ name: server.name, description: server.description, type: 'public', at: setupAt })
+    const version = await writer.createServerVersion({ serverId: id, at: setupAt })
     catalogue.push({ ...server, id, versionId: version.id })
   }
 
   const summary: SeedSummary = { instances: [] }
   for (let i = 0; i < instanceCount; i++) {
-    const instance = await store.createInstance({ name: i === 0 ? 'Acme Production' : `Globex Staging ${i}`, at: setupAt })
-    const secret = await store.createApiKey({
+    const instance = await writer.createInstance({ name: i === 0 ? 'Acme Production' : `Globex Staging ${i}`, at: setupAt })
+    const secret = await writer.createApiKey({
       instanceId: instance.id,
       kind: 'secret',
       ...(i === 0 && options.secretKey !== undefined && { secret: options.secretKey }),
       at: setupAt,
     })
-    const publishable = await store.createApiKey({ instanceId: instance.id, kind: 'publishable', at: setupAt })
-    const revoked = await store.createApiKey({ instanceId: instance.id, kind: 'secret', revoked: true, at: setupAt })
+    const publishable = await writer.createApiKey({ instanceId: instance.id, kind: 'publishable', at: setupAt })
+    const revoked = await writer.createApiKey({ instanceId: instance.id, kind: 'secret', revoked: true, at: setupAt })
 
-    const custom = await store.createServer({
+    const custom = await writer.createServer({
       name: `${i === 0 ? 'acme' : 'globex'}-internal-tools`,
       description: 'Internal tools: deploys, feature flags and the on-call rota.',
       type: 'custom',
       at: setupAt,
     })
-    const customVersion = await store.createServerVersion({ serverId: custom.id, at: setupAt })
+    const customVersion = await writer.createServerVersion({ serverId: custom.id, at: setupAt })
     const servers = [
       ...catalogue,
       { id: custom.id, versionId: customVersion.id, name: 'internal-tools', description: null, mcp: 'internal-tools' },
     ]
     const deployments = []
     for (const [n, server] of servers.entries()) {
-      const deployment = await store.createServerDeployment({
+      const deployment = await writer.createServerDeployment({
         instanceId: instance.id,
         serverId: server.id,
         name: n === 0 ? `${server.name} (read-only)` : n === 3 ? null : server.name,
@@ -148,7 +150,7 @@ export async function seed(store: Store, options: SeedOptions = {}): Promise<See
     for (let s = 0; s < sessionsPerInstance; s++) {
       const startAt = sessionStart
       sessionStart += sessionSpan
-      const session = await store.createSession({ instanceId: instance.id, at: new Date(startAt) })
+      const session = await writer.createSession({ instanceId: instance.id, at: new Date(startAt) })
       const client = pick(CLIENTS)
 
       // Two or three servers per session, each with one or two runs.
@@ -167,7 +169,7 @@ export async function seed(store: Store, options: SeedOptions = {}): Promise<See
               : { object: 'session.server_session.server', name: deployment.server.mcp, version: '1.2.0', capabilities: { tools: { listChanged: true }, logging: {} } },
         }
         const clientMessages = 3 + Math.floor(rand() * 40)
-        const serverSession = await store.createServerSession({
+        const serverSession = await writer.createServerSession({
           sessionId: session.id,
           serverDeploymentId: deployment.id,
           mcp,
@@ -178,7 +180,7 @@ export async function seed(store: Store, options: SeedOptions = {}): Promise<See
         // The first session of an instance shows every status: active, completed and failed.
         const statuses = k === 0 ? (['completed', 'active'] as const) : k === 1 ? (['failed'] as const) : (['active'] as const)
         for (const status of statuses) {
-          const run = await store.createServerRun({
+          const run = await writer.createServerRun({
             serverSessionId: serverSession.id,
             serverVersionId: deployment.server.versionId,
             type: k === 2 ? 'external' : 'hosted',
@@ -202,14 +204,14 @@ export async function seed(store: Store, options: SeedOptions = {}): Promise<See
         batch.push({ serverRunId: runs[e % runs.length]!.id, lines, at: new Date(at) })
         at += EVENT_SPACING_MS
         if (batch.length >= BATCH_EVENTS) {
-          await store.appendLogEvents(batch)
+          await writer.appendLogEvents(batch)
           written += batch.length
           options.onProgress?.(written, total)
           batch = []
         }
       }
       if (batch.length > 0) {
-        await store.appendLogEvents(batch)
+        await writer.appendLogEvents(batch)
         written += batch.length
         options.onProgress?.(written, total)
       }
@@ -218,9 +220,9 @@ export async function seed(store: Store, options: SeedOptions = {}): Promise<See
       for (const run of runs) {
         at += EVENT_SPACING_MS
         if (run.status === 'completed') {
-          await store.updateServerRun(run.id, { status: 'completed', stoppedAt: new Date(at), at: new Date(at) })
+          await writer.updateServerRun(run.id, { status: 'completed', stoppedAt: new Date(at), at: new Date(at) })
         } else if (run.status === 'failed') {
-          await store.recordServerRunError({ serverRunId: run.id, ...pick(RUN_ERRORS), at: new Date(at) })
+          await writer.recordServerRunError({ serverRunId: run.id, ...pick(RUN_ERRORS), at: new Date(at) })
           errorEvents += 1
         }
       }

@@ -1,39 +1,55 @@
+import { randomBytes } from 'node:crypto'
 import type {
+  LogLine,
   Mcp,
   Metadata,
   Pagination,
   ServerPreview,
   ServerRun,
+  ServerRunError,
+  Session,
   SessionEvent,
   SessionEventList,
 } from '@session-events/server-stubs'
-import { LRUCache } from 'lru-cache'
+import type { SessionTable } from './store/db.js'
 import type { EventRecord, RunRecord } from './store/types.js'
 
-// Responses are the hot path: a page of 20 events is about 40 KB of JSON. Nothing here walks
-// an object graph or encodes text per request. An event's own JSON (its log lines were
-// serialised when they were written) is made into UTF-8 once, when the store first holds it; a
-// run's, once per version of the run (its `updated_at` and those of its previews), and reused by
-// every event and every page that shows it. A response is those bytes copied into one buffer.
+// From the store's rows to the API's objects, and from those to the bytes the API sends.
+//
+// 1. One mapping per object, typed by the generated types: the compiler checks every field of
+//    toServerRun and toSessionEvent against the spec.
+// 2. Bytes, made from those objects by JSON.stringify and nothing else. An event never changes,
+//    but the run it shows does; so an event is serialised once with a slot where its run goes,
+//    and a run once per version of it, and a response is those bytes copied into one buffer.
+//    Whatever the mapping puts in an object reaches the bytes: nothing here names a field.
 
-/** JSON text of a value of type T: the compiler keeps the text and its type together. */
-export type Json<T> = string & { readonly __json: T }
-/** The same as UTF-8 bytes. */
-export type JsonBytes<T> = Buffer & { readonly __json: T }
-const json = <T>(value: T) => JSON.stringify(value) as Json<T>
+// ---- the objects ----
 
-const serverPreview = (s: RunRecord['server']): ServerPreview => ({
-  object: 'server#preview',
-  id: s.id,
-  name: s.name,
-  description: s.description,
-  type: s.type,
-  created_at: s.created_at,
-  updated_at: s.updated_at,
-})
+export function toSession(s: SessionTable): Session {
+  return {
+    object: 'session',
+    id: s.id,
+    status: s.status,
+    metadata: JSON.parse(s.metadata_json) as Metadata,
+    created_at: s.created_at,
+    updated_at: s.updated_at ?? s.created_at,
+  }
+}
 
-function serverRun(r: RunRecord): ServerRun {
-  const server = serverPreview(r.server)
+function toServerPreview(s: RunRecord['server']): ServerPreview {
+  return {
+    object: 'server#preview',
+    id: s.id,
+    name: s.name,
+    description: s.description,
+    type: s.type,
+    created_at: s.created_at,
+    updated_at: s.updated_at,
+  }
+}
+
+export function toServerRun(r: RunRecord): ServerRun {
+  const server = toServerPreview(r.server)
   const ss = r.serverSession
   return {
     object: 'server.server_run',
@@ -72,117 +88,136 @@ function serverRun(r: RunRecord): ServerRun {
   }
 }
 
-/** A run's JSON as UTF-8 bytes, and which version of the run it shows. */
-interface RunJson {
-  version: string
+function toServerRunError(x: NonNullable<EventRecord['error']>, run: ServerRun): ServerRunError {
+  return {
+    object: 'server.server_run.error',
+    id: x.id,
+    code: x.code,
+    message: x.message,
+    metadata: JSON.parse(x.metadata_json) as Metadata,
+    server_run: run,
+    created_at: x.created_at,
+  }
+}
+
+/** An event as the API shows it, with its run as it is now (null when it has none). */
+export function toSessionEvent(e: EventRecord, run: ServerRun | null): SessionEvent {
+  return {
+    object: 'session.event',
+    id: e.event.id,
+    session_id: e.event.session_id,
+    type: e.event.type,
+    server_run: run,
+    server_run_error: e.error && run ? toServerRunError(e.error, run) : null,
+    log_lines: JSON.parse(e.event.log_lines_json) as LogLine[],
+    created_at: e.event.created_at,
+  }
+}
+
+// ---- the bytes ----
+
+/** UTF-8 JSON of a value of type T: the compiler keeps the bytes and their type together. */
+export type JsonBytes<T> = Buffer & { readonly __json: T }
+
+/**
+ * A value that JSON.stringify writes as a string no data can hold (it is random, made when the
+ * process starts), to cut the text where something else goes.
+ */
+const SLOT_TEXT = `\u0000slot:${randomBytes(12).toString('base64url')}\u0000`
+const SLOT_JSON = JSON.stringify(SLOT_TEXT)
+const slot = <T>(): T => ({ toJSON: () => SLOT_TEXT }) as T
+
+/** `value` as JSON text, cut at its slots. */
+function cutAtSlots(value: unknown): Buffer[] {
+  return JSON.stringify(value)
+    .split(SLOT_JSON)
+    .map((piece) => Buffer.from(piece))
+}
+
+/** A run as the API sends it: its JSON, and the session whose events show it. */
+export interface ServerRunJson {
+  id: string
+  session_id: string
   bytes: Buffer
 }
 
-const runCache = new LRUCache<string, RunJson>({ max: 10_000 })
-
-/** The run as it is now, serialised once per version of it. */
-function serverRunJson(r: RunRecord): RunJson {
-  const version = `${r.run.updated_at}|${r.serverSession.updated_at}|${r.deployment.updated_at}|${r.server.updated_at}`
-  const cached = runCache.get(r.run.id)
-  if (cached && cached.version === version) return cached
-  const made = { version, bytes: Buffer.from(json(serverRun(r))) }
-  runCache.set(r.run.id, made)
-  return made
+export function serverRunJson(r: RunRecord): ServerRunJson {
+  return { id: r.run.id, session_id: r.serverSession.session_id, bytes: Buffer.from(JSON.stringify(toServerRun(r))) }
 }
 
 /**
- * An event's own JSON in UTF-8, and the offsets where its run goes (one for a log event, two for
- * a run error, which shows the run in its error too; none when it has no run). An event never
- * changes, so this is made once per event the store holds, and kept as long as the store keeps it.
+ * An event as the API sends it, less its run: its JSON cut where the run goes (once for a log
+ * event, twice for an error event, which shows the run in its error too; never for an event
+ * without a run).
  */
-type EventTemplate = { withRun: boolean; bytes: Buffer; cuts: number[] }
-const templates = new WeakMap<EventRecord, EventTemplate>()
-
-/** Where the run goes in an event's text. */
-const RUN = '\u0000run\u0000'
-
-/** The fields of a SessionEvent, in the spec's order, with RUN where its run goes. */
-function eventText(e: EventRecord, withRun: boolean): string {
-  const run = withRun ? RUN : 'null'
-  const error =
-    e.type === 'server_run_error' && e.server_run_error_id && withRun
-      ? `{"object":"server.server_run.error","id":${JSON.stringify(e.server_run_error_id)}` +
-        `,"code":${JSON.stringify(e.error_code)},"message":${JSON.stringify(e.error_message)}` +
-        `,"metadata":${e.error_metadata_json ?? '{}'},"server_run":${run},"created_at":"${e.error_created_at}"}`
-      : 'null'
-  return (
-    `{"object":"session.event","id":"${e.id}","session_id":"${e.session_id}","type":"${e.type}"` +
-    `,"server_run":${run},"server_run_error":${error},"log_lines":${e.log_lines_json},"created_at":"${e.created_at}"}`
-  )
+export interface SessionEventJson {
+  id: string
+  session_id: string
+  server_run_id: string | null
+  pieces: Buffer[]
 }
 
-function template(e: EventRecord, withRun: boolean): EventTemplate {
-  let made = templates.get(e)
-  if (made?.withRun !== withRun) {
-    // RUN cannot occur inside the text around it: JSON escapes every control character.
-    const pieces = eventText(e, withRun).split(RUN)
-    const cuts: number[] = []
-    let at = 0
-    for (let k = 0; k < pieces.length - 1; k++) cuts.push((at += Buffer.byteLength(pieces[k]!)))
-    made = { withRun, bytes: Buffer.from(pieces.join('')), cuts }
-    templates.set(e, made)
+export function sessionEventJson(e: EventRecord): SessionEventJson {
+  return {
+    id: e.event.id,
+    session_id: e.event.session_id,
+    server_run_id: e.event.server_run_id,
+    pieces: cutAtSlots(toSessionEvent(e, e.event.server_run_id === null ? null : slot<ServerRun>())),
   }
-  return made
 }
 
+/** How many bytes an event's JSON takes in memory, for a cache's budget. */
+export const sizeOfEventJson = (e: SessionEventJson) => e.pieces.reduce((n, piece) => n + piece.length, 0)
+
+const NULL = Buffer.from('null')
+const COMMA = 0x2c
+
 /**
- * JSON around a list of events, with the runs (as they are now) in their places and commas
- * between: measured first, then copied into one buffer. Nothing is encoded but `head` and `tail`.
+ * Events between `head` and `tail`, with commas between them and each run in its places:
+ * measured first, then copied into one buffer.
  */
-function eventsJson<T>(head: string, events: readonly EventRecord[], runOf: (e: EventRecord) => RunRecord | undefined, tail: string): JsonBytes<T> {
-  const parts: EventTemplate[] = new Array(events.length)
-  const runs: (Buffer | undefined)[] = new Array(events.length)
-  let size = Buffer.byteLength(head) + Buffer.byteLength(tail) + Math.max(0, events.length - 1)
-  // Neighbouring events mostly show the same run: look its bytes up once for them.
-  let lastRun: RunRecord | undefined
-  let lastBytes: Buffer | undefined
+function eventsBytes(head: Buffer, events: readonly SessionEventJson[], runs: ReadonlyMap<string, ServerRunJson>, tail: Buffer): Buffer {
+  const runBytes = events.map((e) => (e.server_run_id === null ? NULL : (runs.get(e.server_run_id)?.bytes ?? NULL)))
+  let size = head.length + tail.length + Math.max(0, events.length - 1)
   for (let i = 0; i < events.length; i++) {
-    const run = runOf(events[i]!)
-    const part = (parts[i] = template(events[i]!, run !== undefined))
-    if (run !== lastRun) {
-      lastRun = run
-      lastBytes = run && serverRunJson(run).bytes
-    }
-    runs[i] = lastBytes
-    size += part.bytes.length + part.cuts.length * (lastBytes?.length ?? 0)
+    const pieces = events[i]!.pieces
+    for (const piece of pieces) size += piece.length
+    size += (pieces.length - 1) * runBytes[i]!.length
   }
   const out = Buffer.allocUnsafe(size)
-  let at = out.write(head, 0)
-  for (let i = 0; i < parts.length; i++) {
-    if (i > 0) out[at++] = 0x2c // ,
-    const { bytes, cuts } = parts[i]!
-    let from = 0
-    for (const cut of cuts) {
-      at += bytes.copy(out, at, from, cut)
-      at += runs[i]!.copy(out, at)
-      from = cut
+  let at = head.copy(out, 0)
+  for (let i = 0; i < events.length; i++) {
+    if (i > 0) out[at++] = COMMA
+    const pieces = events[i]!.pieces
+    at += pieces[0]!.copy(out, at)
+    for (let k = 1; k < pieces.length; k++) {
+      at += runBytes[i]!.copy(out, at)
+      at += pieces[k]!.copy(out, at)
     }
-    at += bytes.copy(out, at, from)
   }
-  out.write(tail, at)
-  return out as JsonBytes<T>
+  tail.copy(out, at)
+  return out
 }
+
+const EMPTY = Buffer.alloc(0)
 
 /** One event, as the API sends it. */
-export function sessionEventJson(e: EventRecord, run: RunRecord | undefined): JsonBytes<SessionEvent> {
-  return eventsJson('', [e], () => run, '')
+export function sessionEventBytes(e: SessionEventJson, run: ServerRunJson | undefined): JsonBytes<SessionEvent> {
+  return eventsBytes(EMPTY, [e], new Map(run ? [[run.id, run]] : []), EMPTY) as JsonBytes<SessionEvent>
 }
 
-/** A page: the list envelope around its events. */
-export function sessionEventListJson(
-  events: readonly EventRecord[],
-  runs: ReadonlyMap<string, RunRecord>,
+/** A page: the list around its events. */
+export function sessionEventListBytes(
+  events: readonly SessionEventJson[],
+  runs: ReadonlyMap<string, ServerRunJson>,
   pagination: Pagination,
 ): JsonBytes<SessionEventList> {
-  return eventsJson(
-    '{"__typename":"list","items":[',
-    events,
-    (e) => (e.server_run_id ? runs.get(e.server_run_id) : undefined),
-    `],"pagination":${JSON.stringify(pagination)}}`,
-  )
+  const list: SessionEventList = { __typename: 'list', items: [slot<SessionEvent>()], pagination }
+  const [head, tail] = cutAtSlots(list)
+  return eventsBytes(head!, events, runs, tail!) as JsonBytes<SessionEventList>
+}
+
+/** Any other object of the API, as bytes of its type. */
+export function jsonBytes<T>(value: T): JsonBytes<T> {
+  return Buffer.from(JSON.stringify(value)) as JsonBytes<T>
 }

@@ -1,6 +1,6 @@
 import type { AddressInfo, Socket } from 'node:net'
 import { serve as serveNode, type ServerType } from '@hono/node-server'
-import { API_VERSION } from './app.js'
+import { API_VERSION } from './respond.js'
 import { errors } from './errors.js'
 import { newId } from './ids.js'
 

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
-import { defaultToOsUser, openPgliteStore, openStore, type PoolSettings } from '../src/store/open.js'
+import { openPgliteStore, openStore } from '../src/store/open.js'
+import { defaultToOsUser, type PoolSettings } from '../src/store/postgres.js'
 import type { SqlStore } from '../src/store/sql-store.js'
 import { postgresServerUrl, type Backend } from './backend-choice.js'
 import { servePglite, type PgliteServer } from './pglite-server.js'

@@ -70,10 +70,12 @@ describe('over HTTP', () => {
     let started!: () => void
     const inFlight = new Promise<void>((resolve) => (started = resolve))
     const slow = overriding(f.store, {
-      listSessionEvents: async (query) => {
-        started()
-        await held
-        return f.store.listSessionEvents(query)
+      reader: {
+        listEventIds: async (query) => {
+          started()
+          await held
+          return f.store.reader.listEventIds(query)
+        },
       },
     })
     const s = await serve({ app: createApp({ store: slow, logger: silent, rateLimit: false }), port: 0 })

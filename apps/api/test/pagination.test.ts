@@ -157,7 +157,7 @@ describe('pagination walks', () => {
   })
 
   it('a page of a session with no events is empty with both flags false', async () => {
-    const { id } = await f.store.createSession({ instanceId: f.a.id })
+    const { id } = await f.store.writer.createSession({ instanceId: f.a.id })
     const res = await f.get(`/sessions/${id}/events`)
     expect(await res.json()).toEqual({
       __typename: 'list',

@@ -3,7 +3,8 @@ import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createApp } from '../src/app.js'
 import { seed, type SeedSummary } from '../src/seed.js'
-import { openStore, type PoolSettings } from '../src/store/open.js'
+import { openStore } from '../src/store/open.js'
+import type { PoolSettings } from '../src/store/postgres.js'
 import type { SqlStore } from '../src/store/sql-store.js'
 import { StoreUnavailableError } from '../src/store/types.js'
 import { backend, killConnections, networkPostgres } from './backend.js'
@@ -39,7 +40,7 @@ describe('PostgreSQL faults, behind a TCP proxy', () => {
     url.searchParams.set('application_name', name)
     const store = await openStore(url.toString(), { pool: { acquireTimeoutMs: 1_000, ...pool } })
     stores.push(store)
-    return { store, name, app: createApp({ store, logger: silent, rateLimit: false, keyCacheSeconds: 0 }) }
+    return { store, name, app: createApp({ store, logger: silent, rateLimit: false, cache: { keyTtlMs: 0 } }) }
   }
 
   const list = (app: ReturnType<typeof createApp>) =>
@@ -133,7 +134,9 @@ describe('PostgreSQL faults, behind a TCP proxy', () => {
 
 describe('the pool settings', () => {
   it('come from DATABASE_POOL_* and DATABASE_*_TIMEOUT_MS, and a bad one says which', async () => {
-    const { poolSettingsFromEnv, DEFAULT_POOL_SETTINGS } = await import('../src/store/open.js')
+    const { loadConfig } = await import('../src/config.js')
+    const { DEFAULT_POOL_SETTINGS } = await import('../src/store/postgres.js')
+    const poolSettingsFromEnv = (env: NodeJS.ProcessEnv) => loadConfig(env).pool
     expect(poolSettingsFromEnv({})).toEqual(DEFAULT_POOL_SETTINGS)
     expect(
       poolSettingsFromEnv({

@@ -82,3 +82,44 @@ describe('the seed command', () => {
     expect(run.stderr).toMatch(/--events must be a whole number/)
   })
 })
+
+describe('the admin command', () => {
+  const admin = (args: string[], env: Record<string, string>) =>
+    spawnSync(process.execPath, [join(dist, 'admin-cli.js'), ...args], { env: { ...baseEnv, ...env }, encoding: 'utf8' })
+
+  it('creates an instance whose secret key writes and reads at once, and revokes a key', async () => {
+    const env = { DATABASE_URL: `sqlite:${join(dir, 'admin.db')}` }
+    const created = admin(['instances', 'create', '--name', 'Acme', '--json'], env)
+    expect(created.status).toBe(0)
+    const lines = created.stdout.trim().split('\n')
+    expect(lines).toHaveLength(1)
+    const instance = JSON.parse(lines[0]!) as { instance_id: string; secret_key: string; publishable_key: string }
+    expect(Object.keys(instance)).toEqual(['instance_id', 'secret_key', 'publishable_key'])
+    expect(instance.secret_key).toMatch(/^metorial_sk_/)
+
+    const server = await startServerProcess({ ...env, SEED: 'false', KEY_CACHE_SECONDS: '0' })
+    const auth = (key: string) => ({ Authorization: `Bearer ${key}` })
+    const session = await fetch(`${server.url}/sessions`, { method: 'POST', headers: auth(instance.secret_key) })
+    expect(session.status).toBe(201)
+    const { id } = (await session.json()) as { id: string }
+    expect((await fetch(`${server.url}/sessions/${id}/events`, { headers: auth(instance.secret_key) })).status).toBe(200)
+    expect((await fetch(`${server.url}/sessions/${id}/events`, { headers: auth(instance.publishable_key) })).status).toBe(403)
+
+    const revoked = admin(['keys', 'revoke', instance.secret_key], env)
+    expect(revoked.status).toBe(0)
+    expect((await fetch(`${server.url}/sessions/${id}/events`, { headers: auth(instance.secret_key) })).status).toBe(401)
+    expect(admin(['keys', 'revoke', instance.secret_key], env).status).toBe(1)
+    server.child.kill('SIGTERM')
+    expect(await server.exited).toBe(0)
+  })
+
+  it('says how to use it, and refuses what it does not know', () => {
+    const help = admin(['--help'], {})
+    expect(help.status).toBe(0)
+    expect(help.stdout).toMatch(/instances create --name NAME/)
+    const unknown = admin(['keys', 'rotate'], {})
+    expect(unknown.status).toBe(2)
+    expect(unknown.stderr).toMatch(/unknown command "keys rotate"/)
+    expect(admin(['instances', 'create'], {}).status).toBe(2)
+  })
+})

@@ -77,7 +77,7 @@ describe(`two API processes over one PostgreSQL database (${backend})`, () => {
       // A steady trickle of appends, as ingestion would write them, until the walk has reached
       // the newest events a few times (however fast this machine walks).
       for (let i = 0; i < 40 || (caughtUp < 3 && i < 1000); i++) {
-        await store.appendLogEvents(
+        await store.writer.appendLogEvents(
           [0, 1, 2].map((k) => ({ serverRunId: runIds[(i + k) % runIds.length]!, lines: [{ type: 'stdout' as const, line: `live ${i}.${k}` }] })),
         )
         written += 3
@@ -116,6 +116,55 @@ describe(`two API processes over one PostgreSQL database (${backend})`, () => {
     expect(servedBy[b.url]).toBeGreaterThan(3)
     // The walk did reach the newest events while they were still being written.
     expect(caughtUp).toBeGreaterThan(0)
+  })
+
+  it('writers through both processes at once, a reader walking meanwhile: every event exactly once, in id order, none missed', async () => {
+    const [a, b] = servers as [Server, Server]
+    const post = async (base: string, path: string, body: unknown) => {
+      const res = await fetch(`${base}${path}`, {
+        method: 'POST',
+        headers: { ...headers(), 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(10_000),
+      })
+      expect(res.status).toBeLessThan(300)
+      return (await res.json()) as { id: string }
+    }
+    const session = await post(a.url, '/sessions', {})
+    const runs = await Promise.all([a.url, b.url].map((base) => post(base, `/sessions/${session.id}/server-runs`, { type: 'external', server: { name: `writer on ${base}` } })))
+    // Four writers, two through each process, each appending its own numbered lines as fast as
+    // they are answered: the transactions of the two processes interleave and commit out of
+    // the order they started in.
+    let writing = 4
+    const written: string[] = []
+    const writers = [a.url, b.url, a.url, b.url].map(async (base, w) => {
+      for (let i = 0; i < 40; i++) {
+        const event = await post(base, `/sessions/${session.id}/events`, {
+          server_run_id: runs[w % 2]!.id,
+          log_lines: [{ type: 'stdout', line: `writer ${w} line ${i}` }],
+        })
+        written.push(event.id)
+      }
+      writing -= 1
+    })
+    // A reader that pages with `after` the last id it saw, as a follower would, alternating
+    // between the processes, until the writers are done and it has caught up.
+    const seen: string[] = []
+    for (let n = 0; n < 5000; n++) {
+      const done = writing === 0
+      const base = n % 2 === 0 ? a.url : b.url
+      const res = await fetch(`${base}/sessions/${session.id}/events?limit=10${seen.length ? `&after=${seen.at(-1)}` : ''}`, { headers: headers() })
+      const p = (await res.json()) as { items: { id: string }[]; pagination: { has_more_after: boolean } }
+      seen.push(...p.items.map((i) => i.id))
+      if (!p.pagination.has_more_after && done) break
+      if (!p.pagination.has_more_after) await new Promise((r) => setTimeout(r, 5))
+    }
+    await Promise.all(writers)
+    const all = await eventIds(store, session.id)
+    expect(all).toHaveLength(160)
+    expect([...written].sort()).toEqual(all)
+    // Had an id been committed behind one the reader had already passed, it would be missing here.
+    expect(seen).toEqual(all)
   })
 
   it('one process killed in the middle of a walk: the client goes on with the other and loses nothing', async () => {

@@ -31,7 +31,7 @@ describe('getSessionEvent', () => {
     expect(event.server_run.object).toBe('server.server_run')
     expect(event.log_lines.length).toBeGreaterThan(0)
 
-    await f.store.updateServerRun(event.server_run.id, { status: 'completed', stoppedAt: new Date('2030-01-01T00:00:00.000Z') })
+    await f.store.writer.updateServerRun(event.server_run.id, { status: 'completed', stoppedAt: new Date('2030-01-01T00:00:00.000Z') })
     const again = await body(await f.get(`/sessions/${sessionId}/events/${ids[0]}`))
     expect(again.server_run.status).toBe('completed')
     expect(again.server_run.stopped_at).toBe('2030-01-01T00:00:00.000Z')
@@ -206,7 +206,7 @@ describe('authentication and authorisation', () => {
   it('401s a revoked key and an expired key', async () => {
     await expectError(await list('', f.a.revoked_key), 401, 'unauthorized', 'API key is expired or has been revoked')
     const instanceId = f.a.id
-    const expired = await f.store.createApiKey({ instanceId, kind: 'secret', expiresAt: new Date(Date.now() - 1000) })
+    const expired = await f.store.writer.createApiKey({ instanceId, kind: 'secret', expiresAt: new Date(Date.now() - 1000) })
     await expectError(await list('', expired.secret), 401, 'unauthorized', 'API key is expired or has been revoked')
   })
 
@@ -233,21 +233,24 @@ describe('routing, headers and failures', () => {
   })
 
   it('404s an unknown path with entity endpoint, and 405s a wrong method', async () => {
-    const res = await f.get('/sessions')
+    const res = await f.get('/instances')
     expect(res.status).toBe(404)
     expect(await body(res)).toMatchObject({ code: 'not_found', entity: 'endpoint' })
-    const post = await f.app.request(`/sessions/${sessionId}/events`, {
-      method: 'POST',
+    const remove = await f.app.request(`/sessions/${sessionId}/events`, {
+      method: 'DELETE',
       headers: { Authorization: `Bearer ${f.a.secret_key}` },
     })
-    expect(post.status).toBe(405)
-    expect(post.headers.get('allow')).toBe('GET')
-    expect(await body(post)).toMatchObject({ __typename: 'error', code: 'method_not_allowed' })
+    expect(remove.status).toBe(405)
+    expect(remove.headers.get('allow')).toBe('GET, POST')
+    expect(await body(remove)).toMatchObject({ __typename: 'error', code: 'method_not_allowed' })
+    const list = await f.get('/sessions')
+    expect(list.status).toBe(405)
+    expect(list.headers.get('allow')).toBe('POST')
   })
 
   it('500s an unexpected failure without showing anything internal', async () => {
     const broken = overriding(f.store, {
-      listSessionEvents: async () => Promise.reject(new Error('SQLITE_CORRUPT: secret internals at /var/db')),
+      reader: { listEventIds: async () => Promise.reject(new Error('SQLITE_CORRUPT: secret internals at /var/db')) },
     })
     const app = createApp({ store: broken, logger: silent, rateLimit: false })
     const res = await app.request(`/sessions/${sessionId}/events`, { headers: { Authorization: `Bearer ${f.a.secret_key}` } })
@@ -265,7 +268,7 @@ describe('routing, headers and failures', () => {
 
   it('503s with Retry-After when the store is unavailable, and /readyz says so', async () => {
     const down = overriding(f.store, {
-      sessionInstance: async () => Promise.reject(new StoreUnavailableError('connection refused')),
+      reader: { sessionInstance: async () => Promise.reject(new StoreUnavailableError('connection refused')) },
       ping: async () => Promise.reject(new StoreUnavailableError('connection refused')),
     })
     const app = createApp({ store: down, logger: silent, rateLimit: false })

@@ -2,32 +2,70 @@ import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import type { ServerRun, SessionEvent } from '@session-events/server-stubs'
 import { sql } from 'kysely'
 import { describe, expect, it } from 'vitest'
-import { newId } from '../src/ids.js'
+import { idTime, newId } from '../src/ids.js'
+import { sessionEventBytes, type ServerRunJson } from '../src/serialize.js'
+import { CachingReader } from '../src/store/cached-reader.js'
 import { migrate, migrations } from '../src/store/migrations.js'
 import { openStore } from '../src/store/open.js'
-import { hashSecret, type SqlStore } from '../src/store/sql-store.js'
+import type { SqlStore } from '../src/store/sql-store.js'
+import type { ListEventsQuery, StoreReader } from '../src/store/types.js'
+import { hashSecret, SECRET_KEY_SCOPES } from '../src/store/writer.js'
 import { backend, onPostgres, openTestStore, schemaOf } from './backend.js'
 
 // What every store must do, whatever the database under it: this file runs once per backend
 // (SQLite, and PostgreSQL on a server or on PGlite). SQLite-only behaviour is in store.test.ts.
 
+/**
+ * A page read the way the list handler reads it (ids, then their events, then the runs they
+ * show), as the API's objects; `json` is the events as the reader gave them.
+ */
+async function readPage(reader: StoreReader, query: ListEventsQuery) {
+  const page = await reader.listEventIds(query)
+  const json = await reader.sessionEvents(query.sessionId, page.ids)
+  expect(json.map((e) => e.id)).toEqual(page.ids)
+  const runIds = [...new Set(json.flatMap((e) => e.server_run_id ?? []))]
+  const runs = new Map((await reader.serverRuns(runIds)).map((run): [string, ServerRunJson] => [run.id, run]))
+  return {
+    ...page,
+    json,
+    events: json.map((e) => JSON.parse(sessionEventBytes(e, e.server_run_id === null ? undefined : runs.get(e.server_run_id)).toString()) as SessionEvent),
+    runs: new Map([...runs].map(([id, run]) => [id, JSON.parse(run.bytes.toString()) as ServerRun])),
+  }
+}
+
+/** One event read the way getSessionEvent reads it, as the API's object; undefined when the session has no such event. */
+async function readEvent(reader: StoreReader, sessionId: string, id: string): Promise<SessionEvent | undefined> {
+  const [event] = await reader.sessionEvents(sessionId, [id])
+  if (!event) return undefined
+  const [run] = event.server_run_id === null ? [] : await reader.serverRuns([event.server_run_id])
+  return JSON.parse(sessionEventBytes(event, run).toString()) as SessionEvent
+}
+
+/** The store's own reader, and a caching reader around it (what the API reads through). */
+const readersOf = (store: SqlStore): [string, StoreReader][] => [
+  ['the store reader', store.reader],
+  ['a caching reader', new CachingReader(store.reader)],
+]
+
 /** A session with one run, made through the store's own write path. */
 async function sessionWithRun(store: SqlStore) {
-  const { id: instanceId } = await store.createInstance({ name: 'i' })
-  const { id: serverId } = await store.createServer({ name: 'S', description: null, type: 'custom' })
-  const { id: versionId } = await store.createServerVersion({ serverId })
-  const { id: deploymentId } = await store.createServerDeployment({ instanceId, serverId, name: null, description: null, metadata: { a: [1, 'b'] } })
-  const { id: sessionId } = await store.createSession({ instanceId })
-  const { id: serverSessionId } = await store.createServerSession({
+  const { writer } = store
+  const { id: instanceId } = await writer.createInstance({ name: 'i' })
+  const { id: serverId } = await writer.createServer({ name: 'S', description: null, type: 'custom' })
+  const { id: versionId } = await writer.createServerVersion({ serverId })
+  const { id: deploymentId } = await writer.createServerDeployment({ instanceId, serverId, name: null, description: null, metadata: { a: [1, 'b'] } })
+  const { id: sessionId } = await writer.createSession({ instanceId })
+  const { id: serverSessionId } = await writer.createServerSession({
     sessionId,
     serverDeploymentId: deploymentId,
     mcp: { object: 'mcp', version: '2025-03-26', connection_type: 'sse', client: null, server: null },
     clientMessageCount: 7,
     serverMessageCount: 5,
   })
-  const { id: runId } = await store.createServerRun({ serverSessionId, serverVersionId: versionId, type: 'hosted' })
+  const { id: runId } = await writer.createServerRun({ serverSessionId, serverVersionId: versionId, type: 'hosted' })
   return { instanceId, sessionId, serverSessionId, runId }
 }
 
@@ -85,43 +123,72 @@ describe(`the ${backend} store`, () => {
 
   it('stores keys only as hashes', async () => {
     const store = await openTestStore()
-    const { id } = await store.createInstance({ name: 'i' })
-    const key = await store.createApiKey({ instanceId: id, kind: 'secret' })
+    const { id } = await store.writer.createInstance({ name: 'i' })
+    const key = await store.writer.createApiKey({ instanceId: id, kind: 'secret' })
     const rows = await store.db.selectFrom('api_keys').selectAll().execute()
     expect(JSON.stringify(rows)).not.toContain(key.secret)
-    expect((await store.findApiKey(hashSecret(key.secret)))?.id).toBe(key.id)
-    expect(await store.findApiKey(hashSecret('metorial_sk_nope'))).toBeUndefined()
+    const found = await store.reader.findApiKey(hashSecret(key.secret))
+    expect(found).toMatchObject({ id: key.id, instance_id: id, kind: 'secret', scopes: SECRET_KEY_SCOPES, revoked_at: null })
+    expect(await store.reader.findApiKey(hashSecret('metorial_sk_nope'))).toBeUndefined()
+    const publishable = await store.writer.createApiKey({ instanceId: id, kind: 'publishable' })
+    expect((await store.reader.findApiKey(hashSecret(publishable.secret)))?.scopes).toBe('')
+  })
+
+  it('revokes a key by its secret, once', async () => {
+    const store = await openTestStore()
+    const { id } = await store.writer.createInstance({ name: 'i' })
+    const key = await store.writer.createApiKey({ instanceId: id, kind: 'secret' })
+    const other = await store.writer.createApiKey({ instanceId: id, kind: 'secret' })
+    const at = new Date('2030-05-06T07:08:09.000Z')
+    expect(await store.writer.revokeApiKey(key.secret, at)).toBe(true)
+    expect((await store.reader.findApiKey(hashSecret(key.secret)))?.revoked_at).toBe(at.toISOString())
+    // Revoked before: nothing to revoke, and the first revocation stays.
+    expect(await store.writer.revokeApiKey(key.secret)).toBe(false)
+    expect((await store.reader.findApiKey(hashSecret(key.secret)))?.revoked_at).toBe(at.toISOString())
+    expect(await store.writer.revokeApiKey('metorial_sk_nope')).toBe(false)
+    // Only that key.
+    expect((await store.reader.findApiKey(hashSecret(other.secret)))?.revoked_at).toBeNull()
   })
 
   it('appends events in order, records errors, and shows runs as they are now', async () => {
     const store = await openTestStore()
+    const { writer, reader } = store
     const { instanceId, sessionId, runId } = await sessionWithRun(store)
     expect(await store.firstSession(instanceId)).toBe(sessionId)
-    expect(await store.sessionInstance(sessionId)).toBe(instanceId)
-    const ids = await store.appendLogEvents(
+    expect(await reader.sessionInstance(sessionId)).toBe(instanceId)
+    expect(await reader.sessionInstance(newId('session'))).toBeUndefined()
+    const ids = await writer.appendLogEvents(
       Array.from({ length: 1200 }, (_, i) => ({ serverRunId: runId, lines: [{ type: 'stdout' as const, line: `line ${i}` }] })),
     )
     expect(ids).toHaveLength(1200)
     expect([...ids].sort()).toEqual(ids)
-    const error = await store.recordServerRunError({ serverRunId: runId, code: 'crashed', message: 'It crashed.', metadata: { exit_code: 1 } })
+    const error = await writer.recordServerRunError({ serverRunId: runId, code: 'crashed', message: 'It crashed.', metadata: { exit_code: 1 } })
 
-    const page = await store.listSessionEvents({ sessionId, limit: 2, order: 'desc' })
+    const page = await readPage(reader, { sessionId, limit: 2, order: 'desc' })
     expect(page.events.map((e) => e.id)).toEqual([error.eventId, ids.at(-1)])
-    expect(page.events[0]).toMatchObject({ type: 'server_run_error', error_code: 'crashed', error_metadata_json: '{"exit_code":1}', log_lines_json: '[]' })
+    expect(page.events[0]).toMatchObject({
+      type: 'server_run_error',
+      server_run_error: { id: error.id, code: 'crashed', message: 'It crashed.', metadata: { exit_code: 1 }, server_run: { id: runId, status: 'failed' } },
+      log_lines: [],
+    })
+    expect(page.events[1]).toMatchObject({ type: 'server_logs', server_run_error: null, log_lines: [{ type: 'stdout', line: 'line 1199' }] })
     const run = page.runs.get(runId)!
-    expect(run.run.status).toBe('failed')
-    expect(run.deployment.metadata_json).toBe('{"a":[1,"b"]}')
+    expect(run.status).toBe('failed')
+    expect(run.server_deployment.metadata).toEqual({ a: [1, 'b'] })
     // Integers come back as numbers on every driver (node-postgres would give int8 as strings).
-    expect(run.serverSession.client_message_count).toBe(7)
-    expect(run.serverSession.server_message_count).toBe(5)
+    expect(run.server_session.usage).toEqual({
+      total_productive_message_count: 12,
+      total_productive_client_message_count: 7,
+      total_productive_server_message_count: 5,
+    })
     expect(page.hasMoreAfter).toBe(true)
     expect(page.hasMoreBefore).toBe(false)
 
-    await store.updateServerRun(runId, { status: 'completed', stoppedAt: new Date('2030-01-01T00:00:00.000Z') })
-    const one = await store.getSessionEvent(sessionId, ids[0]!)
-    expect(one?.run?.run).toMatchObject({ status: 'completed', stopped_at: '2030-01-01T00:00:00.000Z' })
-    expect(await store.getSessionEvent(sessionId, newId('sessionEvent'))).toBeUndefined()
-    await expect(store.appendLogEvents([{ serverRunId: newId('serverRun'), lines: [] }])).rejects.toThrow(/no server run/)
+    await writer.updateServerRun(runId, { status: 'completed', stoppedAt: new Date('2030-01-01T00:00:00.000Z') })
+    const one = await readEvent(reader, sessionId, ids[0]!)
+    expect(one?.server_run).toMatchObject({ status: 'completed', stopped_at: '2030-01-01T00:00:00.000Z' })
+    expect(await readEvent(reader, sessionId, newId('sessionEvent'))).toBeUndefined()
+    await expect(writer.appendLogEvents([{ serverRunId: newId('serverRun'), lines: [] }])).rejects.toThrow(/no server run/)
     // The failed append wrote nothing.
     const { n } = await store.db.selectFrom('session_events').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
     expect(n).toBe(1201)
@@ -131,30 +198,100 @@ describe(`the ${backend} store`, () => {
     const store = await openTestStore()
     const a = await sessionWithRun(store)
     const b = await sessionWithRun(store)
-    const [aEvent] = await store.appendLogEvents([{ serverRunId: a.runId, lines: [{ type: 'stdout', line: 'a' }] }])
-    const [bEvent] = await store.appendLogEvents([{ serverRunId: b.runId, lines: [{ type: 'stdout', line: 'b' }] }])
-    // Read (and so remembered) through the first session, asked for through the second.
-    expect((await store.listSessionEvents({ sessionId: a.sessionId, limit: 10, order: 'asc' })).events.map((e) => e.id)).toEqual([aEvent])
-    expect((await store.getSessionEvent(a.sessionId, aEvent!))?.event.id).toBe(aEvent)
-    expect(await store.getSessionEvent(b.sessionId, aEvent!)).toBeUndefined()
-    expect((await store.listSessionEvents({ sessionId: b.sessionId, limit: 10, order: 'asc' })).events.map((e) => e.id)).toEqual([bEvent])
-    expect(await store.getSessionEvent(a.sessionId, bEvent!)).toBeUndefined()
+    const [aEvent] = await store.writer.appendLogEvents([{ serverRunId: a.runId, lines: [{ type: 'stdout', line: 'a' }] }])
+    const [bEvent] = await store.writer.appendLogEvents([{ serverRunId: b.runId, lines: [{ type: 'stdout', line: 'b' }] }])
+    for (const [name, reader] of readersOf(store)) {
+      // Read (and so, by a caching reader, kept) through the first session, asked for through the second.
+      expect((await readPage(reader, { sessionId: a.sessionId, limit: 10, order: 'asc' })).events.map((e) => e.id), name).toEqual([aEvent])
+      expect((await readEvent(reader, a.sessionId, aEvent!))?.id, name).toBe(aEvent)
+      expect(await readEvent(reader, b.sessionId, aEvent!), name).toBeUndefined()
+      expect((await reader.sessionEvents(b.sessionId, [aEvent!, bEvent!])).map((e) => e.id), name).toEqual([bEvent])
+      expect((await readPage(reader, { sessionId: b.sessionId, limit: 10, order: 'asc' })).events.map((e) => e.id), name).toEqual([bEvent])
+      expect(await readEvent(reader, a.sessionId, bEvent!), name).toBeUndefined()
+    }
   })
 
-  it('shows a run as it is now on every read, the events around it as they were written', async () => {
+  for (const [name, readerOf] of [
+    ['the store reader', (store: SqlStore): StoreReader => store.reader],
+    ['a caching reader', (store: SqlStore): StoreReader => new CachingReader(store.reader)],
+  ] as const) {
+    it(`shows a run as it is now on every read, the events around it as they were written (${name})`, async () => {
+      const store = await openTestStore()
+      const reader = readerOf(store)
+      const { sessionId, runId } = await sessionWithRun(store)
+      const ids = await store.writer.appendLogEvents(
+        Array.from({ length: 3 }, (_, i) => ({ serverRunId: runId, lines: [{ type: 'stdout' as const, line: `${i}` }] })),
+      )
+      const first = await readPage(reader, { sessionId, limit: 10, order: 'asc' })
+      expect(first.runs.get(runId)?.status).toBe('active')
+      expect(first.events.map((e) => e.server_run?.status)).toEqual(['active', 'active', 'active'])
+      await store.writer.updateServerRun(runId, { status: 'completed', stoppedAt: new Date('2031-02-03T04:05:06.000Z') })
+      const again = await readPage(reader, { sessionId, limit: 10, order: 'asc' })
+      expect(again.runs.get(runId)).toMatchObject({ status: 'completed', stopped_at: '2031-02-03T04:05:06.000Z' })
+      // The events as written, byte for byte; only the run they show has changed.
+      expect(again.json).toEqual(first.json)
+      expect(again.events.map(({ server_run, ...event }) => event)).toEqual(first.events.map(({ server_run, ...event }) => event))
+      expect(again.events.map((e) => e.server_run?.status)).toEqual(['completed', 'completed', 'completed'])
+      expect((await readEvent(reader, sessionId, ids[1]!))?.server_run?.status).toBe('completed')
+      // New events show on the page that was read before they came.
+      const [more] = await store.writer.appendLogEvents([{ serverRunId: runId, lines: [] }])
+      expect((await readPage(reader, { sessionId, limit: 10, order: 'asc' })).events.map((e) => e.id)).toEqual([...ids, more])
+    })
+  }
+
+  it('hands out a session\'s event ids in the order its events are written, whatever their time', async () => {
     const store = await openTestStore()
+    const { writer } = store
     const { sessionId, runId } = await sessionWithRun(store)
-    const ids = await store.appendLogEvents(Array.from({ length: 3 }, (_, i) => ({ serverRunId: runId, lines: [{ type: 'stdout' as const, line: `${i}` }] })))
-    const first = await store.listSessionEvents({ sessionId, limit: 10, order: 'asc' })
-    expect(first.runs.get(runId)?.run.status).toBe('active')
-    await store.updateServerRun(runId, { status: 'completed', stoppedAt: new Date('2031-02-03T04:05:06.000Z') })
-    const again = await store.listSessionEvents({ sessionId, limit: 10, order: 'asc' })
-    expect(again.runs.get(runId)?.run).toMatchObject({ status: 'completed', stopped_at: '2031-02-03T04:05:06.000Z' })
-    expect(again.events).toEqual(first.events)
-    expect((await store.getSessionEvent(sessionId, ids[1]!))?.run?.run.status).toBe('completed')
-    // New events show on the page that was read before they came.
-    const [more] = await store.appendLogEvents([{ serverRunId: runId, lines: [] }])
-    expect((await store.listSessionEvents({ sessionId, limit: 10, order: 'asc' })).events.map((e) => e.id)).toEqual([...ids, more])
+    const line = (text: string) => [{ type: 'stdout' as const, line: text }]
+    // A thousand events of one millisecond in one append: the clock gives them one time, the
+    // writer their order.
+    const at = new Date()
+    const batch = await writer.appendLogEvents(Array.from({ length: 1000 }, (_, i) => ({ serverRunId: runId, lines: line(`${i}`), at })))
+    expect([...batch].sort()).toEqual(batch)
+    expect(new Set(batch).size).toBe(1000)
+    for (const id of batch) expect(idTime(id).getTime()).toBe(at.getTime())
+    // One at a time in that millisecond: each above the one before.
+    const single: string[] = []
+    for (let i = 0; i < 20; i++) single.push(...(await writer.appendLogEvents([{ serverRunId: runId, lines: line(`single ${i}`), at }])))
+    expect([batch.at(-1)!, ...single].sort()).toEqual([batch.at(-1)!, ...single])
+    // Written with a time in the past (a backfill): above every id before it, not among them,
+    // and with the time it was given as its created_at. The same for the API's appendEvent and
+    // for an error event.
+    const past = new Date(at.getTime() - 3_600_000)
+    const [late] = await writer.appendLogEvents([{ serverRunId: runId, lines: line('late'), at: past }])
+    expect(late! > single.at(-1)!).toBe(true)
+    expect((await readEvent(store.reader, sessionId, late!))?.created_at).toBe(past.toISOString())
+    const appended = await writer.appendEvent({ sessionId, serverRunId: runId, lines: line('appended'), at: past })
+    expect(appended.event.id > late!).toBe(true)
+    expect(appended.event.created_at).toBe(past.toISOString())
+    const error = await writer.recordServerRunError({ serverRunId: runId, code: 'crashed', message: 'It crashed.', at: past })
+    expect(error.eventId > appended.event.id).toBe(true)
+
+    // The listing: in the order written.
+    const { ids } = await store.reader.listEventIds({ sessionId, limit: 2000, order: 'asc' })
+    expect(ids).toEqual([...batch, ...single, late, appended.event.id, error.eventId])
+  })
+
+  it('gives events written to one session at the same time ids of their own, each above the last committed', async () => {
+    const store = await openTestStore()
+    const { writer } = store
+    const { sessionId, runId } = await sessionWithRun(store)
+    const [first] = await writer.appendLogEvents([{ serverRunId: runId, lines: [] }])
+    // From the past, so that every id is the last one counted up by one (nextId): two writers
+    // that did not wait for each other (the session's lock) would make the same one.
+    const past = new Date(Date.now() - 3_600_000)
+    const written = await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        i % 2 === 0
+          ? writer.appendEvent({ sessionId, serverRunId: runId, lines: [{ type: 'stdout', line: `together ${i}` }], at: past }).then((r) => r.event.id)
+          : writer.appendLogEvents([{ serverRunId: runId, lines: [{ type: 'stdout', line: `together ${i}` }], at: past }]).then(([id]) => id!),
+      ),
+    )
+    expect(new Set(written).size).toBe(10)
+    for (const id of written) expect(id > first!).toBe(true)
+    const { ids } = await store.reader.listEventIds({ sessionId, limit: 100, order: 'asc' })
+    expect(ids).toEqual([first, ...[...written].sort()])
   })
 
   it('keeps log lines exactly as written: unicode, quotes, backslashes, NUL, long lines', async () => {
@@ -166,9 +303,12 @@ describe(`the ${backend} store`, () => {
       { type: 'stdout' as const, line: 'x'.repeat(100_000) },
       { type: 'stdout' as const, line: '' },
     ]
-    const [id] = await store.appendLogEvents([{ serverRunId: runId, lines }])
-    const got = await store.getSessionEvent(sessionId, id!)
-    expect(JSON.parse(got!.event.log_lines_json)).toEqual(lines)
+    const [id] = await store.writer.appendLogEvents([{ serverRunId: runId, lines }])
+    const got = await readEvent(store.reader, sessionId, id!)
+    expect(got!.log_lines).toEqual(lines)
+    // And as the API appends them.
+    const appended = await store.writer.appendEvent({ sessionId, serverRunId: runId, lines })
+    expect((await readEvent(store.reader, sessionId, appended.event.id))!.log_lines).toEqual(lines)
   })
 
   it('orders ids byte-wise, as JavaScript compares them: mixed case, one millisecond', async () => {
@@ -203,15 +343,17 @@ describe(`the ${backend} store`, () => {
       const seen: string[] = []
       let position: { direction: 'after'; id: string } | undefined
       for (;;) {
-        const page = await store.listSessionEvents({ sessionId, limit: 2, order, position })
-        seen.push(...page.events.map((e) => e.id))
+        const page = await store.reader.listEventIds({ sessionId, limit: 2, order, position })
+        seen.push(...page.ids)
         if (!page.hasMoreAfter) break
-        position = { direction: 'after', id: page.events.at(-1)!.id }
+        position = { direction: 'after', id: page.ids.at(-1)! }
       }
       expect(seen).toEqual(expected)
       // And backwards from the end.
-      const back = await store.listSessionEvents({ sessionId, limit: 3, order, position: { direction: 'before', id: expected.at(-1)! } })
-      expect(back.events.map((e) => e.id)).toEqual(expected.slice(-4, -1))
+      const back = await store.reader.listEventIds({ sessionId, limit: 3, order, position: { direction: 'before', id: expected.at(-1)! } })
+      expect(back.ids).toEqual(expected.slice(-4, -1))
+      // The events come back in the order asked for, too.
+      expect((await store.reader.sessionEvents(sessionId, expected)).map((e) => e.id)).toEqual(expected)
     }
   })
 

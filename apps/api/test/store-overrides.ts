@@ -1,15 +1,21 @@
-import type { Store } from '../src/store/types.js'
+import type { Store, StoreReader } from '../src/store/types.js'
 
-/**
- * The store with some of its methods replaced, to cause a fault for real (a method that fails,
- * one that waits). Every other method runs on the store itself.
- */
-export function overriding(store: Store, overrides: Partial<Store>): Store {
-  return new Proxy(store, {
-    get(target, property, receiver) {
-      if (Object.hasOwn(overrides, property)) return overrides[property as keyof Store]
-      const value = Reflect.get(target, property, receiver)
-      return typeof value === 'function' ? value.bind(target) : value
+/** A proxy of `target` with some of its methods replaced; every other one runs on the target itself. */
+function replacing<T extends object>(target: T, overrides: Partial<T>): T {
+  return new Proxy(target, {
+    get(object, property, receiver) {
+      if (Object.hasOwn(overrides, property)) return overrides[property as keyof T]
+      const value = Reflect.get(object, property, receiver)
+      return typeof value === 'function' ? value.bind(object) : value
     },
   })
+}
+
+/**
+ * The store with some of its methods (and its reader's) replaced, to cause a fault for real (a
+ * method that fails, one that waits). Every other method runs on the store itself.
+ */
+export function overriding(store: Store, overrides: Partial<Omit<Store, 'reader'>> & { reader?: Partial<StoreReader> }): Store {
+  const { reader, ...rest } = overrides
+  return replacing(store, { ...rest, ...(reader && { reader: replacing(store.reader, reader) }) })
 }

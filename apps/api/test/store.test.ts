@@ -1,30 +1,77 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import type { ServerRun, SessionEvent } from '@session-events/server-stubs'
 import { sql } from 'kysely'
 import { afterAll, describe, expect, it } from 'vitest'
-import { idTime, isId, newId } from '../src/ids.js'
+import { idTime, isSessionEventId, newId, nextId } from '../src/ids.js'
+import { seed } from '../src/seed.js'
+import { sessionEventBytes, type ServerRunJson } from '../src/serialize.js'
+import { CachingReader } from '../src/store/cached-reader.js'
 import { migrate, migrations } from '../src/store/migrations.js'
 import { openStore, parseDatabaseUrl } from '../src/store/open.js'
 import { MAX_SHAPES, PreparedQueries } from '../src/store/prepared.js'
-import { hashSecret } from '../src/store/sql-store.js'
-import { seed } from '../src/seed.js'
-import type { ListEventsQuery } from '../src/store/types.js'
+import type { ListEventsQuery, StoreReader } from '../src/store/types.js'
+import { hashSecret } from '../src/store/writer.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'session-events-store-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
-/** Two connections to one new SQLite file, as two processes would have, and a seeded session. */
+/**
+ * A page read the way the list handler reads it (ids, then their events, then the runs they
+ * show), as the API's objects; `json` is the events as the reader gave them.
+ */
+async function readPage(reader: StoreReader, query: ListEventsQuery) {
+  const page = await reader.listEventIds(query)
+  const json = await reader.sessionEvents(query.sessionId, page.ids)
+  expect(json.map((e) => e.id)).toEqual(page.ids)
+  const runIds = [...new Set(json.flatMap((e) => e.server_run_id ?? []))]
+  const runs = new Map((await reader.serverRuns(runIds)).map((run): [string, ServerRunJson] => [run.id, run]))
+  return {
+    ...page,
+    json,
+    events: json.map((e) => JSON.parse(sessionEventBytes(e, e.server_run_id === null ? undefined : runs.get(e.server_run_id)).toString()) as SessionEvent),
+    runs: new Map([...runs].map(([id, run]) => [id, JSON.parse(run.bytes.toString()) as ServerRun])),
+  }
+}
+
+/** One event read the way getSessionEvent reads it, as the API's object; undefined when the session has no such event. */
+async function readEvent(reader: StoreReader, sessionId: string, id: string): Promise<SessionEvent | undefined> {
+  const [event] = await reader.sessionEvents(sessionId, [id])
+  if (!event) return undefined
+  const [run] = event.server_run_id === null ? [] : await reader.serverRuns([event.server_run_id])
+  return JSON.parse(sessionEventBytes(event, run).toString()) as SessionEvent
+}
+
+/**
+ * Two connections to one new SQLite file, as two processes would have, and a seeded session.
+ * The reading one reads through a CachingReader (the one place runs are kept), and counts the
+ * runs it asks its store for.
+ */
 async function twoConnections(file: string) {
   const url = `sqlite:${join(dir, file)}`
-  const reader = await openStore(url)
+  const readerStore = await openStore(url)
   const writer = await openStore(url)
   const summary = await seed(writer, { sessions: 1, events: 5 })
+  const asked = { runs: 0 }
+  const inner = readerStore.reader
+  const counting: StoreReader = {
+    findApiKey: (hash) => inner.findApiKey(hash),
+    sessionInstance: (id) => inner.sessionInstance(id),
+    listEventIds: (query) => inner.listEventIds(query),
+    sessionEvents: (sessionId, ids) => inner.sessionEvents(sessionId, ids),
+    serverRuns: (ids) => {
+      asked.runs += ids.length
+      return inner.serverRuns(ids)
+    },
+    runsVersion: () => inner.runsVersion(),
+  }
+  const reader = new CachingReader(counting)
   const close = async () => {
     await writer.close()
-    await reader.close()
+    await readerStore.close()
   }
-  return { reader, writer, sessionId: summary.instances[0]!.sessions[0]!.id, close }
+  return { reader, asked, writer, sessionId: summary.instances[0]!.sessions[0]!.id, close }
 }
 
 describe('ids', () => {
@@ -34,15 +81,35 @@ describe('ids', () => {
     expect(a).toMatch(/^sev_[0-9a-z]{9}[0-9A-Za-z]{13}$/)
     expect(a < b).toBe(true)
     expect(idTime(a).toISOString()).toBe('2025-07-20T00:00:00.000Z')
-    expect(isId('sessionEvent', a)).toBe(true)
-    expect(isId('session', a)).toBe(false)
+    expect(isSessionEventId(a)).toBe(true)
+    expect(isSessionEventId(newId('session', Date.UTC(2025, 6, 20)))).toBe(false)
   })
 
-  it('made in one millisecond keep the order they were made in', () => {
-    const at = Date.now()
-    const ids = Array.from({ length: 1000 }, () => newId('serverRun', at))
+  // Ids made in one millisecond no longer keep the order they were made in by themselves (ids.ts
+  // keeps no state): the writer orders a session's events, each id above the last with nextId
+  // (its order is tested in store-contract.test.ts, on every store).
+  it('nextId: the smallest id above, of the same kind and time (the random part counted up by one)', () => {
+    const time = Date.UTC(2025, 6, 20).toString(36).padStart(9, '0')
+    const id = (random: string) => `sev_${time}${random}`
+    expect(nextId(id('0000000000000'))).toBe(id('0000000000001'))
+    // Base 62 in byte order: 9, then A…Z, then a…z.
+    expect(nextId(id('0000000000009'))).toBe(id('000000000000A'))
+    expect(nextId(id('000000000000Z'))).toBe(id('000000000000a'))
+    // Carries.
+    expect(nextId(id('000000000000z'))).toBe(id('0000000000010'))
+    expect(nextId(id('aBzzzzzzzzzzz'))).toBe(id('aC00000000000'))
+    expect(() => nextId(id('zzzzzzzzzzzzz'))).toThrow(/no id after/)
+
+    const ids = [newId('sessionEvent', Date.UTC(2025, 6, 20))]
+    for (let i = 1; i < 1000; i++) ids.push(nextId(ids.at(-1)!))
     expect([...ids].sort()).toEqual(ids)
     expect(new Set(ids).size).toBe(1000)
+    for (const made of ids) {
+      expect(isSessionEventId(made)).toBe(true)
+      expect(idTime(made).toISOString()).toBe('2025-07-20T00:00:00.000Z')
+    }
+    // The kind stays.
+    expect(nextId(newId('serverRun'))).toMatch(/^srr_/)
   })
 })
 
@@ -77,7 +144,7 @@ describe('the SQLite store', () => {
     await store.close()
     const reopened = await openStore(url)
     const sessionId = summary.instances[0]!.sessions[0]!.id
-    const page = await reopened.listSessionEvents({ sessionId, limit: 100, order: 'asc' })
+    const page = await readPage(reopened.reader, { sessionId, limit: 100, order: 'asc' })
     expect(page.events).toHaveLength(summary.instances[0]!.sessions[0]!.events)
     const mode = await reopened.db.selectFrom('schema_migrations').select('version').execute()
     expect(mode.length).toBe(migrations.length)
@@ -85,38 +152,49 @@ describe('the SQLite store', () => {
   })
 
   it('sees what another connection wrote to the same file: run changes and new events', async () => {
-    const { reader, writer, sessionId, close } = await twoConnections('two-connections.db')
-    const before = await reader.listSessionEvents({ sessionId, limit: 100, order: 'asc' })
+    const { reader, asked, writer, sessionId, close } = await twoConnections('two-connections.db')
+    const before = await readPage(reader, { sessionId, limit: 100, order: 'asc' })
     const [runId] = [...before.runs.keys()]
-    const status = before.runs.get(runId!)?.run.status === 'failed' ? 'completed' : 'failed'
-    // Read twice: the second time from what the reader remembers.
-    expect((await reader.listSessionEvents({ sessionId, limit: 100, order: 'asc' })).runs.get(runId!)).toEqual(before.runs.get(runId!))
+    const status = before.runs.get(runId!)?.status === 'failed' ? 'completed' : 'failed'
+    // Read twice: the second time from what the caching reader keeps (no run asked for).
+    const runsAsked = asked.runs
+    expect(runsAsked).toBeGreaterThan(0)
+    expect((await readPage(reader, { sessionId, limit: 100, order: 'asc' })).runs.get(runId!)).toEqual(before.runs.get(runId!))
+    expect(asked.runs).toBe(runsAsked)
 
-    await writer.updateServerRun(runId!, { status, stoppedAt: new Date('2032-01-01T00:00:00.000Z') })
-    const [added] = await writer.appendLogEvents([{ serverRunId: runId!, lines: [{ type: 'stderr', line: 'late' }] }])
-    const after = await reader.listSessionEvents({ sessionId, limit: 100, order: 'asc' })
-    expect(after.runs.get(runId!)?.run).toMatchObject({ status, stopped_at: '2032-01-01T00:00:00.000Z' })
+    await writer.writer.updateServerRun(runId!, { status, stoppedAt: new Date('2032-01-01T00:00:00.000Z') })
+    const [added] = await writer.writer.appendLogEvents([{ serverRunId: runId!, lines: [{ type: 'stderr', line: 'late' }] }])
+    const after = await readPage(reader, { sessionId, limit: 100, order: 'asc' })
+    expect(after.runs.get(runId!)).toMatchObject({ status, stopped_at: '2032-01-01T00:00:00.000Z' })
     expect(after.events.map((e) => e.id)).toEqual([...before.events.map((e) => e.id), added])
-    expect((await reader.getSessionEvent(sessionId, before.events.find((e) => e.server_run_id === runId)!.id))?.run?.run.status).toBe(status)
+    expect((await readEvent(reader, sessionId, before.events.find((e) => e.server_run?.id === runId)!.id))?.server_run?.status).toBe(status)
     await close()
   })
 
   it('shows at once what another connection writes to anything a run shows', async () => {
-    const { reader, writer, sessionId, close } = await twoConnections('run-tables.db')
-    const { events } = await reader.listSessionEvents({ sessionId, limit: 1, order: 'asc' })
-    const shown = async () => (await reader.getSessionEvent(sessionId, events[0]!.id))!.run!
+    const { reader, asked, writer, sessionId, close } = await twoConnections('run-tables.db')
+    const { ids } = await reader.listEventIds({ sessionId, limit: 1, order: 'asc' })
+    const shown = async () => (await readEvent(reader, sessionId, ids[0]!))!.server_run!
     const before = await shown()
-    type Shown = typeof before
 
     // Each write is plain SQL through the other connection, after the reader has read (and kept) the run.
-    const changes: { table: string; column: string; id: string; value: string | number; read: (r: Shown) => unknown }[] = [
-      { table: 'server_runs', column: 'status', id: before.run.id, value: 'failed', read: (r) => r.run.status },
-      { table: 'server_sessions', column: 'client_message_count', id: before.serverSession.id, value: 999, read: (r) => r.serverSession.client_message_count },
-      { table: 'server_deployments', column: 'name', id: before.deployment.id, value: 'renamed deployment', read: (r) => r.deployment.name },
+    const changes: { table: string; column: string; id: string; value: string | number; read: (r: ServerRun) => unknown }[] = [
+      { table: 'server_runs', column: 'status', id: before.id, value: 'failed', read: (r) => r.status },
+      {
+        table: 'server_sessions',
+        column: 'client_message_count',
+        id: before.server_session.id,
+        value: 999,
+        read: (r) => r.server_session.usage.total_productive_client_message_count,
+      },
+      { table: 'server_deployments', column: 'name', id: before.server_deployment.id, value: 'renamed deployment', read: (r) => r.server_deployment.name },
       { table: 'servers', column: 'name', id: before.server.id, value: 'renamed server', read: (r) => r.server.name },
     ]
     for (const { table, column, id, value, read } of changes) {
+      const runsAsked = asked.runs
       expect(read(await shown())).not.toBe(value)
+      // That read was the kept run's.
+      expect(asked.runs).toBe(runsAsked)
       await sql`update ${sql.table(table)} set ${sql.ref(column)} = ${value} where id = ${id}`.execute(writer.db)
       expect(read(await shown()), table).toBe(value)
     }
@@ -128,24 +206,27 @@ describe('the SQLite store', () => {
     const summary = await seed(store, { sessions: 1, events: 5 })
     const sessionId = summary.instances[0]!.sessions[0]!.id
     const count = async () => Number((await store.db.selectFrom('run_changes').select('n').executeTakeFirstOrThrow()).n)
-    const { runs } = await store.listSessionEvents({ sessionId, limit: 5, order: 'asc' })
+    const { runs } = await readPage(store.reader, { sessionId, limit: 5, order: 'asc' })
     const runId = [...runs.keys()][0]!
+    expect(store.reader.runsVersion()).toBe(String(await count()))
 
     const start = await count()
-    await store.appendLogEvents([{ serverRunId: runId, lines: [{ type: 'stdout', line: 'one more' }] }])
-    const run = (await store.getSessionEvent(sessionId, (await store.listSessionEvents({ sessionId, limit: 1, order: 'asc' })).events[0]!.id))!.run!
-    await store.createServerRun({ serverSessionId: run.serverSession.id, serverVersionId: run.run.server_version_id, type: 'hosted' })
+    await store.writer.appendLogEvents([{ serverRunId: runId, lines: [{ type: 'stdout', line: 'one more' }] }])
+    const firstId = (await store.reader.listEventIds({ sessionId, limit: 1, order: 'asc' })).ids[0]!
+    const run = (await readEvent(store.reader, sessionId, firstId))!.server_run!
+    await store.writer.createServerRun({ serverSessionId: run.server_session.id, serverVersionId: run.server_version_id, type: 'hosted' })
     expect(await count()).toBe(start)
-    await store.updateServerRun(runId, { status: 'completed' })
+    await store.writer.updateServerRun(runId, { status: 'completed' })
     expect(await count()).toBe(start + 1)
-    await store.recordServerRunError({ serverRunId: runId, code: 'boom', message: 'it failed' })
+    expect(store.reader.runsVersion()).toBe(String(start + 1))
+    await store.writer.recordServerRunError({ serverRunId: runId, code: 'boom', message: 'it failed' })
     expect(await count()).toBeGreaterThan(start + 1)
     await store.close()
   })
 
   it('keeps a bounded number of query shapes compiled, however many requests ask for', async () => {
     const store = await openStore('sqlite::memory:')
-    const { id } = await store.createInstance({ name: 'shapes' })
+    const { id } = await store.writer.createInstance({ name: 'shapes' })
     const prepared = new PreparedQueries(store.db)
     const run = (shape: string) =>
       prepared.execute<{ id: string }>(shape, { id }, (bind) => store.db.selectFrom('instances').select('id').where('id', '=', bind<string>('id')))
@@ -158,46 +239,47 @@ describe('the SQLite store', () => {
 
   it('stores keys only as hashes', async () => {
     const store = await openStore('sqlite::memory:')
-    const { id } = await store.createInstance({ name: 'i' })
-    const key = await store.createApiKey({ instanceId: id, kind: 'secret' })
+    const { id } = await store.writer.createInstance({ name: 'i' })
+    const key = await store.writer.createApiKey({ instanceId: id, kind: 'secret' })
     expect(key.secret).toMatch(/^metorial_sk_[0-9A-Za-z]{40}$/)
     const rows = await store.db.selectFrom('api_keys').selectAll().execute()
     expect(JSON.stringify(rows)).not.toContain(key.secret)
-    expect((await store.findApiKey(hashSecret(key.secret)))?.id).toBe(key.id)
+    expect((await store.reader.findApiKey(hashSecret(key.secret)))?.id).toBe(key.id)
     await store.close()
   })
 
   it('appends events in order, records errors, and shows runs as they are now', async () => {
     const store = await openStore('sqlite::memory:')
-    const { id: instanceId } = await store.createInstance({ name: 'i' })
-    const { id: serverId } = await store.createServer({ name: 'S', description: null, type: 'custom' })
-    const { id: versionId } = await store.createServerVersion({ serverId })
-    const { id: deploymentId } = await store.createServerDeployment({ instanceId, serverId, name: null, description: null })
-    const { id: sessionId } = await store.createSession({ instanceId })
-    const { id: serverSessionId } = await store.createServerSession({
+    const { writer, reader } = store
+    const { id: instanceId } = await writer.createInstance({ name: 'i' })
+    const { id: serverId } = await writer.createServer({ name: 'S', description: null, type: 'custom' })
+    const { id: versionId } = await writer.createServerVersion({ serverId })
+    const { id: deploymentId } = await writer.createServerDeployment({ instanceId, serverId, name: null, description: null })
+    const { id: sessionId } = await writer.createSession({ instanceId })
+    const { id: serverSessionId } = await writer.createServerSession({
       sessionId,
       serverDeploymentId: deploymentId,
       mcp: { object: 'mcp', version: '2025-03-26', connection_type: 'sse', client: null, server: null },
     })
-    const { id: runId } = await store.createServerRun({ serverSessionId, serverVersionId: versionId, type: 'hosted' })
-    const ids = await store.appendLogEvents(
+    const { id: runId } = await writer.createServerRun({ serverSessionId, serverVersionId: versionId, type: 'hosted' })
+    const ids = await writer.appendLogEvents(
       Array.from({ length: 1200 }, (_, i) => ({ serverRunId: runId, lines: [{ type: 'stdout' as const, line: `line ${i}` }] })),
     )
     expect(ids).toHaveLength(1200)
     expect([...ids].sort()).toEqual(ids)
-    const error = await store.recordServerRunError({ serverRunId: runId, code: 'crashed', message: 'It crashed.' })
+    const error = await writer.recordServerRunError({ serverRunId: runId, code: 'crashed', message: 'It crashed.' })
 
-    const page = await store.listSessionEvents({ sessionId, limit: 2, order: 'desc' })
+    const page = await readPage(reader, { sessionId, limit: 2, order: 'desc' })
     expect(page.events.map((e) => e.id)).toEqual([error.eventId, ids.at(-1)])
-    expect(page.events[0]).toMatchObject({ type: 'server_run_error', error_code: 'crashed', log_lines_json: '[]' })
-    expect(page.runs.get(runId)?.run.status).toBe('failed')
+    expect(page.events[0]).toMatchObject({ type: 'server_run_error', server_run_error: { code: 'crashed' }, log_lines: [] })
+    expect(page.runs.get(runId)?.status).toBe('failed')
     expect(page.runs.size).toBe(1)
     expect(page.hasMoreAfter).toBe(true)
 
-    await store.updateServerRun(runId, { status: 'completed' })
-    expect((await store.getSessionEvent(sessionId, ids[0]!))?.run?.run.status).toBe('completed')
-    expect(await store.getSessionEvent(sessionId, newId('sessionEvent'))).toBeUndefined()
-    await expect(store.appendLogEvents([{ serverRunId: newId('serverRun'), lines: [] }])).rejects.toThrow(/no server run/)
+    await writer.updateServerRun(runId, { status: 'completed' })
+    expect((await readEvent(reader, sessionId, ids[0]!))?.server_run?.status).toBe('completed')
+    expect(await readEvent(reader, sessionId, newId('sessionEvent'))).toBeUndefined()
+    await expect(writer.appendLogEvents([{ serverRunId: newId('serverRun'), lines: [] }])).rejects.toThrow(/no server run/)
     await store.close()
   })
 
@@ -233,7 +315,7 @@ describe('the SQLite store', () => {
       { ...base, limit: 100, position: { direction: 'before', id: 'sev_x' }, serverRunIds: ['srr_x', 'srr_y'], serverSessionIds: ['srs_x'] },
     ]
     for (const query of queries) {
-      const [page, probe] = store.compileListSessionEvents(query)
+      const [page, probe] = store.reader.compileListEventIds(query)
       expect(page!.sql).toMatch(new RegExp(`limit ${query.limit + 1}$`))
       expect(page!.parameters).not.toContain(query.limit + 1)
       if (query.position) {

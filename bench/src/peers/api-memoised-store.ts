@@ -1,15 +1,16 @@
-import { createApp, openStore, serve, type Store } from '@session-events/api'
+import { createApp, openStore, serve, type StoreReader } from '@session-events/api'
+import pino from 'pino'
 
 // A diagnostic, not a peer: the API exactly as it runs, but with the reads of its store answered
 // from memory after the first time. What it costs is everything but the store (HTTP, Hono,
 // validation, authentication, serialisation, logging), so the API's cost minus this one is the
 // store's. Usage: DATABASE_URL=sqlite:… node api-memoised-store.js FIXTURES PORT
 
-const READS = new Set<PropertyKey>(['findApiKey', 'sessionInstance', 'listSessionEvents', 'getSessionEvent'])
+const READS = new Set<PropertyKey>(['findApiKey', 'sessionInstance', 'listEventIds', 'sessionEvents', 'serverRuns'])
 
 const real = await openStore(process.env.DATABASE_URL)
 const answers = new Map<string, unknown>()
-const store = new Proxy(real, {
+const reader = new Proxy(real.reader, {
   get(target, property, receiver) {
     const value: unknown = Reflect.get(target, property, receiver)
     if (typeof value !== 'function') return value
@@ -20,7 +21,8 @@ const store = new Proxy(real, {
       return answers.get(key)
     }
   },
-}) as Store
+}) as StoreReader
+const store = new Proxy(real, { get: (target, property) => (property === 'reader' ? reader : Reflect.get(target, property)) })
 
-const app = createApp({ store, rateLimit: false })
+const app = createApp({ store, rateLimit: false, logger: pino({ level: process.env.LOG_LEVEL ?? 'info' }) })
 await serve({ app, host: '127.0.0.1', port: Number(process.argv[3]) })

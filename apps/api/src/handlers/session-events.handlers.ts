@@ -1,87 +1,86 @@
-import type { SessionEventsHandlers } from '@session-events/server-stubs'
-import type { Context } from 'hono'
-import { LRUCache } from 'lru-cache'
+import type { RouteHandler } from '@hono/zod-openapi'
+import type { Routes } from '@session-events/server-stubs'
 import { decodeCursor, encodeCursor } from '../cursor.js'
 import type { AppEnv } from '../env.js'
 import { errors } from '../errors.js'
-import { sendJson } from '../json.js'
-import { sessionEventJson, sessionEventListJson } from '../serialize.js'
-import type { ListEventsQuery } from '../store/types.js'
+import { sendJson } from '../respond.js'
+import { sessionEventBytes, sessionEventJson, sessionEventListBytes, type ServerRunJson, type SessionEventJson } from '../serialize.js'
+import type { ListEventsQuery, StoreReader } from '../store/types.js'
+import type { StoreWriter } from '../store/writer.js'
+import { followSession, type StreamSlots } from '../follow.js'
+import type { EventFeed } from '../store/feed.js'
+import { respond } from '../respond.js'
 
-// Thin handlers: the generated route has parsed the request; here we authorise against the
-// session's instance, ask the store and send what it serialised.
+// Session events: listed, read one at a time, appended. Thin handlers: the generated route has
+// parsed and validated the request (defaults applied); here the session is checked against the
+// key's instance, the store is asked, and what it serialised is sent.
 
 /** Event ids below and above every real one, for cursors that stand at either end of a list. */
 const LOWEST_EVENT_ID = `sev_${'0'.repeat(22)}`
 const HIGHEST_EVENT_ID = `sev_${'z'.repeat(22)}`
 
-export function createSessionEventsHandlers(): SessionEventsHandlers<AppEnv> {
-  /** Sessions never change instance, so where a session lives is cached once known. */
-  const sessionInstances = new LRUCache<string, string>({ max: 100_000 })
+/** 404 unless the session exists in the key's instance; another instance's answers the same. */
+export async function requireSession(reader: StoreReader, instanceId: string, sessionId: string): Promise<void> {
+  if ((await reader.sessionInstance(sessionId)) !== instanceId) throw errors.sessionNotFound()
+}
 
-  /** 404 unless the session exists in the key's instance; another instance's answers the same. */
-  async function requireSession(c: Context<AppEnv>, sessionId: string): Promise<void> {
-    let instanceId = sessionInstances.get(sessionId)
-    if (instanceId === undefined) {
-      instanceId = await c.get('store').sessionInstance(sessionId)
-      if (instanceId !== undefined) sessionInstances.set(sessionId, instanceId)
-    }
-    if (instanceId !== c.get('instanceId')) throw errors.sessionNotFound()
-  }
+/** The runs that these events show, by id. */
+export async function runsOf(reader: StoreReader, events: readonly SessionEventJson[]): Promise<Map<string, ServerRunJson>> {
+  const ids = new Set<string>()
+  for (const e of events) if (e.server_run_id !== null) ids.add(e.server_run_id)
+  return new Map((await reader.serverRuns([...ids])).map((run) => [run.id, run]))
+}
 
+export interface SessionEventsDeps {
+  reader: StoreReader
+  writer: StoreWriter
+  feed: EventFeed
+  /** Streams per API key. */
+  streams: StreamSlots
+  /** Aborted when the server shuts down: open streams end, so that clients reconnect elsewhere. */
+  shutdown?: AbortSignal | undefined
+}
+
+export function sessionEventsHandlers({ reader, writer, feed, streams, shutdown }: SessionEventsDeps): {
+  listSessionEvents: RouteHandler<Routes['listSessionEvents'], AppEnv>
+  getSessionEvent: RouteHandler<Routes['getSessionEvent'], AppEnv>
+  createSessionEvent: RouteHandler<Routes['createSessionEvent'], AppEnv>
+  streamSessionEvents: RouteHandler<Routes['streamSessionEvents'], AppEnv>
+} {
   return {
     async listSessionEvents(c) {
       const { sessionId } = c.req.valid('param')
       const query = c.req.valid('query')
+      const position = positionOf(query)
+      await requireSession(reader, c.get('instanceId'), sessionId)
 
-      let position: ListEventsQuery['position']
-      if (query.after !== undefined && query.before !== undefined) {
-        throw errors.badRequest('Use either `after` or `before`, not both.')
-      }
-      if (query.cursor !== undefined) {
-        if (query.after !== undefined || query.before !== undefined) {
-          throw errors.badRequest('Use either `cursor` or `after`/`before`, not both.')
-        }
-        const cursor = decodeCursor(query.cursor)
-        if (!cursor) {
-          throw errors.badRequest(
-            'The cursor is invalid.',
-            'Pass a cursor exactly as a previous response gave it in pagination.next_cursor or pagination.previous_cursor.',
-          )
-        }
-        position = cursor
-      } else if (query.after !== undefined) {
-        position = { direction: 'after', id: query.after }
-      } else if (query.before !== undefined) {
-        position = { direction: 'before', id: query.before }
-      }
-
-      await requireSession(c, sessionId)
-      const page = await c.get('store').listSessionEvents({
+      const page = await reader.listEventIds({
         sessionId,
-        limit: query.limit ?? 20,
-        order: query.order ?? 'asc',
+        limit: query.limit,
+        order: query.order,
         position,
         serverRunIds: query.server_run_id,
         serverSessionIds: query.server_session_id,
         types: query.type,
       })
+      const events = await reader.sessionEvents(sessionId, page.ids)
+      const runs = await runsOf(reader, events)
 
       // An empty page past either end still leads back: to the first page from before the
       // start, to the last page from past the end.
-      const ascending = (query.order ?? 'asc') === 'asc'
-      const first = page.events[0]
-      const last = page.events.at(-1)
+      const ascending = query.order === 'asc'
+      const first = page.ids[0]
+      const last = page.ids.at(-1)
       return sendJson(
         c,
-        sessionEventListJson(page.events, page.runs, {
+        sessionEventListBytes(events, runs, {
           has_more_before: page.hasMoreBefore,
           has_more_after: page.hasMoreAfter,
           next_cursor: page.hasMoreAfter
-            ? encodeCursor({ direction: 'after', id: last?.id ?? (ascending ? LOWEST_EVENT_ID : HIGHEST_EVENT_ID) })
+            ? encodeCursor({ direction: 'after', id: last ?? (ascending ? LOWEST_EVENT_ID : HIGHEST_EVENT_ID) })
             : null,
           previous_cursor: page.hasMoreBefore
-            ? encodeCursor({ direction: 'before', id: first?.id ?? (ascending ? HIGHEST_EVENT_ID : LOWEST_EVENT_ID) })
+            ? encodeCursor({ direction: 'before', id: first ?? (ascending ? HIGHEST_EVENT_ID : LOWEST_EVENT_ID) })
             : null,
         }),
         200,
@@ -90,10 +89,64 @@ export function createSessionEventsHandlers(): SessionEventsHandlers<AppEnv> {
 
     async getSessionEvent(c) {
       const { sessionId, sessionEventId } = c.req.valid('param')
-      await requireSession(c, sessionId)
-      const found = await c.get('store').getSessionEvent(sessionId, sessionEventId)
-      if (!found) throw errors.sessionEventNotFound()
-      return sendJson(c, sessionEventJson(found.event, found.run), 200)
+      await requireSession(reader, c.get('instanceId'), sessionId)
+      const [event] = await reader.sessionEvents(sessionId, [sessionEventId])
+      if (!event) throw errors.sessionEventNotFound()
+      const [run] = event.server_run_id === null ? [] : await reader.serverRuns([event.server_run_id])
+      return sendJson(c, sessionEventBytes(event, run), 200)
+    },
+
+    async streamSessionEvents(c) {
+      const { sessionId } = c.req.valid('param')
+      const query = c.req.valid('query')
+      const lastEventId = c.req.valid('header')['Last-Event-ID']
+      await requireSession(reader, c.get('instanceId'), sessionId)
+      const keyId = c.get('apiKeyId')
+      if (!streams.take(keyId)) throw errors.tooManyStreams(streams.perKey)
+      const body = await followSession({
+        reader,
+        feed,
+        sessionId,
+        // A reconnecting EventSource adds Last-Event-ID to the URL it first opened: it wins.
+        after: lastEventId ?? query.after,
+        tail: query.tail,
+        filters: { serverRunIds: query.server_run_id, serverSessionIds: query.server_session_id, types: query.type },
+        signal: shutdown,
+        onClose: () => streams.give(keyId),
+      })
+      return respond(c, body, 200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' })
+    },
+
+    async createSessionEvent(c) {
+      const { sessionId } = c.req.valid('param')
+      const body = c.req.valid('json')
+      await requireSession(reader, c.get('instanceId'), sessionId)
+      const record = await writer.appendEvent({ sessionId, serverRunId: body.server_run_id, lines: body.log_lines })
+      const [run] = await reader.serverRuns([body.server_run_id])
+      return sendJson(c, sessionEventBytes(sessionEventJson(record), run), 201)
     },
   }
+}
+
+/** Where a page starts: `cursor`, `after` or `before`, one of them at most. */
+function positionOf(query: { after?: string | undefined; before?: string | undefined; cursor?: string | undefined }): ListEventsQuery['position'] {
+  if (query.after !== undefined && query.before !== undefined) {
+    throw errors.badRequest('Use either `after` or `before`, not both.')
+  }
+  if (query.cursor !== undefined) {
+    if (query.after !== undefined || query.before !== undefined) {
+      throw errors.badRequest('Use either `cursor` or `after`/`before`, not both.')
+    }
+    const cursor = decodeCursor(query.cursor)
+    if (!cursor) {
+      throw errors.badRequest(
+        'The cursor is invalid.',
+        'Pass a cursor exactly as a previous response gave it in pagination.next_cursor or pagination.previous_cursor.',
+      )
+    }
+    return cursor
+  }
+  if (query.after !== undefined) return { direction: 'after', id: query.after }
+  if (query.before !== undefined) return { direction: 'before', id: query.before }
+  return undefined
 }

@@ -1,3 +1,4 @@
+import type { ServerPreview, ServerRun, ServerSessionPreview, Session, SessionEventType } from '@session-events/server-stubs'
 import type { ColumnType } from 'kysely'
 
 // The tables, as Kysely sees them. Timestamps are ISO 8601 strings in UTC with milliseconds
@@ -28,14 +29,32 @@ export interface ApiKeyTable {
 export interface SessionTable {
   id: string
   instance_id: string
+  status: Session['status']
+  metadata_json: string
   created_at: string
+  /** Null only for a row that a writer older than migration 4 wrote after it ran. */
+  updated_at: string | null
+}
+
+/** The answer to a request sent with an Idempotency-Key (middleware/idempotency.ts). */
+export interface IdempotencyKeyTable {
+  instance_id: string
+  key: string
+  /** sha256 of the request's method, path and body: a retry must send the same. */
+  fingerprint: string
+  /** The answer, once there is one; null while the first request is in flight. */
+  status: number | null
+  body: string | null
+  created_at: string
+  /** When the request in flight took the key; one that holds it too long is taken over. */
+  locked_at: string
 }
 
 export interface ServerTable {
   id: string
   name: string
   description: string | null
-  type: 'public' | 'custom'
+  type: ServerPreview['type']
   created_at: string
   updated_at: string
 }
@@ -61,7 +80,7 @@ export interface ServerSessionTable {
   id: string
   session_id: string
   server_deployment_id: string
-  status: 'active'
+  status: ServerSessionPreview['status']
   mcp_json: string
   client_message_count: number
   server_message_count: number
@@ -74,8 +93,8 @@ export interface ServerRunTable {
   server_session_id: string
   server_deployment_id: string
   server_version_id: string
-  type: 'hosted' | 'external'
-  status: 'active' | 'failed' | 'completed'
+  type: ServerRun['type']
+  status: ServerRun['status']
   created_at: string
   updated_at: string
   started_at: string | null
@@ -97,7 +116,7 @@ export interface SessionEventTable {
   server_run_id: string | null
   /** The run's server session, kept on the event so that filtering by it is one index scan. */
   server_session_id: string | null
-  type: 'server_logs' | 'server_run_error'
+  type: SessionEventType
   server_run_error_id: string | null
   log_lines_json: string
   created_at: string
@@ -126,6 +145,7 @@ export interface Database {
   server_runs: ServerRunTable
   server_run_errors: ServerRunErrorTable
   session_events: SessionEventTable
+  idempotency_keys: IdempotencyKeyTable
   schema_migrations: MigrationTable
   run_changes: RunChangesTable
 }

@@ -9,10 +9,11 @@ import {
   type QueryResult,
   type TransactionSettings,
 } from 'kysely'
+import { NOTIFY_CHANNEL } from './feed.js'
 import { StoreUnavailableError } from './types.js'
 
 // Everything that differs between SQLite and PostgreSQL lives here; the queries themselves are
-// written once, in sql-store.ts, and the migrations once, in migrations.ts.
+// written once, in reader.ts and writer.ts, and the migrations once, in migrations.ts.
 
 export type DialectName = 'sqlite' | 'postgres'
 
@@ -31,19 +32,15 @@ export function idType(dialect: DialectName) {
 }
 
 /**
- * Runs the migrations in one transaction that concurrent migrations wait for: several API
- * processes may start at once over one database.
- * - PostgreSQL: an advisory lock, per schema, held until the transaction ends.
- * - SQLite: BEGIN IMMEDIATE, which takes the write lock before reading anything, so a second
- *   process waits (busy_timeout) instead of failing later on a snapshot that went stale.
+ * A transaction that writes, and that other writers wait for rather than fail on:
+ * - PostgreSQL: an ordinary transaction (READ COMMITTED); rows that must be written one writer
+ *   at a time are locked inside it (lockSession).
+ * - SQLite: BEGIN IMMEDIATE, which takes the database's write lock before reading anything, so
+ *   a second writer (another process) waits (busy_timeout) instead of failing later on a snapshot
+ *   that went stale.
  */
-export async function inMigrationTransaction<T>(db: Kysely<any>, run: (trx: Kysely<any>) => Promise<T>): Promise<T> {
-  if (dialectOf(db) === 'postgres') {
-    return db.transaction().execute(async (trx) => {
-      await sql`select pg_advisory_xact_lock(hashtext('session-events:migrate:' || current_schema()))`.execute(trx)
-      return run(trx)
-    })
-  }
+export async function writeTransaction<T>(db: Kysely<any>, run: (trx: Kysely<any>) => Promise<T>): Promise<T> {
+  if (dialectOf(db) === 'postgres') return db.transaction().execute(run)
   return db.connection().execute(async (connection) => {
     await sql`begin immediate`.execute(connection)
     try {
@@ -54,6 +51,38 @@ export async function inMigrationTransaction<T>(db: Kysely<any>, run: (trx: Kyse
       await sql`rollback`.execute(connection).catch(() => {})
       throw error
     }
+  })
+}
+
+/**
+ * Makes the session's writers wait for each other until this transaction ends: a row lock on
+ * PostgreSQL; nothing to do on SQLite, where the write transaction holds the whole database.
+ */
+export async function lockSession(trx: Kysely<any>, sessionId: string): Promise<void> {
+  if (dialectOf(trx) === 'postgres') await sql`select id from sessions where id = ${sessionId} for update`.execute(trx)
+}
+
+/**
+ * Tells the followers of these sessions on every process that events were written (feed.ts): on
+ * PostgreSQL a NOTIFY, sent by the server when the transaction commits and not before; nothing
+ * on SQLite, where other processes poll.
+ */
+export async function notifySessions(trx: Kysely<any>, sessionIds: Iterable<string>): Promise<void> {
+  if (dialectOf(trx) !== 'postgres') return
+  for (const id of new Set(sessionIds)) await sql`select pg_notify(${NOTIFY_CHANNEL}, ${id})`.execute(trx)
+}
+
+/**
+ * Runs the migrations in one transaction that concurrent migrations wait for: several API
+ * processes may start at once over one database. On PostgreSQL an advisory lock, per schema,
+ * held until the transaction ends; on SQLite the write lock (writeTransaction).
+ */
+export async function inMigrationTransaction<T>(db: Kysely<any>, run: (trx: Kysely<any>) => Promise<T>): Promise<T> {
+  return writeTransaction(db, async (trx) => {
+    if (dialectOf(db) === 'postgres') {
+      await sql`select pg_advisory_xact_lock(hashtext('session-events:migrate:' || current_schema()))`.execute(trx)
+    }
+    return run(trx)
   })
 }
 

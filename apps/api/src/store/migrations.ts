@@ -187,6 +187,47 @@ export const migrations: Migration[] = [
       }
     },
   },
+  {
+    version: 4,
+    name: 'the write half: sessions as objects, idempotency keys, keys that write',
+    async up(db, dialect) {
+      // A session is now written through the API and shown as an object of its own.
+      await db.schema.alterTable('sessions').addColumn('status', 'text', (c) => c.notNull().defaultTo('active')).execute()
+      await db.schema.alterTable('sessions').addColumn('metadata_json', 'text', (c) => c.notNull().defaultTo('{}')).execute()
+      await db.schema.alterTable('sessions').addColumn('updated_at', 'text').execute()
+      await db.updateTable('sessions').set({ updated_at: sql`created_at` }).execute()
+      // The answers to requests sent with an Idempotency-Key, per instance, for replaying them.
+      await db.schema
+        .createTable('idempotency_keys')
+        .addColumn('instance_id', idType(dialect), (c) => c.notNull().references('instances.id'))
+        .addColumn('key', 'text', (c) => c.notNull())
+        .addColumn('fingerprint', 'text', (c) => c.notNull())
+        .addColumn('status', 'integer')
+        .addColumn('body', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('locked_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('idempotency_keys_pk', ['instance_id', 'key'])
+        .execute()
+      await db.schema.createIndex('idempotency_keys_created_at').on('idempotency_keys').column('created_at').execute()
+      // The rate limiter that every API process shares on PostgreSQL (rate-limiter-flexible's
+      // RateLimiterPostgres, whose table this is, in its own layout). SQLite has one process.
+      if (dialect === 'postgres') {
+        await db.schema
+          .createTable('rate_limits')
+          .addColumn('key', 'varchar(255)', (c) => c.primaryKey())
+          .addColumn('points', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('expire', 'bigint')
+          .execute()
+      }
+      // Secret keys now write their instance's sessions as well as read them.
+      await db
+        .updateTable('api_keys')
+        .set({ scopes: 'sessions:read sessions:write' })
+        .where('kind', '=', 'secret')
+        .where('scopes', '=', 'sessions:read')
+        .execute()
+    },
+  },
 ]
 
 /**

@@ -1,26 +1,58 @@
-import type { LogLine, Mcp, Metadata, SessionEventType } from '@session-events/server-stubs'
+import type { z } from '@hono/zod-openapi'
+import type { Routes } from '@session-events/server-stubs'
+import type { Kysely } from 'kysely'
+import type { RateLimiterAbstract } from 'rate-limiter-flexible'
+import type { ServerRunJson, SessionEventJson } from '../serialize.js'
 import type {
   ApiKeyTable,
+  Database,
   ServerDeploymentTable,
+  ServerRunErrorTable,
   ServerRunTable,
   ServerSessionTable,
   ServerTable,
   SessionEventTable,
 } from './db.js'
+import type { EventFeed } from './feed.js'
+import type { IdempotencyKeys } from './idempotency.js'
+import type { StoreWriter } from './writer.js'
+
+// What the store is to the rest of the API: a reader (what the API's reads need), a writer (what
+// the seed, the operators and the write operations need), and the database underneath for
+// migrations and tests. The records are rows of the tables (db.ts); the reader hands out events
+// and runs already serialised (serialize.ts), which is what lets one decorator cache them
+// (cached-reader.ts).
 
 /** The store cannot be reached for now (a database that is down, a pool that is exhausted). */
 export class StoreUnavailableError extends Error {
   override name = 'StoreUnavailableError'
 }
 
+/**
+ * A write names something that is not there for it (a run of another session, a server of
+ * another instance…): the request's fault, answered with a 400 that names the field.
+ */
+export class InvalidReferenceError extends Error {
+  override name = 'InvalidReferenceError'
+  constructor(
+    readonly path: (string | number)[],
+    message: string,
+  ) {
+    super(message)
+  }
+}
+
+/** A write that the state of what it writes to refuses (a stopped run): a 409. */
+export class WriteConflictError extends Error {
+  override name = 'WriteConflictError'
+}
+
 export type ApiKeyRecord = ApiKeyTable
 
-/** An event row with its error, if it has one. */
-export interface EventRecord extends SessionEventTable {
-  error_code: string | null
-  error_message: string | null
-  error_metadata_json: string | null
-  error_created_at: string | null
+/** An event row, with the run error that a `server_run_error` event shows. */
+export interface EventRecord {
+  event: SessionEventTable
+  error: ServerRunErrorTable | null
 }
 
 /** A server run with everything its preview shows, read in one query. */
@@ -31,103 +63,64 @@ export interface RunRecord {
   serverSession: ServerSessionTable
 }
 
-export type Order = 'asc' | 'desc'
+/** The query of listSessionEvents as the generated route validates it, defaults applied. */
+type ListQuery = z.output<Routes['listSessionEvents']['request']['query']>
 
+/** A page to read: the validated query of listSessionEvents, its position resolved. */
 export interface ListEventsQuery {
   sessionId: string
   limit: number
-  order: Order
+  order: NonNullable<ListQuery['order']>
   /** Where the page starts: right after or right before this event id, in `order`. */
   position?: { direction: 'after' | 'before'; id: string } | undefined
   serverRunIds?: readonly string[] | undefined
   serverSessionIds?: readonly string[] | undefined
-  types?: readonly SessionEventType[] | undefined
+  types?: ListQuery['type']
 }
 
-export interface EventPage {
-  /** In the requested order. */
-  events: EventRecord[]
-  /** The runs of those events, by id. */
-  runs: Map<string, RunRecord>
+/** The ids of a page, in the requested order, and whether more lie on either side. */
+export interface EventIdPage {
+  ids: string[]
   hasMoreBefore: boolean
   hasMoreAfter: boolean
 }
 
-export interface NewLogEvent {
-  serverRunId: string
-  lines: LogLine[]
-  at?: Date
+/**
+ * Everything the API's reads ask of the store. The SQL reader (reader.ts) asks the database every
+ * time; the caching reader (cached-reader.ts) implements the same interface around it.
+ */
+export interface StoreReader {
+  findApiKey(secretHash: string): Promise<ApiKeyRecord | undefined>
+  /** The instance a session belongs to; undefined when there is no such session. */
+  sessionInstance(sessionId: string): Promise<string | undefined>
+  /** The ids of one page of a session's events (an index-only read). */
+  listEventIds(query: ListEventsQuery): Promise<EventIdPage>
+  /** The events of a session with these ids, in the order of `ids`; ids of no event of the session are left out. */
+  sessionEvents(sessionId: string, ids: readonly string[]): Promise<SessionEventJson[]>
+  /** Runs as they are now, by id; unknown ids are left out. */
+  serverRuns(ids: readonly string[]): Promise<ServerRunJson[]>
+  /**
+   * A value that changes whenever something a run shows (the run, its server session, its
+   * deployment or its server) is written, by this process or any other; undefined when the
+   * store cannot tell, and runs must then be read every time.
+   */
+  runsVersion(): string | undefined
 }
 
-/**
- * Everything the API reads and writes. Handlers, the seed, the tests and later ingestion all go
- * through this interface; SQL lives only in its implementation.
- */
+/** The store that openStore opens. */
 export interface Store {
   readonly dialect: 'sqlite' | 'postgres'
-
+  /** The database underneath: for migrations, tests and operators' scripts. */
+  readonly db: Kysely<Database>
+  readonly reader: StoreReader
+  readonly writer: StoreWriter
+  /** The answers to requests sent with an Idempotency-Key. */
+  readonly idempotencyKeys: IdempotencyKeys
+  /** Wake-ups for followers of a session, from this process and any other. */
+  readonly feed: EventFeed
+  /** A rate limiter shared by every process over this store; undefined: one per process will do. */
+  readonly rateLimiter: ((options: { points: number; durationSeconds: number }) => RateLimiterAbstract) | undefined
   /** Throws when the store does not answer. */
   ping(): Promise<void>
   close(): Promise<void>
-  isEmpty(): Promise<boolean>
-
-  // Reads of the API.
-  findApiKey(secretHash: string): Promise<ApiKeyRecord | undefined>
-  sessionInstance(sessionId: string): Promise<string | undefined>
-  listSessionEvents(query: ListEventsQuery): Promise<EventPage>
-  getSessionEvent(sessionId: string, eventId: string): Promise<{ event: EventRecord; run: RunRecord | undefined } | undefined>
-  firstSession(instanceId: string): Promise<string | undefined>
-
-  // The write path: the seed, the tests and ingestion.
-  createInstance(input: { name: string; at?: Date }): Promise<{ id: string }>
-  createApiKey(input: {
-    instanceId: string
-    kind: 'secret' | 'publishable'
-    secret?: string
-    revoked?: boolean
-    expiresAt?: Date | null
-    at?: Date
-  }): Promise<{ id: string; secret: string }>
-  revokeApiKey(id: string, at?: Date): Promise<void>
-  createServer(input: { name: string; description: string | null; type: 'public' | 'custom'; at?: Date }): Promise<{ id: string }>
-  createServerVersion(input: { serverId: string; at?: Date }): Promise<{ id: string }>
-  createServerDeployment(input: {
-    instanceId: string
-    serverId: string
-    name: string | null
-    description: string | null
-    metadata?: Metadata
-    at?: Date
-  }): Promise<{ id: string }>
-  createSession(input: { instanceId: string; at?: Date }): Promise<{ id: string }>
-  createServerSession(input: {
-    sessionId: string
-    serverDeploymentId: string
-    mcp: Mcp
-    clientMessageCount?: number
-    serverMessageCount?: number
-    at?: Date
-  }): Promise<{ id: string }>
-  createServerRun(input: {
-    serverSessionId: string
-    serverVersionId: string
-    type: 'hosted' | 'external'
-    status?: 'active' | 'failed' | 'completed'
-    startedAt?: Date | null
-    at?: Date
-  }): Promise<{ id: string }>
-  updateServerRun(
-    id: string,
-    change: { status?: 'active' | 'failed' | 'completed'; startedAt?: Date | null; stoppedAt?: Date | null; at?: Date },
-  ): Promise<void>
-  /** Appends `server_logs` events, in order, in one transaction; returns their ids. */
-  appendLogEvents(events: readonly NewLogEvent[]): Promise<string[]>
-  /** Records the error that ended a run: the error, its `server_run_error` event, the run failed. */
-  recordServerRunError(input: {
-    serverRunId: string
-    code: string
-    message: string
-    metadata?: Metadata
-    at?: Date
-  }): Promise<{ id: string; eventId: string }>
 }

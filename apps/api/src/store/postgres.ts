@@ -1,0 +1,84 @@
+import { userInfo } from 'node:os'
+import { Kysely, PostgresDialect } from 'kysely'
+import pg from 'pg'
+import { RateLimiterMemory, RateLimiterPostgres } from 'rate-limiter-flexible'
+import type { Database } from './db.js'
+import { reportingUnavailable } from './dialect.js'
+import { PostgresFeed } from './feed.js'
+import { SqlStore } from './sql-store.js'
+
+// PostgreSQL (node-postgres): the store when a deployment outgrows one machine. Several API
+// processes share one database; each has a pool of its own.
+
+/** The PostgreSQL connection pool of one API process; every setting has an environment variable (config.ts). */
+export interface PoolSettings {
+  /** DATABASE_POOL_MAX: connections this process opens at most. */
+  max: number
+  /** DATABASE_POOL_TIMEOUT_MS: how long a request waits for a connection before it gets a 503. */
+  acquireTimeoutMs: number
+  /** DATABASE_IDLE_TIMEOUT_MS: an idle connection is closed after this long. */
+  idleTimeoutMs: number
+  /** DATABASE_STATEMENT_TIMEOUT_MS: the server cancels a statement that runs longer (0: never). */
+  statementTimeoutMs: number
+}
+
+export const DEFAULT_POOL_SETTINGS: PoolSettings = {
+  max: 10,
+  acquireTimeoutMs: 5_000,
+  idleTimeoutMs: 30_000,
+  statementTimeoutMs: 15_000,
+}
+
+// node-postgres returns int8 (count(*), sums, sizes) as strings; PGlite returns numbers. The
+// store wants numbers from both, and every int8 it reads is far below 2^53.
+const INT8_OID = 20
+const pgTypes = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === INT8_OID && format !== 'binary' ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+}
+
+/**
+ * A URL without a user means the operating system's user, as for psql; node-postgres takes it
+ * from $USER only, which a service manager or CI may not set.
+ */
+export function defaultToOsUser(): void {
+  if (!pg.defaults.user && !process.env.PGUSER) pg.defaults.user = userInfo().username
+}
+
+export function openPostgres(url: string, settings: PoolSettings, applicationName: string): SqlStore {
+  defaultToOsUser()
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: settings.max,
+    connectionTimeoutMillis: settings.acquireTimeoutMs,
+    idleTimeoutMillis: settings.idleTimeoutMs,
+    ...(settings.statementTimeoutMs > 0 && { statement_timeout: settings.statementTimeoutMs }),
+    keepAlive: true,
+    application_name: applicationName,
+    types: pgTypes,
+  })
+  // A connection that the server or the network drops emits "error": on the pool when it is
+  // idle, on the client when it is checked out. Unheard, either would end the process. The
+  // query in flight fails on its own (and becomes a 503), and the pool replaces the connection
+  // when it is next needed, so there is nothing to do here but not crash.
+  pool.on('error', () => {})
+  pool.on('connect', (client) => client.on('error', () => {}))
+  return new SqlStore({
+    dialect: 'postgres',
+    db: new Kysely<Database>({ dialect: reportingUnavailable(new PostgresDialect({ pool })) }),
+    // One limit per key for all the processes over this database; a process that cannot reach
+    // the table for a moment counts in memory meanwhile (the library's insurance limiter).
+    rateLimiter: ({ points, durationSeconds }) =>
+      new RateLimiterPostgres({
+        storeClient: pool,
+        tableName: 'rate_limits',
+        tableCreated: true,
+        points,
+        duration: durationSeconds,
+        keyPrefix: 'api_key',
+        insuranceLimiter: new RateLimiterMemory({ points, duration: durationSeconds }),
+      }),
+    feed: new PostgresFeed({ connectionString: url, application_name: `${applicationName} (listen)`, keepAlive: true }),
+  })
+}
+

@@ -1,0 +1,180 @@
+import { sql, type CompiledQuery, type Kysely, type RawBuilder, type SelectQueryBuilder } from 'kysely'
+import { serverRunJson, sessionEventJson, type ServerRunJson, type SessionEventJson } from '../serialize.js'
+import type { Database } from './db.js'
+import { bindValues, PreparedQueries, type Bind } from './prepared.js'
+import { eventFromRow, EVENT_COLUMNS, runFromRow, RUN_COLUMNS } from './rows.js'
+import type { ApiKeyRecord, EventIdPage, ListEventsQuery, StoreReader } from './types.js'
+
+// The API's reads, in SQL, the same for SQLite and PostgreSQL. Nothing is cached here: every
+// call asks the database (the caching reader, cached-reader.ts, is the one place that keeps
+// anything). Every query runs through PreparedQueries, which compiles each shape once.
+
+type EventQuery = SelectQueryBuilder<Database & { e: Database['session_events'] }, 'e', object>
+
+/**
+ * A LIMIT written into the SQL, so part of a query's shape, rather than bound. SQLite reads a
+ * bound LIMIT while it plans, so it prepares a statement with one again whenever it runs with new
+ * bindings, and better-sqlite3 binds on every run: a page of ids cost 10 µs that way in a loop
+ * and 6 µs with the LIMIT written in; a whole list request in process 203 -> 170 µs (a8ab625).
+ */
+function literalLimit(n: number): RawBuilder<number> {
+  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`not a LIMIT: ${n}`)
+  return sql.lit(n)
+}
+
+export class SqlReader implements StoreReader {
+  readonly #db: Kysely<Database>
+  readonly #prepared: PreparedQueries
+  readonly #runsVersion: () => string | undefined
+
+  constructor(db: Kysely<Database>, prepared: PreparedQueries, runsVersion: () => string | undefined = () => undefined) {
+    this.#db = db
+    this.#prepared = prepared
+    this.#runsVersion = runsVersion
+  }
+
+  runsVersion(): string | undefined {
+    return this.#runsVersion()
+  }
+
+  async findApiKey(secretHash: string): Promise<ApiKeyRecord | undefined> {
+    const [key] = await this.#prepared.execute('findApiKey', { hash: secretHash }, (bind) =>
+      this.#db.selectFrom('api_keys').selectAll().where('secret_hash', '=', bind<string>('hash')),
+    )
+    return key
+  }
+
+  async sessionInstance(sessionId: string): Promise<string | undefined> {
+    const [row] = await this.#prepared.execute('sessionInstance', { id: sessionId }, (bind) =>
+      this.#db.selectFrom('sessions').select('instance_id').where('id', '=', bind<string>('id')),
+    )
+    return row?.instance_id
+  }
+
+  async listEventIds(query: ListEventsQuery): Promise<EventIdPage> {
+    const { page, probe, values, backward } = this.#plan(query)
+    const ids = (await this.#prepared.execute(page.shape, page.values, page.build)).map((row) => row.id)
+    const more = ids.length > query.limit
+    if (more) ids.pop()
+    if (backward) ids.reverse()
+    // Whether anything lies on the other side: next to the page's edge, or, for an empty page, at
+    // the position itself (a page right after X that is empty may still have X before it).
+    let other = false
+    if (query.position) {
+      const edge = backward ? ids.at(-1) : ids[0]
+      const inclusive = edge === undefined
+      const found = await this.#prepared.execute(probe.shape(inclusive), { ...values, edge: edge ?? query.position.id }, probe.build(inclusive))
+      other = found.length > 0
+    }
+    return backward ? { ids, hasMoreBefore: more, hasMoreAfter: other } : { ids, hasMoreBefore: other, hasMoreAfter: more }
+  }
+
+  /**
+   * The SQL that listEventIds runs for `query`, compiled for this database with its values in
+   * place: the page, and the probe on the other side of the position. For EXPLAIN
+   * (test/query-plans.test.ts); nothing else runs them.
+   */
+  compileListEventIds(query: ListEventsQuery): CompiledQuery[] {
+    const { page, probe, values } = this.#plan(query)
+    const compiled = [page.build(bindValues(page.values)).compile()]
+    if (query.position) compiled.push(probe.build(false)(bindValues({ ...values, edge: query.position.id })).compile())
+    return compiled
+  }
+
+  /** A listing's queries: the page of ids (one more than asked, to tell whether there is more), and the probe for the other side. */
+  #plan(query: ListEventsQuery) {
+    const asc = query.order === 'asc'
+    const backward = query.position?.direction === 'before'
+    // "after" and "before" are meant in the requested order; a page before the position is read
+    // backwards from it, then turned around.
+    const following = asc ? ('>' as const) : ('<' as const)
+    const preceding = asc ? ('<' as const) : ('>' as const)
+    const toward = backward ? preceding : following
+    const away = backward ? following : preceding
+    const scanAscending = backward ? !asc : asc
+    const limit = query.limit + 1
+
+    const lists = { run: query.serverRunIds ?? [], serverSession: query.serverSessionIds ?? [], type: query.types ?? [] }
+    const values: Record<string, unknown> = { session: query.sessionId }
+    for (const [name, items] of Object.entries(lists)) items.forEach((item, i) => (values[`${name}${i}`] = item))
+    const filterShape = `${lists.run.length}:${lists.serverSession.length}:${lists.type.length}`
+
+    const filtered = (bind: Bind): EventQuery => {
+      const slots = (name: string, n: number) => Array.from({ length: n }, (_, i) => bind<string>(`${name}${i}`))
+      let q = (this.#db.selectFrom('session_events as e') as unknown as EventQuery).where('e.session_id', '=', bind<string>('session'))
+      if (lists.run.length) q = q.where('e.server_run_id', 'in', slots('run', lists.run.length))
+      if (lists.serverSession.length) q = q.where('e.server_session_id', 'in', slots('serverSession', lists.serverSession.length))
+      if (lists.type.length) q = q.where('e.type', 'in', slots('type', lists.type.length) as typeof lists.type)
+      return q
+    }
+    const page = {
+      values: query.position ? { ...values, position: query.position.id } : values,
+      shape: `page:${filterShape}:${query.position ? toward : '-'}:${scanAscending ? 'asc' : 'desc'}:${limit}`,
+      build: (bind: Bind) => {
+        let q = filtered(bind)
+        if (query.position) q = q.where('e.id', toward, bind<string>('position'))
+        // The ids only: an index holds them all, and the events come from sessionEvents().
+        return q
+          .select('e.id')
+          .orderBy('e.id', scanAscending ? 'asc' : 'desc')
+          .limit(literalLimit(limit))
+      },
+    }
+    // The nearest id beyond `edge` on the other side, `edge` included for an empty page. Ordered
+    // away from `edge`, so that the index yields the nearest row first: without an ORDER BY,
+    // PostgreSQL may bet on a Seq Scan finding some row soon, and on a big table lose.
+    const probe = {
+      shape: (inclusive: boolean) => `probe:${filterShape}:${away}${inclusive ? '=' : ''}`,
+      build: (inclusive: boolean) => (bind: Bind) =>
+        filtered(bind)
+          .select('e.id')
+          .where('e.id', inclusive ? (`${away}=` as const) : away, bind<string>('edge'))
+          .orderBy('e.id', away === '<' ? 'desc' : 'asc')
+          .limit(literalLimit(1)),
+    }
+    return { page, probe, values, backward }
+  }
+
+  async sessionEvents(sessionId: string, ids: readonly string[]): Promise<SessionEventJson[]> {
+    if (ids.length === 0) return []
+    const values: Record<string, string> = { session: sessionId }
+    ids.forEach((id, i) => (values[`id${i}`] = id))
+    const rows = await this.#prepared.execute(`events:${ids.length}`, values, (bind) =>
+      this.#db
+        .selectFrom('session_events as e')
+        .leftJoin('server_run_errors as x', 'x.id', 'e.server_run_error_id')
+        .select(EVENT_COLUMNS())
+        .where('e.session_id', '=', bind<string>('session'))
+        .where(
+          'e.id',
+          'in',
+          ids.map((_, i) => bind<string>(`id${i}`)),
+        ),
+    )
+    const byId = new Map<string, SessionEventJson>()
+    for (const row of rows) {
+      const event = sessionEventJson(eventFromRow(row as Record<string, unknown>))
+      byId.set(event.id, event)
+    }
+    return ids.flatMap((id) => byId.get(id) ?? [])
+  }
+
+  async serverRuns(ids: readonly string[]): Promise<ServerRunJson[]> {
+    if (ids.length === 0) return []
+    const values = Object.fromEntries(ids.map((id, i) => [`run${i}`, id]))
+    const rows = await this.#prepared.execute(`runs:${ids.length}`, values, (bind) =>
+      this.#db
+        .selectFrom('server_runs as r')
+        .innerJoin('server_sessions as ss', 'ss.id', 'r.server_session_id')
+        .innerJoin('server_deployments as d', 'd.id', 'r.server_deployment_id')
+        .innerJoin('servers as s', 's.id', 'd.server_id')
+        .select(RUN_COLUMNS())
+        .where(
+          'r.id',
+          'in',
+          ids.map((_, i) => bind<string>(`run${i}`)),
+        ),
+    )
+    return rows.map((row) => serverRunJson(runFromRow(row as Record<string, unknown>)))
+  }
+}

@@ -1,0 +1,270 @@
+import type { ServerRun, SessionEvent } from '@session-events/server-stubs'
+import { sql } from 'kysely'
+import { describe, expect, it } from 'vitest'
+import { newId } from '../src/ids.js'
+import { sessionEventBytes, type ServerRunJson } from '../src/serialize.js'
+import { CachingReader, type ReadCacheOptions } from '../src/store/cached-reader.js'
+import type { SqlStore } from '../src/store/sql-store.js'
+import type { StoreReader } from '../src/store/types.js'
+import { hashSecret } from '../src/store/writer.js'
+import { backend, onPostgres, openTestStore } from './backend.js'
+
+// The caching reader (src/store/cached-reader.ts) over a real store, one freshness rule at a
+// time: events for good, runs while the store's runs version stands (never on PostgreSQL, which
+// has none), a session's instance once found, API key lookups (misses too) for keyTtlMs; never
+// an event of another session; all within one byte budget. Whether something was served without
+// the database is told by taking it away underneath (a row deleted with plain SQL: these stores
+// are thrown away), or by counting what the inner reader was asked.
+
+/** The store's reader, counting what it is asked, by method (ids for the batch methods). */
+function counting(inner: StoreReader) {
+  const asked = { findApiKey: 0, sessionInstance: 0, sessionEvents: 0, serverRuns: 0 }
+  const reader: StoreReader = {
+    findApiKey: (hash) => (asked.findApiKey++, inner.findApiKey(hash)),
+    sessionInstance: (id) => (asked.sessionInstance++, inner.sessionInstance(id)),
+    listEventIds: (query) => inner.listEventIds(query),
+    sessionEvents: (sessionId, ids) => ((asked.sessionEvents += ids.length), inner.sessionEvents(sessionId, ids)),
+    serverRuns: (ids) => ((asked.serverRuns += ids.length), inner.serverRuns(ids)),
+    runsVersion: () => inner.runsVersion(),
+  }
+  return { reader, asked }
+}
+
+/** A caching reader around the store's reader, and what it asked of it. */
+function cachedOver(store: SqlStore, options?: ReadCacheOptions) {
+  const inner = counting(store.reader)
+  return { cache: new CachingReader(inner.reader, options), asked: inner.asked }
+}
+
+/** A session with one run, through the store's writer. */
+async function sessionWithRun(store: SqlStore) {
+  const { writer } = store
+  const { id: instanceId } = await writer.createInstance({ name: 'i' })
+  const { id: serverId } = await writer.createServer({ name: 'S', description: null, type: 'custom' })
+  const { id: versionId } = await writer.createServerVersion({ serverId })
+  const { id: deploymentId } = await writer.createServerDeployment({ instanceId, serverId, name: null, description: null })
+  const { id: sessionId } = await writer.createSession({ instanceId })
+  const { id: serverSessionId } = await writer.createServerSession({
+    sessionId,
+    serverDeploymentId: deploymentId,
+    mcp: { object: 'mcp', version: '2025-03-26', connection_type: 'sse', client: null, server: null },
+  })
+  const { id: runId } = await writer.createServerRun({ serverSessionId, serverVersionId: versionId, type: 'hosted' })
+  return { instanceId, sessionId, serverSessionId, runId }
+}
+
+/** One event read the way getSessionEvent reads it, as the API's object. */
+async function readEvent(reader: StoreReader, sessionId: string, id: string): Promise<SessionEvent | undefined> {
+  const [event] = await reader.sessionEvents(sessionId, [id])
+  if (!event) return undefined
+  const [run] = event.server_run_id === null ? [] : await reader.serverRuns([event.server_run_id])
+  return JSON.parse(sessionEventBytes(event, run).toString()) as SessionEvent
+}
+
+const runOf = (json: ServerRunJson | undefined) => (json ? (JSON.parse(json.bytes.toString()) as ServerRun) : undefined)
+/** Short, yet long enough that the few writes and reads before it ends do not outlast it on a busy machine. */
+const KEY_TTL_MS = 150
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+const deleteEvents = (store: SqlStore, ids: readonly string[]) => sql`delete from session_events where id in (${sql.join(ids)})`.execute(store.db)
+
+describe(`the caching reader over the ${backend} store`, () => {
+  it('serves an event read once without the database: events never change', async () => {
+    const store = await openTestStore()
+    const { sessionId, runId } = await sessionWithRun(store)
+    const [id] = await store.writer.appendLogEvents([{ serverRunId: runId, lines: [{ type: 'stdout', line: 'kept' }] }])
+    const { cache, asked } = cachedOver(store)
+    const [read] = await cache.sessionEvents(sessionId, [id!])
+    expect(read?.id).toBe(id)
+    expect(asked.sessionEvents).toBe(1)
+
+    await deleteEvents(store, [id!])
+    expect(await store.reader.sessionEvents(sessionId, [id!])).toEqual([])
+    expect(await cache.sessionEvents(sessionId, [id!])).toEqual([read])
+    expect((await readEvent(cache, sessionId, id!))?.log_lines).toEqual([{ type: 'stdout', line: 'kept' }])
+    // The store's reader was asked once in all (the check above went around the cache).
+    expect(asked.sessionEvents).toBe(1)
+  })
+
+  it('reads from the store only the events it does not keep, and answers in the order asked', async () => {
+    const store = await openTestStore()
+    const { sessionId, runId } = await sessionWithRun(store)
+    const ids = await store.writer.appendLogEvents(Array.from({ length: 6 }, (_, i) => ({ serverRunId: runId, lines: [{ type: 'stdout' as const, line: `${i}` }] })))
+    const { cache, asked } = cachedOver(store)
+    await cache.sessionEvents(sessionId, [ids[1]!, ids[3]!])
+    expect(asked.sessionEvents).toBe(2)
+    const mixed = [ids[5]!, ids[3]!, newId('sessionEvent'), ids[0]!, ids[1]!]
+    expect((await cache.sessionEvents(sessionId, mixed)).map((e) => e.id)).toEqual([ids[5], ids[3], ids[0], ids[1]])
+    // Only the three it did not keep (one of them no event at all).
+    expect(asked.sessionEvents).toBe(5)
+    expect(await cache.sessionEvents(sessionId, [])).toEqual([])
+  })
+
+  it(`${onPostgres ? 'never keeps a run (PostgreSQL has no runs version)' : 'keeps a run while the runs version stands'}, and shows one changed by updateServerRun at once`, async () => {
+    const store = await openTestStore()
+    const { sessionId, runId } = await sessionWithRun(store)
+    const [eventId] = await store.writer.appendLogEvents([{ serverRunId: runId, lines: [] }])
+    const { cache, asked } = cachedOver(store)
+    if (onPostgres) expect(store.reader.runsVersion()).toBeUndefined()
+    else expect(store.reader.runsVersion()).toMatch(/^\d+$/)
+    expect(cache.runsVersion()).toBe(store.reader.runsVersion())
+
+    expect(runOf((await cache.serverRuns([runId]))[0])?.status).toBe('active')
+    expect(runOf((await cache.serverRuns([runId]))[0])?.status).toBe('active')
+    // Appending events writes no run: the runs version stands.
+    const version = store.reader.runsVersion()
+    await store.writer.appendLogEvents([{ serverRunId: runId, lines: [{ type: 'stdout', line: 'more' }] }])
+    expect(store.reader.runsVersion()).toBe(version)
+    expect(runOf((await cache.serverRuns([runId]))[0])?.status).toBe('active')
+    expect(asked.serverRuns).toBe(onPostgres ? 3 : 1)
+    if (onPostgres) expect(cache.stats.entries).toBe(0)
+
+    await store.writer.updateServerRun(runId, { status: 'completed', stoppedAt: new Date('2030-01-01T00:00:00.000Z') })
+    if (!onPostgres) expect(store.reader.runsVersion()).not.toBe(version)
+    expect(runOf((await cache.serverRuns([runId]))[0])).toMatchObject({ status: 'completed', stopped_at: '2030-01-01T00:00:00.000Z' })
+    expect((await readEvent(cache, sessionId, eventId!))?.server_run).toMatchObject({ status: 'completed', stopped_at: '2030-01-01T00:00:00.000Z' })
+    // Kept again at the new version (SQLite), read again every time (PostgreSQL).
+    const before = asked.serverRuns
+    expect(runOf((await cache.serverRuns([runId]))[0])?.status).toBe('completed')
+    expect(asked.serverRuns).toBe(onPostgres ? before + 1 : before)
+    // An unknown run is left out, and not kept.
+    expect(await cache.serverRuns([newId('serverRun')])).toEqual([])
+    expect(await cache.serverRuns([])).toEqual([])
+  })
+
+  it(`shows at once a run changed by plain SQL${onPostgres ? '' : ' (the triggers of migration 3 move the runs version)'}`, async () => {
+    const store = await openTestStore()
+    const { runId } = await sessionWithRun(store)
+    const { cache } = cachedOver(store)
+    expect(runOf((await cache.serverRuns([runId]))[0])?.server.name).toBe('S')
+    const { serverId } = await store.db
+      .selectFrom('server_runs as r')
+      .innerJoin('server_deployments as d', 'd.id', 'r.server_deployment_id')
+      .select('d.server_id as serverId')
+      .where('r.id', '=', runId)
+      .executeTakeFirstOrThrow()
+    await sql`update servers set name = ${'renamed'} where id = ${serverId}`.execute(store.db)
+    expect(runOf((await cache.serverRuns([runId]))[0])?.server.name).toBe('renamed')
+  })
+
+  it('asks again for a session not found, and keeps one once found', async () => {
+    const store = await openTestStore()
+    const { id: instanceId } = await store.writer.createInstance({ name: 'i' })
+    const { cache, asked } = cachedOver(store)
+    const sessionId = newId('session')
+    expect(await cache.sessionInstance(sessionId)).toBeUndefined()
+    expect(await cache.sessionInstance(sessionId)).toBeUndefined()
+    expect(asked.sessionInstance).toBe(2)
+
+    // Created after it was asked for (with the id asked for: plain SQL).
+    const at = new Date().toISOString()
+    await store.db
+      .insertInto('sessions')
+      .values({ id: sessionId, instance_id: instanceId, status: 'active', metadata_json: '{}', created_at: at, updated_at: at })
+      .execute()
+    expect(await cache.sessionInstance(sessionId)).toBe(instanceId)
+    expect(asked.sessionInstance).toBe(3)
+
+    // Found, it is kept: a session never moves to another instance.
+    await sql`delete from sessions where id = ${sessionId}`.execute(store.db)
+    expect(await store.reader.sessionInstance(sessionId)).toBeUndefined()
+    expect(await cache.sessionInstance(sessionId)).toBe(instanceId)
+    expect(asked.sessionInstance).toBe(3)
+  })
+
+  it('keeps a key lookup for keyTtlMs: a revoked key works until then, and not after', async () => {
+    const store = await openTestStore()
+    const { id: instanceId } = await store.writer.createInstance({ name: 'i' })
+    const key = await store.writer.createApiKey({ instanceId, kind: 'secret' })
+    const hash = hashSecret(key.secret)
+    const { cache, asked } = cachedOver(store, { keyTtlMs: KEY_TTL_MS })
+    expect(await cache.findApiKey(hash)).toMatchObject({ id: key.id, revoked_at: null })
+
+    expect(await store.writer.revokeApiKey(key.secret)).toBe(true)
+    expect((await store.reader.findApiKey(hash))?.revoked_at).not.toBeNull()
+    expect(await cache.findApiKey(hash)).toMatchObject({ id: key.id, revoked_at: null })
+    expect(asked.findApiKey).toBe(1)
+
+    await sleep(KEY_TTL_MS + 30)
+    expect((await cache.findApiKey(hash))?.revoked_at).not.toBeNull()
+    expect(asked.findApiKey).toBe(2)
+  })
+
+  it('keeps a key miss for keyTtlMs too', async () => {
+    const store = await openTestStore()
+    const { id: instanceId } = await store.writer.createInstance({ name: 'i' })
+    const secret = `metorial_sk_${'m'.repeat(40)}`
+    const { cache, asked } = cachedOver(store, { keyTtlMs: KEY_TTL_MS })
+    expect(await cache.findApiKey(hashSecret(secret))).toBeUndefined()
+    // A flood of one bad key is one query.
+    for (let i = 0; i < 10; i++) expect(await cache.findApiKey(hashSecret(secret))).toBeUndefined()
+    expect(asked.findApiKey).toBe(1)
+
+    const key = await store.writer.createApiKey({ instanceId, kind: 'secret', secret })
+    expect((await store.reader.findApiKey(hashSecret(secret)))?.id).toBe(key.id)
+    expect(await cache.findApiKey(hashSecret(secret))).toBeUndefined()
+    await sleep(KEY_TTL_MS + 30)
+    expect((await cache.findApiKey(hashSecret(secret)))?.id).toBe(key.id)
+    expect(asked.findApiKey).toBe(2)
+  })
+
+  it('keeps no key lookup with keyTtlMs 0', async () => {
+    const store = await openTestStore()
+    const { id: instanceId } = await store.writer.createInstance({ name: 'i' })
+    const key = await store.writer.createApiKey({ instanceId, kind: 'secret' })
+    const { cache, asked } = cachedOver(store, { keyTtlMs: 0 })
+    expect((await cache.findApiKey(hashSecret(key.secret)))?.id).toBe(key.id)
+    await store.writer.revokeApiKey(key.secret)
+    expect((await cache.findApiKey(hashSecret(key.secret)))?.revoked_at).not.toBeNull()
+    expect(asked.findApiKey).toBe(2)
+    expect(cache.stats.entries).toBe(0)
+  })
+
+  it('never serves an event of another session for this one, kept or not', async () => {
+    const store = await openTestStore()
+    const a = await sessionWithRun(store)
+    const b = await sessionWithRun(store)
+    const [aEvent] = await store.writer.appendLogEvents([{ serverRunId: a.runId, lines: [{ type: 'stdout', line: 'a' }] }])
+    const [bEvent] = await store.writer.appendLogEvents([{ serverRunId: b.runId, lines: [{ type: 'stdout', line: 'b' }] }])
+    const { cache } = cachedOver(store)
+
+    // Kept through its own session, then asked for through the other.
+    expect((await cache.sessionEvents(a.sessionId, [aEvent!])).map((e) => e.id)).toEqual([aEvent])
+    expect(await cache.sessionEvents(b.sessionId, [aEvent!])).toEqual([])
+    expect((await cache.sessionEvents(b.sessionId, [aEvent!, bEvent!])).map((e) => e.id)).toEqual([bEvent])
+    expect(await readEvent(cache, b.sessionId, aEvent!)).toBeUndefined()
+    // Asked for through the other session first (nothing to keep then), then through its own.
+    const [cEvent] = await store.writer.appendLogEvents([{ serverRunId: a.runId, lines: [{ type: 'stdout', line: 'c' }] }])
+    expect(await cache.sessionEvents(b.sessionId, [cEvent!])).toEqual([])
+    expect((await cache.sessionEvents(a.sessionId, [cEvent!])).map((e) => e.id)).toEqual([cEvent])
+    expect(await cache.sessionEvents(b.sessionId, [cEvent!])).toEqual([])
+    // And a run is shown as it is, whichever session asks (runs are looked up by id only).
+    expect((await readEvent(cache, a.sessionId, aEvent!))?.server_run?.id).toBe(a.runId)
+  })
+
+  it('holds to its byte budget, dropping what was used least recently', async () => {
+    const store = await openTestStore()
+    const { sessionId, runId } = await sessionWithRun(store)
+    const maxBytes = 64 * 1024
+    const ids = await store.writer.appendLogEvents(
+      Array.from({ length: 200 }, (_, i) => ({ serverRunId: runId, lines: [{ type: 'stdout' as const, line: `${i} ${'x'.repeat(1000)}` }] })),
+    )
+    const { cache } = cachedOver(store, { maxBytes })
+    // Read one at a time, oldest first: about 2 KB each, some 400 KB in all.
+    for (const id of ids) expect((await cache.sessionEvents(sessionId, [id])).map((e) => e.id)).toEqual([id])
+    await cache.serverRuns([runId])
+    await cache.findApiKey(hashSecret('metorial_sk_nope'))
+    await cache.sessionInstance(sessionId)
+    const { entries, bytes } = cache.stats
+    expect(bytes).toBeLessThanOrEqual(maxBytes)
+    expect(bytes).toBeGreaterThan(maxBytes / 2)
+    expect(entries).toBeGreaterThan(10)
+    expect(entries).toBeLessThan(ids.length)
+
+    // What is kept is what was read last: with the rows gone, the newest are still served, the
+    // oldest are not.
+    await deleteEvents(store, ids)
+    expect((await cache.sessionEvents(sessionId, ids.slice(-5))).map((e) => e.id)).toEqual(ids.slice(-5))
+    expect(await cache.sessionEvents(sessionId, ids.slice(0, 5))).toEqual([])
+    expect(cache.stats.bytes).toBeLessThanOrEqual(maxBytes)
+  })
+})
