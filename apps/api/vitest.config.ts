@@ -22,7 +22,7 @@ if (!process.env.SESSION_EVENTS_TESTS_ANNOUNCED) {
 /** SQLite only: its files on disk, its query plans, the seed and server commands over it. */
 const sqliteOnly = ['test/store.test.ts', 'test/process.test.ts']
 /** PostgreSQL only: its faults, its query plans, the server and several processes over it. */
-const postgresOnly = ['test/postgres-*.test.ts', 'test/query-plans.test.ts', 'test/scale-out.test.ts']
+const postgresOnly = ['test/postgres-*.test.ts', 'test/query-plans.test.ts', 'test/scale-out.test.ts', 'test/follow-scale-out.test.ts']
 // Every other file (the store contract, pagination, the API, HTTP: whatever uses fixture())
 // runs on both.
 

@@ -37,8 +37,15 @@ export function serve(options: ServeOptions): Promise<RunningServer> {
               if ('closeAllConnections' in server) server.closeAllConnections()
             }, timeoutMs)
             timer.unref()
+            // A connection whose last response ends after this (a stream, a slow request) is
+            // idle from then on, and ended at the next sweep rather than at its keep-alive timeout.
+            const sweep = setInterval(() => {
+              if ('closeIdleConnections' in server) server.closeIdleConnections()
+            }, 50)
+            sweep.unref()
             server.close(() => {
               clearTimeout(timer)
+              clearInterval(sweep)
               done()
             })
             if ('closeIdleConnections' in server) server.closeIdleConnections()

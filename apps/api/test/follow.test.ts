@@ -8,6 +8,7 @@ import { openStore } from '../src/store/open.js'
 import type { StoreReader } from '../src/store/types.js'
 import { backend, onPostgres } from './backend.js'
 import { eventIds, fixture, sessionRuns, silent, type Fixture } from './helpers.js'
+import { messages } from './sse.js'
 import { overriding } from './store-overrides.js'
 
 // The live tail (streamSessionEvents) through the real app: the message format, where a stream
@@ -22,60 +23,6 @@ beforeAll(async () => {
   sessionId = f.a.sessions[0]!.id
   runId = (await sessionRuns(f.store, sessionId)).find((r) => r.status === 'active')!.id
 })
-
-interface Message {
-  id?: string
-  event?: string
-  data?: string
-  retry?: string
-  comment?: string
-}
-
-/** Reads SSE messages off a response body as they come. */
-function messages(res: Response) {
-  const reader = res.body!.getReader()
-  const decoder = new TextDecoder()
-  let buffer = ''
-  const queue: Message[] = []
-  async function next(timeoutMs = 5_000): Promise<Message | undefined> {
-    const deadline = Date.now() + timeoutMs
-    while (queue.length === 0) {
-      const cut = buffer.indexOf('\n\n')
-      if (cut >= 0) {
-        const block = buffer.slice(0, cut)
-        buffer = buffer.slice(cut + 2)
-        const message: Message = {}
-        for (const line of block.split('\n')) {
-          if (line.startsWith(':')) message.comment = line.slice(1).trim()
-          else {
-            const colon = line.indexOf(':')
-            ;(message as Record<string, string>)[line.slice(0, colon)] = line.slice(colon + 2)
-          }
-        }
-        queue.push(message)
-        continue
-      }
-      const left = deadline - Date.now()
-      if (left <= 0) return undefined
-      const chunk = await Promise.race([reader.read(), new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), left))])
-      if (chunk === 'timeout') return undefined
-      if (chunk.done) return undefined
-      buffer += decoder.decode(chunk.value, { stream: true })
-    }
-    return queue.shift()
-  }
-  /** The next `n` events (messages with an id). */
-  async function events(n: number, timeoutMs = 5_000): Promise<{ id: string; event: any }[]> {
-    const out: { id: string; event: any }[] = []
-    while (out.length < n) {
-      const m = await next(timeoutMs)
-      if (!m) throw new Error(`stream ended or stalled after ${out.length} of ${n} events`)
-      if (m.id) out.push({ id: m.id, event: JSON.parse(m.data!) })
-    }
-    return out
-  }
-  return { next, events, cancel: () => reader.cancel().catch(() => {}) }
-}
 
 const auth = (key = f.a.secret_key) => ({ Authorization: `Bearer ${key}` })
 const stream = (query = '', headers: Record<string, string> = {}, app = f.app) =>

@@ -48,8 +48,31 @@ function lastStatus(response: Uint8Array): string | undefined {
   return status
 }
 
+/**
+ * Splits a response into the notifications in it (NotificationResponse, 'A': on one shared
+ * session they arrive in whichever client's response comes next) and the rest.
+ */
+function takeNotifications(response: Uint8Array): { rest: Buffer; notifications: { channel: string; message: Buffer }[] } {
+  const view = Buffer.from(response.buffer, response.byteOffset, response.byteLength)
+  const rest: Buffer[] = []
+  const notifications: { channel: string; message: Buffer }[] = []
+  let at = 0
+  while (at + 5 <= view.length) {
+    const length = view.readInt32BE(at + 1)
+    const message = view.subarray(at, at + 1 + length)
+    if (view[at] === 0x41 /* A */) {
+      const channelEnd = message.indexOf(0, 9)
+      notifications.push({ channel: message.subarray(9, channelEnd).toString('utf8'), message: Buffer.from(message) })
+    } else rest.push(message)
+    at += 1 + length
+  }
+  return { rest: Buffer.concat(rest), notifications }
+}
+
 export async function servePglite(db: PGlite): Promise<PgliteServer> {
   const connections = new Map<Socket, { applicationName: string }>()
+  /** The channels each client LISTENs on: notifications go to those clients, as a server's would. */
+  const listening = new Map<Socket, Set<string>>()
   /** The turn: resolves when the session is free; `owner` keeps it through a transaction. */
   let free: Promise<void> = Promise.resolve()
   let owner: Socket | undefined
@@ -92,7 +115,11 @@ export async function servePglite(db: PGlite): Promise<PgliteServer> {
           if (searchPath !== undefined) await db.execProtocolRaw(simpleQuery(`set search_path to ${searchPath}`))
           return db.execProtocolRaw(messages)
         })
-        if (!closed) socket.write(response)
+        const { rest, notifications } = takeNotifications(response)
+        if (!closed) socket.write(rest)
+        for (const { channel, message } of notifications) {
+          for (const [listener, channels] of listening) if (channels.has(channel) && !listener.destroyed) listener.write(message)
+        }
         status = lastStatus(response) ?? status
         if (status === 'I') give(socket)
       }))
@@ -101,6 +128,7 @@ export async function servePglite(db: PGlite): Promise<PgliteServer> {
       if (closed) return
       closed = true
       connections.delete(socket)
+      listening.delete(socket)
       socket.destroy()
       // A client gone in the middle of its transaction: undo it and free the session.
       queue = queue.then(async () => {
@@ -156,6 +184,14 @@ export async function servePglite(db: PGlite): Promise<PgliteServer> {
         const whole = buffer.subarray(0, 1 + length)
         buffer = buffer.subarray(1 + length)
         if (type === 'X') return end()
+        if (type === 'Q') {
+          const listen = /^\s*LISTEN\s+"?(\w+)"?/i.exec(whole.subarray(5, whole.length - 1).toString('utf8'))
+          if (listen) {
+            let channels = listening.get(socket)
+            if (!channels) listening.set(socket, (channels = new Set()))
+            channels.add(listen[1]!)
+          }
+        }
         batch.push(Buffer.from(whole))
         // A Sync or a simple Query ends what the client expects an answer to; a Flush asks for one.
         if (type === 'S' || type === 'Q' || type === 'H') {
