@@ -26,7 +26,10 @@ import { InvalidReferenceError, StoreUnavailableError, WriteConflictError, type 
 
 export interface AppOptions {
   store: Store
+  /** Where the access log and errors go. Default: pino at `logLevel`. */
   logger?: Logger
+  /** The level of the default logger (`silent` … `trace`). Default: info. */
+  logLevel?: string
   /** A rate limit per API key; `false` turns it off. Default: 1,200 requests a minute. */
   rateLimit?: false | RateLimitOptions
   /** The read cache (store/cached-reader.ts); `false` reads the store every time. Default: 48 MiB, keys 5 s. */
@@ -54,7 +57,7 @@ const routePatterns = Object.values(routes).map((route) => ({
 
 export function createApp(options: AppOptions) {
   const { store } = options
-  const logger = options.logger ?? pino()
+  const logger = options.logger ?? pino({ level: options.logLevel ?? 'info' })
   const limit = options.rateLimit === undefined ? DEFAULT_RATE_LIMIT : options.rateLimit
   const reader = options.cache === false ? store.reader : new CachingReader(store.reader, options.cache)
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// session-events: read a session's events from the command line. See `session-events --help`.
+// session-events: read and write a session's events from the command line.
+// See `session-events --help`.
 import { createProgram } from './program.js'
 
 // `session-events events list … --all | head`: a reader that stops early is not a failure.

@@ -1,15 +1,18 @@
 // The `session-events` command: commander parses, @session-events/client asks the API,
-// format.ts prints. Failures print the API's message on stderr and exit with code 1.
+// format.ts prints; run.ts and append.ts write. Failures print the API's message on stderr and
+// exit with code 1.
 import { readFileSync } from 'node:fs'
 import {
   DEFAULT_BASE_URL,
   type ListSessionEventsQuery,
-  SessionEventsConnectionError,
-  SessionEventsError,
+  type LogLine,
   createSessionEventsClient,
 } from '@session-events/client'
 import { Command, InvalidArgumentError, Option } from 'commander'
+import { appendStdin } from './append.js'
+import { describeFailure } from './failures.js'
 import { eventDetail, tableHeader, tableRow } from './format.js'
+import { run } from './run.js'
 
 type Order = NonNullable<ListSessionEventsQuery['order']>
 type EventType = NonNullable<ListSessionEventsQuery['type']>[number]
@@ -20,6 +23,10 @@ const ORDERS: Record<Order, string> = { asc: 'oldest first', desc: 'newest first
 const EVENT_TYPES: Record<EventType, string> = {
   server_logs: 'log lines of a server run',
   server_run_error: 'the error that ended a server run',
+}
+const STREAMS: Record<LogLine['type'], string> = {
+  stdout: 'standard output',
+  stderr: 'standard error',
 }
 
 interface GlobalOptions {
@@ -43,7 +50,7 @@ interface ListOptions {
 export function createProgram(): Command {
   const program = new Command('session-events')
     .description(
-      'Read the events of Metorial sessions: the log lines and errors of their MCP server runs.',
+      'Read and write the events of Metorial sessions: the log lines and errors of their MCP server runs.',
     )
     .version(version())
     .configureHelp({ showGlobalOptions: true })
@@ -75,7 +82,7 @@ export function createProgram(): Command {
 
   const events = program
     .command('events')
-    .description('the events of a session')
+    .description('the events of a session: list, get, append')
     .showHelpAfterError('(add --help for usage)')
 
   events
@@ -165,7 +172,129 @@ export function createProgram(): Command {
       ),
     )
 
+  events
+    .command('append')
+    .description(
+      'Append the lines of stdin to a server run of a session, in batches, as `run` does.',
+    )
+    .argument('<sessionId>', 'the session (ses_…)')
+    .requiredOption('--run <id>', 'the server run (srr_…), active, of the session')
+    .addOption(
+      new Option('--stream <stream>', 'the stream the lines were written to')
+        .choices(Object.keys(STREAMS))
+        .default('stdout'),
+    )
+    .option('--json', 'print each appended event as JSON, one per line, instead of its id')
+    .addOption(maxOutageOption())
+    .addHelpText(
+      'after',
+      `
+Prints the id of each event as it is appended, one a batch. A batch goes when
+it holds 1,000 lines or when its oldest line has waited 100 ms; lines over
+65,536 characters are cut into pieces. An outage of the API is ridden out as
+\`run\` does (see \`session-events run --help\`). A refusal stops the reading:
+the API's message is printed and the exit code is 1. Ctrl-C (or SIGTERM) ends
+the input: the lines read so far are appended, then the exit code is 130 (143).`,
+    )
+    .action(
+      handled(
+        async (
+          sessionId: string,
+          options: { run: string; stream: LogLine['type']; json?: boolean; maxOutage: number },
+          command: Command,
+        ) => {
+          process.exitCode = await appendStdin({
+            client: clientFor(command),
+            sessionId,
+            serverRunId: options.run,
+            stream: options.stream,
+            json: options.json ?? false,
+            maxOutageMs: options.maxOutage * 1000,
+          })
+        },
+      ),
+    )
+
+  program
+    .command('run')
+    .usage('[options] -- <command> [args...]')
+    .description(
+      'Run a command as a server run of a session, appending its stdout and stderr lines as they come.',
+    )
+    .argument(
+      '<command>',
+      'the command; put -- before it, so that its options are not taken for ours',
+    )
+    .argument('[args...]', 'its arguments')
+    .option('--session <id>', 'run in this session (ses_…); without it, a new session is created')
+    .option('--server <name>', "the server's name (default: the command's basename)")
+    .addOption(maxOutageOption())
+    .option('--quiet', "do not copy the command's output to our stdout and stderr")
+    .showHelpAfterError('(add --help for usage)')
+    .addHelpText(
+      'after',
+      `
+What it does:
+  Creates a session (unless --session is given), starts an external server run
+  in it and prints both ids on stderr, then starts the command with our stdin.
+  Its stdout and stderr lines are appended in the order they arrive, one batch
+  at a time (never two at once): a batch goes when it holds 1,000 lines (or
+  4 MiB) or when its oldest line has waited 100 ms. Lines over 65,536
+  characters are cut into pieces. The output is copied to ours as well, unless
+  --quiet. SIGINT and SIGTERM are passed on to the command.
+
+  When the command exits, the lines left are appended and the run is stopped:
+  completed after exit code 0, otherwise failed with the error process_exited
+  (metadata.exit_code), process_killed (metadata.signal) or
+  process_not_started.
+
+When the API is away:
+  A network failure, a timeout, a 429, 502, 503 or 504 is retried by the client
+  (--max-retries); then the same batch is sent again, with the same
+  Idempotency-Key so that it is stored once, with backoff, while new lines
+  wait behind it, for up to --max-outage seconds.
+
+When the API refuses (400, 401, 403, 404, 409) or stays away longer:
+  Its message is printed and the command is stopped with SIGTERM (SIGKILL 10 s
+  later), rather than left to run with output that can no longer be recorded.
+  The exit code is 1.
+
+Exit code:
+  The command's own; 128 + the signal's number when a signal ended it; 127
+  when the command was not found (126 when it could not be started); 1 when
+  the API refused or stayed away.`,
+    )
+    .action(
+      handled(
+        async (
+          commandName: string,
+          args: string[],
+          options: { session?: string; server?: string; maxOutage: number; quiet?: boolean },
+          command: Command,
+        ) => {
+          process.exitCode = await run({
+            client: clientFor(command),
+            command: commandName,
+            args,
+            sessionId: options.session,
+            serverName: options.server,
+            maxOutageMs: options.maxOutage * 1000,
+            echo: !options.quiet,
+          })
+        },
+      ),
+    )
+
   return program
+}
+
+function maxOutageOption(): Option {
+  return new Option(
+    '--max-outage <seconds>',
+    'how long the API may stay unreachable (or answer 429, 502, 503, 504) before giving up',
+  )
+    .argParser(positiveNumber)
+    .default(300)
 }
 
 function clientFor(command: Command) {
@@ -189,26 +318,18 @@ function handled<Args extends unknown[]>(action: (...args: Args) => Promise<void
   }
 }
 
-function describeFailure(error: unknown): string {
-  if (error instanceof SessionEventsError) {
-    const lines = [`session-events: ${error.message}`]
-    for (const issue of error.errors ?? [])
-      lines.push(`  ${issue.path.join('.') || '(request)'}: ${issue.message}`)
-    if (error.hint) lines.push(error.hint)
-    const request = error.requestId ? `, request ${error.requestId}` : ''
-    lines.push(`(HTTP ${error.status}, ${error.code}${request})`)
-    return lines.join('\n')
-  }
-  if (error instanceof SessionEventsConnectionError) return `session-events: ${error.message}`
-  return `session-events: unexpected failure: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`
-}
-
 function print(text: string): void {
   process.stdout.write(`${text}\n`)
 }
 
 function terminalWidth(): number | undefined {
   return process.stdout.isTTY ? process.stdout.columns : undefined
+}
+
+function positiveNumber(value: string): number {
+  if (!/^\d+(\.\d+)?$/.test(value) || Number(value) === 0)
+    throw new InvalidArgumentError('Not a positive number.')
+  return Number(value)
 }
 
 function wholeNumber(value: string): number {

@@ -218,9 +218,16 @@ describe('--help', () => {
   it.each([
     [
       [],
-      ['events', '--api-key', 'SESSION_EVENTS_API_KEY', '--base-url', 'https://api.metorial.com'],
+      [
+        'events',
+        'run',
+        '--api-key',
+        'SESSION_EVENTS_API_KEY',
+        '--base-url',
+        'https://api.metorial.com',
+      ],
     ],
-    [['events'], ['list', 'get']],
+    [['events'], ['list', 'get', 'append']],
     [
       ['events', 'list'],
       [
@@ -237,6 +244,22 @@ describe('--help', () => {
     [
       ['events', 'get'],
       ['<sessionId>', '<eventId>', '--json', 'SESSION_EVENTS_BASE_URL'],
+    ],
+    [
+      ['events', 'append'],
+      ['<sessionId>', '--run <id>', '--stream', '--json', '--max-outage', 'exit code is 1'],
+    ],
+    [
+      ['run'],
+      [
+        '-- <command> [args...]',
+        '--session',
+        '--server',
+        '--max-outage',
+        '--quiet',
+        'stopped with SIGTERM',
+        '128 + the signal',
+      ],
     ],
   ])('session-events %j --help', async (command, mentions) => {
     const run = await cli([...command, '--help'])

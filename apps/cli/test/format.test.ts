@@ -12,7 +12,7 @@ let errorEvent: SessionEvent
 beforeAll(async () => {
   const store = await openStore('sqlite::memory:')
   const { instances } = await seed(store, { sessions: 1, events: 20 })
-  const app = createApp({ store, rateLimit: false })
+  const app = createApp({ store, logLevel: 'silent', rateLimit: false })
   const client = createSessionEventsClient({
     apiKey: instances[0]!.secret_key,
     fetch: (input, init) => app.fetch(new Request(input, init)),

@@ -18,17 +18,62 @@ export interface Run {
   stderr: string
 }
 
-/** Runs a node script to the end; never throws on a failing exit code. */
-export function runNode(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { env: { ...process.env, NO_COLOR: '1', ...env } })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+/**
+ * Runs a node script to the end; never throws on a failing exit code. `input` is written to its
+ * stdin, which is then closed.
+ */
+export function runNode(args: string[], env: NodeJS.ProcessEnv = {}, input = ''): Promise<Run> {
+  return startNode(args, env, input).finished
+}
+
+export interface Started {
+  child: ChildProcess
+  /** What it has written so far. */
+  output: { stdout: string; stderr: string }
+  /** Resolves once it has printed text matching `pattern` on stdout or stderr. */
+  printed(pattern: RegExp): Promise<RegExpExecArray>
+  finished: Promise<Run & { signal: NodeJS.Signals | null }>
+}
+
+/** Starts a node script, for a test that acts while it runs (signals it, say). */
+export function startNode(args: string[], env: NodeJS.ProcessEnv = {}, input = ''): Started {
+  const child = spawn(process.execPath, args, { env: { ...process.env, NO_COLOR: '1', ...env } })
+  const output = { stdout: '', stderr: '' }
+  const watchers: (() => void)[] = []
+  const onOutput = (stream: 'stdout' | 'stderr') => (chunk: Buffer) => {
+    output[stream] += chunk.toString()
+    for (const watcher of [...watchers]) watcher()
+  }
+  child.stdout.on('data', onOutput('stdout'))
+  child.stderr.on('data', onOutput('stderr'))
+  child.stdin.on('error', () => {}) // a script that never reads its stdin
+  child.stdin.end(input)
+  const finished = new Promise<Run & { signal: NodeJS.Signals | null }>((resolve, reject) => {
     child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
+    child.on('close', (code, signal) => resolve({ code, signal, ...output }))
   })
+  return {
+    child,
+    output,
+    finished,
+    printed(pattern) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const match = pattern.exec(output.stdout) ?? pattern.exec(output.stderr)
+          if (!match) return
+          watchers.splice(watchers.indexOf(check), 1)
+          resolve(match)
+        }
+        watchers.push(check)
+        check()
+        void finished.then(() =>
+          reject(
+            new Error(`exited without printing ${pattern}:\n${output.stdout}\n${output.stderr}`),
+          ),
+        )
+      })
+    },
+  }
 }
 
 export interface ApiServer {

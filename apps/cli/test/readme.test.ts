@@ -1,6 +1,7 @@
 // The client README's example, as a consumer package would run it: copied into a scratch package
 // that depends on @session-events/client, type-checked with the repository's strict settings,
-// then run with node against the real API served over HTTP.
+// then run with node against the real API served over HTTP. And this package's README, checked
+// against the CLI's own --help: every command and option it has is documented.
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
@@ -8,7 +9,7 @@ import { dirname, join } from 'node:path'
 import { createApp, openStore, seed, serve } from '@session-events/api'
 import ts from 'typescript'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { runNode } from './processes.js'
+import { cliMain, runNode } from './processes.js'
 
 process.env.LOG_LEVEL = 'silent' // the app's request log
 
@@ -57,7 +58,7 @@ describe('packages/client/README.md example', () => {
   it('runs against the API', async () => {
     const store = await openStore('sqlite::memory:')
     const { instances } = await seed(store, { sessions: 1, events: 30 })
-    const server = await serve({ app: createApp({ store, rateLimit: false }), port: 0 })
+    const server = await serve({ app: createApp({ store, logLevel: 'silent', rateLimit: false }), port: 0 })
     try {
       const sessionId = instances[0]!.sessions[0]!.id
       // Node runs the TypeScript as it is: the example uses no syntax that needs compiling.
@@ -78,4 +79,22 @@ describe('packages/client/README.md example', () => {
       await store.close()
     }
   })
+})
+
+describe('apps/cli/README.md', () => {
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
+
+  it.each([[['events', 'list']], [['events', 'get']], [['events', 'append']], [['run']], [[]]])(
+    'documents every option of session-events %j',
+    async (command) => {
+      const help = await runNode([cliMain, ...command, '--help'])
+      expect(help.code).toBe(0)
+      if (command.length > 0) expect(readme).toContain(`session-events ${command.join(' ')}`)
+      const options = [...help.stdout.matchAll(/^ {2}(?:-\w, )?(--[\w-]+)/gm)]
+        .map((match) => match[1]!)
+        .filter((option) => option !== '--help' && option !== '--version')
+      expect(options.length).toBeGreaterThan(0)
+      for (const option of options) expect(readme, option).toContain(`\`${option}`)
+    },
+  )
 })
