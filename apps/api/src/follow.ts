@@ -134,6 +134,9 @@ export async function followSession(options: FollowOptions): Promise<ReadableStr
                 if (page.ids.length === PAGE) dirty = true
                 return
               }
+              // Nothing yet; but a wake-up that came during the read may be for a commit the
+              // read did not see: look again before waiting.
+              continue
             }
             // Nothing new: wait for a wake-up, or send a keep-alive when none comes.
             const woken = await new Promise<boolean>((resolve) => {
