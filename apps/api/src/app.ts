@@ -14,6 +14,7 @@ import { idempotency } from './middleware/idempotency.js'
 import { indexedQuery } from './middleware/indexed-query.js'
 import { rateLimit, type RateLimitOptions } from './middleware/rate-limit.js'
 import { requestContext } from './middleware/request-context.js'
+import { LoadShedder, type LoadSheddingOptions } from './middleware/shed-load.js'
 import { StreamSlots } from './follow.js'
 import { respond } from './respond.js'
 import { CachingReader, type ReadCacheOptions } from './store/cached-reader.js'
@@ -38,6 +39,8 @@ export interface AppOptions {
   streamsPerKey?: number
   /** Aborted when the server shuts down: open streams end cleanly, so that clients reconnect elsewhere. */
   shutdown?: AbortSignal
+  /** Refuse new API requests (503) while the event loop lags past a bound. Default: off. */
+  loadShedding?: false | LoadSheddingOptions
   /** The HTML of the API reference, served at /docs. Default: the one `npm run docs` built. */
   docsHtml?: string
   /** The spec as JSON, served at /openapi.json. Default: the bundle of openapi/session-events.yaml. */
@@ -79,6 +82,11 @@ export function createApp(options: AppOptions) {
   })
 
   app.use(requestContext(logger))
+  const shedder = options.loadShedding ? new LoadShedder(options.loadShedding) : undefined
+  if (shedder) {
+    options.shutdown?.addEventListener('abort', () => shedder.stop(), { once: true })
+    app.use('/sessions/*', shedder.middleware())
+  }
   // `/sessions/*` matches `/sessions` too.
   app.use('/sessions/*', indexedQuery)
   app.use('/sessions/*', authenticate(reader))
@@ -112,6 +120,8 @@ export function createApp(options: AppOptions) {
   // Operations: not part of the API spec.
   app.get('/healthz', (c) => respond(c, JSON.stringify({ status: 'ok' }), 200))
   app.get('/readyz', async (c) => {
+    // Not ready for more while it sheds load; alive all the same (/healthz).
+    if (shedder?.overloaded) return respond(c, JSON.stringify({ status: 'overloaded', store: store.dialect }), 503, { 'Retry-After': '1' })
     try {
       await store.ping()
       return respond(c, JSON.stringify({ status: 'ready', store: store.dialect }), 200)

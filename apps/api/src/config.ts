@@ -30,6 +30,8 @@ export interface Config {
   keyCacheMs: number
   /** Streams (the live tail) an API key may hold open at once, per process. */
   streamsPerKey: number
+  /** New requests get a 503 while the event loop lags more than this (false: never). */
+  shedLoadAfterMs: number | false
 }
 
 export const DEFAULT_DEMO_API_KEY = 'metorial_sk_demo0000000000000000000000000000000000'
@@ -91,5 +93,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     cacheBytes: wholeNumber('CACHE_MB', env.CACHE_MB, 48) * 1024 * 1024,
     keyCacheMs: wholeNumber('KEY_CACHE_SECONDS', env.KEY_CACHE_SECONDS, 5) * 1000,
     streamsPerKey: wholeNumber('STREAMS_PER_KEY', env.STREAMS_PER_KEY, 100, 1),
+    shedLoadAfterMs:
+      env.SHED_LOAD_AFTER_MS !== undefined && /^(off|false)$/i.test(env.SHED_LOAD_AFTER_MS)
+        ? false
+        : wholeNumber('SHED_LOAD_AFTER_MS', env.SHED_LOAD_AFTER_MS, 200, 10),
   }
 }

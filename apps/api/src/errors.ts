@@ -152,6 +152,15 @@ export const errors = {
       },
       { 'Retry-After': '5' },
     ),
+  overloaded: () =>
+    new ApiError(
+      {
+        status: 503,
+        code: 'service_unavailable',
+        message: 'The server is overloaded, please try again in a moment.',
+      },
+      { 'Retry-After': '1' },
+    ),
   internal: () => new ApiError({ status: 500, code: 'internal_server_error', message: 'An internal server error occurred.' }),
   unavailable: (retryAfterSeconds = 1) =>
     new ApiError(

@@ -28,6 +28,8 @@ Settings, from the environment:
   LOG_LEVEL               fatal, error, warn, info (default), debug, trace or silent
   CACHE_MB                memory for events, runs, sessions and keys read before (default 48; 0 = none)
   KEY_CACHE_SECONDS       how long a key lookup is cached: a revoked key works this long at most (default 5)
+  SHED_LOAD_AFTER_MS      new requests get 503 + Retry-After while the event loop lags more than
+                          this (default 200; off turns it off)
   STREAMS_PER_KEY         live-tail streams one API key may hold open at once, per process (default 100)
   PGAPPNAME               PostgreSQL application_name of the connections (default session-events-api)
 
@@ -41,7 +43,16 @@ async function main() {
     return
   }
   const config = loadConfig()
-  const logger = pino({ level: config.logLevel })
+  // Log lines are written asynchronously, in chunks (pino's recommendation for speed), and flushed
+  // when the process stops, however it stops.
+  const destination = pino.destination({ dest: 1, sync: false, minLength: 4096 })
+  const logger = pino({ level: config.logLevel }, destination)
+  process.on('exit', () => destination.flushSync())
+  process.on('uncaughtException', (error) => {
+    logger.fatal({ err: error }, 'uncaught exception')
+    destination.flushSync()
+    process.exit(1)
+  })
   const store = await openStore(config.databaseUrl, { cwd: config.cwd, pool: config.pool, applicationName: config.applicationName })
 
   if (config.seed && (await store.isEmpty())) {
@@ -56,6 +67,7 @@ async function main() {
     logger,
     shutdown: shutdown.signal,
     streamsPerKey: config.streamsPerKey,
+    loadShedding: config.shedLoadAfterMs !== false && { maxEventLoopDelayMs: config.shedLoadAfterMs },
     rateLimit: config.rateLimitPerMinute === false ? false : { points: config.rateLimitPerMinute, durationSeconds: 60 },
     cache: config.cacheBytes > 0 && { maxBytes: config.cacheBytes, keyTtlMs: config.keyCacheMs },
   })
