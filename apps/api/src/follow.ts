@@ -17,6 +17,10 @@ const PAGE = 50
 export const KEEP_ALIVE_MS = 15_000
 /** How long a browser's EventSource waits before it reconnects. */
 export const RETRY_MS = 2_000
+/** The message that says where the stream stands, before any event. */
+const POSITION = 'session.position'
+/** An id below every event id: the position of a session without events. */
+const LOWEST_EVENT_ID = `sev_${'0'.repeat(22)}`
 
 export interface FollowOptions {
   reader: StoreReader
@@ -117,6 +121,10 @@ export async function followSession(options: FollowOptions): Promise<ReadableStr
         controller.enqueue(encoder.encode(`retry: ${RETRY_MS}\n\n`))
         for (const bytes of first) controller.enqueue(bytes)
         first = []
+        // Where the stream stands, as an id without an event (a browser sets its Last-Event-ID
+        // from it and dispatches nothing): a client that reconnects before the first event
+        // resumes exactly here. An empty session stands before its first event.
+        controller.enqueue(encoder.encode(`id: ${last ?? LOWEST_EVENT_ID}\nevent: ${POSITION}\ndata:\n\n`))
       },
 
       async pull(controller) {

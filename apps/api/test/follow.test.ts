@@ -63,6 +63,28 @@ describe(`streamSessionEvents (${backend})`, () => {
     await tail.cancel()
   })
 
+  it('says where it stands before the first event, so that a reconnect then misses nothing', async () => {
+    const newest = (await eventIds(f.store, sessionId)).at(-1)!
+    const first = messages(await stream())
+    expect(await first.next()).toEqual({ retry: '2000' })
+    expect(await first.next(200)).toBeUndefined()
+    expect(first.position).toBe(newest)
+    await first.cancel()
+    // Written while the client was away, before it had received any event.
+    const [missed] = await append('while reconnecting')
+    const again = messages(await stream('', { 'Last-Event-ID': first.position! }))
+    expect((await again.events(1)).map((e) => e.id)).toEqual([missed])
+    await again.cancel()
+    // A session without events stands before its first.
+    const empty = await f.app.request('/sessions', { method: 'POST', headers: auth() })
+    const { id } = (await empty.json()) as { id: string }
+    const start = messages(await f.app.request(`/sessions/${id}/events/stream`, { headers: auth() }))
+    await start.next()
+    await start.next(200)
+    expect(start.position).toBe(`sev_${'0'.repeat(22)}`)
+    await start.cancel()
+  })
+
   it('applies the list filters', async () => {
     const runs = await sessionRuns(f.store, sessionId)
     const other = runs.find((r) => r.id !== runId && r.status === 'active') ?? runs.find((r) => r.id !== runId)!

@@ -14,6 +14,8 @@ export function messages(res: Response) {
   const decoder = new TextDecoder()
   let buffer = ''
   const queue: Message[] = []
+  /** Where the stream said it stands (its session.position message, which next() passes over). */
+  const state: { position?: string } = {}
   async function next(timeoutMs = 5_000): Promise<Message | undefined> {
     const deadline = Date.now() + timeoutMs
     while (queue.length === 0) {
@@ -29,7 +31,8 @@ export function messages(res: Response) {
             ;(message as Record<string, string>)[line.slice(0, colon)] = line.slice(colon + 2)
           }
         }
-        queue.push(message)
+        if (message.event === 'session.position') state.position = message.id
+        else queue.push(message)
         continue
       }
       const left = deadline - Date.now()
@@ -51,6 +54,13 @@ export function messages(res: Response) {
     }
     return out
   }
-  return { next, events, cancel: () => reader.cancel().catch(() => {}) }
+  return {
+    next,
+    events,
+    get position() {
+      return state.position
+    },
+    cancel: () => reader.cancel().catch(() => {}),
+  }
 }
 

@@ -12,6 +12,7 @@ import { Command, InvalidArgumentError, Option } from 'commander'
 import { appendStdin } from './append.js'
 import { describeFailure } from './failures.js'
 import { eventDetail, tableHeader, tableRow } from './format.js'
+import { tailEvents } from './tail.js'
 import { run } from './run.js'
 
 type Order = NonNullable<ListSessionEventsQuery['order']>
@@ -82,7 +83,7 @@ export function createProgram(): Command {
 
   const events = program
     .command('events')
-    .description('the events of a session: list, get, append')
+    .description('the events of a session: list, get, tail, append')
     .showHelpAfterError('(add --help for usage)')
 
   events
@@ -173,6 +174,60 @@ export function createProgram(): Command {
     )
 
   events
+    .command('tail')
+    .description('Follow the events of a session as they are written, until Ctrl-C.')
+    .argument('<sessionId>', 'the session (ses_…)')
+    .option(
+      '--type <type>',
+      describeChoices('only events of this type, repeatable', EVENT_TYPES),
+      repeatable(Object.keys(EVENT_TYPES)),
+    )
+    .option('--server-run <id>', 'only events of this server run (srr_…), repeatable', repeatable())
+    .option(
+      '--server-session <id>',
+      'only events of this server session (srs_…), repeatable',
+      repeatable(),
+    )
+    .option('--tail <n>', 'first print the newest n events (0 to 100; default 0)', wholeNumber)
+    .option('--json', 'print each event as JSON, one per line (JSON Lines)')
+    .addHelpText(
+      'after',
+      `
+Prints each event as it is written (table rows, or JSON Lines with --json), in
+order, each once, until Ctrl-C. A dropped connection, a restarted server or a
+429/502/503/504 is ridden out: it reconnects with backoff and resumes right
+after the last event it printed, so nothing is missed or printed twice. A
+refusal (400, 401, 403, 404) prints the API's message; the exit code is 1.`,
+    )
+    .action(
+      handled(
+        async (
+          sessionId: string,
+          options: { type?: EventType[]; serverRun?: string[]; serverSession?: string[]; tail?: number; json?: boolean },
+          command: Command,
+        ) => {
+          const stop = new AbortController()
+          const onSignal = () => stop.abort()
+          process.once('SIGINT', onSignal)
+          process.once('SIGTERM', onSignal)
+          try {
+            await tailEvents({
+              client: clientFor(command),
+              sessionId,
+              filters: { type: options.type, server_run_id: options.serverRun, server_session_id: options.serverSession },
+              tail: options.tail,
+              json: options.json ?? false,
+              signal: stop.signal,
+            })
+          } finally {
+            process.off('SIGINT', onSignal)
+            process.off('SIGTERM', onSignal)
+          }
+        },
+      ),
+    )
+
+  events
     .command('append')
     .description(
       'Append the lines of stdin to a server run of a session, in batches, as `run` does.',
@@ -230,6 +285,8 @@ the input: the lines read so far are appended, then the exit code is 130 (143).`
     .option('--server <name>', "the server's name (default: the command's basename)")
     .addOption(maxOutageOption())
     .option('--quiet', "do not copy the command's output to our stdout and stderr")
+    .option('--follow', "print the run's events as they are stored (instead of copying the output)")
+    .option('--json', 'with --follow: print the events as JSON, one per line')
     .showHelpAfterError('(add --help for usage)')
     .addHelpText(
       'after',
@@ -241,7 +298,9 @@ What it does:
   at a time (never two at once): a batch goes when it holds 1,000 lines (or
   4 MiB) or when its oldest line has waited 100 ms. Lines over 65,536
   characters are cut into pieces. The output is copied to ours as well, unless
-  --quiet. SIGINT and SIGTERM are passed on to the command.
+  --quiet; with --follow, the run's events are printed instead, as they are
+  stored (as \`events tail --server-run\` would). SIGINT and SIGTERM are passed
+  on to the command.
 
   When the command exits, the lines left are appended and the run is stopped:
   completed after exit code 0, otherwise failed with the error process_exited
@@ -269,7 +328,14 @@ Exit code:
         async (
           commandName: string,
           args: string[],
-          options: { session?: string; server?: string; maxOutage: number; quiet?: boolean },
+          options: {
+            session?: string
+            server?: string
+            maxOutage: number
+            quiet?: boolean
+            follow?: boolean
+            json?: boolean
+          },
           command: Command,
         ) => {
           process.exitCode = await run({
@@ -279,7 +345,8 @@ Exit code:
             sessionId: options.session,
             serverName: options.server,
             maxOutageMs: options.maxOutage * 1000,
-            echo: !options.quiet,
+            echo: !options.quiet && !options.follow,
+            follow: options.follow ? { json: options.json ?? false } : undefined,
           })
         },
       ),

@@ -5,6 +5,7 @@ import { constants } from 'node:os'
 import { basename } from 'node:path'
 import type { ServerRunStop, SessionEventsClient } from '@session-events/client'
 import { describeFailure } from './failures.js'
+import { tailEvents } from './tail.js'
 import { OutageNotes, type WriteContext, appender, feedLines, write } from './writes.js'
 
 export interface RunOptions {
@@ -18,6 +19,8 @@ export interface RunOptions {
   maxOutageMs: number
   /** Copy the command's output to our stdout and stderr too (a tee). */
   echo: boolean
+  /** Print the run's events as they are stored, until the run has stopped and all are printed. */
+  follow?: { json: boolean } | undefined
 }
 
 /** The signals passed on to the command. */
@@ -59,6 +62,45 @@ export async function run(options: RunOptions): Promise<number> {
   }
   note(`session ${sessionId}, server run ${serverRunId} (server "${serverName}")`)
   note(`follow it: session-events events list ${sessionId} --server-run ${serverRunId} --all`)
+
+  // --follow: the run's events, read back from the API as they are stored; it ends once the
+  // event that stops the run (or the last appended) has been printed.
+  const following = new AbortController()
+  let lastAppended: string | undefined
+  let lastPrinted: string | undefined
+  let followed: Promise<unknown> = Promise.resolve()
+  let caughtUp: (() => void) | undefined
+  if (options.follow) {
+    followed = tailEvents({
+      client,
+      sessionId,
+      filters: { server_run_id: [serverRunId] },
+      json: options.follow.json,
+      signal: following.signal,
+      onEvent: (event) => {
+        lastPrinted = event.id
+        if (lastAppended !== undefined && lastPrinted >= lastAppended) caughtUp?.()
+      },
+    }).catch((error: unknown) => note(`--follow stopped: ${describeFailure(error)}`))
+  }
+
+  /** Waits until the follower has printed the run's last event (the one that stopped it, if any). */
+  async function followToTheEnd(): Promise<void> {
+    try {
+      const newest = await client.events.list(sessionId, { server_run_id: [serverRunId], order: 'desc', limit: 1 })
+      lastAppended = newest.items[0]?.id
+      if (lastAppended !== undefined && (lastPrinted === undefined || lastPrinted < lastAppended)) {
+        await new Promise<void>((resolve) => {
+          caughtUp = resolve
+          setTimeout(resolve, 10_000).unref()
+        })
+      }
+    } catch (error) {
+      note(`--follow could not read the run's last event: ${describeFailure(error)}`)
+    }
+    following.abort()
+    await followed
+  }
 
   const child = spawn(options.command, options.args, { stdio: ['inherit', 'pipe', 'pipe'] })
   const forward = (signal: NodeJS.Signals) => child.kill(signal)
@@ -114,6 +156,7 @@ export async function run(options: RunOptions): Promise<number> {
     process.stderr.write(`${describeFailure(error)}\n`)
     return 1
   }
+  if (options.follow) await followToTheEnd()
   const { lines, batches } = batcher.sent
   const error = stop.body.status === 'failed' ? ` (${stop.body.error?.message})` : ''
   note(

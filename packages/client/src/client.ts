@@ -1,11 +1,24 @@
 // createSessionEventsClient: openapi-fetch on the generated `paths`, with the retrying fetch of
-// transport.ts underneath and methods that throw typed errors instead of returning them.
+// transport.ts underneath (which also gives every POST its Idempotency-Key) and methods that
+// throw typed errors instead of returning them. `events.tail` follows a session (tail.ts).
 import createClient, { type Client, type Middleware } from 'openapi-fetch'
 import { type WithDates, reviveDates } from './dates.js'
 import { errorFromResponse, parseJson } from './errors.js'
 import type { operations, paths } from './generated/schema.js'
-import { type Fetch, retryingFetch } from './transport.js'
-import type { ListSessionEventsQuery, SessionEvent, SessionEventList } from './types.js'
+import { type TailOptions, tailSessionEvents } from './tail.js'
+import { type Fetch, type RetryOptions, retryingFetch } from './transport.js'
+import type {
+  IdempotencyKey,
+  ListSessionEventsQuery,
+  ServerRun,
+  ServerRunStart,
+  ServerRunStop,
+  Session,
+  SessionCreate,
+  SessionEvent,
+  SessionEventCreate,
+  SessionEventList,
+} from './types.js'
 
 /** Metorial's hosted API. For a local server started with `npm start`: `http://127.0.0.1:3000`. */
 export const DEFAULT_BASE_URL = 'https://api.metorial.com'
@@ -23,7 +36,10 @@ export interface SessionEventsClientOptions<Dates extends boolean = false> {
   headers?: Record<string, string>
   /** How long one attempt may take, body included. Default 60 000. */
   timeoutMs?: number
-  /** Retries of a 429, 502, 503, 504, network failure or timeout. Default 2. */
+  /**
+   * Retries of a 429, 502, 503, 504, 409 `idempotency_key_in_use`, network failure or timeout,
+   * for every method: a POST is sent again with the same Idempotency-Key and body. Default 2.
+   */
   maxRetries?: number
   /** The first backoff delay, doubled on each retry and jittered. Default 500. */
   retryDelayMs?: number
@@ -40,11 +56,52 @@ export interface RequestOptions {
   signal?: AbortSignal
 }
 
+/** The options of a write (a POST). */
+export interface WriteRequestOptions extends RequestOptions {
+  /**
+   * Sent as `Idempotency-Key`. Default: a random UUID made for the call, which each of its
+   * retries sends again. Give your own to repeat a call safely across processes (after a
+   * crash, say): for 24 hours the API answers the same key and body with the first answer.
+   */
+  idempotencyKey?: IdempotencyKey
+}
+
 /** A result as the client returns it: with Date timestamps when `reviveDates` is true. */
 export type Decoded<T, Dates extends boolean> = Dates extends true ? WithDates<T> : T
 
 type SessionId = operations['listSessionEvents']['parameters']['path']['sessionId']
 type SessionEventId = operations['getSessionEvent']['parameters']['path']['sessionEventId']
+type ServerRunId = operations['getServerRun']['parameters']['path']['serverRunId']
+
+export interface SessionsResource<Dates extends boolean = false> {
+  /** Creates a session, `active`; `body` (its metadata) may be left out. */
+  create(body?: SessionCreate, options?: WriteRequestOptions): Promise<Decoded<Session, Dates>>
+}
+
+export interface ServerRunsResource<Dates extends boolean = false> {
+  /** Starts a run of an MCP server in the session: `active`, `started_at` now. */
+  start(
+    sessionId: SessionId,
+    body: ServerRunStart,
+    options?: WriteRequestOptions,
+  ): Promise<Decoded<ServerRun, Dates>>
+  /** One run of the session, as it is now. */
+  get(
+    sessionId: SessionId,
+    serverRunId: ServerRunId,
+    options?: RequestOptions,
+  ): Promise<Decoded<ServerRun, Dates>>
+  /**
+   * Stops the run as `completed`, or `failed` with the `error` that ended it. Stopping a stopped
+   * run again the same way answers the run; another way throws a 409 `conflict`.
+   */
+  stop(
+    sessionId: SessionId,
+    serverRunId: ServerRunId,
+    body: ServerRunStop,
+    options?: WriteRequestOptions,
+  ): Promise<Decoded<ServerRun, Dates>>
+}
 
 export interface SessionEventsResource<Dates extends boolean = false> {
   /** One page of the session's events. Throws a SessionEventsError when the API answers with an error. */
@@ -74,9 +131,34 @@ export interface SessionEventsResource<Dates extends boolean = false> {
     query?: ListSessionEventsQuery,
     options?: RequestOptions,
   ): AsyncGenerator<Decoded<SessionEvent, Dates>, void, undefined>
+  /**
+   * Appends 1 to 1,000 log lines of an active run as one `server_logs` event. A run that has
+   * stopped throws a 409 `conflict`.
+   */
+  append(
+    sessionId: SessionId,
+    body: SessionEventCreate,
+    options?: WriteRequestOptions,
+  ): Promise<Decoded<SessionEvent, Dates>>
+  /**
+   * Follows the session (`streamSessionEvents`): yields each event as it is written, from now
+   * on (or after `after`, or the last `tail` first), for as long as you read. After a dropped
+   * connection or a 429, 502, 503 or 504 it reconnects by itself, with backoff, resuming after
+   * the last event it yielded: none is missed, none comes twice. Throws a SessionEventsError for
+   * a 400, 401, 403, 404 or 500; returns when `signal` aborts or you break out of the loop.
+   */
+  tail(
+    sessionId: SessionId,
+    options?: TailOptions,
+  ): AsyncGenerator<Decoded<SessionEvent, Dates>, void, undefined>
 }
 
 export interface SessionEventsClient<Dates extends boolean = false> {
+  readonly sessions: SessionsResource<Dates>
+  readonly serverRuns: ServerRunsResource<Dates>
+  /** The events of a session: read them, or append log lines. */
+  readonly events: SessionEventsResource<Dates>
+  /** The same object as `events`, under its first name. */
   readonly sessionEvents: SessionEventsResource<Dates>
   /**
    * The openapi-fetch client underneath, for `{ data, error, response }` results instead of
@@ -93,15 +175,16 @@ export function createSessionEventsClient<Dates extends boolean = false>(
       'createSessionEventsClient: `apiKey` is required (a secret key, metorial_sk_…).',
     )
   }
-  const fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init))
+  const fetch: Fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init))
+  const retry: RetryOptions = {
+    maxRetries: options.maxRetries ?? 2,
+    timeoutMs: options.timeoutMs ?? 60_000,
+    retryDelayMs: options.retryDelayMs ?? 500,
+    maxRetryDelayMs: options.maxRetryDelayMs ?? 60_000,
+  }
   const raw = createClient<paths>({
     baseUrl: options.baseUrl ?? DEFAULT_BASE_URL,
-    fetch: retryingFetch(fetch, {
-      maxRetries: options.maxRetries ?? 2,
-      timeoutMs: options.timeoutMs ?? 60_000,
-      retryDelayMs: options.retryDelayMs ?? 500,
-      maxRetryDelayMs: options.maxRetryDelayMs ?? 60_000,
-    }),
+    fetch: retryingFetch(fetch, retry),
     headers: {
       Authorization: `Bearer ${options.apiKey}`,
       'Metorial-Version': options.metorialVersion ?? DEFAULT_METORIAL_VERSION,
@@ -145,29 +228,90 @@ export function createSessionEventsClient<Dates extends boolean = false>(
     }
   }
 
+  const events: SessionEventsResource<Dates> = {
+    list: async (sessionId, query, options) => decode(await list(sessionId, query, options)),
+    async get(sessionId, sessionEventId, { signal } = {}) {
+      const { data } = await raw.GET('/sessions/{sessionId}/events/{sessionEventId}', {
+        params: { path: { sessionId, sessionEventId } },
+        signal,
+        middleware: [throwOnFailure],
+      })
+      return decode(data!) // as in list()
+    },
+    async *pages(sessionId, query, options) {
+      for await (const page of pages(sessionId, query, options)) yield decode(page)
+    },
+    async *iterate(sessionId, query, options) {
+      for await (const page of pages(sessionId, query, options)) {
+        for (const event of page.items) {
+          // An abort stops the walk at once, not at the end of the page in hand.
+          options?.signal?.throwIfAborted()
+          yield decode(event)
+        }
+      }
+    },
+    async append(sessionId, body, { signal, idempotencyKey } = {}) {
+      const { data } = await raw.POST('/sessions/{sessionId}/events', {
+        params: { path: { sessionId }, header: { 'Idempotency-Key': idempotencyKey } },
+        body,
+        signal,
+        middleware: [throwOnFailure],
+      })
+      return decode(data!) // as in list()
+    },
+    async *tail(sessionId, options) {
+      // The stream bypasses the retrying fetch (tail.ts says why): it gets the caller's fetch.
+      for await (const event of tailSessionEvents({ raw, fetch, retry }, sessionId, options)) {
+        yield decode(event)
+      }
+    },
+  }
+
+  // Without an idempotencyKey the header is left out here, and the transport makes one.
   return {
     raw,
-    sessionEvents: {
-      list: async (sessionId, query, options) => decode(await list(sessionId, query, options)),
-      async get(sessionId, sessionEventId, { signal } = {}) {
-        const { data } = await raw.GET('/sessions/{sessionId}/events/{sessionEventId}', {
-          params: { path: { sessionId, sessionEventId } },
+    events,
+    sessionEvents: events,
+    sessions: {
+      async create(body, { signal, idempotencyKey } = {}) {
+        const { data } = await raw.POST('/sessions', {
+          params: { header: { 'Idempotency-Key': idempotencyKey } },
+          body,
           signal,
           middleware: [throwOnFailure],
         })
         return decode(data!) // as in list()
       },
-      async *pages(sessionId, query, options) {
-        for await (const page of pages(sessionId, query, options)) yield decode(page)
+    },
+    serverRuns: {
+      async start(sessionId, body, { signal, idempotencyKey } = {}) {
+        const { data } = await raw.POST('/sessions/{sessionId}/server-runs', {
+          params: { path: { sessionId }, header: { 'Idempotency-Key': idempotencyKey } },
+          body,
+          signal,
+          middleware: [throwOnFailure],
+        })
+        return decode(data!) // as in list()
       },
-      async *iterate(sessionId, query, options) {
-        for await (const page of pages(sessionId, query, options)) {
-          for (const event of page.items) {
-            // An abort stops the walk at once, not at the end of the page in hand.
-            options?.signal?.throwIfAborted()
-            yield decode(event)
-          }
-        }
+      async get(sessionId, serverRunId, { signal } = {}) {
+        const { data } = await raw.GET('/sessions/{sessionId}/server-runs/{serverRunId}', {
+          params: { path: { sessionId, serverRunId } },
+          signal,
+          middleware: [throwOnFailure],
+        })
+        return decode(data!) // as in list()
+      },
+      async stop(sessionId, serverRunId, body, { signal, idempotencyKey } = {}) {
+        const { data } = await raw.POST('/sessions/{sessionId}/server-runs/{serverRunId}/stop', {
+          params: {
+            path: { sessionId, serverRunId },
+            header: { 'Idempotency-Key': idempotencyKey },
+          },
+          body,
+          signal,
+          middleware: [throwOnFailure],
+        })
+        return decode(data!) // as in list()
       },
     },
   }

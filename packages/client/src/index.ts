@@ -6,9 +6,12 @@ export {
   createSessionEventsClient,
   type Decoded,
   type RequestOptions,
+  type ServerRunsResource,
   type SessionEventsClient,
   type SessionEventsClientOptions,
   type SessionEventsResource,
+  type SessionsResource,
+  type WriteRequestOptions,
 } from './client.js'
 export { type WithDates, reviveDates } from './dates.js'
 export {
@@ -18,12 +21,22 @@ export {
   SessionEventsTimeoutError,
 } from './errors.js'
 export type { components, operations, paths } from './generated/schema.js'
+export type { TailOptions } from './tail.js'
 export type { Fetch } from './transport.js'
 export type {
   ApiErrorBody,
   ApiErrorCode,
+  IdempotencyKey,
   ListSessionEventsQuery,
+  LogLine,
+  ServerRun,
+  ServerRunStart,
+  ServerRunStop,
+  Session,
+  SessionCreate,
   SessionEvent,
+  SessionEventCreate,
   SessionEventList,
+  StreamSessionEventsQuery,
   ValidationIssue,
 } from './types.js'

@@ -1,6 +1,9 @@
 // The `fetch` that openapi-fetch is given: it adds retries, a per-attempt timeout and abort
 // handling around the caller's fetch, so the typed client and the raw one behave the same.
-import { SessionEventsTimeoutError, connectionError } from './errors.js'
+// A POST gets an Idempotency-Key of its own, as Stripe's SDKs do, which makes retrying it safe:
+// every attempt of one call sends the same key and the same body bytes.
+import { SessionEventsTimeoutError, connectionError, parseJson } from './errors.js'
+import type { ApiErrorCode } from './types.js'
 
 /** Anything shaped like `fetch` that takes a Request: globalThis.fetch, undici, a Hono `app.fetch`. */
 export type Fetch = (input: Request, init?: RequestInit) => Response | Promise<Response>
@@ -16,8 +19,14 @@ export interface RetryOptions {
   maxRetryDelayMs: number
 }
 
-const RETRYABLE_STATUSES = new Set([429, 502, 503, 504])
+/** The statuses worth another attempt: the server is busy or a proxy could not reach it. */
+export const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([429, 502, 503, 504])
 const NULL_BODY_STATUSES = new Set([101, 204, 205, 304])
+/** The methods whose requests carry an Idempotency-Key: the API's writes. */
+const METHODS_WITH_IDEMPOTENCY_KEY = new Set(['POST'])
+const IDEMPOTENCY_KEY_HEADER = 'Idempotency-Key'
+/** The 409 that says the first request with the key is still in flight: worth a retry. */
+const KEY_IN_USE: ApiErrorCode = 'idempotency_key_in_use'
 
 export function retryingFetch(
   fetch: Fetch,
@@ -25,17 +34,18 @@ export function retryingFetch(
 ): (request: Request) => Promise<Response> {
   return async (request) => {
     const callerSignal = request.signal
+    const attemptRequest = await replayable(request)
     for (let attempt = 0; ; attempt++) {
       const lastAttempt = attempt >= options.maxRetries
       let response: Response
       try {
-        response = await attemptOnce(fetch, request, options.timeoutMs)
+        response = await attemptOnce(fetch, attemptRequest, callerSignal, options.timeoutMs)
       } catch (error) {
         if (callerSignal.aborted || lastAttempt) throw error
         await sleep(backoffDelay(attempt, options), callerSignal)
         continue
       }
-      if (lastAttempt || !RETRYABLE_STATUSES.has(response.status)) return response
+      if (lastAttempt || !(await isRetryable(response))) return response
       const delay = retryDelay(response.headers, attempt, options)
       if (delay === undefined) return response
       await sleep(delay, callerSignal)
@@ -44,23 +54,53 @@ export function retryingFetch(
 }
 
 /**
+ * Makes a fresh Request for each attempt of one call, with the same headers and the same body:
+ * a Request's body can be read once, so it is read here into memory, and every attempt sends
+ * those bytes. A POST without an Idempotency-Key gets one here, once for the whole call.
+ */
+async function replayable(request: Request): Promise<(signal: AbortSignal) => Request> {
+  const headers = new Headers(request.headers)
+  if (METHODS_WITH_IDEMPOTENCY_KEY.has(request.method) && !headers.has(IDEMPOTENCY_KEY_HEADER)) {
+    headers.set(IDEMPOTENCY_KEY_HEADER, globalThis.crypto.randomUUID())
+  }
+  const body = request.body === null ? null : await request.arrayBuffer()
+  return (signal) => new Request(request, { headers, body, signal })
+}
+
+/**
+ * A 429, 502, 503 or 504, or a 409 `idempotency_key_in_use`: the first request with this key
+ * is still being handled, and a retry after it gets its answer.
+ */
+async function isRetryable(response: Response): Promise<boolean> {
+  if (RETRYABLE_STATUSES.has(response.status)) return true
+  if (response.status !== 409) return false
+  const body = parseJson(await response.clone().text())
+  return (body as { code?: unknown } | undefined)?.code === KEY_IN_USE
+}
+
+/**
  * One attempt, body included: the body is read here so that the timeout covers a body that
  * stalls and a connection that drops mid-body is retried like any network failure.
  * Throws the caller's abort reason, a SessionEventsTimeoutError or a SessionEventsConnectionError.
  */
-async function attemptOnce(fetch: Fetch, request: Request, timeoutMs: number): Promise<Response> {
+async function attemptOnce(
+  fetch: Fetch,
+  attemptRequest: (signal: AbortSignal) => Request,
+  callerSignal: AbortSignal,
+  timeoutMs: number,
+): Promise<Response> {
   const controller = new AbortController()
-  const abort = () => controller.abort(request.signal.reason)
-  request.signal.addEventListener('abort', abort, { once: true })
+  const abort = () => controller.abort(callerSignal.reason)
+  callerSignal.addEventListener('abort', abort, { once: true })
   const timer = setTimeout(
     () => controller.abort(new SessionEventsTimeoutError(timeoutMs)),
     timeoutMs,
   )
   try {
-    if (request.signal.aborted) abort()
+    if (callerSignal.aborted) abort()
     // Raced against the signal too, for fetch functions that ignore it (an in-process app).
     return await untilAborted(controller.signal, async () => {
-      const response = await fetch(new Request(request.clone(), { signal: controller.signal }))
+      const response = await fetch(attemptRequest(controller.signal))
       const body = NULL_BODY_STATUSES.has(response.status) ? null : await response.arrayBuffer()
       return new Response(body, {
         status: response.status,
@@ -73,7 +113,7 @@ async function attemptOnce(fetch: Fetch, request: Request, timeoutMs: number): P
     throw connectionError(error)
   } finally {
     clearTimeout(timer)
-    request.signal.removeEventListener('abort', abort)
+    callerSignal.removeEventListener('abort', abort)
   }
 }
 
@@ -135,7 +175,11 @@ export function sleep(ms: number, signal: AbortSignal): Promise<void> {
   })
 }
 
-function untilAborted<T>(signal: AbortSignal, work: () => Promise<T>): Promise<T> {
+/**
+ * `work()`, or a rejection with the signal's reason as soon as it aborts: for fetch functions
+ * that ignore the request's signal (an in-process app).
+ */
+export function untilAborted<T>(signal: AbortSignal, work: () => Promise<T>): Promise<T> {
   if (signal.aborted) return Promise.reject(signal.reason)
   return new Promise<T>((resolve, reject) => {
     const onAbort = () => reject(signal.reason)

@@ -10,9 +10,29 @@ export type SessionEventList = components['schemas']['SessionEventList']
 export type ListSessionEventsQuery = NonNullable<
   operations['listSessionEvents']['parameters']['query']
 >
+/** The query of `streamSessionEvents`: `after`, `tail`, and the filters of `listSessionEvents`. */
+export type StreamSessionEventsQuery = NonNullable<
+  operations['streamSessionEvents']['parameters']['query']
+>
 /** The one shape of every error body the API sends. */
 export type ApiErrorBody = components['schemas']['Error']
 /** The machine-readable codes the API puts in an error body. */
 export type ApiErrorCode = ApiErrorBody['code']
 /** Why one field failed validation (in `errors` of an `invalid_data` error). */
 export type ValidationIssue = components['schemas']['ValidationIssue']
+/** A session, as far as this service holds it (`createSession` answers one). */
+export type Session = components['schemas']['Session']
+/** The body of `createSession`: the session's metadata. */
+export type SessionCreate = components['schemas']['SessionCreate']
+/** One run of an MCP server in a session. */
+export type ServerRun = components['schemas']['ServerRun']
+/** The body of `startServerRun`: the run's type, server, deployment, version and server session. */
+export type ServerRunStart = components['schemas']['ServerRunStart']
+/** The body of `stopServerRun`: `completed`, or `failed` with the error that ended the run. */
+export type ServerRunStop = components['schemas']['ServerRunStop']
+/** The body of `createSessionEvent`: a run and 1 to 1,000 of its log lines. */
+export type SessionEventCreate = components['schemas']['SessionEventCreate']
+/** One line a server wrote, to stdout or stderr. */
+export type LogLine = components['schemas']['LogLine']
+/** The `Idempotency-Key` a write may carry: 1 to 255 characters. */
+export type IdempotencyKey = components['parameters']['IdempotencyKey']

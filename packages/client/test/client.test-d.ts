@@ -3,8 +3,20 @@ import { describe, expectTypeOf, it } from 'vitest'
 import {
   type ApiErrorCode,
   type Fetch,
+  type IdempotencyKey,
   type ListSessionEventsQuery,
+  type LogLine,
+  type ServerRun,
+  type ServerRunStart,
+  type ServerRunStop,
+  type Session,
+  type SessionCreate,
   type SessionEvent,
+  type SessionEventCreate,
+  type SessionEventsResource,
+  type StreamSessionEventsQuery,
+  type TailOptions,
+  type WriteRequestOptions,
   SessionEventsConnectionError,
   SessionEventsError,
   type SessionEventsErrorCode,
@@ -13,6 +25,7 @@ import {
   type ValidationIssue,
   type WithDates,
   type components,
+  type operations,
   createSessionEventsClient,
   reviveDates,
 } from '../src/index.js'
@@ -117,6 +130,133 @@ describe('client types', () => {
     expectTypeOf((await maybe.sessionEvents.get(sessionId, 'sev_1')).created_at).toEqualTypeOf<
       string | Date
     >()
+  })
+
+  it('type the writes: bodies in and results out, all from the spec', async () => {
+    expectTypeOf(await client.sessions.create()).toEqualTypeOf<Session>()
+    expectTypeOf(
+      await client.sessions.create({ metadata: { user: 'ada' } }),
+    ).toEqualTypeOf<Session>()
+    const run = await client.serverRuns.start(sessionId, { type: 'hosted', server: { name: 'x' } })
+    expectTypeOf(run).toEqualTypeOf<ServerRun>()
+    expectTypeOf(await client.serverRuns.get(sessionId, run.id)).toEqualTypeOf<ServerRun>()
+    expectTypeOf(
+      await client.serverRuns.stop(sessionId, run.id, { status: 'completed' }),
+    ).toEqualTypeOf<ServerRun>()
+    expectTypeOf(
+      await client.events.append(sessionId, {
+        server_run_id: run.id,
+        log_lines: [{ type: 'stdout', line: 'x' }],
+      }),
+    ).toEqualTypeOf<SessionEvent>()
+    expectTypeOf(client.events).toEqualTypeOf<SessionEventsResource>()
+    expectTypeOf(client.sessionEvents).toEqualTypeOf(client.events)
+
+    type Body<K extends keyof operations> = NonNullable<
+      operations[K]['requestBody']
+    >['content']['application/json']
+    expectTypeOf<SessionCreate>().toEqualTypeOf<Body<'createSession'>>()
+    expectTypeOf<ServerRunStart>().toEqualTypeOf<Body<'startServerRun'>>()
+    expectTypeOf<ServerRunStop>().toEqualTypeOf<Body<'stopServerRun'>>()
+    expectTypeOf<SessionEventCreate>().toEqualTypeOf<Body<'createSessionEvent'>>()
+    expectTypeOf<Session>().toEqualTypeOf<components['schemas']['Session']>()
+    expectTypeOf<SessionEventCreate['log_lines']>().toEqualTypeOf<LogLine[]>()
+    expectTypeOf<ServerRunStop['status']>().toEqualTypeOf<'completed' | 'failed'>()
+    // A field with a default in the spec stays optional in a body.
+    expectTypeOf<ServerRunStart['server']['type']>().toEqualTypeOf<
+      'public' | 'custom' | undefined
+    >()
+    expectTypeOf<WriteRequestOptions['idempotencyKey']>().toEqualTypeOf<
+      IdempotencyKey | undefined
+    >()
+    expectTypeOf<IdempotencyKey>().toEqualTypeOf<string>()
+
+    await client.serverRuns.start(
+      sessionId,
+      { type: 'external', server: { id: 'srv_1' }, server_session: { id: 'srs_1' } },
+      { idempotencyKey: 'start-1', signal: AbortSignal.timeout(10) },
+    )
+    // @ts-expect-error the server is required
+    await client.serverRuns.start(sessionId, { type: 'hosted' })
+    // @ts-expect-error not a run type
+    await client.serverRuns.start(sessionId, { type: 'local', server: { name: 'x' } })
+    // @ts-expect-error a run is stopped as completed or failed
+    await client.serverRuns.stop(sessionId, run.id, { status: 'active' })
+    // @ts-expect-error an error needs its code and message
+    await client.serverRuns.stop(sessionId, run.id, { status: 'failed', error: { code: 'x' } })
+    await client.events.append(sessionId, {
+      server_run_id: run.id,
+      // @ts-expect-error a log line is stdout or stderr
+      log_lines: [{ type: 'stdin', line: 'x' }],
+    })
+    // @ts-expect-error the lines are required
+    await client.events.append(sessionId, { server_run_id: run.id })
+    // @ts-expect-error a key is a string
+    await client.sessions.create({}, { idempotencyKey: 1 })
+    // @ts-expect-error a GET takes no key
+    await client.serverRuns.get(sessionId, run.id, { idempotencyKey: 'k' })
+  })
+
+  it('type the revived dates of the writes', async () => {
+    const revived = createSessionEventsClient({ apiKey: 'k', reviveDates: true })
+    const run = await revived.serverRuns.start(sessionId, { type: 'hosted', server: { name: 'x' } })
+    expectTypeOf(run).toEqualTypeOf<WithDates<ServerRun>>()
+    expectTypeOf(run.stopped_at).toEqualTypeOf<Date | null>()
+    expectTypeOf((await revived.sessions.create()).created_at).toEqualTypeOf<Date>()
+    expectTypeOf(
+      (await revived.events.append(sessionId, { server_run_id: run.id, log_lines: [] })).created_at,
+    ).toEqualTypeOf<Date>()
+  })
+
+  it('type the tail: options from the spec, typed events out', async () => {
+    expectTypeOf(client.events.tail(sessionId)).toEqualTypeOf<
+      AsyncGenerator<SessionEvent, void, undefined>
+    >()
+    for await (const event of client.sessionEvents.tail(sessionId)) {
+      expectTypeOf(event).toEqualTypeOf<SessionEvent>()
+      expectTypeOf(event.created_at).toEqualTypeOf<string>()
+    }
+    client.events.tail(sessionId, {
+      after: 'sev_0m5q3k2x1Tz8KqPw3vXyA9',
+      tail: 10,
+      filters: {
+        type: ['server_logs', 'server_run_error'],
+        server_run_id: ['srr_1'],
+        server_session_id: ['srs_1'],
+      },
+      signal: AbortSignal.timeout(10),
+    })
+    expectTypeOf<StreamSessionEventsQuery>().toEqualTypeOf<
+      NonNullable<operations['streamSessionEvents']['parameters']['query']>
+    >()
+    expectTypeOf<TailOptions['after']>().toEqualTypeOf<string | undefined>()
+    expectTypeOf<TailOptions['tail']>().toEqualTypeOf<number | undefined>()
+    expectTypeOf<NonNullable<TailOptions['filters']>>().toEqualTypeOf<
+      Omit<StreamSessionEventsQuery, 'after' | 'tail'>
+    >()
+    // The same filters as a list's.
+    expectTypeOf<NonNullable<TailOptions['filters']>['type']>().toEqualTypeOf<
+      ListSessionEventsQuery['type']
+    >()
+
+    // @ts-expect-error filters are arrays
+    client.events.tail(sessionId, { filters: { type: 'server_logs' } })
+    // @ts-expect-error not a type of event
+    client.events.tail(sessionId, { filters: { type: ['server_started'] } })
+    // @ts-expect-error the filters go under `filters`
+    client.events.tail(sessionId, { type: ['server_logs'] })
+    // @ts-expect-error a list's query is not a tail's
+    client.events.tail(sessionId, { limit: 5 })
+    // @ts-expect-error `tail` is a number
+    client.events.tail(sessionId, { tail: '10' })
+    // @ts-expect-error the session id is required
+    client.events.tail()
+
+    const revived = createSessionEventsClient({ apiKey: 'k', reviveDates: true })
+    for await (const event of revived.events.tail(sessionId, { tail: 1 })) {
+      expectTypeOf(event).toEqualTypeOf<WithDates<SessionEvent>>()
+      expectTypeOf(event.created_at).toEqualTypeOf<Date>()
+    }
   })
 
   it('keep the raw openapi-fetch client', async () => {

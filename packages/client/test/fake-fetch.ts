@@ -92,3 +92,74 @@ export function event(id: string, created_at = '2025-07-20T12:25:38.980Z') {
 export function page(items: unknown[], pagination: Record<string, unknown>) {
   return json(200, { __typename: 'list', items, pagination })
 }
+
+export interface ScriptedStream {
+  /** The 200 `text/event-stream` to give the client. */
+  response: Response
+  /** Whether the client has cancelled the body. */
+  readonly cancelled: boolean
+}
+
+/**
+ * A 200 `text/event-stream` whose body hands out `chunks` one read at a time (so that each
+ * arrives on its own, split where the test split it), then ends (`'end'`: the server closed the
+ * stream), drops (`'drop'`: the connection broke mid-body) or waits for more that never comes
+ * (`'hang'`, until the client cancels).
+ */
+export function eventStream(
+  chunks: (string | Uint8Array)[],
+  then: 'end' | 'drop' | 'hang' = 'hang',
+): ScriptedStream {
+  let next = 0
+  let cancelled = false
+  const encoder = new TextEncoder()
+  const body = new ReadableStream<Uint8Array>(
+    {
+      pull(controller) {
+        const chunk = chunks[next]
+        if (chunk !== undefined) {
+          next += 1
+          controller.enqueue(typeof chunk === 'string' ? encoder.encode(chunk) : chunk)
+        } else if (then === 'end') controller.close()
+        else if (then === 'drop') controller.error(new TypeError('terminated'))
+        else return new Promise(() => {})
+      },
+      cancel: () => void (cancelled = true),
+    },
+    // Nothing is read ahead: each chunk is made when the client asks for it.
+    { highWaterMark: 0 },
+  )
+  const response = new Response(body, {
+    status: 200,
+    headers: {
+      'content-type': 'text/event-stream',
+      'cache-control': 'no-cache',
+      'metorial-req-id': 'req_0123456789abcdefABCDEF',
+    },
+  })
+  return {
+    response,
+    get cancelled() {
+      return cancelled
+    },
+  }
+}
+
+/** One Server-Sent Events message carrying a session event, as the API sends it. */
+export function sseMessage(sessionEvent: { id: string }, eol = '\n'): string {
+  return [
+    `id: ${sessionEvent.id}`,
+    'event: session.event',
+    `data: ${JSON.stringify(sessionEvent)}`,
+    '',
+    '',
+  ].join(eol)
+}
+
+/** The bytes of `text` cut into pieces of `size` bytes: lines, and characters, split anywhere. */
+export function bytePieces(text: string, size: number): Uint8Array[] {
+  const bytes = new TextEncoder().encode(text)
+  const pieces: Uint8Array[] = []
+  for (let i = 0; i < bytes.length; i += size) pieces.push(bytes.slice(i, i + size))
+  return pieces
+}

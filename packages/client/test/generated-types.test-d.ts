@@ -31,6 +31,48 @@ describe('generated client types', () => {
     expectTypeOf<SessionEvent['log_lines'][number]['type']>().toEqualTypeOf<'stdout' | 'stderr'>()
   })
 
+  it('type the writes: request bodies, the Idempotency-Key header, 201s', async () => {
+    const { data, error } = await client.POST('/sessions/{sessionId}/server-runs', {
+      params: { path: { sessionId }, header: { 'Idempotency-Key': 'k' } },
+      body: { type: 'hosted', server: { name: 'GitHub' } },
+    })
+    expectTypeOf(data).toEqualTypeOf<components['schemas']['ServerRun'] | undefined>()
+    expectTypeOf(error?.code).toEqualTypeOf<components['schemas']['Error']['code'] | undefined>()
+    expectTypeOf<
+      'conflict' | 'idempotency_key_in_use' | 'payload_too_large' | 'idempotency_key_reused'
+    >().toExtend<components['schemas']['Error']['code']>()
+    // The body of createSession may be left out.
+    const { data: session } = await client.POST('/sessions', {})
+    expectTypeOf(session).toEqualTypeOf<components['schemas']['Session'] | undefined>()
+    const { data: event } = await client.POST('/sessions/{sessionId}/events', {
+      params: { path: { sessionId } },
+      body: {
+        server_run_id: 'srr_0m5q3k1f8Ab3Cd4Ef5Gh6I',
+        log_lines: [{ type: 'stderr', line: 'x' }],
+      },
+    })
+    expectTypeOf(event).toEqualTypeOf<SessionEvent | undefined>()
+    // @ts-expect-error the body of startServerRun is required
+    await client.POST('/sessions/{sessionId}/server-runs', { params: { path: { sessionId } } })
+  })
+
+  it('type streamSessionEvents: its query, its Last-Event-ID header, a text/event-stream body', async () => {
+    const { data, response } = await client.GET('/sessions/{sessionId}/events/stream', {
+      params: {
+        path: { sessionId },
+        query: { after: 'sev_0m5q3k2x1Tz8KqPw3vXyA9', tail: 10, type: ['server_logs'] },
+        header: { 'Last-Event-ID': 'sev_0m5q3k2x1Tz8KqPw3vXyA9' },
+      },
+      parseAs: 'stream',
+    })
+    expectTypeOf(data).toEqualTypeOf<Response['body'] | undefined>()
+    expectTypeOf(response).toEqualTypeOf<Response>()
+    await client.GET('/sessions/{sessionId}/events/stream', {
+      // @ts-expect-error a list's `limit` is not a stream's
+      params: { path: { sessionId }, query: { limit: 10 } },
+    })
+  })
+
   it('refuse what the spec does not allow', async () => {
     await client.GET('/sessions/{sessionId}/events', {
       // @ts-expect-error an unknown query parameter

@@ -1,5 +1,5 @@
 // The published shape, checked on the built package: publint and arethetypeswrong are clean,
-// and nothing but openapi-fetch is imported at run time.
+// and nothing but openapi-fetch and eventsource-parser is imported at run time.
 import { spawnSync } from 'node:child_process'
 import { existsSync, readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
@@ -35,12 +35,13 @@ describe('published package', () => {
     expect(status, output).toBe(0)
   })
 
-  it('depends on openapi-fetch alone, and imports nothing else', () => {
+  it('depends on openapi-fetch and eventsource-parser alone, and imports nothing else', () => {
     const pkg = JSON.parse(readFileSync(join(packageDir, 'package.json'), 'utf8')) as {
       dependencies?: object
       peerDependencies?: object
     }
-    expect(Object.keys(pkg.dependencies ?? {})).toEqual(['openapi-fetch'])
+    const runtime = ['eventsource-parser', 'openapi-fetch']
+    expect(Object.keys(pkg.dependencies ?? {})).toEqual(runtime)
     expect(pkg.peerDependencies).toBeUndefined()
     const imported = new Set<string>()
     for (const file of readdirSync(dist, { recursive: true, encoding: 'utf8' }).filter((f) =>
@@ -53,6 +54,6 @@ describe('published package', () => {
         if (!specifier!.startsWith('.')) imported.add(specifier!)
       }
     }
-    expect([...imported]).toEqual(['openapi-fetch'])
+    expect([...imported].sort()).toEqual(runtime)
   })
 })

@@ -154,7 +154,10 @@ export interface paths {
          *     for as long as the client reads. An addition to Metorial's API.
          *
          *     Each message has `id:` the event id, `event: session.event` and `data:` the event exactly
-         *     as `getSessionEvent` returns it. Where it starts: by default with events written from now
+         *     as `getSessionEvent` returns it. Once the events that start the stream are sent, one
+         *     message `event: session.position` with an empty `data:` gives, as its `id:`, where the
+         *     stream stands (a browser sets its Last-Event-ID from it and dispatches nothing), so that a
+         *     client that reconnects before the first new event resumes exactly there. Where it starts: by default with events written from now
          *     on; `after` (or the `Last-Event-ID` header, which wins when both are sent, as a browser's
          *     `EventSource` reconnects to the same URL and adds it) resumes right after that event,
          *     sending first what was written since; `tail` first sends the last events written. The

@@ -2535,7 +2535,7 @@ export const getSessionsSessionIdEventsStreamRoute = createRoute({
   tags: ['Session Events'],
   summary: 'Follow session events as they are written',
   description:
-    "Follows a session: answers `text/event-stream` (Server-Sent Events) and sends each event\nof the session as it is written, one message per event, in id order, each exactly once,\nfor as long as the client reads. An addition to Metorial's API.\n\nEach message has `id:` the event id, `event: session.event` and `data:` the event exactly\nas `getSessionEvent` returns it. Where it starts: by default with events written from now\non; `after` (or the `Last-Event-ID` header, which wins when both are sent, as a browser's\n`EventSource` reconnects to the same URL and adds it) resumes right after that event,\nsending first what was written since; `tail` first sends the last events written. The\nfilters of `listSessionEvents` apply. A comment line (`: keep-alive`) every 15 seconds keeps\nproxies from closing an idle stream, and `retry:` says how long a browser waits before it\nreconnects.\n\nNothing is dropped: the stream reads from the store, at the pace the client reads; a\nclient that reconnects with the last id it received misses nothing and gets nothing twice.\nErrors before the stream opens are ordinary JSON errors. A key may hold a limited number\nof streams at once (100 by default); beyond that, 429 with `Retry-After`.\n",
+    "Follows a session: answers `text/event-stream` (Server-Sent Events) and sends each event\nof the session as it is written, one message per event, in id order, each exactly once,\nfor as long as the client reads. An addition to Metorial's API.\n\nEach message has `id:` the event id, `event: session.event` and `data:` the event exactly\nas `getSessionEvent` returns it. Once the events that start the stream are sent, one\nmessage `event: session.position` with an empty `data:` gives, as its `id:`, where the\nstream stands (a browser sets its Last-Event-ID from it and dispatches nothing), so that a\nclient that reconnects before the first new event resumes exactly there. Where it starts: by default with events written from now\non; `after` (or the `Last-Event-ID` header, which wins when both are sent, as a browser's\n`EventSource` reconnects to the same URL and adds it) resumes right after that event,\nsending first what was written since; `tail` first sends the last events written. The\nfilters of `listSessionEvents` apply. A comment line (`: keep-alive`) every 15 seconds keeps\nproxies from closing an idle stream, and `retry:` says how long a browser waits before it\nreconnects.\n\nNothing is dropped: the stream reads from the store, at the pace the client reads; a\nclient that reconnects with the last id it received misses nothing and gets nothing twice.\nErrors before the stream opens are ordinary JSON errors. A key may hold a limited number\nof streams at once (100 by default); beyond that, 429 with `Retry-After`.\n",
   operationId: 'streamSessionEvents',
   request: {
     params: z.object({ sessionId: SessionIdParamsSchema }),
@@ -2566,13 +2566,13 @@ export const getSessionsSessionIdEventsStreamRoute = createRoute({
         'text/event-stream': {
           schema: z.string().openapi({
             description:
-              'Server-Sent Events: a `retry:` line, then one message per event (`id:`, `event:\nsession.event`, `data:` the SessionEvent as JSON on one line), and comment lines\n(`: keep-alive`) while there is nothing to send.\n',
+              'Server-Sent Events: a `retry:` line, the events asked for with `tail`, a\n`session.position` message (its `id:` only), then one message per event (`id:`,\n`event: session.event`, `data:` the SessionEvent as JSON on one line), and\ncomment lines (`: keep-alive`) while there is nothing to send.\n',
           }),
           examples: {
             stream: {
               summary: 'The start of a stream',
               value:
-                'retry: 2000\n\nid: sev_0m5q3k2x1Tz8KqPw3vXyA9\nevent: session.event\ndata: {"object":"session.event","id":"sev_0m5q3k2x1Tz8KqPw3vXyA9","session_id":"ses_0m5q3jz7a4GhR2sLmN8pQ1","type":"server_logs","server_run":null,"server_run_error":null,"log_lines":[{"type":"stdout","line":"Server listening on stdio"}],"created_at":"2025-07-20T12:25:38.980Z"}\n\n: keep-alive\n',
+                'retry: 2000\n\nid: sev_0m5q3k1zzzzzzzzzzzzzzz\nevent: session.position\ndata:\n\nid: sev_0m5q3k2x1Tz8KqPw3vXyA9\nevent: session.event\ndata: {"object":"session.event","id":"sev_0m5q3k2x1Tz8KqPw3vXyA9","session_id":"ses_0m5q3jz7a4GhR2sLmN8pQ1","type":"server_logs","server_run":null,"server_run_error":null,"log_lines":[{"type":"stdout","line":"Server listening on stdio"}],"created_at":"2025-07-20T12:25:38.980Z"}\n\n: keep-alive\n',
             },
           },
         },
