@@ -88,7 +88,7 @@ export async function followSession(options: FollowOptions): Promise<ReadableStr
     const ids = query.order === 'desc' ? [...page.ids].reverse() : page.ids
     const events = await reader.sessionEvents(sessionId, ids)
     const runIds = [...new Set(events.flatMap((e) => (e.server_run_id === null ? [] : [e.server_run_id])))]
-    const runs = new Map<string, ServerRunJson>((await reader.serverRuns(runIds)).map((r) => [r.id, r]))
+    const runs = new Map<string, ServerRunJson>((await reader.serverRuns(runIds, page.runsVersion)).map((r) => [r.id, r]))
     const bytes = events.map((e) => message(e.id, sessionEventBytes(e, e.server_run_id === null ? undefined : runs.get(e.server_run_id))))
     return { ids: events.map((e) => e.id), bytes }
   }

@@ -25,10 +25,10 @@ export async function requireSession(reader: StoreReader, instanceId: string, se
 }
 
 /** The runs that these events show, by id. */
-export async function runsOf(reader: StoreReader, events: readonly SessionEventJson[]): Promise<Map<string, ServerRunJson>> {
+export async function runsOf(reader: StoreReader, events: readonly SessionEventJson[], version?: string): Promise<Map<string, ServerRunJson>> {
   const ids = new Set<string>()
   for (const e of events) if (e.server_run_id !== null) ids.add(e.server_run_id)
-  return new Map((await reader.serverRuns([...ids])).map((run) => [run.id, run]))
+  return new Map((await reader.serverRuns([...ids], version)).map((run) => [run.id, run]))
 }
 
 export interface SessionEventsDeps {
@@ -64,7 +64,7 @@ export function sessionEventsHandlers({ reader, writer, feed, streams, shutdown 
         types: query.type,
       })
       const events = await reader.sessionEvents(sessionId, page.ids)
-      const runs = await runsOf(reader, events)
+      const runs = await runsOf(reader, events, page.runsVersion)
 
       // An empty page past either end still leads back: to the first page from before the
       // start, to the last page from past the end.

@@ -9,8 +9,8 @@ import type { ApiKeyRecord, EventIdPage, ListEventsQuery, StoreReader } from './
 //   events          for good: an event never changes once written (the store appends events
 //                   and never updates or deletes one, nor the run error it shows);
 //   runs            while the store's runs version is the one they were read at (a run's status
-//                   and timestamps change while it runs); never when the store cannot tell
-//                   (PostgreSQL: runs are read for every response);
+//                   and timestamps change while it runs; a count that triggers keep in the
+//                   writing transaction, migrations 3 and 5); never when the store cannot tell;
 //   session → instance   for good once found: a session never moves to another instance
 //                   (a session not found is asked again: it may be created later);
 //   API key lookups `keyTtlMs`, misses included (a revocation takes effect within that time,
@@ -62,7 +62,7 @@ export class CachingReader implements StoreReader {
     this.#cache = new LRUCache<string, Entry>({ maxSize: options.maxBytes ?? DEFAULT_CACHE_BYTES, sizeCalculation: sizeOf })
   }
 
-  runsVersion(): string | undefined {
+  runsVersion(): string | undefined | Promise<string | undefined> {
     return this.#inner.runsVersion()
   }
 
@@ -102,9 +102,10 @@ export class CachingReader implements StoreReader {
     return ids.flatMap((id, i) => found[i] ?? read.get(id) ?? [])
   }
 
-  async serverRuns(ids: readonly string[]): Promise<ServerRunJson[]> {
-    // Taken before the read: a write that lands in between makes the next version differ.
-    const version = this.#inner.runsVersion()
+  async serverRuns(ids: readonly string[], knownVersion?: string): Promise<ServerRunJson[]> {
+    // Taken before the read (with the page, or now): a write that lands in between makes the
+    // next version differ.
+    const version = knownVersion ?? (await this.#inner.runsVersion())
     if (version === undefined) return this.#inner.serverRuns(ids)
     const runs: ServerRunJson[] = []
     const missing: string[] = []

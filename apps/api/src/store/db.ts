@@ -122,7 +122,7 @@ export interface SessionEventTable {
   created_at: string
 }
 
-/** On SQLite only (migration 3): one row, counting writes to what a run shows. */
+/** One row, counting writes to what a run shows (migration 3 on SQLite, 5 on PostgreSQL). */
 export interface RunChangesTable {
   id: number
   n: number

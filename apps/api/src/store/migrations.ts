@@ -228,6 +228,30 @@ export const migrations: Migration[] = [
         .execute()
     },
   },
+  {
+    version: 5,
+    name: 'a count of changes to what a run shows, on PostgreSQL too',
+    // Migration 3's count, on PostgreSQL: with it, the API keeps the runs it has read until
+    // something a run shows changes, and reads the count in the same query as a page of ids, so
+    // a page whose events and runs are kept costs one round trip. A statement-level trigger per
+    // table, so a write that changes many rows counts once; only updates and deletes of runs and
+    // what they show take the count's row lock (stopping a run), never appending events.
+    async up(db, dialect) {
+      if (dialect !== 'postgres') return
+      await db.schema
+        .createTable('run_changes')
+        .addColumn('id', 'integer', (c) => c.primaryKey().check(sql`id = 1`))
+        .addColumn('n', 'bigint', (c) => c.notNull())
+        .execute()
+      await db.insertInto('run_changes').values({ id: 1, n: 0 }).execute()
+      await sql
+        .raw('create function run_changes_count() returns trigger language plpgsql as $$ begin update run_changes set n = n + 1 where id = 1; return null; end $$')
+        .execute(db)
+      for (const table of ['server_runs', 'server_sessions', 'server_deployments', 'servers']) {
+        await sql.raw(`create trigger ${table}_changes_count after update or delete on ${table} for each statement execute function run_changes_count()`).execute(db)
+      }
+    },
+  },
 ]
 
 /**

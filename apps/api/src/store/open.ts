@@ -4,7 +4,7 @@ import type { Database } from './db.js'
 import { reportingUnavailable } from './dialect.js'
 import { migrate } from './migrations.js'
 import { pgliteDialect, type PGliteDialectOptions, type PGliteLike } from './pglite.js'
-import { DEFAULT_POOL_SETTINGS, openPostgres, type PoolSettings } from './postgres.js'
+import { DEFAULT_POOL_SETTINGS, openPostgres, postgresRunsVersion, type PoolSettings } from './postgres.js'
 import { openSqlite } from './sqlite.js'
 import { SqlStore } from './sql-store.js'
 
@@ -59,10 +59,10 @@ export async function openStore(databaseUrl?: string, options: OpenStoreOptions 
  */
 export async function openPgliteStore(pglite: PGliteLike, options: PGliteDialectOptions = {}): Promise<SqlStore> {
   return migrated(
-    new SqlStore({
-      dialect: 'postgres',
-      db: new Kysely<Database>({ dialect: reportingUnavailable(pgliteDialect(pglite, options)) }),
-    }),
+    (() => {
+      const db = new Kysely<Database>({ dialect: reportingUnavailable(pgliteDialect(pglite, options)) })
+      return new SqlStore({ dialect: 'postgres', db, runsVersion: postgresRunsVersion(db) })
+    })(),
   )
 }
 

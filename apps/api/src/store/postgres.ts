@@ -5,6 +5,7 @@ import { RateLimiterMemory, RateLimiterPostgres } from 'rate-limiter-flexible'
 import type { Database } from './db.js'
 import { reportingUnavailable } from './dialect.js'
 import { PostgresFeed } from './feed.js'
+import type { SqlReaderOptions } from './reader.js'
 import { SqlStore } from './sql-store.js'
 
 // PostgreSQL (node-postgres): the store when a deployment outgrows one machine. Several API
@@ -63,9 +64,11 @@ export function openPostgres(url: string, settings: PoolSettings, applicationNam
   // when it is next needed, so there is nothing to do here but not crash.
   pool.on('error', () => {})
   pool.on('connect', (client) => client.on('error', () => {}))
+  const db = new Kysely<Database>({ dialect: reportingUnavailable(new PostgresDialect({ pool })) })
   return new SqlStore({
     dialect: 'postgres',
-    db: new Kysely<Database>({ dialect: reportingUnavailable(new PostgresDialect({ pool })) }),
+    db,
+    runsVersion: postgresRunsVersion(db),
     // One limit per key for all the processes over this database; a process that cannot reach
     // the table for a moment counts in memory meanwhile (the library's insurance limiter).
     rateLimiter: ({ points, durationSeconds }) =>
@@ -82,3 +85,17 @@ export function openPostgres(url: string, settings: PoolSettings, applicationNam
   })
 }
 
+
+/**
+ * The runs' version on PostgreSQL: the count migration 5's triggers keep, read with each page of
+ * ids (one round trip for a page), and on its own where there is no page (a single event).
+ */
+export function postgresRunsVersion(db: Kysely<Database>): SqlReaderOptions {
+  return {
+    versionWithPage: true,
+    runsVersion: async () => {
+      const row = await db.selectFrom('run_changes').select('n').where('id', '=', 1).executeTakeFirst()
+      return row === undefined ? undefined : String(row.n)
+    },
+  }
+}

@@ -22,18 +22,30 @@ function literalLimit(n: number): RawBuilder<number> {
   return sql.lit(n)
 }
 
+export interface SqlReaderOptions {
+  /** The runs' version (store/types.ts), read on its own. Default: none, runs are read every time. */
+  runsVersion?: () => string | undefined | Promise<string | undefined>
+  /**
+   * Read the runs' version with each page of ids, in the same query (a column beside each id),
+   * rather than on its own: on a database over the network, the page then costs one round trip.
+   */
+  versionWithPage?: boolean
+}
+
 export class SqlReader implements StoreReader {
   readonly #db: Kysely<Database>
   readonly #prepared: PreparedQueries
-  readonly #runsVersion: () => string | undefined
+  readonly #runsVersion: NonNullable<SqlReaderOptions['runsVersion']>
+  readonly #versionWithPage: boolean
 
-  constructor(db: Kysely<Database>, prepared: PreparedQueries, runsVersion: () => string | undefined = () => undefined) {
+  constructor(db: Kysely<Database>, prepared: PreparedQueries, options: SqlReaderOptions = {}) {
     this.#db = db
     this.#prepared = prepared
-    this.#runsVersion = runsVersion
+    this.#runsVersion = options.runsVersion ?? (() => undefined)
+    this.#versionWithPage = options.versionWithPage ?? false
   }
 
-  runsVersion(): string | undefined {
+  runsVersion(): string | undefined | Promise<string | undefined> {
     return this.#runsVersion()
   }
 
@@ -53,7 +65,9 @@ export class SqlReader implements StoreReader {
 
   async listEventIds(query: ListEventsQuery): Promise<EventIdPage> {
     const { page, probe, values, backward } = this.#plan(query)
-    const ids = (await this.#prepared.execute(page.shape, page.values, page.build)).map((row) => row.id)
+    const rows = (await this.#prepared.execute(page.shape, page.values, page.build)) as { id: string; v?: unknown }[]
+    const ids = rows.map((row) => row.id)
+    const runsVersion = rows[0]?.v == null ? undefined : String(rows[0].v)
     const more = ids.length > query.limit
     if (more) ids.pop()
     if (backward) ids.reverse()
@@ -66,7 +80,8 @@ export class SqlReader implements StoreReader {
       const found = await this.#prepared.execute(probe.shape(inclusive), { ...values, edge: edge ?? query.position.id }, probe.build(inclusive))
       other = found.length > 0
     }
-    return backward ? { ids, hasMoreBefore: more, hasMoreAfter: other } : { ids, hasMoreBefore: other, hasMoreAfter: more }
+    const sides = backward ? { hasMoreBefore: more, hasMoreAfter: other } : { hasMoreBefore: other, hasMoreAfter: more }
+    return { ids, ...sides, runsVersion }
   }
 
   /**
@@ -114,8 +129,8 @@ export class SqlReader implements StoreReader {
         let q = filtered(bind)
         if (query.position) q = q.where('e.id', toward, bind<string>('position'))
         // The ids only: an index holds them all, and the events come from sessionEvents().
-        return q
-          .select('e.id')
+        const ids = q.select('e.id')
+        return (this.#versionWithPage ? ids.select(sql<number>`(select n from run_changes where id = 1)`.as('v')) : ids)
           .orderBy('e.id', scanAscending ? 'asc' : 'desc')
           .limit(literalLimit(limit))
       },
@@ -159,7 +174,7 @@ export class SqlReader implements StoreReader {
     return ids.flatMap((id) => byId.get(id) ?? [])
   }
 
-  async serverRuns(ids: readonly string[]): Promise<ServerRunJson[]> {
+  async serverRuns(ids: readonly string[], _version?: string): Promise<ServerRunJson[]> {
     if (ids.length === 0) return []
     const values = Object.fromEntries(ids.map((id, i) => [`run${i}`, id]))
     const rows = await this.#prepared.execute(`runs:${ids.length}`, values, (bind) =>

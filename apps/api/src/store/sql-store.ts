@@ -4,7 +4,7 @@ import type { Database } from './db.js'
 import { LocalFeed, type EventFeed } from './feed.js'
 import { IdempotencyKeys } from './idempotency.js'
 import { PreparedQueries, type FastRead } from './prepared.js'
-import { SqlReader } from './reader.js'
+import { SqlReader, type SqlReaderOptions } from './reader.js'
 import type { Store } from './types.js'
 import { StoreWriter } from './writer.js'
 
@@ -18,8 +18,8 @@ export interface SqlStoreOptions {
   onClose?: () => Promise<void> | void
   /** Runs reads synchronously, around Kysely's driver (embedded SQLite: sqlite.ts). */
   fastRead?: FastRead
-  /** What changes whenever a run changes (SQLite: sqlite.ts); without one, runs are read every time. */
-  runsVersion?: () => string | undefined
+  /** How the reader knows that runs changed (reader.ts); without it, runs are read every time. */
+  runsVersion?: SqlReaderOptions
   /** Wake-ups of the live tail across processes (feed.ts); default: this process's writes only. */
   feed?: EventFeed
   /** A rate limiter that all processes over this database share (PostgreSQL). */

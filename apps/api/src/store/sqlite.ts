@@ -22,7 +22,7 @@ export function openSqlite(path: string): SqlStore {
     dialect: 'sqlite',
     db: new Kysely<Database>({ dialect: reportingUnavailable(new SqliteDialect({ database: reusingStatements(database) })) }),
     fastRead: fastSqliteRead(database),
-    runsVersion: sqliteRunsVersion(database),
+    runsVersion: { runsVersion: sqliteRunsVersion(database) },
     // Commits of other connections (other processes) change data_version; this process's own
     // writes wake their followers directly. An in-memory database has no other connection.
     ...(path !== ':memory:' && { feed: new PollingFeed(() => (database.open ? database.pragma('data_version', { simple: true }) : undefined)) }),

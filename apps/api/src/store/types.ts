@@ -83,6 +83,8 @@ export interface EventIdPage {
   ids: string[]
   hasMoreBefore: boolean
   hasMoreAfter: boolean
+  /** The runs' version (runsVersion), when the store read it with the page, in the same query. */
+  runsVersion?: string | undefined
 }
 
 /**
@@ -97,14 +99,18 @@ export interface StoreReader {
   listEventIds(query: ListEventsQuery): Promise<EventIdPage>
   /** The events of a session with these ids, in the order of `ids`; ids of no event of the session are left out. */
   sessionEvents(sessionId: string, ids: readonly string[]): Promise<SessionEventJson[]>
-  /** Runs as they are now, by id; unknown ids are left out. */
-  serverRuns(ids: readonly string[]): Promise<ServerRunJson[]>
+  /**
+   * Runs as they are now, by id; unknown ids are left out. `version`: the runs' version the
+   * caller read already (with a page), which a cache may use rather than read it again.
+   */
+  serverRuns(ids: readonly string[], version?: string): Promise<ServerRunJson[]>
   /**
    * A value that changes whenever something a run shows (the run, its server session, its
    * deployment or its server) is written, by this process or any other; undefined when the
-   * store cannot tell, and runs must then be read every time.
+   * store cannot tell, and runs must then be read every time. Synchronous where the store can
+   * read it so (embedded SQLite).
    */
-  runsVersion(): string | undefined
+  runsVersion(): string | undefined | Promise<string | undefined>
 }
 
 /** The store that openStore opens. */
