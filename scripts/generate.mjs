@@ -104,6 +104,10 @@ async function generateServerStubs() {
   // missing: handlers would have to repeat the spec's default. Without it, the input stays
   // optional and the output is typed as it is.
   routes = routes.replace(/(\.default\((?:[^()]|\([^()]*\))*\))\s*\.exactOptional\(\)/g, '$1')
+  // The rest of hono-takibi's `.exactOptional()` become `.optional()`: the same for JSON (which has
+  // no `undefined` to tell them apart), and the one @hono/zod-openapi's document generator
+  // knows, so the app's own OpenAPI document does not list optional fields as required.
+  routes = routes.replaceAll('.exactOptional()', '.optional()')
   routes = routes.replace(
     /^import \{ createRoute, z \} from '@hono\/zod-openapi'\n/m,
     (line) =>

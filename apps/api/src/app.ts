@@ -11,6 +11,7 @@ import { sessionEventsHandlers } from './handlers/session-events.handlers.js'
 import { sessionsHandlers } from './handlers/sessions.handlers.js'
 import { authenticate, requireScope } from './middleware/auth.js'
 import { idempotency } from './middleware/idempotency.js'
+import { jsonBody } from './middleware/json-body.js'
 import { indexedQuery } from './middleware/indexed-query.js'
 import { rateLimit, type RateLimitOptions } from './middleware/rate-limit.js'
 import { requestContext } from './middleware/request-context.js'
@@ -22,8 +23,8 @@ import { InvalidReferenceError, StoreUnavailableError, WriteConflictError, type 
 
 // The app: the generated routes with their handlers, behind the middleware every request goes
 // through, in this order: request context → indexed query keys → authentication → rate limit →
-// scope (reads need sessions:read, writes sessions:write) → for writes, the body limit and the
-// Idempotency-Key. Whatever any of them throws becomes the API's error shape in onError.
+// scope (reads need sessions:read, writes sessions:write) → for writes, the body limit, what a
+// body's schema cannot say (json-body.ts) and the Idempotency-Key. Whatever any of them throws becomes the API's error shape in onError.
 
 export interface AppOptions {
   store: Store
@@ -103,6 +104,7 @@ export function createApp(options: AppOptions) {
       },
     }),
   )
+  app.on('POST', '/sessions/*', jsonBody)
   app.on('POST', '/sessions/*', idempotency(store.idempotencyKeys))
 
   registerRoutes(app, {

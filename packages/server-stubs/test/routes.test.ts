@@ -44,6 +44,10 @@ const echo: SessionEventsHandlers = {
     return c.json(AppendedServerLogsEventExample.value as SessionEvent, 201)
   },
   getSessionEvent: (c) => c.json({ __typename: 'error', ok: false, status: 404, code: 'not_found', message: c.req.valid('param').sessionEventId }, 404),
+  streamSessionEvents: (c) => {
+    echoed(c, { query: c.req.valid('query'), lastEventId: c.req.valid('header')['Last-Event-ID'] ?? null })
+    return c.body('retry: 2000\n\n', 200, { 'content-type': 'text/event-stream' })
+  },
 }
 
 function appWithRoutes() {
@@ -140,6 +144,16 @@ describe('the generated routes', () => {
     const run = await app.request(`/sessions/${SES}/server-runs/${SRR}`)
     expect([run.status, echoOf(run)]).toEqual([200, { sessionId: SES, serverRunId: SRR }])
     expect((await app.request(`/sessions/${SES}/server-runs/srr_bad`)).status).toBe(400)
+  })
+})
+
+describe('the route of the live tail', () => {
+  it('is matched before getSessionEvent: `stream` is never taken for an event id', async () => {
+    const res = await appWithRoutes().request(`/sessions/${SES}/events/stream?tail=5`, { headers: { 'Last-Event-ID': SEV } })
+    expect(res.status).toBe(200)
+    expect(res.headers.get('content-type')).toBe('text/event-stream')
+    expect(JSON.parse(res.headers.get('x-echo')!)).toEqual({ query: { tail: 5 }, lastEventId: SEV })
+    expect((await appWithRoutes().request(`/sessions/${SES}/events/stream?tail=101`)).status).toBe(400)
   })
 })
 

@@ -8,7 +8,8 @@ import type { IdempotencyKeys } from '../store/idempotency.js'
 /**
  * `Idempotency-Key` on a POST (the IETF draft "The Idempotency-Key HTTP Header Field"): the
  * first request with a key runs and its answer is kept (store/idempotency.ts); a retry with the
- * same key and the same request gets that answer again, with `Idempotent-Replayed: true`; the
+ * same key and the same request gets that answer again (a success with `Idempotent-Replayed:
+ * true`); the
  * same key with another request, 422; while the first is still running, 409 with Retry-After.
  * Keys are per instance. An answer of 5xx is not kept: the request may not have run, and a
  * retry should run it. A key that the spec refuses (empty, over 255 characters) is left to the
@@ -22,7 +23,8 @@ export function idempotency(keys: IdempotencyKeys): MiddlewareHandler<AppEnv> {
     // The body is read once here; the route's validator reads it again from Hono's cache.
     const fingerprint = createHash('sha256').update(`${c.req.method} ${c.req.path}\n`).update(await c.req.text()).digest('hex')
     const claim = await keys.claim(instanceId, key, fingerprint)
-    if (claim.kind === 'answered') return respond(c, claim.body, claim.status, { 'Idempotent-Replayed': 'true' })
+    // The header says so on a replayed success; a replayed refusal is the same refusal again.
+    if (claim.kind === 'answered') return respond(c, claim.body, claim.status, claim.status < 300 ? { 'Idempotent-Replayed': 'true' } : undefined)
     if (claim.kind === 'mismatch') throw errors.idempotencyKeyReused()
     if (claim.kind === 'in_flight') throw errors.idempotencyKeyInUse()
     let answered = false

@@ -79,7 +79,7 @@ export const SessionSchema = z
 export type Session = z.infer<typeof SessionSchema>
 
 export const SessionCreateSchema = z
-  .object({ metadata: MetadataSchema.exactOptional() })
+  .object({ metadata: MetadataSchema.optional() })
   .openapi({ description: "What a new session holds. An addition to Metorial's API." })
   .openapi('SessionCreate')
 
@@ -90,19 +90,19 @@ export const ServerInputSchema = z
     id: z
       .string()
       .regex(/^srv_[0-9a-z]{9}[0-9A-Za-z]{13}$/)
-      .exactOptional()
+      .optional()
       .openapi({ description: 'The id of a server of this instance, to reuse.' }),
     name: z
       .string()
       .min(1)
       .max(200)
-      .exactOptional()
+      .optional()
       .openapi({ description: 'The name of a new server; required without `id`.' }),
     description: z
       .string()
       .max(2000)
       .nullable()
-      .exactOptional()
+      .optional()
       .openapi({ description: 'What a new server does.' }),
     type: z.enum(['public', 'custom']).default('custom').openapi({
       description:
@@ -120,21 +120,21 @@ export const ServerDeploymentInputSchema = z
     id: z
       .string()
       .regex(/^svd_[0-9a-z]{9}[0-9A-Za-z]{13}$/)
-      .exactOptional()
+      .optional()
       .openapi({ description: 'The id of a deployment of the server, to reuse.' }),
     name: z
       .string()
       .max(200)
       .nullable()
-      .exactOptional()
+      .optional()
       .openapi({ description: 'The name of a new deployment.' }),
     description: z
       .string()
       .max(2000)
       .nullable()
-      .exactOptional()
+      .optional()
       .openapi({ description: 'The description of a new deployment.' }),
-    metadata: MetadataSchema.exactOptional(),
+    metadata: MetadataSchema.optional(),
   })
   .openapi({
     description:
@@ -151,7 +151,7 @@ export const McpPeerInputSchema = z
   .object({
     name: z.string().min(1).max(200).openapi({ description: "The peer's name." }),
     version: z.string().max(200).openapi({ description: "The peer's version." }),
-    capabilities: CapabilitiesSchema.exactOptional(),
+    capabilities: CapabilitiesSchema.optional(),
   })
   .openapi({
     description: "An MCP client or server, as it introduced itself. An addition to Metorial's API.",
@@ -169,10 +169,10 @@ export const McpInputSchema = z
     connection_type: z
       .enum(['sse', 'streamable_http', 'websocket'])
       .openapi({ description: 'The transport of the connection.' }),
-    client: z.xor([McpPeerInputSchema, z.null().nullable()]).exactOptional().openapi({
+    client: z.xor([McpPeerInputSchema, z.null().nullable()]).optional().openapi({
       description: 'The MCP client, if it has introduced itself; `null` or left out if not.',
     }),
-    server: z.xor([McpPeerInputSchema, z.null().nullable()]).exactOptional().openapi({
+    server: z.xor([McpPeerInputSchema, z.null().nullable()]).optional().openapi({
       description: 'The MCP server, if it has introduced itself; `null` or left out if not.',
     }),
   })
@@ -183,7 +183,7 @@ export const McpInputSchema = z
   .openapi('McpInput')
 
 export const ServerSessionInputSchema = z
-  .object({ id: ServerSessionIdSchema.exactOptional(), mcp: McpInputSchema.exactOptional() })
+  .object({ id: ServerSessionIdSchema.optional(), mcp: McpInputSchema.optional() })
   .openapi({
     description:
       'The server session the run belongs to: `id` reuses a server session of this session, and\n`mcp` is then ignored; without `id`, a new server session is made with `mcp`. Left out\n(or without `id` and `mcp`), the new server session\'s `mcp` is `{ "version":\n"2025-03-26", "connection_type": "streamable_http", "client": null, "server": null }`. An\nunknown `id`, or a server session of another session, is a 400 `invalid_data` naming\n`["server_session", "id"]`. An addition to Metorial\'s API.\n',
@@ -196,16 +196,16 @@ export const ServerRunStartSchema = z
       description: '`hosted` when Metorial runs the server, `external` when it runs elsewhere.',
     }),
     server: ServerInputSchema,
-    server_deployment: ServerDeploymentInputSchema.exactOptional(),
+    server_deployment: ServerDeploymentInputSchema.optional(),
     server_version_id: z
       .string()
       .regex(/^sve_[0-9a-z]{9}[0-9A-Za-z]{13}$/)
-      .exactOptional()
+      .optional()
       .openapi({
         description:
           "A version of the server to run. Left out, the server's newest version runs, or a first\nversion is made. A version of another server is a 400 `invalid_data` naming\n`server_version_id`.\n",
       }),
-    server_session: ServerSessionInputSchema.exactOptional(),
+    server_session: ServerSessionInputSchema.optional(),
   })
   .openapi({
     description:
@@ -234,7 +234,7 @@ export const ServerRunErrorInputSchema = z
       .max(200)
       .openapi({ description: 'A machine-readable code, such as `process_exited`.' }),
     message: z.string().max(10000).openapi({ description: 'A human-readable message.' }),
-    metadata: MetadataSchema.exactOptional(),
+    metadata: MetadataSchema.optional(),
   })
   .openapi({
     description:
@@ -248,7 +248,7 @@ export const ServerRunStopSchema = z
     status: z.enum(['completed', 'failed']).openapi({
       description: '`completed` when the run ended normally, `failed` when it did not.',
     }),
-    error: ServerRunErrorInputSchema.exactOptional(),
+    error: ServerRunErrorInputSchema.optional(),
   })
   .openapi({
     description: "How a server run ended. An addition to Metorial's API.",
@@ -670,21 +670,18 @@ export const ErrorSchema = z
     message: z.string().openapi({ description: 'A human-readable message.' }),
     hint: z
       .string()
-      .exactOptional()
+      .optional()
       .openapi({ description: 'What to do about it, when there is something to do.' }),
-    description: z
-      .string()
-      .exactOptional()
-      .openapi({ description: 'More detail, when there is some.' }),
-    entity: z.string().exactOptional().openapi({
+    description: z.string().optional().openapi({ description: 'More detail, when there is some.' }),
+    entity: z.string().optional().openapi({
       description:
         'The kind of thing that was not found, or that conflicts (`session`, `session_event`,\n`server_run`, `endpoint`).\n',
     }),
     id: z
       .string()
-      .exactOptional()
+      .optional()
       .openapi({ description: 'The id that was not found, when one was asked for.' }),
-    errors: z.array(ValidationIssueSchema).exactOptional().openapi({
+    errors: z.array(ValidationIssueSchema).optional().openapi({
       description: 'For `invalid_data`, one entry for each field that failed validation.',
     }),
   })
@@ -927,7 +924,7 @@ export const SessionOrServerRunNotFoundResponse = {
   },
 }
 
-export const IdempotencyRetryAfterHeaderSchema = z.int().min(0).exactOptional().openapi({
+export const IdempotencyRetryAfterHeaderSchema = z.int().min(0).optional().openapi({
   description:
     "Seconds to wait before retrying with the same `Idempotency-Key`; sent with\n`idempotency_key_in_use` only. An addition to Metorial's API.\n",
 })
@@ -1027,17 +1024,17 @@ export const IdempotencyKeyReusedResponse = {
   },
 }
 
-export const RateLimitLimitHeaderSchema = z.int().min(1).exactOptional().openapi({
+export const RateLimitLimitHeaderSchema = z.int().min(1).optional().openapi({
   description:
     'How many requests the key may make in one window. Sent while rate limiting is on (the default).',
 })
 
-export const RateLimitRemainingHeaderSchema = z.int().min(0).exactOptional().openapi({
+export const RateLimitRemainingHeaderSchema = z.int().min(0).optional().openapi({
   description:
     'How many requests the key has left in this window. Sent while rate limiting is on (the default).',
 })
 
-export const RateLimitResetHeaderSchema = z.int().min(0).exactOptional().openapi({
+export const RateLimitResetHeaderSchema = z.int().min(0).optional().openapi({
   description: 'Seconds until the window resets. Sent while rate limiting is on (the default).',
 })
 
@@ -1170,7 +1167,7 @@ export const LimitParamsSchema = z
     },
   })
 
-export const AfterParamsSchema = SessionEventIdSchema.exactOptional().openapi({
+export const AfterParamsSchema = SessionEventIdSchema.optional().openapi({
   param: {
     name: 'after',
     in: 'query',
@@ -1181,7 +1178,7 @@ export const AfterParamsSchema = SessionEventIdSchema.exactOptional().openapi({
   },
 })
 
-export const BeforeParamsSchema = SessionEventIdSchema.exactOptional().openapi({
+export const BeforeParamsSchema = SessionEventIdSchema.optional().openapi({
   param: {
     name: 'before',
     in: 'query',
@@ -1195,7 +1192,7 @@ export const BeforeParamsSchema = SessionEventIdSchema.exactOptional().openapi({
 export const CursorParamsSchema = z
   .string()
   .regex(/^cur_[0-9A-Za-z]{1,200}$/)
-  .exactOptional()
+  .optional()
   .openapi({
     param: {
       name: 'cursor',
@@ -1222,7 +1219,7 @@ export const OrderParamsSchema = z
 
 export const ServerRunIdFilterParamsSchema = z
   .preprocess(queryArray, z.array(ServerRunIdSchema).max(100))
-  .exactOptional()
+  .optional()
   .openapi({
     param: {
       name: 'server_run_id',
@@ -1237,7 +1234,7 @@ export const ServerRunIdFilterParamsSchema = z
 
 export const ServerSessionIdFilterParamsSchema = z
   .preprocess(queryArray, z.array(ServerSessionIdSchema).max(100))
-  .exactOptional()
+  .optional()
   .openapi({
     param: {
       name: 'server_session_id',
@@ -1256,7 +1253,7 @@ export const ServerSessionIdFilterParamsSchema = z
 
 export const TypeFilterParamsSchema = z
   .preprocess(queryArray, z.array(SessionEventTypeSchema).max(2))
-  .exactOptional()
+  .optional()
   .openapi({
     param: {
       name: 'type',
@@ -1273,7 +1270,7 @@ export const TypeFilterParamsSchema = z
     },
   })
 
-export const StreamAfterParamsSchema = SessionEventIdSchema.exactOptional().openapi({
+export const StreamAfterParamsSchema = SessionEventIdSchema.optional().openapi({
   param: {
     name: 'after',
     in: 'query',
@@ -1298,7 +1295,7 @@ export const TailParamsSchema = z
     },
   })
 
-export const LastEventIdParamsSchema = SessionEventIdSchema.exactOptional().openapi({
+export const LastEventIdParamsSchema = SessionEventIdSchema.optional().openapi({
   param: {
     name: 'Last-Event-ID',
     in: 'header',
@@ -1312,7 +1309,7 @@ export const LastEventIdParamsSchema = SessionEventIdSchema.exactOptional().open
 export const MetorialVersionRequestParamsSchema = z
   .string()
   .max(64)
-  .exactOptional()
+  .optional()
   .openapi({
     param: {
       name: 'Metorial-Version',
@@ -1328,7 +1325,7 @@ export const IdempotencyKeyParamsSchema = z
   .string()
   .min(1)
   .max(255)
-  .exactOptional()
+  .optional()
   .openapi({
     param: {
       name: 'Idempotency-Key',
@@ -2140,10 +2137,10 @@ export const AppendedServerLogsEventExample = {
 
 export const CacheControlNoCacheHeaderSchema = z
   .literal('no-cache')
-  .exactOptional()
+  .optional()
   .openapi({ description: '`no-cache`: a stream is never to be cached.' })
 
-export const IdempotentReplayedHeaderSchema = z.literal('true').exactOptional().openapi({
+export const IdempotentReplayedHeaderSchema = z.literal('true').optional().openapi({
   description:
     "`true` when this response is the stored answer to an earlier request with the same\n`Idempotency-Key`, replayed; absent otherwise. An addition to Metorial's API.\n",
 })
