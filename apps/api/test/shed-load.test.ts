@@ -25,10 +25,10 @@ const tick = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 describe('load shedding', () => {
   it('answers 503 with Retry-After while the event loop lags, and serves again once it does not', async () => {
-    const app = createApp({ store: f.store, logger: silent, rateLimit: false, shutdown: shutdown.signal, loadShedding: { maxEventLoopDelayMs: 40, windowMs: 200 } })
+    const app = createApp({ store: f.store, logger: silent, rateLimit: false, shutdown: shutdown.signal, loadShedding: { maxEventLoopDelayMs: 150, windowMs: 300 } })
     const list = () => app.request(`/sessions/${f.a.sessions[0]!.id}/events?limit=1`, { headers: { Authorization: `Bearer ${f.a.secret_key}` } })
     expect((await list()).status).toBe(200)
-    stall(400)
+    stall(700)
     // The shedder's timer, late by the stall, runs before this one.
     await tick(1)
     const refused = await list()
@@ -38,7 +38,7 @@ describe('load shedding', () => {
     expect((await app.request('/readyz')).status).toBe(503)
     expect((await app.request('/healthz')).status).toBe(200)
     // A calm window clears it.
-    await tick(500)
+    await tick(900)
     expect((await list()).status).toBe(200)
     expect((await app.request('/readyz')).status).toBe(200)
   })
