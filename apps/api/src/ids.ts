@@ -42,6 +42,30 @@ export function newId(kind: IdKind, now: number = Date.now()): string {
   return `${ID_PREFIXES[kind]}_${now.toString(36).padStart(TIME_LENGTH, '0')}${randomBase62(RANDOM_LENGTH)}`
 }
 
+/**
+ * Ids made in bulk, one per request (request ids): the random bytes come from a buffer filled
+ * 4 KiB at a time rather than from one call into the system's generator per id, which cost a
+ * few µs of every request (a CPU profile of getSessionEvent put randomFillSync at 4%).
+ */
+export class IdSource {
+  #pool = randomBytes(4096)
+  #at = 0
+
+  newId(kind: IdKind, now: number = Date.now()): string {
+    let random = ''
+    while (random.length < RANDOM_LENGTH) {
+      if (this.#at >= this.#pool.length) {
+        this.#pool = randomBytes(4096)
+        this.#at = 0
+      }
+      const byte = this.#pool[this.#at++]!
+      // 248 = 62 * 4: rejecting the rest keeps every character equally likely.
+      if (byte < 248) random += BASE62[byte % 62]
+    }
+    return `${ID_PREFIXES[kind]}_${now.toString(36).padStart(TIME_LENGTH, '0')}${random}`
+  }
+}
+
 /** The smallest id above `id` of the same kind and time: its random part counted up by one. */
 export function nextId(id: string): string {
   const digits = [...id.slice(-RANDOM_LENGTH)].map((c) => BASE62.indexOf(c))

@@ -47,10 +47,15 @@ async function main() {
   // when the process stops, however it stops.
   const destination = pino.destination({ dest: 1, sync: false, minLength: 4096 })
   const logger = pino({ level: config.logLevel }, destination)
-  process.on('exit', () => destination.flushSync())
+  process.on('exit', () => {
+    try {
+      destination.flushSync()
+    } catch {
+      // Not open yet: nothing was written to flush.
+    }
+  })
   process.on('uncaughtException', (error) => {
     logger.fatal({ err: error }, 'uncaught exception')
-    destination.flushSync()
     process.exit(1)
   })
   const store = await openStore(config.databaseUrl, { cwd: config.cwd, pool: config.pool, applicationName: config.applicationName })

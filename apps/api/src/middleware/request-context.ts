@@ -1,13 +1,14 @@
 import type { MiddlewareHandler } from 'hono'
 import type { Logger } from 'pino'
 import type { AppEnv } from '../env.js'
-import { newId } from '../ids.js'
+import { IdSource } from '../ids.js'
 
 /** Every request: an id of its own (respond.ts sends it back), and a log line when it is answered. */
 export function requestContext(logger: Logger): MiddlewareHandler<AppEnv> {
+  const ids = new IdSource()
   return async (c, next) => {
     const started = performance.now()
-    const requestId = newId('request')
+    const requestId = ids.newId('request')
     c.set('requestId', requestId)
     await next()
     if (logger.isLevelEnabled('info')) {
