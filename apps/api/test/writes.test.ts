@@ -257,7 +257,7 @@ describe(`writes (${backend})`, () => {
     expect(proto.status).toBe(400)
     expect((await body(proto)).errors[0].path).toEqual(['metadata', 'nested', '__proto__'])
     const after = await rowCounts()
-    expect(after.sessions).toBe(before.sessions + 1)
+    expect(after.sessions).toBe(before.sessions! + 1)
   })
 
   it('answers a body over 5 MB with 413, whether it says its length or not', async () => {

@@ -580,7 +580,11 @@ export interface components {
         Capabilities: {
             [key: string]: unknown;
         };
-        /** @description Free-form metadata of any JSON values; `{}` when there is none. */
+        /**
+         * @description Free-form metadata of any JSON values; `{}` when there is none. In a request body, no key
+         *     may be named `__proto__` (a 400 naming it), and the body may nest objects and arrays at
+         *     most 64 levels deep (a 400 `bad_request`).
+         */
         Metadata: {
             [key: string]: unknown;
         };

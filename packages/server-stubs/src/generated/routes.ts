@@ -55,7 +55,10 @@ export type SessionEventType = z.infer<typeof SessionEventTypeSchema>
 
 export const MetadataSchema = z
   .looseObject({})
-  .openapi({ description: 'Free-form metadata of any JSON values; `{}` when there is none.' })
+  .openapi({
+    description:
+      'Free-form metadata of any JSON values; `{}` when there is none. In a request body, no key\nmay be named `__proto__` (a 400 naming it), and the body may nest objects and arrays at\nmost 64 levels deep (a 400 `bad_request`).\n',
+  })
   .openapi('Metadata')
 
 export const SessionSchema = z
