@@ -7,6 +7,9 @@ import autocannon from 'autocannon'
 export interface LoadRequest {
   path: string
   headers?: Record<string, string>
+  /** GET unless said; a POST sends `body` (JSON, with its content type set here). */
+  method?: 'GET' | 'POST'
+  body?: string | Buffer
 }
 
 export interface LoadResult {
@@ -17,7 +20,7 @@ export interface LoadResult {
   meanMs: number
   /** 2xx responses. */
   ok: number
-  /** Connection errors, timeouts and non-2xx responses, together. */
+  /** Connection errors, timeouts and non-2xx responses, together (each once). */
   errors: number
   durationS: number
   bytesPerS: number
@@ -26,6 +29,13 @@ export interface LoadResult {
    * else the machine is doing, so it holds better than req/s on a noisy machine.
    */
   cpuUsPerReq: number | null
+  /** The slowest 2xx response, in ms. */
+  maxMs: number
+  /** Responses by status code ("200", "503"…), all of them. */
+  statuses: Record<string, number>
+  /** Connection errors and timeouts (no response at all). */
+  connectionErrors: number
+  timeouts: number
 }
 
 function percentile(sorted: Float64Array, p: number): number {
@@ -40,9 +50,13 @@ export function load(options: {
   durationS: number
   /** The server's CPU time so far, in seconds (ServerProcess.cpuSeconds). */
   serverCpu?: () => number | null
+  /** Seconds without an answer before a request counts as a timeout (default 10). */
+  timeoutS?: number
 }): Promise<LoadResult> {
   let times = new Float64Array(65_536)
   let count = 0
+  let maxMs = 0
+  const statuses: Record<string, number> = {}
   const cpuBefore = options.serverCpu?.() ?? null
   return new Promise((resolve, reject) => {
     const instance = autocannon(
@@ -51,8 +65,12 @@ export function load(options: {
         connections: options.connections,
         duration: options.durationS,
         pipelining: 1,
-        timeout: 10,
-        requests: options.requests.map((r) => ({ method: 'GET' as const, path: r.path, headers: r.headers ?? {} })),
+        timeout: options.timeoutS ?? 10,
+        requests: options.requests.map((r) =>
+          r.method === 'POST'
+            ? { method: 'POST' as const, path: r.path, headers: { 'content-type': 'application/json', ...r.headers }, body: r.body ?? '' }
+            : { method: 'GET' as const, path: r.path, headers: r.headers ?? {} },
+        ),
       },
       (error, result) => {
         if (error) return reject(error)
@@ -66,15 +84,22 @@ export function load(options: {
           p99Ms: percentile(sorted, 99),
           meanMs: count > 0 ? sum / count : NaN,
           ok: result['2xx'],
-          errors: result.errors + result.timeouts + result.non2xx,
+          // autocannon counts a timeout among its errors too.
+          errors: result.errors + result.non2xx,
           durationS: result.duration,
           bytesPerS: result.throughput.average,
           cpuUsPerReq: cpuBefore !== null && cpuAfter !== null && result['2xx'] > 0 ? ((cpuAfter - cpuBefore) * 1e6) / result['2xx'] : null,
+          maxMs,
+          statuses,
+          connectionErrors: result.errors - result.timeouts,
+          timeouts: result.timeouts,
         })
       },
     )
     instance.on('response', (_client, statusCode, _bytes, responseTime) => {
+      statuses[statusCode] = (statuses[statusCode] ?? 0) + 1
       if (statusCode < 200 || statusCode >= 300) return
+      if (responseTime > maxMs) maxMs = responseTime
       if (count === times.length) {
         const bigger = new Float64Array(times.length * 2)
         bigger.set(times)

@@ -3,86 +3,176 @@ import { loadavg } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { ensureDataset, type Dataset } from './datasets.js'
+import { followSuite, type FollowResult, type FollowSettings } from './follow.js'
 import { growthRow, type GrowthRow, type GrowthSettings } from './growth.js'
 import { layersSuite, type LayersResult } from './layers.js'
 import { git, machine, versions } from './machine.js'
+import { overloadSuite, type OverloadResult, type OverloadSettings } from './overload.js'
 import { resultsDir } from './paths.js'
+import { pgServer, PG_BASE_URL } from './pg.js'
 import { checkTargets, markdown, type Results } from './report.js'
+import { sameWorkSuite, type SameWorkResult } from './same-work.js'
+import { storageSuite, type StorageResult } from './storage.js'
 import { throughputSuite, type Settings, type ThroughputResult } from './throughput.js'
+import { writesSuite, type WriteSettings, type WritesResult } from './writes.js'
 
-const HELP = `npm run bench [-- --quick] [-- --only throughput|growth]
+export const SUITES = ['throughput', 'peers', 'writes', 'follow', 'overload', 'growth', 'storage'] as const
+type Suite = (typeof SUITES)[number]
 
-Measures the API against the limit (bare node:http, precomputed bytes), a naive peer
-(node:http + JSON.stringify) and Fastify (response schemas), side by side at 32 connections,
-with two diagnostics of the API (its store's reads answered from memory; another process
-appending events beside it), and a single event's cost through the API's stack one layer at a
-time; then the first and a deep page of sessions of 1,000, 100,000 and 1,000,000 events. Datasets are
-seeded once into bench/.data/ and reused. Writes bench/results/<time>.json and
-bench/results/latest.md, and prints the table.
+const HELP = `npm run bench [-- --quick] [-- --only SUITE[,SUITE…]]
 
-  --quick    small sessions, short runs: a check that it all works (results not kept as latest)
-  --only X   only the throughput suite (with the layers), or only the growth suite`
+Suites (all of them by default, in this order):
+  throughput  the API against the limit (bare node:http, precomputed bytes), a naive peer
+              (node:http + JSON.stringify) and Fastify (response schemas), side by side at 32
+              connections, with two diagnostics of the API (its store's reads answered from
+              memory; another process appending events beside it); then a single event's cost
+              through the API's stack one layer at a time
+  peers       the same work written as a user would (Fastify + Kysely, nothing cached) beside the
+              API, on SQLite and on PostgreSQL; and so the API's reads on PostgreSQL against SQLite
+  writes      log lines appended per second over HTTP, 1 to 1,000 lines a request, on both stores,
+              against the write limit (node:http that parses and answers) and the store alone
+  follow      the live tail: from an append's 201 to the event at 1, 100 and 1,000 followers, on
+              one process and across two (PostgreSQL); the API's memory per idle follower
+  overload    512 connections reading pages of 100 events: req/s, p99, the slowest, 503s, errors
+  growth      the first and a deep page of sessions of 1,000, 100,000 and 1,000,000 events
+  storage     bytes per event on disk, table and indexes, at a million events; which index each
+              read uses, and one that could go, proven with EXPLAIN ANALYZE
+
+PostgreSQL: the server BENCH_DATABASE_URL names (default ${PG_BASE_URL}), each dataset in a
+schema of its own named bench_*; without a server, its parts are left out and the results say so.
+Datasets are seeded once into bench/.data/ (and bench_* schemas) and reused. Writes
+bench/results/<time>.json and, after a full run of every suite, bench/results/latest.md; prints the tables.
+
+  --quick    small datasets, short runs: a check that it all works (results not kept as latest)
+  --only X   only these suites (comma-separated)`
 
 const PLANS = {
   full: {
-    throughput: { rounds: 4, durationS: 3, warmupS: 1, connections: 32 } satisfies Settings,
+    throughput: { rounds: 3, durationS: 2, warmupS: 0.5, connections: 32 } satisfies Settings,
     throughputData: { sessions: 10, events: 10_000 },
-    growth: { rounds: 5, durationS: 2, warmupS: 1 } satisfies GrowthSettings,
+    peers: { rounds: 3, durationS: 1.5, warmupS: 0.5, connections: 32 } satisfies Settings,
+    writes: { rounds: 2, durationS: 1, warmupS: 0.3, connections: 32, batches: [1, 10, 100, 1000] } satisfies WriteSettings,
+    follow: { followers: [1, 100, 1000], appends: 20, intervalMs: 100, warmupAppends: 3 } satisfies FollowSettings,
+    overload: { connections: 512, durationS: 20, limit: 100 } satisfies OverloadSettings,
+    growth: { rounds: 3, durationS: 1.5, warmupS: 0.5 } satisfies GrowthSettings,
     sizes: [1_000, 100_000, 1_000_000],
   },
   quick: {
     throughput: { rounds: 1, durationS: 1, warmupS: 0.5, connections: 32 } satisfies Settings,
     throughputData: { sessions: 10, events: 1_000 },
+    peers: { rounds: 1, durationS: 0.5, warmupS: 0.3, connections: 32 } satisfies Settings,
+    writes: { rounds: 1, durationS: 0.4, warmupS: 0.2, connections: 32, batches: [100] } satisfies WriteSettings,
+    follow: { followers: [1, 100], appends: 5, intervalMs: 100, warmupAppends: 2 } satisfies FollowSettings,
+    overload: { connections: 512, durationS: 2, limit: 100 } satisfies OverloadSettings,
     growth: { rounds: 1, durationS: 1, warmupS: 0.5 } satisfies GrowthSettings,
     sizes: [1_000, 10_000],
   },
 }
 
-const log = (line: string) => process.stderr.write(`${line}\n`)
+const began = performance.now()
+/** Progress on stderr; a suite's first line says when it started, for fitting the plans to the time a run may take. */
+const log = (line: string) => process.stderr.write(`${line.startsWith(' ') ? '' : `[${Math.round((performance.now() - began) / 1000)} s] `}${line}\n`)
 
 async function main() {
   const { values } = parseArgs({
     options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, help: { type: 'boolean', short: 'h', default: false } },
   })
   if (values.help) return console.log(HELP)
-  if (values.only !== undefined && values.only !== 'throughput' && values.only !== 'growth') {
-    throw new Error(`--only takes throughput or growth (got "${values.only}")`)
-  }
+  const only = values.only === undefined ? null : values.only.split(',').map((s) => s.trim())
+  for (const name of only ?? []) if (!SUITES.includes(name as Suite)) throw new Error(`--only takes ${SUITES.join(', ')} (got "${name}")`)
+  const runs = (suite: Suite) => only === null || only.includes(suite)
   const mode = values.quick ? 'quick' : 'full'
   const plan = PLANS[mode]
   const started = new Date()
   const machineAtStart = machine()
   log(`bench (${mode}): ${machineAtStart.cpu}, ${machineAtStart.cores} cores, Node ${machineAtStart.node}, load average ${machineAtStart.loadavgAtStart[0]}`)
+  const needsPostgres = (['peers', 'writes', 'follow', 'overload', 'storage'] as const).some(runs)
+  const postgres = needsPostgres ? await pgServer() : null
+  if (needsPostgres && !postgres) log(`no PostgreSQL server at ${PG_BASE_URL}: its parts are left out`)
 
   // Seeding first, so that the measurements run on a machine that does nothing else of ours.
   const datasets: Dataset[] = []
+  const reuse = (dataset: Dataset) => {
+    if (!dataset.seededNow) log(`reusing ${dataset.name}${dataset.store === 'postgres' ? ' (PostgreSQL)' : ''} (${dataset.seeding.events.toLocaleString('en')} events, seeded ${dataset.seeding.at})`)
+    datasets.push(dataset)
+    return dataset
+  }
+  const readShape = { name: `throughput-${plan.throughputData.sessions}x${plan.throughputData.events}`, instances: 1, ...plan.throughputData }
   let throughputData: Dataset | undefined
-  if (values.only !== 'growth') {
-    throughputData = await ensureDataset({ name: `throughput-${plan.throughputData.sessions}x${plan.throughputData.events}`, instances: 1, ...plan.throughputData }, { fresh: true, log })
-    datasets.push(throughputData)
+  let pgReadData: Dataset | undefined
+  if (runs('throughput') || runs('peers') || runs('overload')) {
+    throughputData = reuse(await ensureDataset(readShape, { fresh: true, log }))
+    if (postgres && (runs('peers') || runs('overload'))) pgReadData = reuse(await ensureDataset(readShape, { store: 'postgres', log }))
   }
   const growthData: Dataset[] = []
-  if (values.only !== 'throughput') {
-    for (const events of plan.sizes) {
-      const dataset = await ensureDataset({ name: `session-${events}`, instances: 1, sessions: 1, events }, { log })
-      if (!dataset.seededNow) log(`reusing ${dataset.name} (${dataset.seeding.events.toLocaleString('en')} events, seeded ${dataset.seeding.at})`)
-      growthData.push(dataset)
-      datasets.push(dataset)
+  if (runs('growth') || runs('storage')) {
+    for (const events of runs('growth') ? plan.sizes : plan.sizes.slice(-1)) {
+      growthData.push(reuse(await ensureDataset({ name: `session-${events}`, instances: 1, sessions: 1, events }, { log })))
+    }
+  }
+  let pgLargest: Dataset | undefined
+  if (postgres && runs('storage')) {
+    pgLargest = reuse(await ensureDataset({ name: `session-${plan.sizes.at(-1)}`, instances: 1, sessions: 1, events: plan.sizes.at(-1)! }, { store: 'postgres', log }))
+  }
+
+  // A suite that throws is reported and the others still run; the run then ends with a failure.
+  const failedSuites: { suite: string; message: string }[] = []
+  const attempt = async <T>(suite: Suite, run: () => Promise<T>): Promise<T | null> => {
+    try {
+      return await run()
+    } catch (error) {
+      const message = error instanceof Error ? (error.stack ?? error.message) : String(error)
+      log(`${suite}: FAILED: ${message}`)
+      failedSuites.push({ suite, message })
+      return null
     }
   }
 
   let throughput: ThroughputResult | null = null
   let layers: LayersResult | null = null
-  if (throughputData) {
+  if (runs('throughput')) {
     log(`throughput: ${plan.throughput.rounds} round(s) × ${plan.throughput.durationS} s per server and endpoint, ${plan.throughput.connections} connections`)
-    throughput = await throughputSuite(throughputData, plan.throughput, log)
+    throughput = await attempt('throughput', () => throughputSuite(throughputData!, plan.throughput, log))
     log('layers: a single event through the API’s stack, one layer at a time')
-    layers = await layersSuite(throughputData, plan.throughput, log)
+    if (throughput) layers = await attempt('throughput', () => layersSuite(throughputData!, plan.throughput, log))
+  }
+  let sameWork: SameWorkResult | null = null
+  if (runs('peers')) {
+    log(`peers: the same work with Fastify + Kysely, beside the API, on SQLite${postgres ? ' and PostgreSQL' : ', and the API on PGlite (no PostgreSQL server)'}`)
+    sameWork = await attempt('peers', () =>
+      sameWorkSuite({ sqlite: throughputData!, ...(pgReadData && { postgres: pgReadData }) }, plan.peers, log, {
+        ...(!postgres && { pglite: plan.throughputData }),
+        // A check needs no choice of serialiser: JSON.stringify, the faster one so far.
+        ...(mode === 'quick' && { serialiser: { list: 'json', get: 'json' } as const }),
+      }),
+    )
+  }
+  let writes: WritesResult | null = null
+  if (runs('writes')) {
+    log(`writes: lines appended per second, ${plan.writes.batches.join(', ')} lines a request`)
+    writes = await attempt('writes', () => writesSuite(plan.writes, postgres !== null, log))
+  }
+  let follow: FollowResult | null = null
+  if (runs('follow')) {
+    log(`follow: ${plan.follow.followers.join(', ')} followers of one session`)
+    follow = await attempt('follow', () => followSuite(plan.follow, postgres !== null, log))
+  }
+  let overload: OverloadResult | null = null
+  if (runs('overload')) {
+    log(`overload: ${plan.overload.connections} connections reading pages of ${plan.overload.limit} for ${plan.overload.durationS} s`)
+    overload = await attempt('overload', () => overloadSuite({ sqlite: throughputData!, ...(pgReadData && { postgres: pgReadData }) }, plan.overload, log))
   }
   const rows: GrowthRow[] = []
-  if (growthData.length > 0) {
+  if (runs('growth')) {
     log('cost as data grows: first and deep page, one connection')
-    for (const dataset of growthData) rows.push(await growthRow(dataset, plan.growth, log))
+    await attempt('growth', async () => {
+      for (const dataset of growthData) rows.push(await growthRow(dataset, plan.growth, log))
+    })
+  }
+  let storage: StorageResult | null = null
+  if (runs('storage')) {
+    log('storage: bytes per event, and the indexes each read uses')
+    storage = await attempt('storage', () => storageSuite({ sqlite: growthData.at(-1)!, postgres: pgLargest }, log))
   }
 
   const peaks = [throughput?.memory.api, ...rows.map((r) => r.memory)].filter((m) => m != null).map((m) => m.peakRssBytes)
@@ -97,10 +187,17 @@ async function main() {
     machine: { ...machineAtStart, loadavgAtEnd: loadavg().map((n) => Math.round(n * 100) / 100) },
     versions: versions(),
     git: git(),
-    seeding: datasets.map((d) => ({ name: d.name, seededNow: d.seededNow, ...d.seeding })),
+    seeding: datasets.map((d) => ({ name: d.store === 'postgres' ? `${d.name} (PostgreSQL)` : d.name, seededNow: d.seededNow, ...d.seeding })),
     throughput,
     layers,
+    postgres: postgres && { url: PG_BASE_URL.replace(/\/\/[^@]*@/, '//'), ...postgres },
+    sameWork,
+    writes,
+    follow,
+    overload,
+    storage,
     growth: rows.length > 0 ? { settings: plan.growth, rows } : null,
+    failedSuites,
     apiPeakRssBytes: peaks.length > 0 ? Math.max(...peaks) : null,
   }
   const results: Results = { ...partial, targets: checkTargets(partial) }
@@ -110,10 +207,15 @@ async function main() {
   const stamp = started.toISOString().replace(/[:.]/g, '-')
   const jsonFile = join(resultsDir, `${stamp}${mode === 'quick' ? '.quick' : ''}.json`)
   writeFileSync(jsonFile, `${JSON.stringify(results, null, 2)}\n`)
-  // Only a full run of both suites becomes the latest table.
-  if (mode === 'full' && values.only === undefined) writeFileSync(join(resultsDir, 'latest.md'), `${table}\n`)
+  // Only a full run of every suite, all of them through, becomes the latest table.
+  const latest = mode === 'full' && only === null && failedSuites.length === 0
+  if (latest) writeFileSync(join(resultsDir, 'latest.md'), `${table}\n`)
   console.log(`\n${table}`)
-  log(`results: ${jsonFile}${mode === 'full' && values.only === undefined ? ' and bench/results/latest.md' : ''}`)
+  log(`results: ${jsonFile}${latest ? ' and bench/results/latest.md' : ''} (${Math.round(partial.wallSeconds)} s)`)
+  if (failedSuites.length > 0) {
+    log(`bench: ${failedSuites.length} suite(s) failed: ${failedSuites.map((f) => f.suite).join(', ')}`)
+    process.exitCode = 1
+  }
 }
 
 main().catch((error: unknown) => {

@@ -1,6 +1,9 @@
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process'
 import { closeSync, openSync, readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
+import { pathToFileURL } from 'node:url'
+import { memoryProbe } from './paths.js'
+import type { MemoryAnswer } from './peers/memory-probe.js'
 
 // Every server under test runs as its own process, so that the API and its peers are measured
 // alike: none shares an event loop with the load generator or with another server.
@@ -20,6 +23,11 @@ export interface ServerProcess {
   memory(): Memory | null
   /** CPU time the process has used so far (user + system, all threads), in seconds; null without /proc. */
   cpuSeconds(): number | null
+  /**
+   * The process's heap and RSS after a GC, as it sees them (process.memoryUsage()): only for a
+   * server started with `probeMemory` (peers/memory-probe.ts); null otherwise.
+   */
+  memoryUsage(): Promise<MemoryAnswer | null>
   stop(): Promise<void>
 }
 
@@ -76,14 +84,18 @@ export interface StartOptions {
   port: number
   /** Where the server's stdout goes (its access log, for the API); /dev/null by default. */
   stdoutFile?: string
+  /** Load peers/memory-probe.ts into the process (with --expose-gc), for memoryUsage(). */
+  probeMemory?: boolean
+  /** How long it may take to answer HTTP (default 30 s; a server that seeds its own store first needs more). */
+  startupTimeoutMs?: number
 }
 
 /**
  * A Node script as a child process that the driver does not leave behind: the end of its stderr
  * (for errors), when it exits, and a stop that asks (SIGTERM) before it insists (SIGKILL).
  */
-function spawnScript(options: { script: string; args?: string[]; env?: Record<string, string> }, stdio: StdioOptions) {
-  const child = spawn(process.execPath, [options.script, ...(options.args ?? [])], {
+function spawnScript(options: { script: string; args?: string[]; env?: Record<string, string>; nodeArgs?: string[] }, stdio: StdioOptions) {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), options.script, ...(options.args ?? [])], {
     env: { ...process.env, ...options.env },
     stdio,
   })
@@ -111,11 +123,15 @@ function spawnScript(options: { script: string; args?: string[]; env?: Record<st
 /** Starts a server and resolves once it answers HTTP on its port (any status will do). */
 export async function startServer(options: StartOptions): Promise<ServerProcess> {
   const out = openSync(options.stdoutFile ?? '/dev/null', 'a')
-  const { child, stderr, stop } = spawnScript(options, ['ignore', out, 'pipe'])
+  const { child, stderr, stop } = spawnScript(
+    { ...options, ...(options.probeMemory && { nodeArgs: ['--expose-gc', '--import', pathToFileURL(memoryProbe).href] }) },
+    options.probeMemory ? ['ignore', out, 'pipe', 'ipc'] : ['ignore', out, 'pipe'],
+  )
   closeSync(out)
 
   const url = `http://127.0.0.1:${options.port}`
-  const deadline = Date.now() + 30_000
+  const startupMs = options.startupTimeoutMs ?? 30_000
+  const deadline = Date.now() + startupMs
   for (;;) {
     if (child.exitCode !== null) throw new Error(`${options.name} exited with code ${child.exitCode} before it answered:\n${stderr()}`)
     try {
@@ -125,7 +141,7 @@ export async function startServer(options: StartOptions): Promise<ServerProcess>
     } catch {
       if (Date.now() > deadline) {
         child.kill('SIGKILL')
-        throw new Error(`${options.name} did not answer on ${url} within 30 s:\n${stderr()}`)
+        throw new Error(`${options.name} did not answer on ${url} within ${startupMs / 1000} s:\n${stderr()}`)
       }
       await new Promise((r) => setTimeout(r, 100))
     }
@@ -138,6 +154,17 @@ export async function startServer(options: StartOptions): Promise<ServerProcess>
     pid,
     memory: () => readMemory(pid),
     cpuSeconds: () => readCpuSeconds(pid),
+    memoryUsage: () =>
+      options.probeMemory
+        ? new Promise<MemoryAnswer | null>((resolve) => {
+            const timer = setTimeout(() => resolve(null), 10_000)
+            child.once('message', (answer) => {
+              clearTimeout(timer)
+              resolve(answer as MemoryAnswer)
+            })
+            child.send('memory')
+          })
+        : Promise.resolve(null),
     stop,
   }
 }
@@ -154,7 +181,7 @@ export interface WorkerProcess {
 }
 
 /** Starts a Node script that is not a server (the writer) and resolves once it prints "ready". */
-export async function startWorker(options: { name: string; script: string; args?: string[]; env?: Record<string, string> }): Promise<WorkerProcess> {
+export async function startWorker(options: { name: string; script: string; args?: string[]; env?: Record<string, string>; nodeArgs?: string[] }): Promise<WorkerProcess> {
   const { child, exited, stderr, stop } = spawnScript(options, ['pipe', 'pipe', 'pipe'])
 
   const lines: string[] = []

@@ -1,9 +1,15 @@
 import type { Dataset } from './datasets.js'
+import { FOLLOW_CONFIG_LABELS, type FollowResult } from './follow.js'
 import type { GrowthRow, GrowthSettings } from './growth.js'
 import { LAYER_LABELS, LAYER_TARGETS, type LayersResult } from './layers.js'
 import type { Machine } from './machine.js'
+import type { OverloadResult } from './overload.js'
+import type { PgServer } from './pg.js'
 import type { Memory } from './processes.js'
+import { SAME_WORK_LABELS, type SameWorkResult } from './same-work.js'
+import type { StorageResult } from './storage.js'
 import { ENDPOINT_LABELS, ENDPOINTS, TARGET_LABELS, TARGETS, type ThroughputResult } from './throughput.js'
+import { WRITE_LAYER_LABELS, WRITE_LAYERS, WRITE_TARGET_LABELS, WRITE_TARGETS, type WritesResult } from './writes.js'
 
 // The results of a run, as JSON (everything, every round) and as the short Markdown table.
 
@@ -31,6 +37,15 @@ export interface Results {
   throughput: ThroughputResult | null
   /** Absent from results made before the layers suite existed. */
   layers?: LayersResult | null
+  /** The PostgreSQL server the run used (null: none to reach); absent from results made before it was measured. */
+  postgres?: (PgServer & { url: string }) | null
+  sameWork?: SameWorkResult | null
+  writes?: WritesResult | null
+  follow?: FollowResult | null
+  overload?: OverloadResult | null
+  storage?: StorageResult | null
+  /** Suites that threw: the run goes on without them, and ends with a failure. */
+  failedSuites?: { suite: string; message: string }[]
   growth: { settings: GrowthSettings; rows: GrowthRow[] } | null
   /** Peak RSS of every API process of the run (the throughput one and one per growth dataset). */
   apiPeakRssBytes: number | null
@@ -42,6 +57,12 @@ const ms = (n: number) => (Number.isFinite(n) ? (n < 10 ? n.toFixed(2) : n.toFix
 const ratio = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : '–')
 const mb = (m: Memory | null | undefined) => (m ? `${Math.round(m.peakRssBytes / 2 ** 20)} MB` : '–')
 const mark = (met: boolean) => (met ? 'met' : '**not met**')
+const kb = (bytes: number) => (Number.isFinite(bytes) ? `${(bytes / 1000).toFixed(1)} KB` : '–')
+const pct = (share: number) => (Number.isFinite(share) ? `${(100 * share).toFixed(1)}%` : '–')
+/** A count of failures, with what they were: `87 (503: 87)`. */
+const failed = (errors: number, failures: Record<string, number> | undefined) =>
+  errors === 0 || !failures ? String(errors) : `${errors} (${Object.entries(failures).map(([k, n]) => `${k}: ${int(n)}`).join(', ')})`
+const storeName = (store: string) => (store === 'sqlite' ? 'SQLite' : 'PostgreSQL')
 
 export function checkTargets(results: Omit<Results, 'targets'>): TargetCheck[] {
   const checks: TargetCheck[] = []
@@ -56,6 +77,67 @@ export function checkTargets(results: Omit<Results, 'targets'>): TargetCheck[] {
       pair('throughput ÷ naive peer', '≥ 1.50', ratios['api/naive']!, ratios['api_warn/naive']!, (n) => n >= 1.5, ratio)
       pair('throughput ÷ Fastify', '> 1.00', ratios['api/fastify']!, ratios['api_warn/fastify']!, (n) => n > 1, ratio)
       pair('p99 latency', '< 10 ms', targets.api.p99Ms, targets.api_warn.p99Ms, (n) => n < 10, (n) => `${ms(n)} ms`)
+    }
+  }
+  const sw = results.sameWork
+  if (sw) {
+    for (const endpoint of ['list', 'get'] as const) {
+      for (const store of ['sqlite', 'postgres'] as const) {
+        const r = sw.endpoints[endpoint].ratios[`api_${store}/peer_${store}`]
+        if (r === undefined) continue
+        const cpu = sw.endpoints[endpoint].cpuRatios[`api_${store}/peer_${store}`]
+        checks.push({
+          target: `${endpoint}: API ÷ same-work peer (Fastify + Kysely) on ${store === 'sqlite' ? 'SQLite' : 'PostgreSQL'}, req/s (on CPU per request: ${ratio(cpu ?? NaN)})`,
+          goal: '≥ 2.00',
+          value: ratio(r),
+          met: r >= 2,
+        })
+      }
+    }
+    for (const endpoint of ENDPOINTS) {
+      const r = sw.endpoints[endpoint].ratios['api_postgres/api_sqlite']
+      if (r === undefined) continue
+      checks.push({
+        target: `${endpoint}: API on ${sw.postgresOn === 'pglite' ? 'PGlite (no PostgreSQL server)' : 'PostgreSQL'} ÷ API on SQLite, req/s`,
+        goal: '≥ 0.50',
+        value: ratio(r),
+        met: r >= 0.5,
+      })
+    }
+  }
+  const w = results.writes
+  const at100 = w?.batches['100']
+  if (at100) {
+    for (const [store, goal] of [['sqlite', 200_000], ['postgres', 100_000]] as const) {
+      const x = at100.targets[`api_${store}`]
+      if (!x) continue
+      const name = store === 'sqlite' ? 'SQLite' : 'PostgreSQL'
+      checks.push({ target: `writes on ${name}, 100 lines a request: lines/s`, goal: `≥ ${int(goal)}`, value: int(x.linesPerS), met: x.linesPerS >= goal })
+      const r = at100.ratios[`api_${store}/limit`]!
+      checks.push({ target: `writes on ${name}, 100 lines a request: API ÷ write limit`, goal: '≥ 0.30', value: ratio(r), met: r >= 0.3 })
+    }
+  }
+  const f = results.follow
+  if (f) {
+    const most = Math.max(...f.settings.followers)
+    for (const row of f.rows.filter((r) => r.followers === most)) {
+      const goal = row.config === 'postgres_two' ? 50 : 20
+      const complete = row.delivered === row.expected
+      checks.push({
+        target: `follow: p99 from the 201 to the follower, ${int(most)} followers, ${FOLLOW_CONFIG_LABELS[row.config]}`,
+        goal: `< ${goal} ms${most < 1000 ? ' (at 1,000 followers; this run has fewer)' : ''}`,
+        value: `${ms(row.p99Ms)} ms${complete ? '' : ` (${int(row.delivered)} of ${int(row.expected)} delivered)`}`,
+        met: row.p99Ms < goal && complete,
+      })
+    }
+    for (const m of f.memory) {
+      const worst = Math.max(m.heapBytesPerStream, m.rssBytesPerStream)
+      checks.push({
+        target: `follow: the API's memory per idle follower (${m.config === 'sqlite' ? 'SQLite' : 'PostgreSQL'}${m.config === 'postgres_two' ? ', the following process' : ''}), heap / RSS`,
+        goal: '< 20 KB',
+        value: `${kb(m.heapBytesPerStream)} / ${kb(m.rssBytesPerStream)}`,
+        met: worst < 20_000,
+      })
     }
   }
   const largest = results.growth?.rows.at(-1)
@@ -162,6 +244,204 @@ export function markdown(r: Results): string {
     out.push('')
   }
 
+  const pgNote = r.postgres
+    ? `PostgreSQL: ${r.postgres.version.split(' on ')[0]} on this machine (${r.postgres.url}; shared_buffers ${r.postgres.settings.shared_buffers}, synchronous_commit ${r.postgres.settings.synchronous_commit}), shared with other work on it; each dataset in a bench_* schema of its own.`
+    : r.postgres === null
+      ? 'PostgreSQL: no server to reach, so its rows are left out.'
+      : ''
+
+  const sw = r.sameWork
+  if (sw) {
+    const s = sw.settings
+    out.push('## The same work, written as a user would (Fastify + Kysely), and reads on PostgreSQL', '')
+    out.push(
+      `The peer (bench/src/peers/kysely.ts) does what the API does for each request, as a user would write it with Fastify and Kysely over the same database, nothing kept between requests: ` +
+        'the key looked up by its sha256 hash (revoked, expired, scope), the session checked against the key’s instance, the spec’s parameter schemas, the same filters and keyset pagination with Metorial’s cursors, ' +
+        `a page’s events then their runs in a second query, a single event in one joined query. ` +
+        (sw.serialiser.cpuUsPerReq.list.json === null
+          ? `Its serialiser, as given (not measured in this run): list ${sw.serialiser.list === 'json' ? 'JSON.stringify' : 'the response schema'}, get ${sw.serialiser.get === 'json' ? 'JSON.stringify' : 'the response schema'}. `
+          : `Its serialiser is the faster here, chosen per operation by CPU time per request on SQLite: ` +
+            `list ${sw.serialiser.list === 'json' ? 'JSON.stringify' : 'the response schema'} (${int(sw.serialiser.cpuUsPerReq.list.json ?? NaN)} µs with JSON.stringify, ${int(sw.serialiser.cpuUsPerReq.list.schema ?? NaN)} with the schema), ` +
+            `get ${sw.serialiser.get === 'json' ? 'JSON.stringify' : 'the response schema'} (${int(sw.serialiser.cpuUsPerReq.get.json ?? NaN)} / ${int(sw.serialiser.cpuUsPerReq.get.schema ?? NaN)}). `) +
+        `${s.connections} connections, median of ${s.rounds} round(s) of ${s.durationS} s, the four servers taking turns; each store has its own copy of the dataset (the same shape, ids of its own). ` +
+        'On PostgreSQL, “server CPU” adds the CPU time of the server’s backends that serve the process’s connections (by application_name) to the process’s own.',
+      '',
+    )
+    if (sw.postgresOn === 'pglite') {
+      out.push('**No PostgreSQL server was reached: the PostgreSQL rows are the API on PGlite (PostgreSQL in WebAssembly, in the API’s own process, seeded there with the same shape), and there is no peer on it.**', '')
+    } else if (pgNote) out.push(pgNote, '')
+    out.push('| endpoint | server | req/s | p50 ms | p99 ms | errors | server CPU µs/req | of which PostgreSQL | API ÷ peer: req/s | API ÷ peer: req per CPU-s |')
+    out.push('|---|---|--:|--:|--:|--:|--:|--:|--:|--:|')
+    for (const endpoint of ENDPOINTS) {
+      const e = sw.endpoints[endpoint]
+      let first = true
+      for (const [target, x] of Object.entries(e.targets)) {
+        if (!x) continue
+        const api = target.startsWith('api_')
+        const store = target.endsWith('sqlite') ? 'sqlite' : 'postgres'
+        const key = `api_${store}/peer_${store}`
+        out.push(
+          `| ${first ? ENDPOINT_LABELS[endpoint] : ''} | ${sw.postgresOn === 'pglite' && target === 'api_postgres' ? 'API on PGlite (no PostgreSQL server)' : SAME_WORK_LABELS[target as keyof typeof SAME_WORK_LABELS]} | ${int(x.rps)} | ${ms(x.p50Ms)} | ${ms(x.p99Ms)} | ${x.errors} | ${x.cpuUsPerReq === null ? '–' : int(x.cpuUsPerReq)} | ` +
+            `${x.backendCpuUsPerReq === null ? '' : int(x.backendCpuUsPerReq)} | ${api && e.ratios[key] !== undefined ? ratio(e.ratios[key]) : ''} | ${api && e.cpuRatios[key] !== undefined ? ratio(e.cpuRatios[key] ?? NaN) : ''} |`,
+        )
+        first = false
+      }
+    }
+    const wire = Object.entries(sw.wire).flatMap(([store, checks]) => checks.filter((c) => c.verdict !== 'identical bytes').map((c) => `${store} ${c.path}: ${c.verdict}`))
+    const checked = Object.values(sw.wire).reduce((n, c) => n + c.length, 0)
+    out.push(
+      '',
+      wire.length === 0
+        ? `The peer answered the API’s exact bytes on all ${checked} requests checked (${Object.keys(sw.wire).length === 2 ? 'on both stores' : `on ${Object.keys(sw.wire).map(storeName).join(', ')}`}: first page, limit=100, each filter, after, before, order=desc, a cursor, past the end, single events).`
+        : `Answers of the peer that differ from the API’s: ${wire.join('; ')}.`,
+      '',
+    )
+    if (Object.values(sw.endpoints).some((e) => e.ratios['api_postgres/api_sqlite'] !== undefined)) {
+      const pg = sw.postgresOn === 'pglite' ? 'PGlite' : 'PostgreSQL'
+      out.push(`### Reads on ${sw.postgresOn === 'pglite' ? 'PGlite (no PostgreSQL server)' : 'PostgreSQL'} against SQLite (the API, side by side in the rounds above)`, '')
+      out.push(`| endpoint | SQLite req/s | ${pg} req/s | ${pg} ÷ SQLite: req/s | … per CPU-s | p99 ms SQLite / ${pg} | CPU µs/req on ${pg}: the API / its backends | on SQLite |`)
+      out.push('|---|--:|--:|--:|--:|--:|--:|--:|')
+      for (const endpoint of ENDPOINTS) {
+        const e = sw.endpoints[endpoint]
+        const [a, b] = [e.targets.api_sqlite, e.targets.api_postgres]
+        if (!a || !b) continue
+        const own = b.cpuUsPerReq !== null && b.backendCpuUsPerReq !== null ? b.cpuUsPerReq - b.backendCpuUsPerReq : NaN
+        out.push(
+          `| ${ENDPOINT_LABELS[endpoint]} | ${int(a.rps)} | ${int(b.rps)} | ${ratio(e.ratios['api_postgres/api_sqlite']!)} | ${ratio(e.cpuRatios['api_postgres/api_sqlite'] ?? NaN)} | ${ms(a.p99Ms)} / ${ms(b.p99Ms)} | ` +
+            `${int(own)} / ${int(b.backendCpuUsPerReq ?? NaN)} | ${int(a.cpuUsPerReq ?? NaN)} |`,
+        )
+      }
+      out.push('')
+    }
+    const ip = sw.inProcess
+    if (ip && Object.keys(ip).length > 0) {
+      const names = [...new Set(Object.values(ip).flatMap((x) => Object.keys(x ?? {})))]
+      const stores = Object.keys(ip) as ('sqlite' | 'postgres')[]
+      out.push(
+        'The store’s reads of a first page, in process (the driver’s), one call after another through the API’s caching reader: CPU µs per call of this process (on PostgreSQL, the client’s side of the query; the server’s is not in it), and wall µs.',
+        '',
+      )
+      out.push(`| read | ${stores.map((x) => `${storeName(x)}: CPU / wall µs`).join(' | ')} |`)
+      out.push(`|---|${stores.map(() => '--:').join('|')}|`)
+      for (const name of names) {
+        out.push(`| ${name} | ${stores.map((x) => (ip[x]?.[name] ? `${int(ip[x]![name]!.cpuUs)} / ${int(ip[x]![name]!.wallUs)}` : '–')).join(' | ')} |`)
+      }
+      out.push('')
+    }
+  }
+
+  const w = r.writes
+  if (w) {
+    const s = w.settings
+    out.push('## Writes: log lines appended per second', '')
+    out.push(
+      `POST /sessions/{id}/events with ${s.batches.map(int).join(', ')} lines a request (lines of 40–70 characters; a request of 100 lines is about ${int((w.bodyBytes['100'] ?? NaN) / 1000)} KB), ` +
+        `${s.connections} connections, each appending to ${w.sessions} sessions (one active run each) in turn, on a fresh store; median of ${s.rounds} round(s) of ${s.durationS} s, the targets taking turns. ` +
+        'The write limit is bare node:http that reads the body, parses it and answers the API’s 201 bytes without storing anything; the store alone is StoreWriter.appendEvent in a loop in one process, one call after another, ' +
+        'its CPU its own (on PostgreSQL, without the server’s). CPU per line: the server process, with its PostgreSQL backends where it has them.',
+      '',
+    )
+    out.push('| lines a request | target | lines/s | requests/s | p50 ms | p99 ms | errors | CPU µs per line | of which PostgreSQL | API ÷ write limit | API ÷ the store alone |')
+    out.push('|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|')
+    for (const lines of s.batches) {
+      const b = w.batches[lines]
+      if (!b) continue
+      let first = true
+      for (const target of WRITE_TARGETS) {
+        const x = b.targets[target]
+        if (!x) continue
+        const api = target.startsWith('api_')
+        const store = target.endsWith('sqlite') ? 'sqlite' : 'postgres'
+        out.push(
+          `| ${first ? int(lines) : ''} | ${WRITE_TARGET_LABELS[target]} | ${int(x.linesPerS)} | ${int(x.requestsPerS)} | ${x.p50Ms === null ? '' : ms(x.p50Ms)} | ${x.p99Ms === null ? '' : ms(x.p99Ms)} | ${failed(x.errors, x.failures)} | ` +
+            `${x.cpuUsPerLine === null ? '–' : x.cpuUsPerLine < 10 ? x.cpuUsPerLine.toFixed(1) : int(x.cpuUsPerLine)} | ${x.backendCpuUsPerLine === null ? '' : x.backendCpuUsPerLine < 10 ? x.backendCpuUsPerLine.toFixed(1) : int(x.backendCpuUsPerLine)} | ` +
+            `${api ? ratio(b.ratios[`api_${store}/limit`] ?? NaN) : ''} | ${api ? ratio(b.ratios[`api_${store}/store_${store}`] ?? NaN) : ''} |`,
+        )
+        first = false
+      }
+    }
+    out.push('')
+    if (w.layers) {
+      const l = w.layers
+      out.push(
+        `Where an append’s CPU time goes: appends of ${l.lines} lines through the API’s stack one layer at a time (bench/src/peers/layers.ts; every layer but the API answers the API’s 201 bytes without storing), ` +
+          `on SQLite, the same connections and bodies, median of ${s.rounds} round(s) of ${s.durationS} s, the layers taking turns.`,
+        '',
+      )
+      out.push('| layer | requests/s | lines/s | p99 ms | server CPU µs/req | + µs over the row above |')
+      out.push('|---|--:|--:|--:|--:|--:|')
+      let previous: number | null = null
+      for (const layer of WRITE_LAYERS) {
+        const x = l.targets[layer]
+        const step = layer === 'limit' || previous === null || x.cpuUsPerReq === null ? '' : int(x.cpuUsPerReq - previous)
+        out.push(`| ${WRITE_LAYER_LABELS[layer]} | ${int(x.requestsPerS)} | ${int(x.requestsPerS * l.lines)} | ${ms(x.p99Ms)} | ${int(x.cpuUsPerReq ?? NaN)} | ${step} |`)
+        previous = x.cpuUsPerReq
+      }
+      out.push('')
+    }
+    if (w.skipped.length > 0) out.push(`Left out: ${w.skipped.join('; ')}.`, '')
+  }
+
+  const f = r.follow
+  if (f) {
+    const s = f.settings
+    out.push('## Following: from an append’s 201 to the event at the follower', '')
+    out.push(
+      `One session, followed by N streams (GET /sessions/{id}/events/stream, each its own connection, all in one process of their own); the driver appends one event of one line every ${s.intervalMs} ms, ${s.appends} times (after ${s.warmupAppends} not counted), ` +
+        'and takes the time the 201’s head arrives; each stream’s time is when its bytes arrive. Both clocks are CLOCK_MONOTONIC, the machine’s one clock. A negative time: the follower had the event before the appender had its 201. ' +
+        'Percentiles over every (event, follower) pair.',
+      '',
+    )
+    out.push('| where | followers | p50 ms | p99 ms | slowest ms | delivered | append p50 / p99 ms | opening the streams ms |')
+    out.push('|---|--:|--:|--:|--:|--:|--:|--:|')
+    for (const row of f.rows) {
+      out.push(
+        `| ${FOLLOW_CONFIG_LABELS[row.config]} | ${int(row.followers)}${row.failedToOpen ? ` (${int(row.failedToOpen)} did not open)` : ''} | ${ms(row.p50Ms)} | ${ms(row.p99Ms)} | ${ms(row.maxMs)} | ${int(row.delivered)} of ${int(row.expected)} | ${ms(row.appendP50Ms)} / ${ms(row.appendP99Ms)}${row.appendsRefused ? ` (${int(row.appendsRefused)} refused with 503 first)` : ''} | ${int(row.openMs)} |`,
+      )
+    }
+    out.push('')
+    if (f.memory.length > 0) {
+      out.push('The API’s memory per idle follower: its RSS and its heap after a GC (process.memoryUsage(), asked over IPC from a module loaded with --import) with the streams open and idle, less the same before they opened, ÷ the streams.', '')
+      out.push('| where | idle streams | heap per stream | RSS per stream | heap before → after | RSS before → after |')
+      out.push('|---|--:|--:|--:|--:|--:|')
+      for (const m of f.memory) {
+        out.push(
+          `| ${FOLLOW_CONFIG_LABELS[m.config]}${m.config === 'postgres_two' ? ' (the following process)' : ''} | ${int(m.streams)} | ${kb(m.heapBytesPerStream)} | ${kb(m.rssBytesPerStream)} | ` +
+            `${(m.before.heapUsed / 2 ** 20).toFixed(1)} → ${(m.after.heapUsed / 2 ** 20).toFixed(1)} MB | ${(m.before.rss / 2 ** 20).toFixed(1)} → ${(m.after.rss / 2 ** 20).toFixed(1)} MB |`,
+        )
+      }
+      out.push('')
+    }
+    if (f.skipped.length > 0) out.push(`Left out: ${f.skipped.join('; ')}.`, '')
+  }
+
+  const o = r.overload
+  if (o) {
+    const s = o.settings
+    out.push(`## Overload: ${int(s.connections)} connections reading pages of ${s.limit} events`, '')
+    out.push(
+      `${s.durationS} s per store, after 1 s at 32 connections; the first page and the page after the middle event of every session, in turn. The API as it runs by default (access log on, a PostgreSQL pool of 10), ` +
+        'without its rate limit (every request here has one key, which the limit would refuse at once). autocannon waits up to 60 s for an answer. Latencies are of the 2xx answers (the accepted requests).',
+      '',
+    )
+    out.push('| store | req/s (2xx) | p50 ms | p99 ms | slowest accepted ms | answers and failures | 503s | share of 503s | other statuses | connection errors | timeouts | server CPU µs/req | peak RSS |')
+    out.push('|---|--:|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|')
+    for (const row of o.rows) {
+      const other = Object.entries(row.otherStatuses).map(([code, n]) => `${code}: ${int(n)}`).join(', ')
+      out.push(
+        `| ${storeName(row.store)} | ${int(row.rps)} | ${ms(row.p50Ms)} | ${ms(row.p99Ms)} | ${ms(row.maxMs)} | ${int(row.responses)} | ${int(row.status503)} | ${pct(row.share503)} | ${other || 'none'} | ${int(row.connectionErrors)} | ${int(row.timeouts)} | ${int(row.cpuUsPerReq ?? NaN)} | ${mb(row.memory)} |`,
+      )
+    }
+    out.push('')
+    if (o.skipped.length > 0) out.push(`Left out: ${o.skipped.join('; ')}.`, '')
+  }
+
+  if (r.failedSuites && r.failedSuites.length > 0) {
+    out.push('## Suites that failed', '')
+    for (const f of r.failedSuites) out.push(`- **${f.suite}**: ${f.message.split('\n')[0]}`)
+    out.push('')
+  }
+
   out.push('## Targets', '')
   out.push('| target | goal | API (default logging) | | API (LOG_LEVEL=warn) | |')
   out.push('|---|---|--:|---|--:|---|')
@@ -188,6 +468,57 @@ export function markdown(r: Results): string {
       )
     }
     out.push('')
+  }
+
+  const st = r.storage
+  if (st) {
+    out.push('## Storage: bytes per event on disk', '')
+    out.push(
+      'The events table and each of its indexes, from SQLite’s dbstat (pages of each b-tree) and PostgreSQL’s pg_table_size (heap, TOAST, free space and visibility maps, after VACUUM ANALYZE) and pg_relation_size of each index, ÷ the events in the table.',
+      '',
+    )
+    out.push('| store | dataset | events | table B/event | indexes B/event | total B/event | log lines as stored, B/event | each index, B/event |')
+    out.push('|---|---|--:|--:|--:|--:|--:|---|')
+    for (const [store, x] of [['sqlite', st.sqlite], ['postgres', st.postgres]] as const) {
+      if (!x) continue
+      const each = x.objects.filter((o) => o.kind === 'index').map((o) => `${o.name} ${int(o.bytes / x.events)}`).join('; ')
+      out.push(
+        `| ${storeName(store)} | ${x.dataset} | ${int(x.events)} | ${int(x.bytesPerEvent.table)} | ${int(x.bytesPerEvent.indexes)} | ${int(x.bytesPerEvent.total)} | ${int(x.logLinesBytesPerEvent)} | ${each} |`,
+      )
+    }
+    out.push('')
+    const reads = [...new Set(st.plans.map((p) => p.read))]
+    const columns = [...new Set(st.plans.map((p) => `${p.store}|${p.dataset}`))]
+    out.push('The index each read of the API uses (EXPLAIN; the queries as the API’s store compiles them):', '')
+    out.push(`| read | ${columns.map((c) => `${storeName(c.split('|')[0]!)}: ${c.split('|')[1]}`).join(' | ')} |`)
+    out.push(`|---|${columns.map(() => '---').join('|')}|`)
+    for (const read of reads) {
+      const cell = (c: string) => {
+        const plan = st.plans.find((p) => `${p.store}|${p.dataset}` === c && p.read === read)
+        return !plan ? '–' : plan.indexes.join(', ') || '(no index)'
+      }
+      out.push(`| ${read} | ${columns.map(cell).join(' | ')} |`)
+    }
+    out.push('')
+    out.push(
+      `No read uses: on SQLite ${st.unused.sqlite.join(', ') || 'nothing left out'}; on PostgreSQL ${st.unused.postgres.join(', ') || 'every index is chosen by some read'}.`,
+      '',
+    )
+    if (st.proof) {
+      out.push(
+        `Every read on PostgreSQL with ${st.proof.index} and without it (dropped in a transaction that is rolled back; EXPLAIN (ANALYZE, BUFFERS), the second of two runs each):`,
+        '',
+      )
+      out.push('| table | read | with it: plan | ms | buffers | rows filtered out | without it: plan | ms | buffers | rows filtered out |')
+      out.push('|---|---|---|--:|--:|--:|---|--:|--:|--:|')
+      for (const p of st.proof.rows) {
+        out.push(
+          `| ${p.dataset} | ${p.read} | ${p.with.plan} | ${p.with.ms.toFixed(3)} | ${p.with.buffers} | ${int(p.with.rowsRemoved)} | ${p.without.plan} | ${p.without.ms.toFixed(3)} | ${p.without.buffers} | ${int(p.without.rowsRemoved)} |`,
+        )
+      }
+      out.push('')
+    }
+    if (st.skipped.length > 0) out.push(`Left out: ${st.skipped.join('; ')}.`, '')
   }
 
   if (r.seeding.length > 0) {

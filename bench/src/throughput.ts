@@ -73,7 +73,7 @@ export interface ThroughputResult {
 
 type Log = (line: string) => void
 
-async function body(url: string, headers: Record<string, string>): Promise<string> {
+export async function body(url: string, headers: Record<string, string>): Promise<string> {
   const response = await fetch(url, { headers })
   const text = Buffer.from(await response.arrayBuffer()).toString('utf8')
   if (response.status !== 200) throw new Error(`GET ${url}: ${response.status} ${text.slice(0, 300)}`)
@@ -81,7 +81,7 @@ async function body(url: string, headers: Record<string, string>): Promise<strin
 }
 
 /** The requests of each endpoint, and the API's answer to each: what the peers will serve. */
-async function captureFixtures(api: ServerProcess, dataset: Dataset, auth: Record<string, string>): Promise<Fixture[]> {
+export async function captureFixtures(api: Pick<ServerProcess, 'url'>, dataset: Dataset, auth: Record<string, string>): Promise<Fixture[]> {
   const fixtures: Fixture[] = []
   for (const session of dataset.sessionList) {
     const listPath = `/sessions/${session.id}/events?limit=20`

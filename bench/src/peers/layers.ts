@@ -3,7 +3,9 @@ import { OpenAPIHono } from '@hono/zod-openapi'
 import { authenticate, CachingReader, openStore, requestContext, requireScope, respond, type AppEnv } from '@session-events/api'
 import { registerRoutes, type SessionEventsHandlers } from '@session-events/server-stubs'
 import { Hono, type Context } from 'hono'
+import { bodyLimit } from 'hono/body-limit'
 import pino from 'pino'
+import { readFileSync } from 'node:fs'
 import { peerArgs } from './fixtures.js'
 
 // A diagnostic, not a peer: the API's stack built up one layer at a time, every layer answering
@@ -13,9 +15,13 @@ import { peerArgs } from './fixtures.js'
 //   log     + the API's request context: request id, headers, access log (LOG_LEVEL, info by default),
 //           and from here on the bytes are sent as the API sends them, its headers in place
 //   auth    + authentication and the scope check, against the store
-// Usage: DATABASE_URL=sqlite:… node layers.js FIXTURES PORT LAYER
+//   body    + the body limit on writes (hono/body-limit, as the API mounts it)
+// Appends (POST /sessions/{id}/events) are answered too when WRITE_ANSWERS is given (the write
+// suite's: the API's 201 bytes by lines a request), each layer reading the body as the API would
+// at that layer: `hono` parses it as JSON, `routes` and above let the generated validator do it.
+// Usage: DATABASE_URL=sqlite:… node layers.js FIXTURES PORT LAYER [WRITE_ANSWERS]
 
-export const LAYERS = ['hono', 'routes', 'log', 'auth'] as const
+export const LAYERS = ['hono', 'routes', 'log', 'auth', 'body'] as const
 export type Layer = (typeof LAYERS)[number]
 
 const { fixtures, port } = peerArgs()
@@ -24,22 +30,38 @@ if (!LAYERS.includes(layer)) throw new Error(`layer must be one of ${LAYERS.join
 const answers = new Map(fixtures.map((f) => [f.path, Buffer.from(f.body)]))
 const answer = (c: Context) => new Response(answers.get(c.req.path) ?? null, { headers: { 'content-type': 'application/json' } })
 const answerAsTheApi = (c: Context<AppEnv>) => respond(c, answers.get(c.req.path) ?? '', 200)
+const writeAnswersFile = process.argv[5]
+const writeAnswers = new Map(
+  writeAnswersFile
+    ? Object.entries(JSON.parse(readFileSync(writeAnswersFile, 'utf8')) as Record<string, string>).map(([lines, body]) => [Number(lines), Buffer.from(body)])
+    : [],
+)
+/** The 201 of an append of `lines` lines, bare or as the API sends it. */
+const appended = (c: Context<AppEnv>, lines: number, asTheApi: boolean) =>
+  asTheApi
+    ? respond(c, writeAnswers.get(lines) ?? '', 201)
+    : new Response(writeAnswers.get(lines) ?? null, { status: 201, headers: { 'content-type': 'application/json' } })
+/** The largest body the API takes (app.ts, MAX_BODY_BYTES). */
+const MAX_BODY_BYTES = 5 * 1024 * 1024
 
 let app: { fetch: (request: Request) => Response | Promise<Response> }
 if (layer === 'hono') {
   const hono = new Hono()
   hono.get('/sessions/:sessionId/events/:sessionEventId', answer)
   hono.get('/sessions/:sessionId/events', answer)
+  hono.post('/sessions/:sessionId/events', async (c) => appended(c as unknown as Context<AppEnv>, ((await c.req.json()) as { log_lines: unknown[] }).log_lines.length, false))
   app = hono
 } else {
   const routes = new OpenAPIHono<AppEnv>({ strict: false })
-  if (layer === 'log' || layer === 'auth') {
+  if (layer === 'log' || layer === 'auth' || layer === 'body') {
     const store = await openStore(process.env.DATABASE_URL)
     routes.use(requestContext(pino({ level: process.env.LOG_LEVEL ?? 'info' })))
-    if (layer === 'auth') {
+    if (layer === 'auth' || layer === 'body') {
       routes.use('/sessions/*', authenticate(new CachingReader(store.reader)))
-      routes.use('/sessions/*', requireScope('sessions:read'))
+      routes.on('GET', '/sessions/*', requireScope('sessions:read'))
+      routes.on('POST', '/sessions/*', requireScope('sessions:write'))
     }
+    if (layer === 'body') routes.on('POST', '/sessions/*', bodyLimit({ maxSize: MAX_BODY_BYTES }))
   }
   // The handlers read what the validators made, as the API's do, and answer the bytes.
   const send: (c: Context<AppEnv>) => Response = layer === 'routes' ? answer : answerAsTheApi
@@ -51,7 +73,8 @@ if (layer === 'hono') {
     startServerRun: send,
     getServerRun: send,
     stopServerRun: send,
-    createSessionEvent: send,
+    createSessionEvent: (c: Context<AppEnv>) =>
+      appended(c, (c.req.valid('json' as never) as { log_lines: unknown[] }).log_lines.length, layer !== 'routes'),
   } as unknown as SessionEventsHandlers<AppEnv>
   registerRoutes(routes, handlers)
   app = routes

@@ -1,0 +1,415 @@
+import SQLite from 'better-sqlite3'
+import { openStore, type SqlStore } from '@session-events/api'
+import { sql, type CompiledQuery } from 'kysely'
+import pg from 'pg'
+import type { Dataset } from './datasets.js'
+import { ensureSchema, vacuumSchema } from './pg.js'
+
+// Storage: what an event costs on disk, table and indexes, at a million events (the growth
+// suite's SQLite session, and the same shape in PostgreSQL), measured by SQLite's dbstat and by
+// PostgreSQL's pg_relation_size / pg_table_size / pg_indexes_size. Then which index each of the
+// API's reads uses (EXPLAIN), on both stores: an index no read uses is one that could go. On
+// PostgreSQL that is proven by EXPLAIN ANALYZE of every read with the index and without it
+// (dropped in a transaction that is rolled back), at a million events in one session, and on two
+// tables made for it, analysed but not yet vacuumed: sessions written at the same time (ids
+// interleaved, as in production) and one after another (as the seeded datasets are).
+
+/** The reads whose plans are checked, named as the report shows them. */
+const READS = [
+  'first page',
+  'page after an event',
+  'its probe before it',
+  'page before an event',
+  'its probe after it',
+  'first page, order=desc',
+  'server_run_id filter',
+  'server_session_id filter',
+  'type=server_run_error',
+  'type=server_logs',
+  'events of a page (sessionEvents)',
+  'last id of the session (appending)',
+] as const
+
+export interface StorageObject {
+  name: string
+  kind: 'table' | 'index'
+  bytes: number
+}
+
+export interface StoreStorage {
+  dataset: string
+  events: number
+  /** The table (with its overflow or TOAST pages), then each index. */
+  objects: StorageObject[]
+  tableBytes: number
+  indexBytes: number
+  totalBytes: number
+  bytesPerEvent: { table: number; indexes: number; total: number }
+  /** The average size of an event's log lines as stored (JSON text), for scale. */
+  logLinesBytesPerEvent: number
+}
+
+export interface PlanRow {
+  store: 'sqlite' | 'postgres'
+  dataset: string
+  read: string
+  /** Indexes of session_events the plan uses. */
+  indexes: string[]
+  plan: string
+}
+
+export interface ProofRow {
+  dataset: string
+  read: string
+  with: { indexes: string[]; ms: number; buffers: number; rowsRemoved: number; plan: string }
+  without: { indexes: string[]; ms: number; buffers: number; rowsRemoved: number; plan: string }
+}
+
+export interface StorageResult {
+  sqlite: StoreStorage | null
+  postgres: StoreStorage | null
+  plans: PlanRow[]
+  /** Indexes of session_events that no read uses, per store. */
+  unused: { sqlite: string[]; postgres: string[] }
+  /** EXPLAIN ANALYZE with and without PostgreSQL's candidate, read by read. */
+  proof: { index: string; rows: ProofRow[] } | null
+  skipped: string[]
+}
+
+type Log = (line: string) => void
+
+// ---- sizes ----
+
+function sqliteStorage(dataset: Dataset): StoreStorage {
+  const db = new SQLite(dataset.file, { readonly: true, fileMustExist: true })
+  try {
+    const indexes = (db.prepare(`select name from sqlite_master where type = 'index' and tbl_name = 'session_events' order by name`).pluck().all() as string[])
+    const size = db.prepare(`select sum(pgsize) from dbstat where name = ? and aggregate = 1`).pluck()
+    const objects: StorageObject[] = [
+      { name: 'session_events', kind: 'table', bytes: Number(size.get('session_events')) },
+      ...indexes.map((name): StorageObject => ({ name, kind: 'index', bytes: Number(size.get(name)) })),
+    ]
+    const events = Number(db.prepare('select count(*) from session_events').pluck().get())
+    const lines = Number(db.prepare('select avg(length(log_lines_json)) from session_events').pluck().get())
+    return totals(dataset.name, events, objects, lines)
+  } finally {
+    db.close()
+  }
+}
+
+async function pgStorage(dataset: Dataset): Promise<StoreStorage> {
+  const client = new pg.Client({ connectionString: dataset.databaseUrl, application_name: 'session-events-bench' })
+  await client.connect()
+  try {
+    await client.query('vacuum analyze session_events')
+    const table = await client.query<{ bytes: string; events: string; lines: string }>(
+      `select pg_table_size('session_events') as bytes, (select count(*) from session_events) as events,
+              (select avg(octet_length(log_lines_json)) from session_events) as lines`,
+    )
+    const indexes = await client.query<{ name: string; bytes: string }>(
+      `select c.relname as name, pg_relation_size(i.indexrelid) as bytes
+         from pg_index i join pg_class c on c.oid = i.indexrelid
+        where i.indrelid = 'session_events'::regclass order by c.relname`,
+    )
+    const objects: StorageObject[] = [
+      { name: 'session_events (heap, TOAST, free space and visibility maps)', kind: 'table', bytes: Number(table.rows[0]!.bytes) },
+      ...indexes.rows.map((r): StorageObject => ({ name: r.name, kind: 'index', bytes: Number(r.bytes) })),
+    ]
+    return totals(dataset.name, Number(table.rows[0]!.events), objects, Number(table.rows[0]!.lines))
+  } finally {
+    await client.end()
+  }
+}
+
+function totals(dataset: string, events: number, objects: StorageObject[], logLinesBytesPerEvent: number): StoreStorage {
+  const tableBytes = objects.filter((o) => o.kind === 'table').reduce((n, o) => n + o.bytes, 0)
+  const indexBytes = objects.filter((o) => o.kind === 'index').reduce((n, o) => n + o.bytes, 0)
+  return {
+    dataset,
+    events,
+    objects,
+    tableBytes,
+    indexBytes,
+    totalBytes: tableBytes + indexBytes,
+    bytesPerEvent: { table: tableBytes / events, indexes: indexBytes / events, total: (tableBytes + indexBytes) / events },
+    logLinesBytesPerEvent,
+  }
+}
+
+// ---- the reads, compiled by the API's own store ----
+
+interface Shape {
+  sessionId: string
+  middle: string
+  runId: string
+  serverSessionId: string
+}
+
+async function shapeOf(store: SqlStore, sessionId: string): Promise<Shape> {
+  const run = await store.db
+    .selectFrom('server_runs as r')
+    .innerJoin('server_sessions as ss', 'ss.id', 'r.server_session_id')
+    .select(['r.id', 'r.server_session_id'])
+    .where('ss.session_id', '=', sessionId)
+    .orderBy('r.id')
+    .limit(1)
+    .executeTakeFirstOrThrow()
+  const { n } = await store.db
+    .selectFrom('session_events')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('session_id', '=', sessionId)
+    .executeTakeFirstOrThrow()
+  const middle = await store.db
+    .selectFrom('session_events')
+    .select('id')
+    .where('session_id', '=', sessionId)
+    .orderBy('id')
+    .offset(Math.floor(Number(n) / 2))
+    .limit(1)
+    .executeTakeFirstOrThrow()
+  return { sessionId, middle: middle.id, runId: run.id, serverSessionId: run.server_session_id }
+}
+
+/** Every read of READS, as the API's store compiles it for this database. */
+async function compiledReads(store: SqlStore, shape: Shape): Promise<[string, CompiledQuery][]> {
+  const base = { sessionId: shape.sessionId, limit: 20, order: 'asc' as const }
+  const list = (query: Parameters<SqlStore['reader']['compileListEventIds']>[0]) => store.reader.compileListEventIds(query)
+  const [after, afterProbe] = list({ ...base, position: { direction: 'after', id: shape.middle } })
+  const [before, beforeProbe] = list({ ...base, position: { direction: 'before', id: shape.middle } })
+  const page = await store.reader.listEventIds({ ...base, position: { direction: 'after', id: shape.middle } })
+  // The same queries as the store's sessionEvents() and the writer's allocateEventIds().
+  const events = store.db
+    .selectFrom('session_events as e')
+    .leftJoin('server_run_errors as x', 'x.id', 'e.server_run_error_id')
+    .selectAll('e')
+    .where('e.session_id', '=', shape.sessionId)
+    .where('e.id', 'in', page.ids)
+    .compile()
+  const lastId = store.db.selectFrom('session_events').select('id').where('session_id', '=', shape.sessionId).orderBy('id', 'desc').limit(1).compile()
+  const reads: CompiledQuery[] = [
+    list(base)[0]!,
+    after!,
+    afterProbe!,
+    before!,
+    beforeProbe!,
+    list({ ...base, order: 'desc' })[0]!,
+    list({ ...base, serverRunIds: [shape.runId] })[0]!,
+    list({ ...base, serverSessionIds: [shape.serverSessionId] })[0]!,
+    list({ ...base, types: ['server_run_error'] })[0]!,
+    list({ ...base, types: ['server_logs'] })[0]!,
+    events,
+    lastId,
+  ]
+  return READS.map((name, i) => [name, reads[i]!])
+}
+
+function sqlitePlans(dataset: Dataset, reads: [string, CompiledQuery][]): PlanRow[] {
+  const db = new SQLite(dataset.file, { readonly: true, fileMustExist: true })
+  try {
+    return reads.map(([read, query]) => {
+      const details = (db.prepare(`explain query plan ${query.sql}`).all(...(query.parameters as unknown[])) as { detail: string }[]).map((r) => r.detail)
+      const indexes = [...new Set(details.flatMap((d) => [...d.matchAll(/USING (?:COVERING )?INDEX (\S+)/g)].map((m) => m[1]!)))]
+      return { store: 'sqlite' as const, dataset: dataset.name, read, indexes, plan: details.join('; ') }
+    })
+  } finally {
+    db.close()
+  }
+}
+
+interface PgPlanNode {
+  'Node Type': string
+  'Relation Name'?: string
+  'Index Name'?: string
+  'Actual Total Time'?: number
+  'Shared Hit Blocks'?: number
+  'Shared Read Blocks'?: number
+  'Rows Removed by Filter'?: number
+  Plans?: PgPlanNode[]
+}
+const planNodes = (node: PgPlanNode): PgPlanNode[] => [node, ...(node.Plans ?? []).flatMap(planNodes)]
+const describe = (node: PgPlanNode): string =>
+  `${node['Node Type']}${node['Index Name'] ? ` using ${node['Index Name']}` : node['Relation Name'] ? ` on ${node['Relation Name']}` : ''}` +
+  (node.Plans?.length ? ` → ${node.Plans.map(describe).join(', ')}` : '')
+
+async function pgExplain(client: pg.Client, query: CompiledQuery, analyze: boolean) {
+  const result = await client.query<{ 'QUERY PLAN': [{ Plan: PgPlanNode; 'Execution Time'?: number }] }>(
+    `explain (format json${analyze ? ', analyze, buffers' : ''}) ${query.sql}`,
+    query.parameters as unknown[],
+  )
+  const [top] = result.rows[0]!['QUERY PLAN']
+  const nodes = planNodes(top.Plan)
+  return {
+    indexes: [...new Set(nodes.filter((n) => n['Index Name']?.startsWith('session_events')).map((n) => n['Index Name']!))],
+    ms: top['Execution Time'] ?? NaN,
+    buffers: (top.Plan['Shared Hit Blocks'] ?? 0) + (top.Plan['Shared Read Blocks'] ?? 0),
+    rowsRemoved: nodes.reduce((n, x) => n + (x['Rows Removed by Filter'] ?? 0), 0),
+    plan: describe(top.Plan),
+  }
+}
+
+/** The reads' plans; with `without`, also each one's EXPLAIN ANALYZE with that index and without it. */
+async function pgPlans(
+  dataset: { name: string; databaseUrl: string },
+  reads: [string, CompiledQuery][],
+  without?: { index: string; drop: string },
+): Promise<{ plans: PlanRow[]; proof: ProofRow[] }> {
+  const client = new pg.Client({ connectionString: dataset.databaseUrl, application_name: 'session-events-bench' })
+  await client.connect()
+  try {
+    const plans: PlanRow[] = []
+    for (const [read, query] of reads) {
+      const x = await pgExplain(client, query, false)
+      plans.push({ store: 'postgres', dataset: dataset.name, read, indexes: x.indexes, plan: x.plan })
+    }
+    const proof: ProofRow[] = []
+    if (without) {
+      // Each read twice with the index (the first warms the cache), then twice without it, in a
+      // transaction that puts it back; the second of each pair is kept.
+      const withIt = []
+      for (const [, query] of reads) {
+        await pgExplain(client, query, true)
+        withIt.push(await pgExplain(client, query, true))
+      }
+      await client.query('begin')
+      try {
+        await client.query(without.drop)
+        for (const [i, [read, query]] of reads.entries()) {
+          await pgExplain(client, query, true)
+          proof.push({ dataset: dataset.name, read, with: withIt[i]!, without: await pgExplain(client, query, true) })
+        }
+      } finally {
+        await client.query('rollback')
+      }
+    }
+    return { plans, proof }
+  } finally {
+    await client.end()
+  }
+}
+
+/**
+ * A table made for the plans, in a schema of its own, written in one INSERT … SELECT (a second or
+ * two) and made again on every run, analysed but not yet vacuumed, as a table is between two
+ * passes of autovacuum:
+ *   at once            40 sessions written at the same time, 100,000 events spread over them in
+ *                      id order (half in the first session): ids interleaved, as in production;
+ *   one after another  10 sessions of 10,000 events, each session's after the last one's, as the
+ *                      seeded datasets are (and as a store with few, long sessions is).
+ * Each session has two server sessions of two runs each.
+ */
+async function planTable(
+  kind: 'at once' | 'one after another',
+): Promise<{ name: string; databaseUrl: string; store: SqlStore; sessionId: string; firstSessionId: string }> {
+  const atOnce = kind === 'at once'
+  const schema = atOnce ? 'bench_interleaved' : 'bench_sequential'
+  const databaseUrl = await ensureSchema(schema, { fresh: true })
+  const store = await openStore(databaseUrl)
+  const { id: instanceId } = await store.writer.createInstance({ name: schema })
+  const { id: serverId } = await store.writer.createServer({ name: 'S', description: null, type: 'public' })
+  const { id: versionId } = await store.writer.createServerVersion({ serverId })
+  const { id: deploymentId } = await store.writer.createServerDeployment({ instanceId, serverId, name: null, description: null })
+  const sessions = atOnce ? 40 : 10
+  for (let s = 0; s < sessions; s++) {
+    const { id: sessionId } = await store.writer.createSession({ instanceId })
+    for (let k = 0; k < 2; k++) {
+      const { id: serverSessionId } = await store.writer.createServerSession({
+        sessionId,
+        serverDeploymentId: deploymentId,
+        mcp: { object: 'mcp', version: '2025-03-26', connection_type: 'streamable_http', client: null, server: null },
+      })
+      for (let r = 0; r < 2; r++) await store.writer.createServerRun({ serverSessionId, serverVersionId: versionId, type: 'hosted' })
+    }
+  }
+  const lines = JSON.stringify([
+    { type: 'stdout', line: 'tools/call search_issues {"query":"is:open label:bug","per_page":20}' },
+    { type: 'stderr', line: 'warn: slow response from upstream (2.4 s)' },
+  ])
+  // Which run (1-based, runs ordered by session then id) the g-th event belongs to.
+  const pick = atOnce ? sql`1 + case when g % 2 = 0 then (g / 2) % 4 else g % runs.n end` : sql`1 + (g / 10000) * 4 + g % 4`
+  await sql`
+    insert into session_events (id, session_id, server_run_id, server_session_id, type, server_run_error_id, log_lines_json, created_at)
+    select 'sev_' || lpad(to_hex(g), 9, '0') || substr(md5(g::text), 1, 13),
+           runs.session_ids[pick.k], runs.ids[pick.k], runs.server_session_ids[pick.k], 'server_logs', null, ${lines},
+           to_char(timestamp '2025-07-01' + g * interval '250 milliseconds', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
+    from (
+      select array_agg(r.id order by ss.session_id, r.id) as ids, array_agg(r.server_session_id order by ss.session_id, r.id) as server_session_ids,
+             array_agg(ss.session_id order by ss.session_id, r.id) as session_ids, count(*)::int as n
+      from server_runs r join server_sessions ss on ss.id = r.server_session_id
+    ) as runs
+    cross join generate_series(0, 99999) as g
+    cross join lateral (select ${pick} as k) as pick`.execute(store.db)
+  await vacuumSchema(schema, { analyzeOnly: true })
+  // The session read: one in the middle of the table, or the last one written (whose events the
+  // index on id alone reaches only after every other session's).
+  const sessionId = atOnce
+    ? (await store.db.selectFrom('sessions').select('id').orderBy('id').limit(1).offset(20).executeTakeFirstOrThrow()).id
+    : (await store.db.selectFrom('session_events').select('session_id').orderBy('id', 'desc').limit(1).executeTakeFirstOrThrow()).session_id
+  const firstSessionId = (await store.db.selectFrom('session_events').select('session_id').orderBy('id', 'asc').limit(1).executeTakeFirstOrThrow()).session_id
+  const name = atOnce
+    ? '40 sessions written at once, 100,000 events (analysed, not vacuumed)'
+    : '10 sessions written one after another, 10,000 events each (analysed, not vacuumed); the last one read'
+  return { name, databaseUrl, store, sessionId, firstSessionId }
+}
+
+export async function storageSuite(datasets: { sqlite: Dataset; postgres?: Dataset | undefined }, log: Log): Promise<StorageResult> {
+  const skipped: string[] = []
+  log(`  SQLite: dbstat of ${datasets.sqlite.name}`)
+  const sqlite = sqliteStorage(datasets.sqlite)
+  const sqliteStore = await openStore(datasets.sqlite.databaseUrl)
+  let plans: PlanRow[]
+  try {
+    plans = sqlitePlans(datasets.sqlite, await compiledReads(sqliteStore, await shapeOf(sqliteStore, datasets.sqlite.sessionList[0]!.id)))
+  } finally {
+    await sqliteStore.close()
+  }
+
+  let postgres: StoreStorage | null = null
+  let proof: StorageResult['proof'] = null
+  if (datasets.postgres) {
+    log(`  PostgreSQL: sizes of ${datasets.postgres.name}`)
+    postgres = await pgStorage(datasets.postgres)
+    const pgStore = await openStore(datasets.postgres.databaseUrl)
+    let reads: [string, CompiledQuery][]
+    try {
+      reads = await compiledReads(pgStore, await shapeOf(pgStore, datasets.postgres.sessionList[0]!.id))
+    } finally {
+      await pgStore.close()
+    }
+    const used = (await pgPlans(datasets.postgres, reads)).plans
+    plans.push(...used)
+    // The candidate: the index on id alone, if no read of the one-session table needs it.
+    const pkey = 'session_events_pkey'
+    const drop = { index: pkey, drop: `alter table session_events drop constraint ${pkey}` }
+    log(`  PostgreSQL: every read with ${pkey} and without it (dropped in a transaction, rolled back), here and on two tables made for it`)
+    const proofRows = (await pgPlans(datasets.postgres, reads, drop)).proof
+    for (const kind of ['at once', 'one after another'] as const) {
+      const made = await planTable(kind)
+      let madeReads: [string, CompiledQuery][]
+      try {
+        madeReads = await compiledReads(made.store, await shapeOf(made.store, made.sessionId))
+        // Appending to the oldest session: its last id, which the index on id alone reaches from the newest event down.
+        if (kind === 'one after another') {
+          madeReads.push([
+            'last id of the first session (appending to it)',
+            made.store.db.selectFrom('session_events').select('id').where('session_id', '=', made.firstSessionId).orderBy('id', 'desc').limit(1).compile(),
+          ])
+        }
+      } finally {
+        await made.store.close()
+      }
+      const { plans: madePlans, proof: madeProof } = await pgPlans(made, madeReads, drop)
+      plans.push(...madePlans)
+      proofRows.push(...madeProof)
+    }
+    proof = { index: pkey, rows: proofRows }
+  } else {
+    skipped.push('PostgreSQL: no server to reach')
+  }
+
+  const unusedOf = (store: 'sqlite' | 'postgres', all: StorageObject[] | undefined) => {
+    const usedHere = new Set(plans.filter((p) => p.store === store).flatMap((p) => p.indexes))
+    return (all ?? []).filter((o) => o.kind === 'index' && !usedHere.has(o.name)).map((o) => o.name)
+  }
+  return { sqlite, postgres, plans, unused: { sqlite: unusedOf('sqlite', sqlite.objects), postgres: unusedOf('postgres', postgres?.objects) }, proof, skipped }
+}
+
