@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { checkResponse, operations, spec } from './support/spec.js'
+import { checkResponse, EVENT_STREAM, operation, operations, spec } from './support/spec.js'
 
 // The conformance checker holds responses to the spec; here it is held to its own promise, on
 // responses made by hand from the spec's own examples, so that a lenient checker cannot pass
@@ -66,5 +66,78 @@ describe('checkResponse', () => {
     const problems = (await checkResponse(op, respond(body))).problems.join('\n')
     expect(problems).toMatch(/created_at/)
     expect(problems).toMatch(/pagination/)
+  })
+})
+
+// The stream of streamSessionEvents: its body is held to what the spec says of it in words
+// (EVENT_STREAM), on the spec's own example, and on the example broken one way at a time.
+describe('checkResponse on a stream (text/event-stream)', () => {
+  const stream = operation('streamSessionEvents')
+  const media = spec.paths[stream.path].get.responses['200'].content[EVENT_STREAM.mediaType]
+  const exampleText = (Object.values(media.examples) as { value: string }[])[0]!.value
+  const streamHeaders = () => {
+    const headers = goodHeaders()
+    headers.set('content-type', 'text/event-stream')
+    headers.set('cache-control', 'no-cache')
+    return headers
+  }
+  /** A stream that sends `text` and then stays open, as the server's does. */
+  const live = (text: string, headers = streamHeaders()) =>
+    new Response(
+      new ReadableStream<Uint8Array>({
+        start: (c) => c.enqueue(new TextEncoder().encode(text)),
+      }),
+      { status: 200, headers },
+    )
+  const check = (text: string, options = {}) => checkResponse(stream, live(text), { timeoutMs: 300, ...options })
+  // The example ends with a keep-alive comment whose blank line YAML's `|` drops: left out.
+  const [retry, position, event] = exampleText.split(/(?<=\n\n)/)
+  const keepAlive = ': keep-alive\n\n'
+
+  it('reads the spec’s example as far as asked and passes it, without waiting for the end of a stream that does not end', async () => {
+    const head = await check(exampleText)
+    expect(head.problems).toEqual([])
+    expect(head.text).toBe(retry! + position!)
+    expect(head.body).toEqual([])
+    const all = await check(exampleText, { until: () => false })
+    expect(all.problems.join()).toMatch(/did not get as far/)
+    expect(all.text).toBe(retry! + position! + event!)
+    expect((all.body as { id: string }[]).map((e) => e.id)).toEqual([JSON.parse(event!.split('data: ')[1]!).id])
+  })
+
+  it('fails a stream that does not start with retry:, or sends no position', async () => {
+    expect((await check(position! + event!)).problems.join()).toMatch(/does not start with a retry/)
+    expect((await check(retry! + event!)).problems.join()).toMatch(/did not get as far/)
+    const ended = await checkResponse(stream, new Response(retry! + event!, { headers: streamHeaders() }))
+    expect(ended.problems.join()).toMatch(/ended before its session.position/)
+    expect((await checkResponse(stream, new Response(retry! + position!.slice(0, -1), { headers: streamHeaders() }))).problems.join()).toMatch(/ended inside a message/)
+  })
+
+  it('fails an event whose data does not validate, is not JSON or names another id, and events out of order', async () => {
+    const data = JSON.parse(event!.split('data: ')[1]!)
+    const withData = (value: string, id = data.id) => `id: ${id}\nevent: session.event\ndata: ${value}\n\n`
+    const until = () => false
+    expect((await check(retry! + position! + withData(JSON.stringify({ ...data, created_at: 'yesterday' })), { until })).problems.join()).toMatch(/created_at/)
+    expect((await check(retry! + position! + withData('{"object":'), { until })).problems.join()).toMatch(/not JSON/)
+    expect((await check(retry! + position! + withData(JSON.stringify(data), `sev_${'1'.repeat(22)}`), { until })).problems.join()).toMatch(/the event's id/)
+    expect((await check(retry! + position! + event! + event!, { until })).problems.join()).toMatch(/not in id order, or sent twice/)
+    // An event before the position that stands after it.
+    expect((await check(retry! + event! + position!)).problems.join()).toMatch(/stands before an event sent already/)
+  })
+
+  it('fails messages and comments the spec does not describe', async () => {
+    expect((await check(retry! + 'event: session.other\ndata: x\n\n' + position!)).problems.join()).toMatch(/does not describe/)
+    expect((await check(retry! + ': hello\n\n' + position!)).problems.join()).toMatch(/comment the spec does not describe/)
+    expect((await check(retry! + position!.replace('data:\n', 'data: x\n'))).problems.join()).toMatch(/empty data/)
+    expect((await check(retry! + keepAlive + position!)).problems).toEqual([])
+  })
+
+  it('holds the headers and the content type to the spec as for any response', async () => {
+    const headers = streamHeaders()
+    headers.set('cache-control', 'max-age=60')
+    headers.delete('metorial-version')
+    const problems = (await checkResponse(stream, live(exampleText, headers), { timeoutMs: 300 })).problems.join('\n')
+    expect(problems).toMatch(/Cache-Control/)
+    expect(problems).toMatch(/metorial-version is required/)
   })
 })

@@ -3,13 +3,16 @@ import fc from 'fast-check'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { readCursor } from './support/cursor.js'
 import { fuzz, fuzzTimeout } from './support/fuzz.js'
+import { expectReadBack } from './support/bodies.js'
 import {
   byLocation,
   entities,
   eventIdPattern,
   expectClientError,
   has,
+  optionsOf,
   pathAndQuery,
+  prepared,
   secret,
   send,
   useFuzzWorld,
@@ -18,12 +21,13 @@ import {
   world,
 } from './support/fuzz-world.js'
 import { formatQuery, operations, type WireValue } from './support/spec.js'
-import { pathOf } from './support/world.js'
+import { pathOf, successStatus } from './support/world.js'
 
 // Property-based fuzzing, the valid side: requests whose values come from generators derived
-// from the spec's parameter schemas always get a 2xx whose headers and body conform, whatever
-// the encoding of their arrays; what the spec forbids in combination gets a 400. FUZZ_RUNS sets
-// the runs of each property (200 by default), FUZZ_SEED the seed (README).
+// from the spec's parameter and request body schemas always get a 2xx whose headers and body
+// conform, whatever the encoding of their arrays, and a write reads back what it sent; an
+// Idempotency-Key sent again answers as the spec says; what the spec forbids in combination gets
+// a 400. FUZZ_RUNS sets the runs of each property (200 by default), FUZZ_SEED the seed (README).
 
 type SessionEventList = components['schemas']['SessionEventList']
 
@@ -31,16 +35,45 @@ useFuzzWorld()
 
 const ops = operations.map((op) => [op.operationId, op] as const)
 
+// The Idempotency-Key's model, from the spec: a key sent before with the same request (method,
+// path, body) gets the first answer again with `Idempotent-Replayed: true`; with another request,
+// a 422. Keys are the instance's, across operations. They come from the header's schema and now
+// and then from a handful, so that the model is met.
+const kept = new Map<string, { fingerprint: string; status: number; text: string }>()
+const reused = fc.option(fc.constantFrom('reused-key-1', 'reused-key-2'), { nil: undefined, freq: 4 })
+
 describe.each(ops)('fuzz %s', (_, op) => {
+  const idempotencyKey = op.parameters.find((p) => p.in === 'header' && p.name === 'Idempotency-Key')
+
   it(
-    'valid requests: a 2xx whose headers and body conform',
+    'valid requests: a 2xx whose headers and body conform, and a write reads back as sent (or, for an Idempotency-Key sent before, what the key’s model says)',
     async () => {
       await fc.assert(
-        fc.asyncProperty(validRequest(op), async (r) => {
-          const checked = await send(op, pathAndQuery(op, r), { ...secret(), headers: r.headers })
-          expect(checked.status, checked.text.slice(0, 300)).toBeGreaterThanOrEqual(200)
-          expect(checked.status).toBeLessThan(300)
-          expect(checked.problems).toEqual([])
+        fc.asyncProperty(validRequest(op), reused, async (r, again) => {
+          const entity = await prepared(op, r.entity)
+          const headers = idempotencyKey && again !== undefined ? { ...r.headers, 'Idempotency-Key': again } : r.headers
+          const path = pathAndQuery(op, { ...r, entity }, r.query)
+          const options = optionsOf({ headers, body: r.body })
+          const key = headers['Idempotency-Key']
+          const fingerprint = `${op.method} ${pathOf(op, entity)}\n${options.body ?? ''}`
+          const first = key === undefined ? undefined : kept.get(key)
+          const checked = await send(op, path, options)
+          // Kept before anything is asserted: the server keeps every answer below 500.
+          if (key !== undefined && !first && checked.status < 500) kept.set(key, { fingerprint, status: checked.status, text: checked.text })
+          const what = `${key ?? ''} ${fingerprint.slice(0, 200)}: ${checked.text.slice(0, 300)}`
+          expect(checked.problems, what).toEqual([])
+          if (first && first.fingerprint !== fingerprint) {
+            expect(checked.status, `a key sent before with another request: ${what}`).toBe(422)
+            return
+          }
+          if (first) {
+            expect([checked.status, checked.text], `a key sent before with this request: ${what}`).toEqual([first.status, first.text])
+            expect(checked.headers.get('idempotent-replayed'), what).toBe('true')
+            return
+          }
+          expect(checked.status, what).toBe(successStatus(op))
+          expect(checked.headers.get('idempotent-replayed'), what).toBeNull()
+          if (op.requestBody) expectReadBack(op, entity.SessionId, r.body, checked.body)
         }),
         fuzz(),
       )
@@ -175,7 +208,7 @@ describe.each(paged.map((op) => [op.operationId, op] as const))('fuzz %s pages',
     async () => {
       await fc.assert(
         fc.asyncProperty(validRequest(op), async (r) => {
-          const checked = await send(op, pathAndQuery(op, r), { ...secret(), headers: r.headers })
+          const checked = await send(op, pathAndQuery(op, r, r.query), { ...secret(), headers: r.headers })
           expect(checked.status, checked.text.slice(0, 300)).toBe(200)
           const list = checked.body as SessionEventList
           const expected = model(r.entity.SessionId, r.query)

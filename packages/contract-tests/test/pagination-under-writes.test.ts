@@ -1,20 +1,29 @@
-import { seed, serve, type SeedSummary } from '@session-events/api'
+import { seed, type SeedSummary } from '@session-events/api'
 import type { components } from '@session-events/client'
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { validWire } from './support/derive.js'
 import { fuzz, fuzzTimeout } from './support/fuzz.js'
-import { checkResponse, formatQuery, operations, validator, type WireValue } from './support/spec.js'
-import { inProcess, type Transport } from './support/transport.js'
+import { checkResponse, formatQuery, operation, operations, validator, type WireValue } from './support/spec.js'
+import { inProcess, overHttp, type Transport } from './support/transport.js'
 import { createWorld, pathOf, sessionRuns, type World } from './support/world.js'
 
 // Pagination under writes: while a writer appends events to a session, a full walk through its
 // pages, following next_cursor in either order (and back again with previous_cursor), returns
 // every event that existed when the walk began exactly once, in order. Events written during the
-// walk may or may not appear, but never twice. Writes land at the end (now), in the middle
-// (backfilled, as late ingestion does) and past the end (a clock ahead).
+// walk may or may not appear, but never twice. Writes are dated now, ahead of the clock, and in
+// the past (late ingestion), through the store's writer and, over HTTP, through the API.
+//
+// Events dated in the past used to be backfilled among the existing ones (their ids came from
+// their time). The writer now gives each new event of a session an id above the session's last
+// one, under the session's lock, in commit order (apps/api/src/store/writer.ts): an event dated
+// in the past lands at the end like any other, and no event can appear behind a walk's position
+// any more. The case of events backfilled among the existing ones is gone with it; what the
+// walks prove is the same, and past-dated writes stay in the mix as writes at the end.
 
 type SessionEventList = components['schemas']['SessionEventList']
+type ServerRunStart = components['schemas']['ServerRunStart']
+type SessionEventCreate = components['schemas']['SessionEventCreate']
 
 // The operation the spec pages: the one with a cursor, an order and a limit.
 const list = operations.find((op) => ['cursor', 'order', 'limit'].every((n) => op.parameters.some((p) => p.in === 'query' && p.name === n)))!
@@ -63,8 +72,8 @@ async function idsOf(t: Tenant, filter: Record<string, WireValue | undefined>): 
 
 interface Batch {
   count: number
-  /** Where the new events fall in time: after every event, among them, or ahead of the clock. */
-  when: 'now' | 'backfill' | 'future'
+  /** When the new events are dated: now, in the past (they land at the end all the same), or ahead of the clock. */
+  when: 'now' | 'past' | 'future'
   /** Also end a run with an error (a server_run_error event), or change a run. */
   also: 'nothing' | 'error' | 'run-update'
   pick: number
@@ -72,7 +81,7 @@ interface Batch {
 
 const batch: fc.Arbitrary<Batch> = fc.record({
   count: fc.integer({ min: 0, max: 6 }),
-  when: fc.constantFrom('now', 'backfill', 'future'),
+  when: fc.constantFrom('now', 'past', 'future'),
   also: fc.constantFrom('nothing', 'nothing', 'error', 'run-update'),
   pick: fc.nat(),
 })
@@ -86,12 +95,12 @@ async function write(t: Tenant, b: Batch): Promise<void> {
     return new Date(t.from + ((b.pick * 7919 + i * 104_729) % Math.max(1, t.to - t.from)))
   }
   if (b.count > 0) {
-    await world.store.appendLogEvents(
+    await world.store.writer.appendLogEvents(
       Array.from({ length: b.count }, (_, i) => ({ serverRunId: run.id, lines: [{ type: 'stdout' as const, line: `written during the walk ${i}` }], at: at(i) })),
     )
   }
-  if (b.also === 'error') await world.store.recordServerRunError({ serverRunId: run.id, code: 'process_exited', message: 'exited during the walk', at: at(b.count) })
-  if (b.also === 'run-update') await world.store.updateServerRun(run.id, { status: 'completed', stoppedAt: new Date() })
+  if (b.also === 'error') await world.store.writer.recordServerRunError({ serverRunId: run.id, code: 'process_exited', message: 'exited during the walk', at: at(b.count) })
+  if (b.also === 'run-update') await world.store.writer.updateServerRun(run.id, { status: 'completed', stoppedAt: new Date() })
 }
 
 async function page(transport: Transport, app: World['app'], t: Tenant, query: Record<string, WireValue | undefined>): Promise<SessionEventList> {
@@ -196,35 +205,44 @@ describe('pagination under writes', () => {
     fuzzTimeout(0.1, 400),
   )
 
-  it('a walk over HTTP while a writer appends concurrently meets every event that existed exactly once, in both orders', async () => {
-    const server = await serve({ app: world.app, port: 0 })
-    const http: Transport = {
-      name: 'HTTP',
-      send: (_app, path, options = {}) => fetch(`${server.url}${path}`, { headers: options.key ? { Authorization: `Bearer ${options.key}` } : {} }),
-      close: async () => {},
+  it('a walk over HTTP while writers append concurrently (the store’s and the API’s) meets every event that existed exactly once, in both orders', async () => {
+    const http = overHttp()
+    const post = async (operationId: string, entities: object, body: ServerRunStart | SessionEventCreate, t: Tenant) => {
+      const op = operation(operationId)
+      const checked = await checkResponse(op, await http.send(world.app, pathOf(op, entities), { method: op.method, key: t.key, body: JSON.stringify(body) }))
+      expect(checked.problems).toEqual([])
+      expect(checked.status, checked.text.slice(0, 300)).toBe(201)
+      return checked.body as { id: string }
     }
     try {
       for (const order of ['asc', 'desc']) {
         const t = await tenant(200)
+        // A run of its own for the API's writer: the store's writer ends some of the seeded ones.
+        const run = await post('startServerRun', { SessionId: t.sessionId }, { type: 'external', server: { name: 'walk-writer' } }, t)
         const before = await idsOf(t, {})
         let writing = true
         let written = 0
         const writer = (async () => {
           // A bounded writer: one that outpaces the walk forever would be chased forever.
           for (let i = 0; writing && i < 100; i++) {
-            await write(t, { count: 3, when: i % 3 === 0 ? 'backfill' : 'now', also: i % 10 === 0 ? 'error' : 'nothing', pick: i })
-            written += 3
+            if (i % 2 === 0) {
+              await write(t, { count: 3, when: i % 3 === 0 ? 'past' : 'now', also: i % 10 === 0 ? 'error' : 'nothing', pick: i })
+              written += 3
+            } else {
+              await post('createSessionEvent', { SessionId: t.sessionId }, { server_run_id: run.id, log_lines: [{ type: 'stdout', line: `appended during the walk ${i}` }] }, t)
+              written += 1
+            }
             await new Promise((resolve) => setImmediate(resolve))
           }
         })()
         const walked = await walk(http, world.app, t, { limit: '9', order }, 'next', [])
         writing = false
         await writer
-        expect(written, 'the writer wrote during the walk').toBeGreaterThan(0)
+        expect(written, 'the writers wrote during the walk').toBeGreaterThan(0)
         expectComplete(walked, before, await idsOf(t, {}), order, `${order} walk over HTTP`)
       }
     } finally {
-      await server.close()
+      await http.close()
     }
   })
 })

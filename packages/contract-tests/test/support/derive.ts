@@ -1,3 +1,5 @@
+import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js'
+import addFormats from 'ajv-formats'
 import fc from 'fast-check'
 import type { Parameter, Schema, WireValue } from './spec.js'
 
@@ -264,4 +266,225 @@ export function validatesAs(schema: Schema, wire: string): boolean {
     return true
   }
   return true
+}
+
+// ---- request bodies ----
+//
+// JSON bodies derived from a request body's schema, the way the parameters' values are derived
+// above: `validJson` makes values the schema accepts, `invalidJson` a valid value with exactly
+// one field made invalid, and says which field (its path), so that a test can ask the server to
+// name it. Lengths are counted in code points, as JSON Schema counts them.
+
+/** A place in a JSON value: property names and array indices. */
+export type JsonPath = (string | number)[]
+
+export interface InvalidJson {
+  value: unknown
+  /** The field that was made invalid ([] for the whole body). */
+  path: JsonPath
+  /**
+   * Where a validator reports it: the field itself, or the nearest `oneOf` around it (a value
+   * that none of the choices takes is reported at the choice, not inside one of them).
+   */
+  reported: JsonPath
+}
+
+export interface JsonDeriveOptions {
+  /** Values known to exist, by the pattern they match: valid strings of that pattern mix them in. */
+  pools?: Record<string, readonly string[]>
+  /** Leave the bounds of strings and arrays out (the items of an array at its longest: all at once would be huge). */
+  usualOnly?: boolean
+}
+
+// The suite's own compiled copies of inlined subschemas, to tell valid from invalid while
+// generating (the spec's validator knows schemas by their place in the spec, not inline).
+const ajv = new Ajv2020({ strict: false, allErrors: false, validateFormats: true })
+addFormats.default(ajv)
+const compiled = new WeakMap<Schema, ValidateFunction>()
+
+/** Whether a JSON value is valid for an (inlined) schema, by ajv. */
+export function jsonValidates(schema: Schema, value: unknown): boolean {
+  let validate = compiled.get(schema)
+  if (!validate) {
+    validate = ajv.compile(schema)
+    compiled.set(schema, validate)
+  }
+  return validate(value) as boolean
+}
+
+const codePoints = (s: string) => [...s].length
+
+/** The longest string or array a generator makes on most runs; the bounds themselves come now and then. */
+const USUAL_STRING = 40
+const USUAL_ITEMS = 4
+
+/** A string of exactly `n` code points, any of them (a short run of them repeated, for long strings). */
+function stringOfLength(n: number): fc.Arbitrary<string> {
+  if (n <= 64) return fc.string({ unit: 'binary', minLength: n, maxLength: n })
+  return fc.string({ unit: 'binary', minLength: 1, maxLength: 16 }).map((run) => {
+    const points = [...run]
+    return Array.from({ length: n }, (_, i) => points[i % points.length]).join('')
+  })
+}
+
+function validString(schema: Schema, options: JsonDeriveOptions): fc.Arbitrary<string> {
+  if (typeof schema.pattern === 'string') return validWire(schema, { pools: options.pools ?? {} }) as fc.Arbitrary<string>
+  const min: number = schema.minLength ?? 0
+  const max: number | undefined = schema.maxLength
+  const usual = fc
+    .string({ unit: 'grapheme', maxLength: Math.min(max ?? USUAL_STRING, Math.max(min, USUAL_STRING)) })
+    .filter((s) => codePoints(s) >= min && (max === undefined || codePoints(s) <= max))
+  if (options.usualOnly) return usual
+  const bounds = [stringOfLength(min), ...(max === undefined ? [] : [stringOfLength(max)])]
+  return fc.oneof({ weight: 8, arbitrary: usual }, ...bounds.map((arbitrary) => ({ weight: 1, arbitrary })))
+}
+
+/** Whether a key named `__proto__` is anywhere in a value: the spec's Metadata refuses one. */
+function hasProtoKey(value: unknown): boolean {
+  if (Array.isArray(value)) return value.some(hasProtoKey)
+  if (value === null || typeof value !== 'object') return false
+  return Object.keys(value).some((key) => key === '__proto__' || hasProtoKey((value as Record<string, unknown>)[key]))
+}
+/** Any JSON value a request body may hold (the spec's Metadata says: no key named `__proto__`). */
+const anyJson = () => fc.jsonValue({ maxDepth: 2 }).filter((value) => !hasProtoKey(value))
+
+/** A free-form object (`additionalProperties: true`, no properties): any keys, any JSON values. */
+const freeForm = () =>
+  fc.dictionary(
+    fc.string({ unit: 'grapheme', maxLength: 12 }).filter((key) => key !== '__proto__'),
+    anyJson(),
+    { maxKeys: 4 },
+  )
+
+/** JSON values that the (inlined) schema accepts. */
+export function validJson(schema: Schema, options: JsonDeriveOptions = {}): fc.Arbitrary<unknown> {
+  if (schema.const !== undefined) return fc.constant(schema.const)
+  if (Array.isArray(schema.enum)) return fc.constantFrom(...schema.enum)
+  const choices = schema.oneOf ?? schema.anyOf
+  if (Array.isArray(choices)) return fc.oneof(...choices.map((s: Schema) => validJson(s, options)))
+  const types = typesOf(schema)
+  if (types.length > 1) return fc.oneof(...types.map((type) => validJson({ ...schema, type }, options)))
+  const type = types[0] ?? (schema.properties ? 'object' : undefined)
+  switch (type) {
+    case undefined:
+      return anyJson()
+    case 'null':
+      return fc.constant(null)
+    case 'boolean':
+      return fc.boolean()
+    case 'integer': {
+      const { min, max } = integerBounds(schema)
+      return fc.integer({ min, max })
+    }
+    case 'number':
+      return fc.double({ noNaN: true, noDefaultInfinity: true, min: schema.minimum, max: schema.maximum })
+    case 'string':
+      return validString(schema, options)
+    case 'array': {
+      const item = validJson(schema.items ?? {}, options)
+      const min: number = schema.minItems ?? 0
+      const max: number | undefined = schema.maxItems
+      const usual = fc.array(item, { minLength: min, maxLength: Math.min(max ?? Infinity, min + USUAL_ITEMS) })
+      if (options.usualOnly || max === undefined || max <= min + USUAL_ITEMS) return usual
+      const usualItem = validJson(schema.items ?? {}, { ...options, usualOnly: true })
+      return fc.oneof({ weight: 12, arbitrary: usual }, { weight: 1, arbitrary: fc.array(usualItem, { minLength: max, maxLength: max }) })
+    }
+    case 'object': {
+      const properties = Object.entries((schema.properties ?? {}) as Record<string, Schema>)
+      if (properties.length === 0) return schema.additionalProperties === false ? fc.constant({}) : freeForm()
+      const required = new Set<string>(schema.required ?? [])
+      return fc.record(Object.fromEntries(properties.map(([name, s]) => [name, validJson(s, options)])), {
+        requiredKeys: properties.map(([name]) => name).filter((name) => required.has(name)),
+      })
+    }
+    default:
+      throw new Error(`no generator for schema ${JSON.stringify(schema).slice(0, 200)}`)
+  }
+}
+
+/** Values of every JSON type, for the wrong-type values of a schema. */
+const ANY_TYPE: readonly unknown[] = [null, true, false, 0, -1, 1.5, 1e300, '', 'x', [], ['x'], {}, { x: 1 }]
+
+/** Values that the schema refuses where they stand (its type, bounds, pattern or enum), not inside them. */
+function refusedHere(schema: Schema, options: { prefixes?: readonly string[] }): fc.Arbitrary<unknown> {
+  const choices: fc.Arbitrary<unknown>[] = [fc.constantFrom(...ANY_TYPE)]
+  const types = typesOf(schema)
+  if (Array.isArray(schema.enum) || schema.const !== undefined) {
+    const allowed = (schema.enum ?? [schema.const]).filter((v: unknown) => typeof v === 'string') as string[]
+    if (allowed.length > 0) {
+      choices.push(fc.tuple(fc.constantFrom(...allowed), fc.nat(4)).map(([v, i]) => [v.toUpperCase(), `${v} `, `${v}x`, v.slice(1), `${v},${v}`][i]!))
+    }
+  }
+  if (types.includes('string')) {
+    choices.push(fc.constantFrom(...HOSTILE_STRINGS))
+    if (typeof schema.pattern === 'string') choices.push(nearMisses(validWire(schema, { pools: {} }) as fc.Arbitrary<string>, options.prefixes ?? []))
+    if (typeof schema.maxLength === 'number') choices.push(stringOfLength(schema.maxLength + 1), fc.integer({ min: 2, max: 64 }).chain((n) => stringOfLength(schema.maxLength + n)))
+    if (typeof schema.minLength === 'number' && schema.minLength > 0) choices.push(stringOfLength(schema.minLength - 1))
+  }
+  if (types.includes('array')) {
+    const item = validJson(schema.items ?? {})
+    if (typeof schema.maxItems === 'number') choices.push(fc.array(item, { minLength: schema.maxItems + 1, maxLength: schema.maxItems + 3 }))
+    if (typeof schema.minItems === 'number' && schema.minItems > 0) choices.push(fc.array(item, { maxLength: schema.minItems - 1 }))
+  }
+  if (types.includes('integer')) {
+    const { min, max } = integerBounds(schema)
+    choices.push(fc.constantFrom(min - 1, max + 1, min + 0.5))
+  }
+  return fc.oneof(...choices).filter((v) => !jsonValidates(schema, v))
+}
+
+/**
+ * A value valid for the schema but for exactly one field (at any depth: a property, an array
+ * item, a choice of a `oneOf`), or with one required property left out; with where that is.
+ */
+export function invalidJson(schema: Schema, options: JsonDeriveOptions & { prefixes?: readonly string[] } = {}): fc.Arbitrary<InvalidJson> {
+  return invalidAt(schema, [], [], options, 0)
+}
+
+function invalidAt(schema: Schema, path: JsonPath, reported: JsonPath, options: JsonDeriveOptions & { prefixes?: readonly string[] }, depth: number): fc.Arbitrary<InvalidJson> {
+  const here = refusedHere(schema, options).map((value) => ({ value, path, reported: reported.length > 0 ? reported : path }))
+  const deeper: fc.Arbitrary<InvalidJson>[] = []
+  if (depth < 8) {
+    const choices = schema.oneOf ?? schema.anyOf
+    if (Array.isArray(choices)) {
+      // Inside a choice that takes objects or arrays: invalid there, and so for every choice.
+      for (const choice of choices as Schema[]) {
+        if (typesOf(choice).some((t) => t === 'object' || t === 'array') || choice.properties) {
+          deeper.push(invalidAt(choice, path, reported.length > 0 ? reported : path, options, depth + 1).filter((i) => !jsonValidates(schema, i.value)))
+        }
+      }
+    }
+    const properties = Object.entries((schema.properties ?? {}) as Record<string, Schema>)
+    if (properties.length > 0) {
+      const valid = validJson(schema, options) as fc.Arbitrary<Record<string, unknown>>
+      for (const [name, s] of properties) {
+        deeper.push(
+          fc.tuple(valid, invalidAt(s, [...path, name], reported, options, depth + 1)).map(([object, bad]) => ({ ...bad, value: { ...object, [name]: bad.value } })),
+        )
+      }
+      for (const name of (schema.required ?? []) as string[]) {
+        deeper.push(
+          valid.map((object) => {
+            const { [name]: _, ...rest } = object
+            return { value: rest, path: [...path, name], reported: reported.length > 0 ? reported : [...path, name] }
+          }),
+        )
+      }
+    }
+    if (typesOf(schema).includes('array') && schema.items) {
+      const min = Math.max(1, schema.minItems ?? 0)
+      const max = Math.min(schema.maxItems ?? USUAL_ITEMS, min + USUAL_ITEMS)
+      const valid = fc.array(validJson(schema.items, options), { minLength: min - 1, maxLength: max - 1 })
+      deeper.push(
+        fc.tuple(valid, fc.nat()).chain(([items, i]) => {
+          const at = i % (items.length + 1)
+          return invalidAt(schema.items, [...path, at], reported, options, depth + 1).map((bad) => ({
+            ...bad,
+            value: [...items.slice(0, at), bad.value, ...items.slice(at)],
+          }))
+        }),
+      )
+    }
+  }
+  return deeper.length === 0 ? here : fc.oneof({ weight: 1, arbitrary: here }, ...deeper.map((arbitrary) => ({ weight: 2, arbitrary })))
 }

@@ -1,26 +1,36 @@
 import type { components } from '@session-events/client'
 import fc from 'fast-check'
 import { afterAll, beforeAll, expect } from 'vitest'
+import { placesOf, validBody, type Places } from './bodies.js'
 import { cursorOf } from './cursor.js'
 import { idPrefixes, validWire } from './derive.js'
 import { REQUEST_TIMEOUT_MS } from './fuzz.js'
 import { checkResponse, formatQuery, operations, poolsOf, spec, type CheckedResponse, type Operation, type Parameter, type WireValue } from './spec.js'
 import { inProcess, type SendOptions } from './transport.js'
-import { createWorld, eventIds, pathOf, sessionIds, within, type World } from './world.js'
+import { changesItsRun, createWorld, freshRun, pathOf, rowCounts, runStates, sessionIds, within, type World } from './world.js'
 
 // The world of the fuzzing suites and what their properties share: requests built from the
-// spec's parameters, sent in-process with a timeout and held to the spec.
+// spec's parameters and request bodies, sent in-process with a timeout and held to the spec.
 
 type SessionEventList = components['schemas']['SessionEventList']
 type ApiError = components['schemas']['Error']
 
+/** What a request's path may address: a session of A, an event of it and the event's run. */
+export interface Entity {
+  SessionId: string
+  SessionEventId: string
+  ServerRunId: string
+}
+
 export let world: World
-/** A's sessions, each with its events, as path entities. */
-export let entities: { SessionId: string; SessionEventId: string }[]
+/** A's sessions, each with its events and their runs, as path entities. */
+export let entities: Entity[]
 /** Ids of A's sessions by the spec pattern they match, so that filters and positions hit real rows. */
 export let pools: Record<string, string[]>
 /** Cursors the server itself handed out. */
 export let issuedCursors: string[]
+/** What a write in each of A's sessions may name, by session id. */
+export let places: Map<string, Places>
 
 export const prefixes = idPrefixes(spec)
 export const eventIdPattern = new RegExp(spec.components.schemas.SessionEventId.pattern)
@@ -36,10 +46,13 @@ export function useFuzzWorld() {
 async function setUp() {
   world = await createWorld({ sessions: 2, events: 40 })
   entities = []
+  places = new Map()
   const ids: string[] = []
   for (const session of world.a.sessions) {
-    for (const event of await eventIds(world.store, session.id)) entities.push({ SessionId: session.id, SessionEventId: event })
+    const events = await world.store.db.selectFrom('session_events').select(['id', 'server_run_id']).where('session_id', '=', session.id).orderBy('id').execute()
+    for (const event of events) entities.push({ SessionId: session.id, SessionEventId: event.id, ServerRunId: event.server_run_id! })
     ids.push(...(await sessionIds(world.store, session.id)))
+    places.set(session.id, await placesOf(world.store, world.a.id, session.id))
   }
   pools = poolsOf(ids)
   issuedCursors = await collectCursors()
@@ -64,10 +77,10 @@ async function collectCursors(): Promise<string[]> {
 
 export const secret = (): SendOptions => ({ key: world.a.secret_key })
 
-/** One request, in-process, that must be answered within the timeout, held to the spec. */
+/** One request of `op`, in-process, that must be answered within the timeout, held to the spec. */
 export async function send(op: Operation, path: string, options: SendOptions = secret()): Promise<CheckedResponse> {
   return within(
-    inProcess.send(world.app, path, options).then((res) => checkResponse(op, res)),
+    inProcess.send(world.app, path, { method: op.method, ...options }).then((res) => checkResponse(op, res)),
     REQUEST_TIMEOUT_MS,
     `${op.operationId} ${path.slice(0, 200)}`,
   )
@@ -113,26 +126,58 @@ export const unknownParameters = (op: Operation) => {
 }
 
 export interface ValidRequest {
-  entity: { SessionId: string; SessionEventId: string }
+  entity: Entity
   query: Record<string, WireValue | undefined>
   headers: Record<string, string>
   indexed: boolean
   unknown: Record<string, string>
+  /** The body, for an operation that takes one (undefined sends none). */
+  body: unknown
 }
 
+/** Valid requests of `op`: parameters derived from their schemas, a body from its schema and the operation's rules (bodies.ts). */
 export function validRequest(op: Operation): fc.Arbitrary<ValidRequest> {
   const optional = (ps: Parameter[]) => fc.record(Object.fromEntries(ps.map((p) => [p.name, fc.option(validValue(p), { nil: undefined, freq: 2 })])))
-  return fc.record({
-    entity: fc.constantFrom(...entities),
-    query: optional(byLocation(op, 'query')).map(onePosition),
-    headers: optional(byLocation(op, 'header')).map((h) => Object.fromEntries(Object.entries(h).filter(([, v]) => v !== undefined)) as Record<string, string>),
-    indexed: fc.boolean(),
-    unknown: unknownParameters(op),
-  })
+  const bodies = new Map([...places].map(([sessionId, p]) => [sessionId, op.requestBody ? validBody(op, p) : fc.constant(undefined)]))
+  return fc.constantFrom(...entities).chain((entity) =>
+    fc.record({
+      entity: fc.constant(entity),
+      query: optional(byLocation(op, 'query')).map(onePosition),
+      headers: optional(byLocation(op, 'header')).map((h) => Object.fromEntries(Object.entries(h).filter(([, v]) => v !== undefined)) as Record<string, string>),
+      indexed: fc.boolean(),
+      unknown: unknownParameters(op),
+      body: bodies.get(entity.SessionId)!,
+    }),
+  )
 }
 
-export const pathAndQuery = (op: Operation, r: ValidRequest, query = r.query) =>
+/**
+ * The request's entity as the operation needs it when sent: an operation that stops the run in
+ * its path gets an active run of the session, started now (a run stops once).
+ */
+export async function prepared(op: Operation, entity: Entity): Promise<Entity> {
+  return changesItsRun(op) ? { ...entity, ServerRunId: await freshRun(world.store, world.a.id, entity.SessionId) } : entity
+}
+
+export const pathAndQuery = (op: Operation, r: { entity: object; unknown: Record<string, string>; indexed: boolean }, query: Record<string, WireValue | undefined>) =>
   pathOf(op, r.entity) + formatQuery({ ...r.unknown, ...query }, { indexed: r.indexed })
+
+/** The send options of a request: its headers and body, with a key. */
+export const optionsOf = (r: { headers: Record<string, string>; body: unknown }, options: SendOptions = secret()): SendOptions => ({
+  ...options,
+  headers: { ...r.headers, ...options.headers },
+  ...(r.body !== undefined && { body: JSON.stringify(r.body) }),
+})
+
+/**
+ * Makes an Idempotency-Key among the headers one that no request of this file sent before: an
+ * answer is kept for a day, and a key sent again replays it (or is refused with 422).
+ */
+let keysMade = 0
+export function freshKeys(headers: Record<string, string>): Record<string, string> {
+  const key = headers['Idempotency-Key']
+  return key === undefined ? headers : { ...headers, 'Idempotency-Key': `${key.slice(0, 200)}#${++keysMade}` }
+}
 
 export const errorOf = (checked: CheckedResponse) => checked.body as ApiError
 
@@ -152,3 +197,17 @@ export function expectClientError(checked: CheckedResponse, what: string) {
   expect(errorOf(checked).status, what).toBe(checked.status)
 }
 
+/** Everything a write may change: the rows of every table it writes to, and every run's state. */
+export const snapshot = async () => ({ rows: await rowCounts(world.store), runs: await runStates(world.store) })
+
+/** Runs `request` and, when it is refused (a 4xx or 5xx), expects it to have left no row behind and changed no run. */
+export async function noRowLeftBehind(what: string, request: () => Promise<CheckedResponse>): Promise<CheckedResponse> {
+  const before = await snapshot()
+  const checked = await request()
+  if (checked.status >= 400) {
+    const after = await snapshot()
+    expect(after.rows, `${what}: refused with ${checked.status}, but left rows behind`).toEqual(before.rows)
+    expect(after.runs === before.runs, `${what}: refused with ${checked.status}, but changed a run`).toBe(true)
+  }
+  return checked
+}

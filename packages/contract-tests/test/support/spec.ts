@@ -1,4 +1,5 @@
 import { createSpecValidator, loadSpec } from '@session-events/openapi'
+import { field, readEventStream, throughEvent, type ReadOptions, type SseMessage, type StreamRead } from './sse.js'
 
 // The spec, read once, and what the suites need from it: its operations with their parameters
 // and declared responses, and one function that holds a response to what the spec declares for
@@ -75,12 +76,24 @@ export interface DeclaredResponse {
   content: Record<string, string | undefined>
 }
 
+export interface RequestBody {
+  required: boolean
+  /** The media type the body is sent as (the spec's only one: `application/json`). */
+  mediaType: string
+  /** The schema with every $ref inlined. */
+  schema: Schema
+  /** Where the schema sits in the spec, for the validator. */
+  schemaPointer: string
+}
+
 export interface Operation {
   operationId: string
   method: string
   /** The path template, such as `/sessions/{sessionId}/events`. */
   path: string
   parameters: Parameter[]
+  /** The request body the operation takes, if any. */
+  requestBody?: RequestBody
   responses: Record<string, DeclaredResponse>
 }
 
@@ -119,10 +132,23 @@ function readResponse(status: string, raw: any, pointer: string): DeclaredRespon
   return { status, pointer: p, headers, content }
 }
 
+function readRequestBody(raw: any, pointer: string): RequestBody {
+  const { node, pointer: p } = resolve(raw, pointer)
+  const media = Object.keys(node.content ?? {})
+  if (media.length !== 1) throw new Error(`${p}: the suite knows request bodies of one media type, not ${media.join(', ') || 'none'}`)
+  const mediaType = media[0]!
+  return {
+    required: node.required === true,
+    mediaType,
+    schema: deref(node.content[mediaType].schema),
+    schemaPointer: `${p}/content/${escapePointer(mediaType)}/schema`,
+  }
+}
+
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace']
 
 /** Every operation of the spec, in the spec's order. */
-export const operations: Operation[] = Object.entries(spec.paths as Record<string, any>).flatMap(([path, item]) => {
+export const allOperations: Operation[] = Object.entries(spec.paths as Record<string, any>).flatMap(([path, item]) => {
   const itemPointer = `#/paths/${escapePointer(path)}`
   const shared = (item.parameters ?? []).map((p: any, i: number) => readParameter(p, `${itemPointer}/parameters/${i}`))
   return METHODS.filter((m) => item[m]).map((method) => {
@@ -134,18 +160,37 @@ export const operations: Operation[] = Object.entries(spec.paths as Record<strin
     const responses = Object.fromEntries(
       Object.entries(op.responses ?? {}).map(([status, r]) => [status, readResponse(status, r, `${opPointer}/responses/${status}`)]),
     )
-    return { operationId: op.operationId, method: method.toUpperCase(), path, parameters, responses }
+    return {
+      operationId: op.operationId,
+      method: method.toUpperCase(),
+      path,
+      parameters,
+      ...(op.requestBody && { requestBody: readRequestBody(op.requestBody, `${opPointer}/requestBody`) }),
+      responses,
+    }
   })
 })
 
+/**
+ * Operations of the spec that the suites do not drive yet, by name, so that none is skipped
+ * quietly: `the suites drive every operation` fails while this is not empty, and the conformance
+ * count still counts their pairs. Empty: streamSessionEvents (`text/event-stream`, a response that
+ * does not end), the last to come into the spec, is driven too; checkResponse reads a stream only
+ * as far as a test needs.
+ */
+export const NOT_DRIVEN_YET: ReadonlySet<string> = new Set<string>()
+
+/** The operations the suites drive: every one of the spec but those NOT_DRIVEN_YET. */
+export const operations: Operation[] = allOperations.filter((op) => !NOT_DRIVEN_YET.has(op.operationId))
+
 export function operation(operationId: string): Operation {
-  const op = operations.find((o) => o.operationId === operationId)
+  const op = allOperations.find((o) => o.operationId === operationId)
   if (!op) throw new Error(`the spec has no operation ${operationId}`)
   return op
 }
 
 /** Every operation×status pair the spec declares, as `listSessionEvents 200`. */
-export const declaredPairs = operations.flatMap((op) => Object.keys(op.responses).map((status) => `${op.operationId} ${status}`))
+export const declaredPairs = allOperations.flatMap((op) => Object.keys(op.responses).map((status) => `${op.operationId} ${status}`))
 
 /** The declared response for a status: exact, then `4XX`-style ranges, then `default`. */
 export function declaredResponse(op: Operation, status: number): DeclaredResponse | undefined {
@@ -165,35 +210,87 @@ function headerValue(text: string, schema: Schema): unknown {
 
 export interface CheckedResponse {
   status: number
+  headers: Headers
+  /** The body as read: all of it, or for a stream the messages read (see `CheckOptions`). */
   text: string
-  /** The parsed body, when it is JSON. */
+  /** The parsed body, when it is JSON; for a stream, the SessionEvents its `session.event` messages carry. */
   body: unknown
+  /** For a stream (`text/event-stream`), the messages read. */
+  messages?: SseMessage[]
   /** Every way the response departs from what the spec declares for it; empty when none. */
   problems: string[]
 }
 
 /**
+ * What the spec says in words, not in a schema, about the body of `streamSessionEvents`
+ * (`text/event-stream`, whose schema is `type: string`): a `retry:` line, the events asked for with
+ * `tail`, one `session.position` message (an `id:`, an empty `data:`), then one `session.event`
+ * message per event (`id:` the event's id, `data:` the SessionEvent as JSON on one line, exactly
+ * as getSessionEvent returns it), and `: keep-alive` comments.
+ */
+export const EVENT_STREAM = {
+  mediaType: 'text/event-stream',
+  event: 'session.event',
+  position: 'session.position',
+  keepAlive: ' keep-alive',
+  /** The schema of a `session.event` message's data. */
+  dataSchema: '#/components/schemas/SessionEvent',
+  /** The schema of an `id:`. */
+  idSchema: '#/components/schemas/SessionEventId',
+} as const
+for (const pointer of [EVENT_STREAM.dataSchema, EVENT_STREAM.idSchema]) at(pointer)
+
+/** A stream read as far as its `session.position` message: where it stands, with the events `tail` asked for before it. */
+export const throughPosition = throughEvent(EVENT_STREAM.position)
+
+export interface CheckOptions {
+  /** For a stream: how far to read it (default: through its `session.position` message). */
+  until?: ReadOptions['until']
+  /** For a stream: how long to read it at most (default 4 s); not getting as far as `until` in that time is a problem. */
+  timeoutMs?: number
+}
+
+/**
  * Holds a response to the spec: a declared status, a declared content type, every required
  * header present and valid, no header the spec does not declare (transport headers aside) and a
- * body that validates against the declared schema.
+ * body that validates against the declared schema. A stream (`text/event-stream`) is never read
+ * to its end: only as far as `options.until` says, then cancelled; its messages are held to
+ * EVENT_STREAM.
  */
-export async function checkResponse(op: Operation, res: Response): Promise<CheckedResponse> {
+export async function checkResponse(op: Operation, res: Response, options: CheckOptions = {}): Promise<CheckedResponse> {
   const problems: string[] = []
-  const text = await res.text()
+  const seen = new Map<string, string>()
+  res.headers.forEach((value, name) => seen.set(name.toLowerCase(), value))
+  const contentType = seen.get('content-type')?.split(';')[0]?.trim().toLowerCase()
+
+  let text: string
   let body: unknown
+  let messages: SseMessage[] | undefined
+  if (contentType === EVENT_STREAM.mediaType) {
+    const read = await readEventStream(res.body, { until: options.until ?? throughPosition, timeoutMs: options.timeoutMs ?? 4_000 })
+    text = read.text
+    messages = read.messages
+    const checked = checkEventStream(read, options.until === undefined ? 'its session.position message' : 'as far as the test reads')
+    problems.push(...checked.problems)
+    body = checked.events
+  } else {
+    text = await res.text()
+  }
+  const done = (): CheckedResponse => ({ status: res.status, headers: res.headers, text, body, ...(messages && { messages }), problems })
+
   const declared = declaredResponse(op, res.status)
   if (!declared) {
     problems.push(`status ${res.status} is not declared for ${op.operationId}`)
-    try {
-      body = JSON.parse(text)
-    } catch {
-      body = undefined
+    if (!messages) {
+      try {
+        body = JSON.parse(text)
+      } catch {
+        body = undefined
+      }
     }
-    return { status: res.status, text, body, problems }
+    return done()
   }
 
-  const seen = new Map<string, string>()
-  res.headers.forEach((value, name) => seen.set(name.toLowerCase(), value))
   for (const header of declared.headers) {
     const value = seen.get(header.name.toLowerCase())
     if (value === undefined) {
@@ -210,7 +307,6 @@ export async function checkResponse(op: Operation, res: Response): Promise<Check
   }
 
   const mediaTypes = Object.keys(declared.content)
-  const contentType = seen.get('content-type')?.split(';')[0]?.trim().toLowerCase()
   if (mediaTypes.length === 0) {
     if (text !== '') problems.push(`a body where ${op.operationId} ${declared.status} declares none`)
   } else if (!contentType || !mediaTypes.includes(contentType)) {
@@ -226,9 +322,80 @@ export async function checkResponse(op: Operation, res: Response): Promise<Check
       if (body !== undefined && schemaPointer) {
         for (const error of validator.validate(schemaPointer, body)) problems.push(`body${error}`)
       }
+    } else if (contentType === EVENT_STREAM.mediaType && schemaPointer) {
+      // The schema of a stream is `type: string`: what was read, as text.
+      for (const error of validator.validate(schemaPointer, text)) problems.push(`body${error}`)
     }
   }
-  return { status: res.status, text, body, problems }
+  return done()
+}
+
+/**
+ * Holds the messages read from a stream to EVENT_STREAM: a `retry:` message first; `session.event`
+ * messages (the `tail`), one `session.position` message; then `session.event` messages and
+ * keep-alive comments. Every `session.event` carries a SessionEvent that validates, with the id of
+ * its `id:`, ids rising; those before the position at or below it, those after it above it.
+ * Returns the problems, and the events carried.
+ */
+export function checkEventStream(read: StreamRead, goal: string): { problems: string[]; events: unknown[] } {
+  const problems: string[] = []
+  const events: unknown[] = []
+  const brief = (m: SseMessage) => JSON.stringify(m.raw.length > 200 ? `${m.raw.slice(0, 200)}…` : m.raw)
+  if (read.failed !== undefined) problems.push(`reading the stream failed: ${String(read.failed)}`)
+  if (read.timedOut && !read.satisfied) problems.push(`the stream did not get as far as ${goal} in time (read: ${JSON.stringify(read.text.slice(0, 300))})`)
+  if (read.ended && !read.satisfied && !read.messages.some((m) => field(m, 'event') === EVENT_STREAM.position)) {
+    problems.push(`the stream ended before its ${EVENT_STREAM.position} message`)
+  }
+  if (read.rest !== '') problems.push(`the stream ended inside a message: ${JSON.stringify(read.rest.slice(0, 200))}`)
+
+  const names = (m: SseMessage) => m.fields.map(([n]) => n).sort().join(',')
+  const isComment = (m: SseMessage) => m.fields.length === 0 && m.comments.length > 0
+  let position: string | undefined
+  let lastEvent: string | undefined
+  read.messages.forEach((m, i) => {
+    for (const comment of m.comments) {
+      if (comment !== EVENT_STREAM.keepAlive) problems.push(`message ${i}: a comment the spec does not describe: ${JSON.stringify(comment)}`)
+    }
+    if (i === 0) {
+      const retry = field(m, 'retry')
+      if (names(m) !== 'retry' || retry === undefined || !/^\d+$/.test(retry)) problems.push(`the stream does not start with a retry: line: ${brief(m)}`)
+      return
+    }
+    if (isComment(m)) return
+    const event = field(m, 'event')
+    const id = field(m, 'id')
+    if (event === EVENT_STREAM.position) {
+      if (position !== undefined) problems.push(`message ${i}: a second ${EVENT_STREAM.position} message`)
+      if (names(m) !== 'data,event,id' || field(m, 'data') !== '') problems.push(`message ${i}: a ${EVENT_STREAM.position} message is an id:, its event: and an empty data:, not ${brief(m)}`)
+      for (const error of validator.validate(EVENT_STREAM.idSchema, id)) problems.push(`message ${i}: the position's id ${JSON.stringify(id)} ${error}`)
+      if (id !== undefined && lastEvent !== undefined && lastEvent > id) problems.push(`message ${i}: the position ${id} stands before an event sent already (${lastEvent})`)
+      position = id ?? ''
+      return
+    }
+    if (event !== EVENT_STREAM.event) {
+      problems.push(`message ${i}: an event the spec does not describe: ${brief(m)}`)
+      return
+    }
+    if (names(m) !== 'data,event,id') problems.push(`message ${i}: a ${EVENT_STREAM.event} message is an id:, its event: and one data: line, not ${brief(m)}`)
+    for (const error of validator.validate(EVENT_STREAM.idSchema, id)) problems.push(`message ${i}: id ${JSON.stringify(id)} ${error}`)
+    let data: unknown
+    try {
+      data = JSON.parse(field(m, 'data') ?? '')
+    } catch {
+      problems.push(`message ${i}: the data is not JSON: ${brief(m)}`)
+      return
+    }
+    events.push(data)
+    for (const error of validator.validate(EVENT_STREAM.dataSchema, data)) problems.push(`message ${i}: data${error}`)
+    const dataId = (data as { id?: unknown } | null)?.id
+    if (dataId !== id) problems.push(`message ${i}: id: ${id} but the event's id is ${JSON.stringify(dataId)}`)
+    if (id !== undefined) {
+      if (lastEvent !== undefined && id <= lastEvent) problems.push(`message ${i}: event ${id} after ${lastEvent}: not in id order, or sent twice`)
+      if (position !== undefined && id <= position) problems.push(`message ${i}: event ${id} after the position ${position}, at or before it`)
+      lastEvent = id
+    }
+  })
+  return { problems, events }
 }
 
 /** The value of a parameter as it goes on the wire: one string, or several for an exploded array. */
@@ -280,4 +447,19 @@ export const patterns: string[] = (() => {
 /** Known values grouped by the spec patterns they match, for generators that mix real ids in. */
 export function poolsOf(values: readonly string[]): Record<string, string[]> {
   return Object.fromEntries(patterns.map((p) => [p, values.filter((v) => new RegExp(p, 'u').test(v))]))
+}
+
+/** Whether an operation answers a stream (`text/event-stream`): streamSessionEvents. */
+export const isStream = (op: Operation) => Object.values(op.responses).some((r) => EVENT_STREAM.mediaType in r.content)
+
+/**
+ * The parts of a stream read so far: the events sent before its `session.position` message (the
+ * `tail`), where it stands, and the events after it, each with its data as sent.
+ */
+export function streamParts(messages: readonly SseMessage[]): { before: string[]; position?: string; after: { id: string; data: string }[] } {
+  const at = messages.findIndex((m) => field(m, 'event') === EVENT_STREAM.position)
+  const events = (ms: readonly SseMessage[]) =>
+    ms.filter((m) => field(m, 'event') === EVENT_STREAM.event).map((m) => ({ id: field(m, 'id') ?? '', data: field(m, 'data') ?? '' }))
+  if (at < 0) return { before: events(messages).map((e) => e.id), after: [] }
+  return { before: events(messages.slice(0, at)).map((e) => e.id), position: field(messages[at]!, 'id'), after: events(messages.slice(at + 1)) }
 }

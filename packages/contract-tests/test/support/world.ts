@@ -7,20 +7,22 @@ import {
   type SeedSummary,
   type SqlStore,
   type Store,
+  type StoreReader,
+  type StoreWriter,
 } from '@session-events/api'
+import pino from 'pino'
 import { fillPath, type Operation } from './spec.js'
 
 // The real thing to test against: a seeded in-memory SQLite store and the real app over it.
-
-// The app logs through pino at LOG_LEVEL; the suites keep it quiet unless asked otherwise
-// (LOG_LEVEL=debug npx vitest run), without a logger of their own to depend on.
-process.env.LOG_LEVEL ??= 'silent'
 
 export type App = ReturnType<typeof createApp>
 export type Instance = SeedSummary['instances'][number]
 
 /** A limit no suite reaches, so that successful responses carry their RateLimit-* headers. */
 export const GENEROUS_RATE_LIMIT = { points: 1_000_000_000, durationSeconds: 60 }
+
+/** The app's logger: quiet unless asked otherwise (LOG_LEVEL=debug npx vitest run). */
+const logger = pino({ level: process.env.LOG_LEVEL ?? 'silent' })
 
 export interface World {
   store: SqlStore
@@ -37,29 +39,145 @@ export async function createWorld(options: { sessions?: number; events?: number 
   const summary = await seed(store, { sessions: options.sessions ?? 2, events: options.events ?? 40 })
   const [a, b] = summary.instances
   if (!a || !b) throw new Error('the seed made fewer than two instances')
-  const appWith = (overrides: Partial<AppOptions>) => createApp({ store, rateLimit: GENEROUS_RATE_LIMIT, ...overrides })
+  const appWith = (overrides: Partial<AppOptions>) => createApp({ store, logger, rateLimit: GENEROUS_RATE_LIMIT, ...overrides })
   return { store, summary, a, b, app: appWith({}), appWith }
 }
 
-/**
- * The store with some of its methods failing as `fault()` says; everything else is the real
- * store. (A store that is down or broken cannot be caused for real in-process: this is the one fake.)
- */
-export function faultyStore(store: Store, fault: () => Error, methods: (keyof Store)[]): Store {
+/** Which methods of the store's reader and writer to fault. */
+export interface Faults {
+  reader?: (keyof StoreReader)[]
+  writer?: (keyof StoreWriter)[]
+}
+
+/** `target` with some of its methods replaced; every other property is the target's own. */
+function replacing<T extends object>(target: T, replace: (name: string, method: (...args: any[]) => any) => ((...args: any[]) => any) | undefined): T {
+  return new Proxy(target, {
+    get(t, property, receiver) {
+      const value = Reflect.get(t, property, receiver)
+      if (typeof value !== 'function') return value
+      const method = value.bind(t)
+      return (typeof property === 'string' && replace(property, method)) || method
+    },
+  })
+}
+
+/** The store with its reader and writer replaced; everything else (db, idempotency keys, close) is the real store's. */
+function withParts(store: Store, parts: { reader?: StoreReader; writer?: StoreWriter }): Store {
   return new Proxy(store, {
     get(target, property, receiver) {
-      if (methods.includes(property as keyof Store)) return () => Promise.reject(fault())
+      if (property === 'reader' && parts.reader) return parts.reader
+      if (property === 'writer' && parts.writer) return parts.writer
       const value = Reflect.get(target, property, receiver)
       return typeof value === 'function' ? value.bind(target) : value
     },
   })
 }
 
+/**
+ * The store with some methods of its reader and writer failing as `fault()` says; everything else
+ * is the real store. (A store that is down or broken cannot be caused for real in-process.)
+ */
+export function faultyStore(store: Store, fault: () => Error, faults: Faults): Store {
+  const failing = (names: string[] = []) => (name: string) => (names.includes(name) ? () => Promise.reject(fault()) : undefined)
+  return withParts(store, {
+    reader: replacing(store.reader, failing(faults.reader)),
+    writer: replacing(store.writer, failing(faults.writer)),
+  })
+}
+
 /** The reads a request of the API makes after authentication: failing them fails the request. */
-export const READS_AFTER_AUTH: (keyof Store)[] = ['sessionInstance', 'listSessionEvents', 'getSessionEvent']
+export const READS_AFTER_AUTH: (keyof StoreReader)[] = ['sessionInstance', 'listEventIds', 'sessionEvents', 'serverRuns']
+/** The writes the API's operations make. */
+export const API_WRITES: (keyof StoreWriter)[] = ['createSession', 'startServerRun', 'appendEvent', 'stopServerRun']
+
+/**
+ * The store with every write of the API held until `release()`: a request that writes stays in
+ * flight, with its Idempotency-Key taken, for as long as a test needs. `entered` resolves when a
+ * write is waiting. Nothing is held inside a transaction: the write starts once released.
+ */
+export function heldStore(store: Store): { store: Store; entered: Promise<void>; release(): void } {
+  let release!: () => void
+  let entered!: () => void
+  const gate = new Promise<void>((resolve) => (release = resolve))
+  const waiting = new Promise<void>((resolve) => (entered = resolve))
+  const writer = replacing(store.writer, (name, method) =>
+    (API_WRITES as string[]).includes(name)
+      ? async (...args: unknown[]) => {
+          entered()
+          await gate
+          return method(...args)
+        }
+      : undefined,
+  )
+  return { store: withParts(store, { writer }), entered: waiting, release }
+}
 
 export const unexpectedFailure = () => new Error('SQLITE_CORRUPT: database disk image is malformed at /var/lib/secret.db')
 export const unavailable = () => new StoreUnavailableError('connect ECONNREFUSED 10.0.0.5:5432')
+
+/** The tables a write of the API may add rows to. */
+export const WRITTEN_TABLES = [
+  'sessions',
+  'servers',
+  'server_versions',
+  'server_deployments',
+  'server_sessions',
+  'server_runs',
+  'server_run_errors',
+  'session_events',
+] as const
+
+export type RowCounts = Record<(typeof WRITTEN_TABLES)[number], number>
+
+/** How many rows each table a write may add to holds, straight from the database. */
+export async function rowCounts(store: SqlStore): Promise<RowCounts> {
+  const counts = await Promise.all(
+    WRITTEN_TABLES.map(async (table) => {
+      const row = await store.db.selectFrom(table).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
+      return [table, Number(row.n)] as const
+    }),
+  )
+  return Object.fromEntries(counts) as RowCounts
+}
+
+/** The rows added to each table since `before` (tables with none added left out). */
+export async function rowsAdded(store: SqlStore, before: RowCounts): Promise<Partial<RowCounts>> {
+  const after = await rowCounts(store)
+  return Object.fromEntries(WRITTEN_TABLES.flatMap((t) => (after[t] !== before[t] ? [[t, after[t] - before[t]]] : [])))
+}
+
+/** What every run is now (status and timestamps), to tell that a refused write changed none. */
+export async function runStates(store: SqlStore): Promise<string> {
+  const rows = await store.db.selectFrom('server_runs').select(['id', 'status', 'stopped_at', 'updated_at']).orderBy('id').execute()
+  return JSON.stringify(rows)
+}
+
+/** Whether an operation changes the run in its path (stopping it): it needs an active run each time. */
+export const changesItsRun = (op: Operation) => op.method !== 'GET' && op.parameters.some((p) => p.in === 'path' && p.schemaName === 'ServerRunId')
+
+/** The status of an operation's success (200, 201). */
+export const successStatus = (op: Operation) => Number(Object.keys(op.responses).find((s) => s.startsWith('2')))
+
+/**
+ * A new active run in a session of the instance, written by the store's writer (not the API),
+ * on a deployment and server session the session already has.
+ */
+export async function freshRun(store: SqlStore, instanceId: string, sessionId: string): Promise<string> {
+  const place = await store.db
+    .selectFrom('server_sessions as ss')
+    .innerJoin('server_deployments as d', 'd.id', 'ss.server_deployment_id')
+    .select(['ss.id as server_session_id', 'd.id as deployment_id', 'd.server_id as server_id'])
+    .where('ss.session_id', '=', sessionId)
+    .orderBy('ss.id')
+    .limit(1)
+    .executeTakeFirstOrThrow(() => new Error(`session ${sessionId} has no server session`))
+  const { id } = await store.writer.startServerRun({
+    instanceId,
+    sessionId,
+    run: { type: 'hosted', server: { id: place.server_id, type: 'custom' }, server_deployment: { id: place.deployment_id }, server_session: { id: place.server_session_id } },
+  })
+  return id
+}
 
 /** Every event id of a session in id order, straight from the database. */
 export async function eventIds(store: SqlStore, sessionId: string): Promise<string[]> {
@@ -131,10 +249,10 @@ export function within<T>(promise: Promise<T>, ms: number, what: string): Promis
  * parameter: `{ SessionId: 'ses_…', SessionEventId: 'sev_…' }`. A path parameter of a schema the
  * suite has no entity for fails loudly, so that a new operation in the spec is not skipped quietly.
  */
-export function pathOf(op: Operation, entities: Record<string, string>): string {
+export function pathOf(op: Operation, entities: object): string {
   const values: Record<string, string> = {}
   for (const p of op.parameters.filter((p) => p.in === 'path')) {
-    const value = p.schemaName === undefined ? undefined : entities[p.schemaName]
+    const value = p.schemaName === undefined ? undefined : (entities as Record<string, string | undefined>)[p.schemaName]
     if (value === undefined) throw new Error(`${op.operationId}: no entity for path parameter ${p.name} (schema ${p.schemaName ?? 'inline'})`)
     values[p.name] = value
   }
