@@ -1,4 +1,4 @@
-import type { LogLine, Mcp } from '@session-events/server-stubs'
+import type { LogLine, Mcp, ServerRun } from '@session-events/server-stubs'
 import type { NewLogEvent, StoreWriter } from './store/writer.js'
 
 // Demo data that looks like the real thing: two instances (so isolation can be tried), servers
@@ -154,7 +154,7 @@ export async function seed(store: { writer: StoreWriter }, options: SeedOptions 
       const client = pick(CLIENTS)
 
       // Two or three servers per session, each with one or two runs.
-      const runs: { id: string; status: 'active' | 'completed' | 'failed' }[] = []
+      const runs: { id: string; status: ServerRun['status'] }[] = []
       const serverCount = 2 + (s % 2)
       for (let k = 0; k < serverCount; k++) {
         const deployment = deployments[(s + k) % deployments.length]!

@@ -39,8 +39,12 @@ class PGliteConnection implements DatabaseConnection {
   }
 }
 
-/** One lock per PGlite: it is one session, however many stores (and drivers) share it. */
-const sessions = new WeakMap<PGliteLike, { free: Promise<void> }>()
+/**
+ * One lock per PGlite: it is one session, however many stores (and drivers) share it. The lock
+ * is kept on the PGlite object itself, so it lives and dies with it.
+ */
+const SESSION_LOCK = Symbol.for('session-events.pglite.session-lock')
+type Locked = PGliteLike & { [SESSION_LOCK]?: { free: Promise<void> } }
 
 class PGliteDriver implements Driver {
   readonly #connection: PGliteConnection
@@ -53,9 +57,7 @@ class PGliteDriver implements Driver {
     this.#connection = new PGliteConnection(pglite)
     this.#closeOnDestroy = options.closeOnDestroy ?? true
     this.#searchPath = options.schema
-    let session = sessions.get(pglite)
-    if (!session) sessions.set(pglite, (session = { free: Promise.resolve() }))
-    this.#session = session
+    this.#session = (pglite as Locked)[SESSION_LOCK] ??= { free: Promise.resolve() }
   }
 
   async init() {}

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import type { LogLine, Mcp, Metadata, ServerRunStart, ServerRunStop } from '@session-events/server-stubs'
 import type { Kysely, Transaction } from 'kysely'
 import { newId, nextId, randomBase62 } from '../ids.js'
-import type { Database, ServerRunTable, SessionTable } from './db.js'
+import type { Database, ServerRunTable, ServerTable, SessionTable } from './db.js'
 import { lockSession, notifySessions, writeTransaction } from './dialect.js'
 import type { EventFeed } from './feed.js'
 import { InvalidReferenceError, WriteConflictError, type EventRecord } from './types.js'
@@ -120,7 +120,7 @@ export class StoreWriter {
 
   // ---- what runs run on (the seed) ----
 
-  async createServer(input: { name: string; description: string | null; type: 'public' | 'custom'; at?: Date }): Promise<{ id: string }> {
+  async createServer(input: { name: string; description: string | null; type: ServerTable['type']; at?: Date }): Promise<{ id: string }> {
     const now = input.at ?? new Date()
     const id = newId('server', now.getTime())
     const at = now.toISOString()
