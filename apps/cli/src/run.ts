@@ -61,7 +61,7 @@ export async function run(options: RunOptions): Promise<number> {
     return 1
   }
   note(`session ${sessionId}, server run ${serverRunId} (server "${serverName}")`)
-  note(`follow it: session-events events list ${sessionId} --server-run ${serverRunId} --all`)
+  note(`follow it: session-events events tail ${sessionId} --server-run ${serverRunId}`)
 
   // --follow: the run's events, read back from the API as they are stored; it ends once the
   // event that stops the run (or the last appended) has been printed.

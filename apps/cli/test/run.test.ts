@@ -100,7 +100,7 @@ describe('session-events run', () => {
 
     expect(run.code, run.stderr).toBe(3)
     const { sessionId, serverRunId } = idsOf(run.stderr)
-    expect(run.stderr).toContain(`follow it: session-events events list ${sessionId}`)
+    expect(run.stderr).toContain(`follow it: session-events events tail ${sessionId}`)
     // The command's output is copied to ours.
     expect(run.stdout).toContain('out 0\nout 2\n')
     expect(run.stdout).toContain('burst 2499\n')
