@@ -45,6 +45,136 @@ interface RunPlace {
   status: ServerRunTable['status']
 }
 
+/**
+ * The rows of what runs run on (servers, versions, deployments, sessions, server sessions, runs),
+ * inserted through `db`: the store itself, or a transaction that writes several of them at once.
+ */
+function inserts(db: Kysely<Database>) {
+  return {
+    async server(input: { name: string; description: string | null; type: ServerTable['type']; at?: Date }): Promise<{ id: string }> {
+      const now = input.at ?? new Date()
+      const id = newId('server', now.getTime())
+      const at = now.toISOString()
+      await db
+        .insertInto('servers')
+        .values({ id, name: input.name, description: input.description, type: input.type, created_at: at, updated_at: at })
+        .execute()
+      return { id }
+    },
+
+    async serverVersion(input: { serverId: string; at?: Date }): Promise<{ id: string }> {
+      const now = input.at ?? new Date()
+      const id = newId('serverVersion', now.getTime())
+      await db.insertInto('server_versions').values({ id, server_id: input.serverId, created_at: now.toISOString() }).execute()
+      return { id }
+    },
+
+    async serverDeployment(input: {
+      instanceId: string
+      serverId: string
+      name: string | null
+      description: string | null
+      metadata?: Metadata
+      at?: Date
+    }): Promise<{ id: string }> {
+      const now = input.at ?? new Date()
+      const id = newId('serverDeployment', now.getTime())
+      const at = now.toISOString()
+      await db
+        .insertInto('server_deployments')
+        .values({
+          id,
+          instance_id: input.instanceId,
+          server_id: input.serverId,
+          name: input.name,
+          description: input.description,
+          metadata_json: JSON.stringify(input.metadata ?? {}),
+          created_at: at,
+          updated_at: at,
+        })
+        .execute()
+      return { id }
+    },
+
+    async session(input: { instanceId: string; metadata?: Metadata; at?: Date }): Promise<SessionTable> {
+      const now = input.at ?? new Date()
+      const at = now.toISOString()
+      const row: SessionTable = {
+        id: newId('session', now.getTime()),
+        instance_id: input.instanceId,
+        status: 'active',
+        metadata_json: JSON.stringify(input.metadata ?? {}),
+        created_at: at,
+        updated_at: at,
+      }
+      await db.insertInto('sessions').values(row).execute()
+      return row
+    },
+
+    async serverSession(input: {
+      sessionId: string
+      serverDeploymentId: string
+      mcp: Mcp
+      clientMessageCount?: number
+      serverMessageCount?: number
+      at?: Date
+    }): Promise<{ id: string }> {
+      const now = input.at ?? new Date()
+      const id = newId('serverSession', now.getTime())
+      const at = now.toISOString()
+      await db
+        .insertInto('server_sessions')
+        .values({
+          id,
+          session_id: input.sessionId,
+          server_deployment_id: input.serverDeploymentId,
+          status: 'active',
+          mcp_json: JSON.stringify(input.mcp),
+          client_message_count: input.clientMessageCount ?? 0,
+          server_message_count: input.serverMessageCount ?? 0,
+          created_at: at,
+          updated_at: at,
+        })
+        .execute()
+      return { id }
+    },
+
+    async serverRun(input: {
+      serverSessionId: string
+      serverVersionId: string
+      type: ServerRunTable['type']
+      status?: ServerRunTable['status']
+      startedAt?: Date | null
+      at?: Date
+    }): Promise<{ id: string }> {
+      const now = input.at ?? new Date()
+      const id = newId('serverRun', now.getTime())
+      const at = now.toISOString()
+      const serverSession = await db
+        .selectFrom('server_sessions')
+        .select('server_deployment_id')
+        .where('id', '=', input.serverSessionId)
+        .executeTakeFirstOrThrow(() => new Error(`no server session ${input.serverSessionId}`))
+      await db
+        .insertInto('server_runs')
+        .values({
+          id,
+          server_session_id: input.serverSessionId,
+          server_deployment_id: serverSession.server_deployment_id,
+          server_version_id: input.serverVersionId,
+          type: input.type,
+          status: input.status ?? 'active',
+          created_at: at,
+          updated_at: at,
+          started_at: input.startedAt === undefined ? at : isoOrNull(input.startedAt),
+          stopped_at: null,
+        })
+        .execute()
+      return { id }
+    },
+  }
+}
+
 export class StoreWriter {
   readonly #db: Kysely<Database>
   readonly #feed: EventFeed | undefined
@@ -120,126 +250,28 @@ export class StoreWriter {
 
   // ---- what runs run on (the seed) ----
 
-  async createServer(input: { name: string; description: string | null; type: ServerTable['type']; at?: Date }): Promise<{ id: string }> {
-    const now = input.at ?? new Date()
-    const id = newId('server', now.getTime())
-    const at = now.toISOString()
-    await this.#db
-      .insertInto('servers')
-      .values({ id, name: input.name, description: input.description, type: input.type, created_at: at, updated_at: at })
-      .execute()
-    return { id }
+  createServer(input: Parameters<ReturnType<typeof inserts>['server']>[0]) {
+    return inserts(this.#db).server(input)
   }
 
-  async createServerVersion(input: { serverId: string; at?: Date }): Promise<{ id: string }> {
-    const now = input.at ?? new Date()
-    const id = newId('serverVersion', now.getTime())
-    await this.#db.insertInto('server_versions').values({ id, server_id: input.serverId, created_at: now.toISOString() }).execute()
-    return { id }
+  createServerVersion(input: Parameters<ReturnType<typeof inserts>['serverVersion']>[0]) {
+    return inserts(this.#db).serverVersion(input)
   }
 
-  async createServerDeployment(input: {
-    instanceId: string
-    serverId: string
-    name: string | null
-    description: string | null
-    metadata?: Metadata
-    at?: Date
-  }): Promise<{ id: string }> {
-    const now = input.at ?? new Date()
-    const id = newId('serverDeployment', now.getTime())
-    const at = now.toISOString()
-    await this.#db
-      .insertInto('server_deployments')
-      .values({
-        id,
-        instance_id: input.instanceId,
-        server_id: input.serverId,
-        name: input.name,
-        description: input.description,
-        metadata_json: JSON.stringify(input.metadata ?? {}),
-        created_at: at,
-        updated_at: at,
-      })
-      .execute()
-    return { id }
+  createServerDeployment(input: Parameters<ReturnType<typeof inserts>['serverDeployment']>[0]) {
+    return inserts(this.#db).serverDeployment(input)
   }
 
-  async createSession(input: { instanceId: string; metadata?: Metadata; at?: Date }): Promise<SessionTable> {
-    const now = input.at ?? new Date()
-    const at = now.toISOString()
-    const row: SessionTable = {
-      id: newId('session', now.getTime()),
-      instance_id: input.instanceId,
-      status: 'active',
-      metadata_json: JSON.stringify(input.metadata ?? {}),
-      created_at: at,
-      updated_at: at,
-    }
-    await this.#db.insertInto('sessions').values(row).execute()
-    return row
+  createSession(input: Parameters<ReturnType<typeof inserts>['session']>[0]) {
+    return inserts(this.#db).session(input)
   }
 
-  async createServerSession(input: {
-    sessionId: string
-    serverDeploymentId: string
-    mcp: Mcp
-    clientMessageCount?: number
-    serverMessageCount?: number
-    at?: Date
-  }): Promise<{ id: string }> {
-    const now = input.at ?? new Date()
-    const id = newId('serverSession', now.getTime())
-    const at = now.toISOString()
-    await this.#db
-      .insertInto('server_sessions')
-      .values({
-        id,
-        session_id: input.sessionId,
-        server_deployment_id: input.serverDeploymentId,
-        status: 'active',
-        mcp_json: JSON.stringify(input.mcp),
-        client_message_count: input.clientMessageCount ?? 0,
-        server_message_count: input.serverMessageCount ?? 0,
-        created_at: at,
-        updated_at: at,
-      })
-      .execute()
-    return { id }
+  createServerSession(input: Parameters<ReturnType<typeof inserts>['serverSession']>[0]) {
+    return inserts(this.#db).serverSession(input)
   }
 
-  async createServerRun(input: {
-    serverSessionId: string
-    serverVersionId: string
-    type: ServerRunTable['type']
-    status?: ServerRunTable['status']
-    startedAt?: Date | null
-    at?: Date
-  }): Promise<{ id: string }> {
-    const now = input.at ?? new Date()
-    const id = newId('serverRun', now.getTime())
-    const at = now.toISOString()
-    const serverSession = await this.#db
-      .selectFrom('server_sessions')
-      .select('server_deployment_id')
-      .where('id', '=', input.serverSessionId)
-      .executeTakeFirstOrThrow(() => new Error(`no server session ${input.serverSessionId}`))
-    await this.#db
-      .insertInto('server_runs')
-      .values({
-        id,
-        server_session_id: input.serverSessionId,
-        server_deployment_id: serverSession.server_deployment_id,
-        server_version_id: input.serverVersionId,
-        type: input.type,
-        status: input.status ?? 'active',
-        created_at: at,
-        updated_at: at,
-        started_at: input.startedAt === undefined ? at : isoOrNull(input.startedAt),
-        stopped_at: null,
-      })
-      .execute()
-    return { id }
+  createServerRun(input: Parameters<ReturnType<typeof inserts>['serverRun']>[0]) {
+    return inserts(this.#db).serverRun(input)
   }
 
   async updateServerRun(
@@ -267,10 +299,10 @@ export class StoreWriter {
    * or a new one. Returns the run's id.
    */
   async startServerRun(input: { instanceId: string; sessionId: string; run: ServerRunStart; at?: Date }): Promise<{ id: string }> {
-    const now = input.at ?? new Date()
-    const at = now.toISOString()
+    const at = input.at ?? new Date()
     const { run } = input
     return writeTransaction(this.#db, async (trx) => {
+      const add = inserts(trx)
       // The server: one the instance has deployed, or a new one.
       let serverId = run.server.id
       if (serverId !== undefined) {
@@ -284,22 +316,18 @@ export class StoreWriter {
         if (!known) throw new InvalidReferenceError(['server', 'id'], 'No server with this id is deployed in this instance.')
       } else {
         if (run.server.name === undefined) throw new InvalidReferenceError(['server', 'name'], 'A new server needs a name (or give the id of one).')
-        serverId = newId('server', now.getTime())
-        await trx
-          .insertInto('servers')
-          .values({ id: serverId, name: run.server.name, description: run.server.description ?? null, type: run.server.type ?? 'custom', created_at: at, updated_at: at })
-          .execute()
+        ;({ id: serverId } = await add.server({ name: run.server.name, description: run.server.description ?? null, type: run.server.type, at }))
       }
 
       // Its version: the one named, else its newest, else a new one.
-      let versionId = run.server_version_id
-      if (versionId !== undefined) {
+      let versionId: string
+      if (run.server_version_id !== undefined) {
+        versionId = run.server_version_id
         const version = await trx.selectFrom('server_versions').select('id').where('id', '=', versionId).where('server_id', '=', serverId).executeTakeFirst()
         if (!version) throw new InvalidReferenceError(['server_version_id'], 'No version with this id belongs to the server.')
       } else {
         const newest = await trx.selectFrom('server_versions').select('id').where('server_id', '=', serverId).orderBy('id', 'desc').limit(1).executeTakeFirst()
-        versionId = newest?.id ?? newId('serverVersion', now.getTime())
-        if (!newest) await trx.insertInto('server_versions').values({ id: versionId, server_id: serverId, created_at: at }).execute()
+        versionId = newest?.id ?? (await add.serverVersion({ serverId, at })).id
       }
 
       // The deployment: one of the instance and of this server, or a new one.
@@ -314,20 +342,14 @@ export class StoreWriter {
           .executeTakeFirst()
         if (!deployment) throw new InvalidReferenceError(['server_deployment', 'id'], 'No deployment of this server with this id is in this instance.')
       } else {
-        deploymentId = newId('serverDeployment', now.getTime())
-        await trx
-          .insertInto('server_deployments')
-          .values({
-            id: deploymentId,
-            instance_id: input.instanceId,
-            server_id: serverId,
-            name: run.server_deployment?.name ?? null,
-            description: run.server_deployment?.description ?? null,
-            metadata_json: JSON.stringify(run.server_deployment?.metadata ?? {}),
-            created_at: at,
-            updated_at: at,
-          })
-          .execute()
+        ;({ id: deploymentId } = await add.serverDeployment({
+          instanceId: input.instanceId,
+          serverId,
+          name: run.server_deployment?.name ?? null,
+          description: run.server_deployment?.description ?? null,
+          ...(run.server_deployment?.metadata && { metadata: run.server_deployment.metadata }),
+          at,
+        }))
       }
 
       // The server session: one of this session on this deployment, or a new one.
@@ -347,47 +369,21 @@ export class StoreWriter {
           p ? { name: p.name, version: p.version, capabilities: p.capabilities ?? {} } : null
         const client = peer(mcp?.client)
         const server = peer(mcp?.server)
-        const mcpObject: Mcp = {
-          object: 'mcp',
-          version: mcp?.version ?? DEFAULT_MCP.version,
-          connection_type: mcp?.connection_type ?? DEFAULT_MCP.connection_type,
-          client: client && { object: 'session.server_session.client', ...client },
-          server: server && { object: 'session.server_session.server', ...server },
-        }
-        serverSessionId = newId('serverSession', now.getTime())
-        await trx
-          .insertInto('server_sessions')
-          .values({
-            id: serverSessionId,
-            session_id: input.sessionId,
-            server_deployment_id: deploymentId,
-            status: 'active',
-            mcp_json: JSON.stringify(mcpObject),
-            client_message_count: 0,
-            server_message_count: 0,
-            created_at: at,
-            updated_at: at,
-          })
-          .execute()
+        ;({ id: serverSessionId } = await add.serverSession({
+          sessionId: input.sessionId,
+          serverDeploymentId: deploymentId,
+          mcp: {
+            object: 'mcp',
+            version: mcp?.version ?? DEFAULT_MCP.version,
+            connection_type: mcp?.connection_type ?? DEFAULT_MCP.connection_type,
+            client: client && { object: 'session.server_session.client', ...client },
+            server: server && { object: 'session.server_session.server', ...server },
+          },
+          at,
+        }))
       }
 
-      const id = newId('serverRun', now.getTime())
-      await trx
-        .insertInto('server_runs')
-        .values({
-          id,
-          server_session_id: serverSessionId,
-          server_deployment_id: deploymentId,
-          server_version_id: versionId,
-          type: run.type,
-          status: 'active',
-          created_at: at,
-          updated_at: at,
-          started_at: at,
-          stopped_at: null,
-        })
-        .execute()
-      return { id }
+      return add.serverRun({ serverSessionId, serverVersionId: versionId, type: run.type, at })
     })
   }
 
