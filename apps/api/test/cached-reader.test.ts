@@ -1,13 +1,14 @@
-import type { ServerRun, SessionEvent } from '@session-events/server-stubs'
+import type { ServerRun } from '@session-events/server-stubs'
 import { sql } from 'kysely'
 import { describe, expect, it } from 'vitest'
 import { newId } from '../src/ids.js'
-import { sessionEventBytes, type ServerRunJson } from '../src/serialize.js'
+import type { ServerRunJson } from '../src/serialize.js'
 import { CachingReader, type ReadCacheOptions } from '../src/store/cached-reader.js'
 import type { SqlStore } from '../src/store/sql-store.js'
 import type { StoreReader } from '../src/store/types.js'
 import { hashSecret } from '../src/store/writer.js'
 import { backend, onPostgres, openTestStore } from './backend.js'
+import { readEvent, sessionWithRun } from './store-reads.js'
 
 // The caching reader (src/store/cached-reader.ts) over a real store, one freshness rule at a
 // time: events for good, runs while the store's runs version stands (never on PostgreSQL, which
@@ -36,30 +37,7 @@ function cachedOver(store: SqlStore, options?: ReadCacheOptions) {
   return { cache: new CachingReader(inner.reader, options), asked: inner.asked }
 }
 
-/** A session with one run, through the store's writer. */
-async function sessionWithRun(store: SqlStore) {
-  const { writer } = store
-  const { id: instanceId } = await writer.createInstance({ name: 'i' })
-  const { id: serverId } = await writer.createServer({ name: 'S', description: null, type: 'custom' })
-  const { id: versionId } = await writer.createServerVersion({ serverId })
-  const { id: deploymentId } = await writer.createServerDeployment({ instanceId, serverId, name: null, description: null })
-  const { id: sessionId } = await writer.createSession({ instanceId })
-  const { id: serverSessionId } = await writer.createServerSession({
-    sessionId,
-    serverDeploymentId: deploymentId,
-    mcp: { object: 'mcp', version: '2025-03-26', connection_type: 'sse', client: null, server: null },
-  })
-  const { id: runId } = await writer.createServerRun({ serverSessionId, serverVersionId: versionId, type: 'hosted' })
-  return { instanceId, sessionId, serverSessionId, runId }
-}
 
-/** One event read the way getSessionEvent reads it, as the API's object. */
-async function readEvent(reader: StoreReader, sessionId: string, id: string): Promise<SessionEvent | undefined> {
-  const [event] = await reader.sessionEvents(sessionId, [id])
-  if (!event) return undefined
-  const [run] = event.server_run_id === null ? [] : await reader.serverRuns([event.server_run_id])
-  return JSON.parse(sessionEventBytes(event, run).toString()) as SessionEvent
-}
 
 const runOf = (json: ServerRunJson | undefined) => (json ? (JSON.parse(json.bytes.toString()) as ServerRun) : undefined)
 /** Short, yet long enough that the few writes and reads before it ends do not outlast it on a busy machine. */

@@ -2,47 +2,21 @@ import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { ServerRun, SessionEvent } from '@session-events/server-stubs'
 import { sql } from 'kysely'
 import { describe, expect, it } from 'vitest'
 import { idTime, newId } from '../src/ids.js'
-import { sessionEventBytes, type ServerRunJson } from '../src/serialize.js'
 import { CachingReader } from '../src/store/cached-reader.js'
 import { migrate, migrations } from '../src/store/migrations.js'
 import { openStore } from '../src/store/open.js'
 import type { SqlStore } from '../src/store/sql-store.js'
-import type { ListEventsQuery, StoreReader } from '../src/store/types.js'
+import type { StoreReader } from '../src/store/types.js'
 import { hashSecret, SECRET_KEY_SCOPES } from '../src/store/writer.js'
 import { backend, onPostgres, openTestStore, schemaOf } from './backend.js'
+import { readEvent, readPage, sessionWithRun } from './store-reads.js'
 
 // What every store must do, whatever the database under it: this file runs once per backend
 // (SQLite, and PostgreSQL on a server or on PGlite). SQLite-only behaviour is in store.test.ts.
 
-/**
- * A page read the way the list handler reads it (ids, then their events, then the runs they
- * show), as the API's objects; `json` is the events as the reader gave them.
- */
-async function readPage(reader: StoreReader, query: ListEventsQuery) {
-  const page = await reader.listEventIds(query)
-  const json = await reader.sessionEvents(query.sessionId, page.ids)
-  expect(json.map((e) => e.id)).toEqual(page.ids)
-  const runIds = [...new Set(json.flatMap((e) => e.server_run_id ?? []))]
-  const runs = new Map((await reader.serverRuns(runIds)).map((run): [string, ServerRunJson] => [run.id, run]))
-  return {
-    ...page,
-    json,
-    events: json.map((e) => JSON.parse(sessionEventBytes(e, e.server_run_id === null ? undefined : runs.get(e.server_run_id)).toString()) as SessionEvent),
-    runs: new Map([...runs].map(([id, run]) => [id, JSON.parse(run.bytes.toString()) as ServerRun])),
-  }
-}
-
-/** One event read the way getSessionEvent reads it, as the API's object; undefined when the session has no such event. */
-async function readEvent(reader: StoreReader, sessionId: string, id: string): Promise<SessionEvent | undefined> {
-  const [event] = await reader.sessionEvents(sessionId, [id])
-  if (!event) return undefined
-  const [run] = event.server_run_id === null ? [] : await reader.serverRuns([event.server_run_id])
-  return JSON.parse(sessionEventBytes(event, run).toString()) as SessionEvent
-}
 
 /** The store's own reader, and a caching reader around it (what the API reads through). */
 const readersOf = (store: SqlStore): [string, StoreReader][] => [
@@ -50,24 +24,6 @@ const readersOf = (store: SqlStore): [string, StoreReader][] => [
   ['a caching reader', new CachingReader(store.reader)],
 ]
 
-/** A session with one run, made through the store's own write path. */
-async function sessionWithRun(store: SqlStore) {
-  const { writer } = store
-  const { id: instanceId } = await writer.createInstance({ name: 'i' })
-  const { id: serverId } = await writer.createServer({ name: 'S', description: null, type: 'custom' })
-  const { id: versionId } = await writer.createServerVersion({ serverId })
-  const { id: deploymentId } = await writer.createServerDeployment({ instanceId, serverId, name: null, description: null, metadata: { a: [1, 'b'] } })
-  const { id: sessionId } = await writer.createSession({ instanceId })
-  const { id: serverSessionId } = await writer.createServerSession({
-    sessionId,
-    serverDeploymentId: deploymentId,
-    mcp: { object: 'mcp', version: '2025-03-26', connection_type: 'sse', client: null, server: null },
-    clientMessageCount: 7,
-    serverMessageCount: 5,
-  })
-  const { id: runId } = await writer.createServerRun({ serverSessionId, serverVersionId: versionId, type: 'hosted' })
-  return { instanceId, sessionId, serverSessionId, runId }
-}
 
 describe(`the ${backend} store`, () => {
   it(`speaks ${onPostgres ? 'PostgreSQL' : 'SQLite'}`, async () => {

@@ -1,47 +1,22 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { ServerRun, SessionEvent } from '@session-events/server-stubs'
+import type { ServerRun } from '@session-events/server-stubs'
 import { sql } from 'kysely'
 import { afterAll, describe, expect, it } from 'vitest'
 import { idTime, isSessionEventId, newId, nextId } from '../src/ids.js'
 import { seed } from '../src/seed.js'
-import { sessionEventBytes, type ServerRunJson } from '../src/serialize.js'
 import { CachingReader } from '../src/store/cached-reader.js'
 import { migrate, migrations } from '../src/store/migrations.js'
 import { openStore, parseDatabaseUrl } from '../src/store/open.js'
 import { MAX_SHAPES, PreparedQueries } from '../src/store/prepared.js'
 import type { ListEventsQuery, StoreReader } from '../src/store/types.js'
 import { hashSecret } from '../src/store/writer.js'
+import { readEvent, readPage } from './store-reads.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'session-events-store-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
-/**
- * A page read the way the list handler reads it (ids, then their events, then the runs they
- * show), as the API's objects; `json` is the events as the reader gave them.
- */
-async function readPage(reader: StoreReader, query: ListEventsQuery) {
-  const page = await reader.listEventIds(query)
-  const json = await reader.sessionEvents(query.sessionId, page.ids)
-  expect(json.map((e) => e.id)).toEqual(page.ids)
-  const runIds = [...new Set(json.flatMap((e) => e.server_run_id ?? []))]
-  const runs = new Map((await reader.serverRuns(runIds)).map((run): [string, ServerRunJson] => [run.id, run]))
-  return {
-    ...page,
-    json,
-    events: json.map((e) => JSON.parse(sessionEventBytes(e, e.server_run_id === null ? undefined : runs.get(e.server_run_id)).toString()) as SessionEvent),
-    runs: new Map([...runs].map(([id, run]) => [id, JSON.parse(run.bytes.toString()) as ServerRun])),
-  }
-}
-
-/** One event read the way getSessionEvent reads it, as the API's object; undefined when the session has no such event. */
-async function readEvent(reader: StoreReader, sessionId: string, id: string): Promise<SessionEvent | undefined> {
-  const [event] = await reader.sessionEvents(sessionId, [id])
-  if (!event) return undefined
-  const [run] = event.server_run_id === null ? [] : await reader.serverRuns([event.server_run_id])
-  return JSON.parse(sessionEventBytes(event, run).toString()) as SessionEvent
-}
 
 /**
  * Two connections to one new SQLite file, as two processes would have, and a seeded session.

@@ -1,5 +1,4 @@
 import type { Kysely } from 'kysely'
-import type { RateLimiterAbstract } from 'rate-limiter-flexible'
 import type { Database } from './db.js'
 import { LocalFeed, type EventFeed } from './feed.js'
 import { IdempotencyKeys } from './idempotency.js'
