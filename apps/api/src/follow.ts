@@ -1,6 +1,7 @@
 import type { EventFeed } from './store/feed.js'
 import type { ListEventsQuery, StoreReader } from './store/types.js'
-import { sessionEventBytes, type ServerRunJson } from './serialize.js'
+import { runsOf } from './reads.js'
+import { sessionEventBytes } from './serialize.js'
 
 // The live tail of a session (streamSessionEvents): Server-Sent Events read from the store.
 //
@@ -87,8 +88,7 @@ export async function followSession(options: FollowOptions): Promise<ReadableStr
     const page = await reader.listEventIds({ sessionId, limit: PAGE, order: 'asc', ...filters, ...query })
     const ids = query.order === 'desc' ? [...page.ids].reverse() : page.ids
     const events = await reader.sessionEvents(sessionId, ids)
-    const runIds = [...new Set(events.flatMap((e) => (e.server_run_id === null ? [] : [e.server_run_id])))]
-    const runs = new Map<string, ServerRunJson>((await reader.serverRuns(runIds, page.runsVersion)).map((r) => [r.id, r]))
+    const runs = await runsOf(reader, events, page.runsVersion)
     const bytes = events.map((e) => message(e.id, sessionEventBytes(e, e.server_run_id === null ? undefined : runs.get(e.server_run_id))))
     return { ids: events.map((e) => e.id), bytes }
   }

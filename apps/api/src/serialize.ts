@@ -176,8 +176,8 @@ const COMMA = 0x2c
  * Events between `head` and `tail`, with commas between them and each run in its places:
  * measured first, then copied into one buffer.
  */
-function eventsBytes(head: Buffer, events: readonly SessionEventJson[], runs: ReadonlyMap<string, ServerRunJson>, tail: Buffer): Buffer {
-  const runBytes = events.map((e) => (e.server_run_id === null ? NULL : (runs.get(e.server_run_id)?.bytes ?? NULL)))
+function eventsBytes(head: Buffer, events: readonly SessionEventJson[], runOf: (e: SessionEventJson) => ServerRunJson | undefined, tail: Buffer): Buffer {
+  const runBytes = events.map((e) => runOf(e)?.bytes ?? NULL)
   let size = head.length + tail.length + Math.max(0, events.length - 1)
   for (let i = 0; i < events.length; i++) {
     const pieces = events[i]!.pieces
@@ -203,7 +203,7 @@ const EMPTY = Buffer.alloc(0)
 
 /** One event, as the API sends it. */
 export function sessionEventBytes(e: SessionEventJson, run: ServerRunJson | undefined): JsonBytes<SessionEvent> {
-  return eventsBytes(EMPTY, [e], new Map(run ? [[run.id, run]] : []), EMPTY) as JsonBytes<SessionEvent>
+  return eventsBytes(EMPTY, [e], () => run, EMPTY) as JsonBytes<SessionEvent>
 }
 
 /** A page: the list around its events. */
@@ -214,7 +214,7 @@ export function sessionEventListBytes(
 ): JsonBytes<SessionEventList> {
   const list: SessionEventList = { __typename: 'list', items: [slot<SessionEvent>()], pagination }
   const [head, tail] = cutAtSlots(list)
-  return eventsBytes(head!, events, runs, tail!) as JsonBytes<SessionEventList>
+  return eventsBytes(head!, events, (e) => (e.server_run_id === null ? undefined : runs.get(e.server_run_id)), tail!) as JsonBytes<SessionEventList>
 }
 
 /** Any other object of the API, as bytes of its type. */

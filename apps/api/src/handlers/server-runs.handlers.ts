@@ -6,7 +6,7 @@ import { sendJson } from '../respond.js'
 import type { JsonBytes } from '../serialize.js'
 import type { StoreReader } from '../store/types.js'
 import type { StoreWriter } from '../store/writer.js'
-import { requireSession } from './session-events.handlers.js'
+import { requireSession } from '../reads.js'
 
 // Server runs: started in a session, read as they are now, stopped. Every answer is the run as
 // the reader serialises it, read after the write.

@@ -4,7 +4,8 @@ import { decodeCursor, encodeCursor } from '../cursor.js'
 import type { AppEnv } from '../env.js'
 import { errors } from '../errors.js'
 import { sendJson } from '../respond.js'
-import { sessionEventBytes, sessionEventJson, sessionEventListBytes, type ServerRunJson, type SessionEventJson } from '../serialize.js'
+import { requireSession, runsOf } from '../reads.js'
+import { sessionEventBytes, sessionEventJson, sessionEventListBytes } from '../serialize.js'
 import type { ListEventsQuery, StoreReader } from '../store/types.js'
 import type { StoreWriter } from '../store/writer.js'
 import { followSession, type StreamSlots } from '../follow.js'
@@ -19,17 +20,7 @@ import { respond } from '../respond.js'
 const LOWEST_EVENT_ID = `sev_${'0'.repeat(22)}`
 const HIGHEST_EVENT_ID = `sev_${'z'.repeat(22)}`
 
-/** 404 unless the session exists in the key's instance; another instance's answers the same. */
-export async function requireSession(reader: StoreReader, instanceId: string, sessionId: string): Promise<void> {
-  if ((await reader.sessionInstance(sessionId)) !== instanceId) throw errors.sessionNotFound()
-}
 
-/** The runs that these events show, by id. */
-export async function runsOf(reader: StoreReader, events: readonly SessionEventJson[], version?: string): Promise<Map<string, ServerRunJson>> {
-  const ids = new Set<string>()
-  for (const e of events) if (e.server_run_id !== null) ids.add(e.server_run_id)
-  return new Map((await reader.serverRuns([...ids], version)).map((run) => [run.id, run]))
-}
 
 export interface SessionEventsDeps {
   reader: StoreReader
