@@ -100,17 +100,9 @@ export function createProgram(): Command {
         Object.keys(ORDERS),
       ),
     )
-    .option(
-      '--type <type>',
-      describeChoices('only events of this type, repeatable', EVENT_TYPES),
-      repeatable(Object.keys(EVENT_TYPES)),
-    )
-    .option('--server-run <id>', 'only events of this server run (srr_…), repeatable', repeatable())
-    .option(
-      '--server-session <id>',
-      'only events of this server session (srs_…), repeatable',
-      repeatable(),
-    )
+    .addOption(typeFilter())
+    .addOption(serverRunFilter())
+    .addOption(serverSessionFilter())
     .option('--cursor <cursor>', 'start where a previous page ended (its next cursor)')
     .option('--all', 'follow every page to the end of the list')
     .option('--json', 'print JSON: the page, or with --all one event per line')
@@ -177,17 +169,9 @@ export function createProgram(): Command {
     .command('tail')
     .description('Follow the events of a session as they are written, until Ctrl-C.')
     .argument('<sessionId>', 'the session (ses_…)')
-    .option(
-      '--type <type>',
-      describeChoices('only events of this type, repeatable', EVENT_TYPES),
-      repeatable(Object.keys(EVENT_TYPES)),
-    )
-    .option('--server-run <id>', 'only events of this server run (srr_…), repeatable', repeatable())
-    .option(
-      '--server-session <id>',
-      'only events of this server session (srs_…), repeatable',
-      repeatable(),
-    )
+    .addOption(typeFilter())
+    .addOption(serverRunFilter())
+    .addOption(serverSessionFilter())
     .option('--tail <n>', 'first print the newest n events (0 to 100; default 0)', wholeNumber)
     .option('--json', 'print each event as JSON, one per line (JSON Lines)')
     .addHelpText(
@@ -353,6 +337,19 @@ Exit code:
     )
 
   return program
+}
+
+// The list's filters, which `events list` and `events tail` both take.
+function typeFilter(): Option {
+  return new Option('--type <type>', describeChoices('only events of this type, repeatable', EVENT_TYPES)).argParser(
+    repeatable(Object.keys(EVENT_TYPES)),
+  )
+}
+function serverRunFilter(): Option {
+  return new Option('--server-run <id>', 'only events of this server run (srr_…), repeatable').argParser(repeatable())
+}
+function serverSessionFilter(): Option {
+  return new Option('--server-session <id>', 'only events of this server session (srs_…), repeatable').argParser(repeatable())
 }
 
 function maxOutageOption(): Option {
