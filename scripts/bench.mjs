@@ -10,7 +10,14 @@ const env = { ...process.env, TURBO_TELEMETRY_DISABLED: '1', DO_NOT_TRACK: '1' }
 
 const build = spawnSync(
   'npx',
-  ['turbo', 'run', 'build', '--filter=@session-events/api...', '--filter=@session-events/bench', '--output-logs=errors-only'],
+  [
+    'turbo',
+    'run',
+    'build',
+    '--filter=@session-events/api...',
+    '--filter=@session-events/bench',
+    '--output-logs=errors-only',
+  ],
   { cwd: root, stdio: 'inherit', env },
 )
 if (build.status !== 0) {
@@ -18,5 +25,9 @@ if (build.status !== 0) {
   process.exit(build.status ?? 1)
 }
 
-const run = spawnSync(process.execPath, ['bench/dist/main.js', ...process.argv.slice(2)], { cwd: root, stdio: 'inherit', env })
+const run = spawnSync(process.execPath, ['bench/dist/main.js', ...process.argv.slice(2)], {
+  cwd: root,
+  stdio: 'inherit',
+  env,
+})
 process.exit(run.status ?? 1)

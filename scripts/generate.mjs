@@ -97,7 +97,10 @@ async function generateServerStubs() {
     const start = `export const ${name}ParamsSchema = z.coerce\n  .number()\n  .pipe(`
     const at = routes.indexOf(start)
     if (at < 0) throw new Error(`hono-takibi output changed: no coerced schema for query parameter ${name}`)
-    routes = routes.slice(0, at) + `export const ${name}ParamsSchema = z\n  .preprocess(queryInteger, ` + routes.slice(at + start.length)
+    routes =
+      routes.slice(0, at) +
+      `export const ${name}ParamsSchema = z\n  .preprocess(queryInteger, ` +
+      routes.slice(at + start.length)
   }
   // A value with a default is always there once validated (the validator fills it in), but
   // hono-takibi marks it `.exactOptional()` after `.default()`, which types it as possibly
@@ -160,7 +163,8 @@ async function generateServerStubs() {
 
   return {
     'packages/server-stubs/src/generated/routes.ts': header('hono-takibi') + '\n' + (await fmt('routes.ts', routes)),
-    'packages/server-stubs/src/generated/handlers.ts': header('handler map') + '\n' + (await fmt('handlers.ts', handlers)),
+    'packages/server-stubs/src/generated/handlers.ts':
+      header('handler map') + '\n' + (await fmt('handlers.ts', handlers)),
   }
 }
 

@@ -26,5 +26,8 @@ if (!args.has('--no-build') && !run('turbo', ['run', 'build', '--output-logs=err
 const formatted = run('oxfmt', fix ? ['.'] : ['--check', '.'])
 const linted = run('oxlint', ['--type-aware', '--deny-warnings', ...(fix ? ['--fix'] : [])])
 if (!formatted && !fix) console.error('Some files are not formatted: `npm run format` formats them.')
-if (!linted) console.error(fix ? 'oxlint found what it cannot fix (above).' : 'oxlint found problems (above); `npm run format` fixes some.')
+if (!linted)
+  console.error(
+    fix ? 'oxlint found what it cannot fix (above).' : 'oxlint found problems (above); `npm run format` fixes some.',
+  )
 process.exit(formatted && linted ? 0 : 1)

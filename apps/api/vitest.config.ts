@@ -13,16 +13,21 @@ const serverUrl = postgresServerUrl()
 if (!process.env.SESSION_EVENTS_TESTS_ANNOUNCED) {
   process.env.SESSION_EVENTS_TESTS_ANNOUNCED = '1'
   console.log(
-  postgres === 'postgres'
-    ? `apps/api tests: SQLite (in memory) and PostgreSQL (server ${redacted(serverUrl!)}, a fresh schema per test file)`
-    : 'apps/api tests: SQLite (in memory) and PostgreSQL on PGlite (in process; set TEST_DATABASE_URL=postgres://… to use a server)',
+    postgres === 'postgres'
+      ? `apps/api tests: SQLite (in memory) and PostgreSQL (server ${redacted(serverUrl!)}, a fresh schema per test file)`
+      : 'apps/api tests: SQLite (in memory) and PostgreSQL on PGlite (in process; set TEST_DATABASE_URL=postgres://… to use a server)',
   )
 }
 
 /** SQLite only: its files on disk, its query plans, the seed and server commands over it. */
 const sqliteOnly = ['test/store.test.ts', 'test/process.test.ts']
 /** PostgreSQL only: its faults, its query plans, the server and several processes over it. */
-const postgresOnly = ['test/postgres-*.test.ts', 'test/query-plans.test.ts', 'test/scale-out.test.ts', 'test/follow-scale-out.test.ts']
+const postgresOnly = [
+  'test/postgres-*.test.ts',
+  'test/query-plans.test.ts',
+  'test/scale-out.test.ts',
+  'test/follow-scale-out.test.ts',
+]
 // Every other file (the store contract, pagination, the API, HTTP: whatever uses fixture())
 // runs on both.
 

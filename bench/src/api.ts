@@ -118,7 +118,11 @@ export async function removeLiveStore(live: LiveStore): Promise<void> {
 }
 
 /** Sessions with an active run each, made through the API's own write operations. */
-export async function sessionsWithRuns(apiUrl: string, secretKey: string, count: number): Promise<{ sessionId: string; runId: string }[]> {
+export async function sessionsWithRuns(
+  apiUrl: string,
+  secretKey: string,
+  count: number,
+): Promise<{ sessionId: string; runId: string }[]> {
   const headers = { authorization: `Bearer ${secretKey}`, 'content-type': 'application/json' }
   const post = async (path: string, body: unknown) => {
     // A 503 (a PostgreSQL server busy with other work on a shared machine) is tried again, as a client would.
@@ -126,14 +130,18 @@ export async function sessionsWithRuns(apiUrl: string, secretKey: string, count:
       const response = await fetch(apiUrl + path, { method: 'POST', headers, body: JSON.stringify(body) })
       const text = await response.text()
       if (response.status === 201) return JSON.parse(text) as { id: string }
-      if (response.status !== 503 || attempt === 5) throw new Error(`POST ${path}: ${response.status} ${text.slice(0, 300)}`)
+      if (response.status !== 503 || attempt === 5)
+        throw new Error(`POST ${path}: ${response.status} ${text.slice(0, 300)}`)
       await new Promise((r) => setTimeout(r, 500 * attempt))
     }
   }
   const out = []
   for (let i = 0; i < count; i++) {
     const session = await post('/sessions', { metadata: { bench: true } })
-    const run = await post(`/sessions/${session.id}/server-runs`, { type: 'hosted', server: { name: `bench-server-${i}` } })
+    const run = await post(`/sessions/${session.id}/server-runs`, {
+      type: 'hosted',
+      server: { name: `bench-server-${i}` },
+    })
     out.push({ sessionId: session.id, runId: run.id })
   }
   return out
@@ -148,5 +156,8 @@ export function logLines(n: number): { type: 'stdout' | 'stderr'; line: string }
     'resources/read repo://metorial/metorial/contents/package.json',
     'cache hit: rate_limit (remaining 4873/5000)',
   ]
-  return Array.from({ length: n }, (_, i) => ({ type: i % 4 === 3 ? ('stderr' as const) : ('stdout' as const), line: `${texts[i % texts.length]} #${i}` }))
+  return Array.from({ length: n }, (_, i) => ({
+    type: i % 4 === 3 ? ('stderr' as const) : ('stdout' as const),
+    line: `${texts[i % texts.length]} #${i}`,
+  }))
 }

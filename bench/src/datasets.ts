@@ -62,12 +62,16 @@ export async function ensureDataset(
 
   const log = options.log ?? (() => {})
   const partial = join(dataDir, `${shape.name}.partial.db`)
-  if (!postgres) for (const path of [file, sidecar, partial]) for (const suffix of ['', '-wal', '-shm']) rmSync(path + suffix, { force: true })
+  if (!postgres)
+    for (const path of [file, sidecar, partial])
+      for (const suffix of ['', '-wal', '-shm']) rmSync(path + suffix, { force: true })
   rmSync(sidecar, { force: true })
   const databaseUrl = postgres ? await ensureSchema(schema, { fresh: true }) : `sqlite:${file}`
 
   const total = shape.instances * shape.sessions * shape.events
-  log(`seeding ${shape.name}${postgres ? ` into PostgreSQL (schema ${schema})` : ''}: ${shape.instances} instance(s) × ${shape.sessions} session(s) × ${shape.events.toLocaleString('en')} events`)
+  log(
+    `seeding ${shape.name}${postgres ? ` into PostgreSQL (schema ${schema})` : ''}: ${shape.instances} instance(s) × ${shape.sessions} session(s) × ${shape.events.toLocaleString('en')} events`,
+  )
   const store = await openStore(postgres ? databaseUrl : `sqlite:${partial}`)
   let reported = 0
   const started = performance.now()
@@ -79,7 +83,9 @@ export async function ensureDataset(
       if (total >= 200_000 && written - reported >= total / 5) {
         reported = written
         const rate = written / ((performance.now() - started) / 1000)
-        log(`  ${written.toLocaleString('en')} / ${total.toLocaleString('en')} events (${Math.round(rate).toLocaleString('en')} events/s)`)
+        log(
+          `  ${written.toLocaleString('en')} / ${total.toLocaleString('en')} events (${Math.round(rate).toLocaleString('en')} events/s)`,
+        )
       }
     },
   })
@@ -102,7 +108,9 @@ export async function ensureDataset(
   await store.close()
   if (postgres) await vacuumSchema(schema)
   // Closing checkpoints the WAL; should one remain, it moves with its database.
-  if (!postgres) for (const suffix of ['-wal', '-shm', '']) if (existsSync(partial + suffix)) renameSync(partial + suffix, file + suffix)
+  if (!postgres)
+    for (const suffix of ['-wal', '-shm', ''])
+      if (existsSync(partial + suffix)) renameSync(partial + suffix, file + suffix)
 
   const dataset: Dataset = {
     ...shape,
@@ -116,6 +124,8 @@ export async function ensureDataset(
     seededNow: true,
   }
   writeFileSync(sidecar, `${JSON.stringify(dataset, null, 2)}\n`)
-  log(`  seeded ${events.toLocaleString('en')} events in ${seconds.toFixed(1)} s (${Math.round(events / seconds).toLocaleString('en')} events/s)`)
+  log(
+    `  seeded ${events.toLocaleString('en')} events in ${seconds.toFixed(1)} s (${Math.round(events / seconds).toLocaleString('en')} events/s)`,
+  )
   return dataset
 }

@@ -1,5 +1,14 @@
 import { Agent, request } from 'node:http'
-import { freshLiveStore, logLines, removeLiveStore, sessionsWithRuns, startApi, type ApiProcess, type LiveStore, type StoreKind } from './api.js'
+import {
+  freshLiveStore,
+  logLines,
+  removeLiveStore,
+  sessionsWithRuns,
+  startApi,
+  type ApiProcess,
+  type LiveStore,
+  type StoreKind,
+} from './api.js'
 import { workerScript } from './paths.js'
 import { startWorker, type WorkerProcess } from './processes.js'
 
@@ -86,7 +95,12 @@ let refused = 0
  * One append; resolves with the event's id, when the request was sent and when the 201's head
  * arrived. A 503 is tried again after 100 ms, as a client would (the times are the accepted try's).
  */
-async function append(apiUrl: string, path: string, authorization: string, body: string): Promise<{ id: string; sentAt: number; at: number }> {
+async function append(
+  apiUrl: string,
+  path: string,
+  authorization: string,
+  body: string,
+): Promise<{ id: string; sentAt: number; at: number }> {
   for (let attempt = 1; ; attempt++) {
     const result = await appendOnce(apiUrl, path, authorization, body)
     if (result !== 503) return result
@@ -96,20 +110,33 @@ async function append(apiUrl: string, path: string, authorization: string, body:
   }
 }
 
-function appendOnce(apiUrl: string, path: string, authorization: string, body: string): Promise<{ id: string; sentAt: number; at: number } | 503> {
+function appendOnce(
+  apiUrl: string,
+  path: string,
+  authorization: string,
+  body: string,
+): Promise<{ id: string; sentAt: number; at: number } | 503> {
   return new Promise((resolve, reject) => {
     const sentAt = nowMs()
-    const req = request(apiUrl + path, { method: 'POST', agent, headers: { authorization, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
-      const at = nowMs()
-      const chunks: Buffer[] = []
-      res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8')
-        if (res.statusCode === 503) return resolve(503)
-        if (res.statusCode !== 201) return reject(new Error(`append: ${res.statusCode} ${text.slice(0, 300)}`))
-        resolve({ id: (JSON.parse(text) as { id: string }).id, sentAt, at })
-      })
-    })
+    const req = request(
+      apiUrl + path,
+      {
+        method: 'POST',
+        agent,
+        headers: { authorization, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+      },
+      (res) => {
+        const at = nowMs()
+        const chunks: Buffer[] = []
+        res.on('data', (c: Buffer) => chunks.push(c))
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8')
+          if (res.statusCode === 503) return resolve(503)
+          if (res.statusCode !== 201) return reject(new Error(`append: ${res.statusCode} ${text.slice(0, 300)}`))
+          resolve({ id: (JSON.parse(text) as { id: string }).id, sentAt, at })
+        })
+      },
+    )
     req.on('error', reject)
     req.end(body)
   })
@@ -132,7 +159,10 @@ export async function followSuite(settings: FollowSettings, postgres: boolean, l
       const env = { STREAMS_PER_KEY: String(most + 10) }
       const writer = await startApi({ name: `follow_${config}`, databaseUrl: live.databaseUrl, env, probeMemory: true })
       apis.push(writer)
-      const reader = config === 'postgres_two' ? await startApi({ name: `follow_${config}_b`, databaseUrl: live.databaseUrl, env, probeMemory: true }) : writer
+      const reader =
+        config === 'postgres_two'
+          ? await startApi({ name: `follow_${config}_b`, databaseUrl: live.databaseUrl, env, probeMemory: true })
+          : writer
       if (reader !== writer) apis.push(reader)
       const [place] = await sessionsWithRuns(writer.url, live.secretKey, 1)
       const authorization = `Bearer ${live.secretKey}`
@@ -144,7 +174,10 @@ export async function followSuite(settings: FollowSettings, postgres: boolean, l
         const before = n === most ? await reader.memoryUsage() : null
         followers.send(`open ${streamUrl} ${n} ${authorization}`)
         const opened = JSON.parse(await followers.nextLine(180_000)) as { opened: number; failed: number; ms: number }
-        if (opened.failed > 0) log(`  WARNING: ${opened.failed} of ${n} streams did not open (after ten tries each); measuring the ${opened.opened} that did`)
+        if (opened.failed > 0)
+          log(
+            `  WARNING: ${opened.failed} of ${n} streams did not open (after ten tries each); measuring the ${opened.opened} that did`,
+          )
         if (before) {
           await sleep(500)
           const after = await reader.memoryUsage()

@@ -108,7 +108,9 @@ createInterface({ input: process.stdin })
     queue = queue.then(async () => {
       if (command === 'open') await open(args[0]!, Number(args[1]), args.slice(2).join(' '))
       else if (command === 'report') {
-        process.stdout.write(`${JSON.stringify({ deliveries: Object.fromEntries(deliveries), streams: streams.length })}\n`)
+        process.stdout.write(
+          `${JSON.stringify({ deliveries: Object.fromEntries(deliveries), streams: streams.length })}\n`,
+        )
         deliveries = new Map()
       } else if (command === 'close') close()
     })

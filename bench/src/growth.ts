@@ -31,14 +31,24 @@ export interface GrowthRow {
 
 const summarise = (path: string, runs: LoadResult[]): PageSummary => ({ path, ...summariseRounds(runs) })
 
-export async function growthRow(dataset: Dataset, settings: GrowthSettings, log: (line: string) => void): Promise<GrowthRow> {
+export async function growthRow(
+  dataset: Dataset,
+  settings: GrowthSettings,
+  log: (line: string) => void,
+): Promise<GrowthRow> {
   const session = dataset.sessionList[0]!
   const port = await freePort()
   const api = await startServer({
     name: 'api',
     script: apiMain,
     port,
-    env: { HOST: '127.0.0.1', PORT: String(port), DATABASE_URL: dataset.databaseUrl, SEED: 'false', RATE_LIMIT_PER_MINUTE: 'off' },
+    env: {
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      DATABASE_URL: dataset.databaseUrl,
+      SEED: 'false',
+      RATE_LIMIT_PER_MINUTE: 'off',
+    },
   })
   try {
     const headers = { authorization: `Bearer ${dataset.secretKey}` }
@@ -70,7 +80,9 @@ export async function growthRow(dataset: Dataset, settings: GrowthSettings, log:
       deep,
       deepOverFirst: median(runs.deep.map((r, i) => r.p50Ms / runs.first[i]!.p50Ms)),
       deepOverFirstCpu: medianOrNull(
-        runs.deep.map((r, i) => (r.cpuUsPerReq && runs.first[i]!.cpuUsPerReq ? r.cpuUsPerReq / runs.first[i]!.cpuUsPerReq! : null)),
+        runs.deep.map((r, i) =>
+          r.cpuUsPerReq && runs.first[i]!.cpuUsPerReq ? r.cpuUsPerReq / runs.first[i]!.cpuUsPerReq! : null,
+        ),
       ),
       memory: api.memory(),
     }

@@ -29,13 +29,23 @@ export interface LayersResult {
   targets: Record<LayerTarget, RoundsSummary>
 }
 
-export async function layersSuite(dataset: Dataset, settings: Settings, log: (line: string) => void): Promise<LayersResult> {
+export async function layersSuite(
+  dataset: Dataset,
+  settings: Settings,
+  log: (line: string) => void,
+): Promise<LayersResult> {
   const fixturesFile = join(dataDir, 'fixtures.json')
   const auth = { authorization: `Bearer ${dataset.secretKey}` }
   const requests: LoadRequest[] = readFixtures(fixturesFile)
     .filter((f) => f.endpoint === 'get')
     .map((f) => ({ path: f.path, headers: auth }))
-  const env = { HOST: '127.0.0.1', DATABASE_URL: dataset.databaseUrl, SEED: 'false', RATE_LIMIT_PER_MINUTE: 'off', LOG_LEVEL: 'info' }
+  const env = {
+    HOST: '127.0.0.1',
+    DATABASE_URL: dataset.databaseUrl,
+    SEED: 'false',
+    RATE_LIMIT_PER_MINUTE: 'off',
+    LOG_LEVEL: 'info',
+  }
   const servers = {} as Record<LayerTarget, ServerProcess>
   try {
     for (const target of LAYER_TARGETS) {
@@ -45,13 +55,28 @@ export async function layersSuite(dataset: Dataset, settings: Settings, log: (li
           ? await startServer({ name: target, script: apiMain, port, env: { ...env, PORT: String(port) } })
           : target === 'limit'
             ? await startServer({ name: target, script: peerScript('limit'), args: [fixturesFile, String(port)], port })
-            : await startServer({ name: target, script: peerScript('layers'), args: [fixturesFile, String(port), target], port, env })
+            : await startServer({
+                name: target,
+                script: peerScript('layers'),
+                args: [fixturesFile, String(port), target],
+                port,
+                env,
+              })
     }
     const run = (target: LayerTarget, durationS: number) =>
-      load({ url: servers[target].url, requests, connections: settings.connections, durationS, serverCpu: servers[target].cpuSeconds })
+      load({
+        url: servers[target].url,
+        requests,
+        connections: settings.connections,
+        durationS,
+        serverCpu: servers[target].cpuSeconds,
+      })
 
     for (const target of LAYER_TARGETS) await run(target, settings.warmupS)
-    const rounds = Object.fromEntries(LAYER_TARGETS.map((t) => [t, [] as LoadResult[]])) as Record<LayerTarget, LoadResult[]>
+    const rounds = Object.fromEntries(LAYER_TARGETS.map((t) => [t, [] as LoadResult[]])) as Record<
+      LayerTarget,
+      LoadResult[]
+    >
     for (let round = 0; round < settings.rounds; round++) {
       const line: string[] = []
       for (const target of inTurn(LAYER_TARGETS, round)) {
@@ -62,7 +87,10 @@ export async function layersSuite(dataset: Dataset, settings: Settings, log: (li
       }
       log(`  layers round ${round + 1}/${settings.rounds}: ${line.join(', ')} µs/req`)
     }
-    const targets = Object.fromEntries(LAYER_TARGETS.map((t) => [t, summariseRounds(rounds[t])])) as Record<LayerTarget, RoundsSummary>
+    const targets = Object.fromEntries(LAYER_TARGETS.map((t) => [t, summariseRounds(rounds[t])])) as Record<
+      LayerTarget,
+      RoundsSummary
+    >
     return { settings, endpoint: 'get', targets }
   } finally {
     await Promise.all(Object.values(servers).map((s) => s.stop()))

@@ -68,7 +68,12 @@ export function load(options: {
         timeout: options.timeoutS ?? 10,
         requests: options.requests.map((r) =>
           r.method === 'POST'
-            ? { method: 'POST' as const, path: r.path, headers: { 'content-type': 'application/json', ...r.headers }, body: r.body ?? '' }
+            ? {
+                method: 'POST' as const,
+                path: r.path,
+                headers: { 'content-type': 'application/json', ...r.headers },
+                body: r.body ?? '',
+              }
             : { method: 'GET' as const, path: r.path, headers: r.headers ?? {} },
         ),
       },
@@ -88,7 +93,10 @@ export function load(options: {
           errors: result.errors + result.non2xx,
           durationS: result.duration,
           bytesPerS: result.throughput.average,
-          cpuUsPerReq: cpuBefore !== null && cpuAfter !== null && result['2xx'] > 0 ? ((cpuAfter - cpuBefore) * 1e6) / result['2xx'] : null,
+          cpuUsPerReq:
+            cpuBefore !== null && cpuAfter !== null && result['2xx'] > 0
+              ? ((cpuAfter - cpuBefore) * 1e6) / result['2xx']
+              : null,
           maxMs,
           statuses,
           connectionErrors: result.errors - result.timeouts,

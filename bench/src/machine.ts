@@ -39,7 +39,16 @@ function installedVersion(name: string, fromDir: string): string | null {
 export function versions(): Record<string, string | null> {
   const apiDir = join(repoDir, 'apps/api')
   const fastifyDir = join(repoDir, 'node_modules/fastify')
-  const fromApi = ['@session-events/api', 'hono', '@hono/node-server', '@hono/zod-openapi', 'zod', 'kysely', 'better-sqlite3', 'pino']
+  const fromApi = [
+    '@session-events/api',
+    'hono',
+    '@hono/node-server',
+    '@hono/zod-openapi',
+    'zod',
+    'kysely',
+    'better-sqlite3',
+    'pino',
+  ]
   return {
     node: process.version,
     npm: /npm\/(\S+)/.exec(process.env.npm_config_user_agent ?? '')?.[1] ?? null,
@@ -54,10 +63,14 @@ export function git(): { commit: string | null; dirty: boolean | null } {
   try {
     const commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: repoDir, encoding: 'utf8' }).trim()
     // Uncommitted changes in what is measured: the API's source and the benchmark.
-    const status = execFileSync('git', ['status', '--porcelain', '--', 'apps/api/src', 'bench/src', 'scripts/bench.mjs'], {
-      cwd: repoDir,
-      encoding: 'utf8',
-    })
+    const status = execFileSync(
+      'git',
+      ['status', '--porcelain', '--', 'apps/api/src', 'bench/src', 'scripts/bench.mjs'],
+      {
+        cwd: repoDir,
+        encoding: 'utf8',
+      },
+    )
     return { commit, dirty: status.trim() !== '' }
   } catch {
     return { commit: null, dirty: null }

@@ -51,7 +51,13 @@ const PLANS = {
     throughput: { rounds: 3, durationS: 2, warmupS: 0.5, connections: 32 } satisfies Settings,
     throughputData: { sessions: 10, events: 10_000 },
     peers: { rounds: 3, durationS: 1.5, warmupS: 0.5, connections: 32 } satisfies Settings,
-    writes: { rounds: 2, durationS: 1, warmupS: 0.3, connections: 32, batches: [1, 10, 100, 1000] } satisfies WriteSettings,
+    writes: {
+      rounds: 2,
+      durationS: 1,
+      warmupS: 0.3,
+      connections: 32,
+      batches: [1, 10, 100, 1000],
+    } satisfies WriteSettings,
     follow: { followers: [1, 100, 1000], appends: 20, intervalMs: 100, warmupAppends: 3 } satisfies FollowSettings,
     overload: { connections: 512, durationS: 20, limit: 100 } satisfies OverloadSettings,
     growth: { rounds: 3, durationS: 1.5, warmupS: 0.5 } satisfies GrowthSettings,
@@ -71,21 +77,31 @@ const PLANS = {
 
 const began = performance.now()
 /** Progress on stderr; a suite's first line says when it started, for fitting the plans to the time a run may take. */
-const log = (line: string) => process.stderr.write(`${line.startsWith(' ') ? '' : `[${Math.round((performance.now() - began) / 1000)} s] `}${line}\n`)
+const log = (line: string) =>
+  process.stderr.write(
+    `${line.startsWith(' ') ? '' : `[${Math.round((performance.now() - began) / 1000)} s] `}${line}\n`,
+  )
 
 async function main() {
   const { values } = parseArgs({
-    options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, help: { type: 'boolean', short: 'h', default: false } },
+    options: {
+      quick: { type: 'boolean', default: false },
+      only: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
   })
   if (values.help) return console.log(HELP)
   const only = values.only === undefined ? null : values.only.split(',').map((s) => s.trim())
-  for (const name of only ?? []) if (!SUITES.includes(name as Suite)) throw new Error(`--only takes ${SUITES.join(', ')} (got "${name}")`)
+  for (const name of only ?? [])
+    if (!SUITES.includes(name as Suite)) throw new Error(`--only takes ${SUITES.join(', ')} (got "${name}")`)
   const runs = (suite: Suite) => only === null || only.includes(suite)
   const mode = values.quick ? 'quick' : 'full'
   const plan = PLANS[mode]
   const started = new Date()
   const machineAtStart = machine()
-  log(`bench (${mode}): ${machineAtStart.cpu}, ${machineAtStart.cores} cores, Node ${machineAtStart.node}, load average ${machineAtStart.loadavgAtStart[0]}`)
+  log(
+    `bench (${mode}): ${machineAtStart.cpu}, ${machineAtStart.cores} cores, Node ${machineAtStart.node}, load average ${machineAtStart.loadavgAtStart[0]}`,
+  )
   const needsPostgres = (['peers', 'writes', 'follow', 'overload', 'storage'] as const).some(runs)
   const postgres = needsPostgres ? await pgServer() : null
   if (needsPostgres && !postgres) log(`no PostgreSQL server at ${PG_BASE_URL}: its parts are left out`)
@@ -93,26 +109,41 @@ async function main() {
   // Seeding first, so that the measurements run on a machine that does nothing else of ours.
   const datasets: Dataset[] = []
   const reuse = (dataset: Dataset) => {
-    if (!dataset.seededNow) log(`reusing ${dataset.name}${dataset.store === 'postgres' ? ' (PostgreSQL)' : ''} (${dataset.seeding.events.toLocaleString('en')} events, seeded ${dataset.seeding.at})`)
+    if (!dataset.seededNow)
+      log(
+        `reusing ${dataset.name}${dataset.store === 'postgres' ? ' (PostgreSQL)' : ''} (${dataset.seeding.events.toLocaleString('en')} events, seeded ${dataset.seeding.at})`,
+      )
     datasets.push(dataset)
     return dataset
   }
-  const readShape = { name: `throughput-${plan.throughputData.sessions}x${plan.throughputData.events}`, instances: 1, ...plan.throughputData }
+  const readShape = {
+    name: `throughput-${plan.throughputData.sessions}x${plan.throughputData.events}`,
+    instances: 1,
+    ...plan.throughputData,
+  }
   let throughputData: Dataset | undefined
   let pgReadData: Dataset | undefined
   if (runs('throughput') || runs('peers') || runs('overload')) {
     throughputData = reuse(await ensureDataset(readShape, { fresh: true, log }))
-    if (postgres && (runs('peers') || runs('overload'))) pgReadData = reuse(await ensureDataset(readShape, { store: 'postgres', log }))
+    if (postgres && (runs('peers') || runs('overload')))
+      pgReadData = reuse(await ensureDataset(readShape, { store: 'postgres', log }))
   }
   const growthData: Dataset[] = []
   if (runs('growth') || runs('storage')) {
     for (const events of runs('growth') ? plan.sizes : plan.sizes.slice(-1)) {
-      growthData.push(reuse(await ensureDataset({ name: `session-${events}`, instances: 1, sessions: 1, events }, { log })))
+      growthData.push(
+        reuse(await ensureDataset({ name: `session-${events}`, instances: 1, sessions: 1, events }, { log })),
+      )
     }
   }
   let pgLargest: Dataset | undefined
   if (postgres && runs('storage')) {
-    pgLargest = reuse(await ensureDataset({ name: `session-${plan.sizes.at(-1)}`, instances: 1, sessions: 1, events: plan.sizes.at(-1)! }, { store: 'postgres', log }))
+    pgLargest = reuse(
+      await ensureDataset(
+        { name: `session-${plan.sizes.at(-1)}`, instances: 1, sessions: 1, events: plan.sizes.at(-1)! },
+        { store: 'postgres', log },
+      ),
+    )
   }
 
   // A suite that throws is reported and the others still run; the run then ends with a failure.
@@ -131,14 +162,18 @@ async function main() {
   let throughput: ThroughputResult | null = null
   let layers: LayersResult | null = null
   if (runs('throughput')) {
-    log(`throughput: ${plan.throughput.rounds} round(s) × ${plan.throughput.durationS} s per server and endpoint, ${plan.throughput.connections} connections`)
+    log(
+      `throughput: ${plan.throughput.rounds} round(s) × ${plan.throughput.durationS} s per server and endpoint, ${plan.throughput.connections} connections`,
+    )
     throughput = await attempt('throughput', () => throughputSuite(throughputData!, plan.throughput, log))
     log('layers: a single event through the API’s stack, one layer at a time')
     if (throughput) layers = await attempt('throughput', () => layersSuite(throughputData!, plan.throughput, log))
   }
   let sameWork: SameWorkResult | null = null
   if (runs('peers')) {
-    log(`peers: the same work with Fastify + Kysely, beside the API, on SQLite${postgres ? ' and PostgreSQL' : ', and the API on PGlite (no PostgreSQL server)'}`)
+    log(
+      `peers: the same work with Fastify + Kysely, beside the API, on SQLite${postgres ? ' and PostgreSQL' : ', and the API on PGlite (no PostgreSQL server)'}`,
+    )
     sameWork = await attempt('peers', () =>
       sameWorkSuite({ sqlite: throughputData!, ...(pgReadData && { postgres: pgReadData }) }, plan.peers, log, {
         ...(!postgres && { pglite: plan.throughputData }),
@@ -159,8 +194,12 @@ async function main() {
   }
   let overload: OverloadResult | null = null
   if (runs('overload')) {
-    log(`overload: ${plan.overload.connections} connections reading pages of ${plan.overload.limit} for ${plan.overload.durationS} s`)
-    overload = await attempt('overload', () => overloadSuite({ sqlite: throughputData!, ...(pgReadData && { postgres: pgReadData }) }, plan.overload, log))
+    log(
+      `overload: ${plan.overload.connections} connections reading pages of ${plan.overload.limit} for ${plan.overload.durationS} s`,
+    )
+    overload = await attempt('overload', () =>
+      overloadSuite({ sqlite: throughputData!, ...(pgReadData && { postgres: pgReadData }) }, plan.overload, log),
+    )
   }
   const rows: GrowthRow[] = []
   if (runs('growth')) {
@@ -175,7 +214,9 @@ async function main() {
     storage = await attempt('storage', () => storageSuite({ sqlite: growthData.at(-1)!, postgres: pgLargest }, log))
   }
 
-  const peaks = [throughput?.memory.api, ...rows.map((r) => r.memory)].filter((m) => m != null).map((m) => m.peakRssBytes)
+  const peaks = [throughput?.memory.api, ...rows.map((r) => r.memory)]
+    .filter((m) => m != null)
+    .map((m) => m.peakRssBytes)
   const finished = new Date()
   const partial: Omit<Results, 'targets'> = {
     format: 1,
@@ -187,7 +228,11 @@ async function main() {
     machine: { ...machineAtStart, loadavgAtEnd: loadavg().map((n) => Math.round(n * 100) / 100) },
     versions: versions(),
     git: git(),
-    seeding: datasets.map((d) => ({ name: d.store === 'postgres' ? `${d.name} (PostgreSQL)` : d.name, seededNow: d.seededNow, ...d.seeding })),
+    seeding: datasets.map((d) => ({
+      name: d.store === 'postgres' ? `${d.name} (PostgreSQL)` : d.name,
+      seededNow: d.seededNow,
+      ...d.seeding,
+    })),
     throughput,
     layers,
     postgres: postgres && { url: PG_BASE_URL.replace(/\/\/[^@]*@/, '//'), ...postgres },

@@ -43,7 +43,11 @@ export interface OverloadResult {
   skipped: string[]
 }
 
-export async function overloadSuite(datasets: Partial<Record<StoreKind, Dataset>>, settings: OverloadSettings, log: (line: string) => void): Promise<OverloadResult> {
+export async function overloadSuite(
+  datasets: Partial<Record<StoreKind, Dataset>>,
+  settings: OverloadSettings,
+  log: (line: string) => void,
+): Promise<OverloadResult> {
   const rows: OverloadRow[] = []
   for (const store of ['sqlite', 'postgres'] as const) {
     const dataset = datasets[store]
@@ -58,7 +62,8 @@ export async function overloadSuite(datasets: Partial<Record<StoreKind, Dataset>
       for (const r of requests.slice(0, 2)) {
         const response = await fetch(api.url + r.path, { headers })
         const page = (await response.json()) as { items?: unknown[] }
-        if (response.status !== 200 || page.items?.length !== settings.limit) throw new Error(`GET ${r.path}: ${response.status}`)
+        if (response.status !== 200 || page.items?.length !== settings.limit)
+          throw new Error(`GET ${r.path}: ${response.status}`)
       }
       // A short warm-up at 32 connections: the JIT and the caches, not the queue.
       await load({ url: api.url, requests, connections: 32, durationS: 1 })
@@ -71,9 +76,12 @@ export async function overloadSuite(datasets: Partial<Record<StoreKind, Dataset>
         timeoutS: 60,
         serverCpu: () => api.cpuWithBackends(),
       })
-      const otherStatuses = Object.fromEntries(Object.entries(result.statuses).filter(([code]) => !code.startsWith('2') && code !== '503'))
+      const otherStatuses = Object.fromEntries(
+        Object.entries(result.statuses).filter(([code]) => !code.startsWith('2') && code !== '503'),
+      )
       const status503 = result.statuses['503'] ?? 0
-      const responses = Object.values(result.statuses).reduce((n, c) => n + c, 0) + result.connectionErrors + result.timeouts
+      const responses =
+        Object.values(result.statuses).reduce((n, c) => n + c, 0) + result.connectionErrors + result.timeouts
       const row: OverloadRow = {
         store,
         rps: result.rps,

@@ -8,10 +8,13 @@ export const resultsDir = fileURLToPath(new URL('../results/', import.meta.url))
 export const apiMain = fileURLToPath(new URL('../../apps/api/dist/main.js', import.meta.url))
 /** The bundled spec: the Fastify peer takes its response schemas from here. */
 export const specJson = fileURLToPath(new URL('../../openapi/dist/session-events.json', import.meta.url))
-export const peerScript = (name: 'limit' | 'naive' | 'fastify' | 'api-memoised-store' | 'layers' | 'kysely' | 'write-limit' | 'api-pglite') => fileURLToPath(new URL(`./peers/${name}.js`, import.meta.url))
+export const peerScript = (
+  name: 'limit' | 'naive' | 'fastify' | 'api-memoised-store' | 'layers' | 'kysely' | 'write-limit' | 'api-pglite',
+) => fileURLToPath(new URL(`./peers/${name}.js`, import.meta.url))
 /** The writer that appends events beside the API (the api_writing diagnostic). */
 export const writerScript = fileURLToPath(new URL('./writer.js', import.meta.url))
 /** Node scripts that are not servers: the follower of the live tail, the store's own append loop. */
-export const workerScript = (name: 'follower' | 'store-append') => fileURLToPath(new URL(`./${name}.js`, import.meta.url))
+export const workerScript = (name: 'follower' | 'store-append') =>
+  fileURLToPath(new URL(`./${name}.js`, import.meta.url))
 /** Loaded into an API process with --import: answers its memory (after a GC) over IPC. */
 export const memoryProbe = fileURLToPath(new URL('./peers/memory-probe.js', import.meta.url))

@@ -21,7 +21,11 @@ export function schemaUrl(schema: string): string {
 }
 
 async function withClient<T>(run: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: PG_BASE_URL, application_name: 'session-events-bench', connectionTimeoutMillis: 3000 })
+  const client = new pg.Client({
+    connectionString: PG_BASE_URL,
+    application_name: 'session-events-bench',
+    connectionTimeoutMillis: 3000,
+  })
   await client.connect()
   try {
     return await run(client)
@@ -82,7 +86,11 @@ export async function schemaHolds(schema: string, expect: { events: number; secr
 }
 
 /** A query on the server, in the schema. */
-export async function pgQuery<R extends pg.QueryResultRow>(schema: string, text: string, values: unknown[] = []): Promise<R[]> {
+export async function pgQuery<R extends pg.QueryResultRow>(
+  schema: string,
+  text: string,
+  values: unknown[] = [],
+): Promise<R[]> {
   const client = new pg.Client({ connectionString: schemaUrl(schema), application_name: 'session-events-bench' })
   await client.connect()
   try {
@@ -98,7 +106,10 @@ export async function pgQuery<R extends pg.QueryResultRow>(schema: string, text:
  */
 export async function backendPids(applicationName: string): Promise<number[]> {
   return withClient(async (client) => {
-    const rows = await client.query<{ pid: number }>('select pid from pg_stat_activity where application_name like $1', [`${applicationName}%`])
+    const rows = await client.query<{ pid: number }>(
+      'select pid from pg_stat_activity where application_name like $1',
+      [`${applicationName}%`],
+    )
     return rows.rows.map((r) => r.pid)
   })
 }
@@ -123,7 +134,10 @@ export function cpuOfPids(pids: readonly number[]): number {
  */
 export async function vacuumSchema(schema: string, options: { analyzeOnly?: boolean } = {}): Promise<void> {
   await withClient(async (client) => {
-    const tables = await client.query<{ tablename: string }>('select tablename from pg_tables where schemaname = $1', [schema])
-    for (const { tablename } of tables.rows) await client.query(`${options.analyzeOnly ? 'analyze' : 'vacuum analyze'} ${schema}.${tablename}`)
+    const tables = await client.query<{ tablename: string }>('select tablename from pg_tables where schemaname = $1', [
+      schema,
+    ])
+    for (const { tablename } of tables.rows)
+      await client.query(`${options.analyzeOnly ? 'analyze' : 'vacuum analyze'} ${schema}.${tablename}`)
   })
 }

@@ -44,7 +44,9 @@ export function freePort(): Promise<number> {
     server.once('error', reject)
     server.listen(0, '127.0.0.1', () => {
       const address = server.address()
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))))
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      )
     })
   })
 }
@@ -94,7 +96,10 @@ export interface StartOptions {
  * A Node script as a child process that the driver does not leave behind: the end of its stderr
  * (for errors), when it exits, and a stop that asks (SIGTERM) before it insists (SIGKILL).
  */
-function spawnScript(options: { script: string; args?: string[]; env?: Record<string, string>; nodeArgs?: string[] }, stdio: StdioOptions) {
+function spawnScript(
+  options: { script: string; args?: string[]; env?: Record<string, string>; nodeArgs?: string[] },
+  stdio: StdioOptions,
+) {
   const child = spawn(process.execPath, [...(options.nodeArgs ?? []), options.script, ...(options.args ?? [])], {
     env: { ...process.env, ...options.env },
     stdio,
@@ -124,7 +129,10 @@ function spawnScript(options: { script: string; args?: string[]; env?: Record<st
 export async function startServer(options: StartOptions): Promise<ServerProcess> {
   const out = openSync(options.stdoutFile ?? '/dev/null', 'a')
   const { child, stderr, stop } = spawnScript(
-    { ...options, ...(options.probeMemory && { nodeArgs: ['--expose-gc', '--import', pathToFileURL(memoryProbe).href] }) },
+    {
+      ...options,
+      ...(options.probeMemory && { nodeArgs: ['--expose-gc', '--import', pathToFileURL(memoryProbe).href] }),
+    },
     options.probeMemory ? ['ignore', out, 'pipe', 'ipc'] : ['ignore', out, 'pipe'],
   )
   closeSync(out)
@@ -133,7 +141,8 @@ export async function startServer(options: StartOptions): Promise<ServerProcess>
   const startupMs = options.startupTimeoutMs ?? 30_000
   const deadline = Date.now() + startupMs
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`${options.name} exited with code ${child.exitCode} before it answered:\n${stderr()}`)
+    if (child.exitCode !== null)
+      throw new Error(`${options.name} exited with code ${child.exitCode} before it answered:\n${stderr()}`)
     try {
       const response = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1000) })
       await response.arrayBuffer()
@@ -181,7 +190,13 @@ export interface WorkerProcess {
 }
 
 /** Starts a Node script that is not a server (the writer) and resolves once it prints "ready". */
-export async function startWorker(options: { name: string; script: string; args?: string[]; env?: Record<string, string>; nodeArgs?: string[] }): Promise<WorkerProcess> {
+export async function startWorker(options: {
+  name: string
+  script: string
+  args?: string[]
+  env?: Record<string, string>
+  nodeArgs?: string[]
+}): Promise<WorkerProcess> {
   const { child, exited, stderr, stop } = spawnScript(options, ['pipe', 'pipe', 'pipe'])
 
   const lines: string[] = []
@@ -200,7 +215,10 @@ export async function startWorker(options: { name: string; script: string; args?
     lines.length > 0
       ? Promise.resolve(lines.shift()!)
       : new Promise<string>((resolve, reject) => {
-          const timer = setTimeout(() => reject(new Error(`${options.name} printed nothing within ${timeoutMs} ms:\n${stderr()}`)), timeoutMs)
+          const timer = setTimeout(
+            () => reject(new Error(`${options.name} printed nothing within ${timeoutMs} ms:\n${stderr()}`)),
+            timeoutMs,
+          )
           const gone = () => reject(new Error(`${options.name} exited:\n${stderr()}`))
           void exited.then(gone)
           waiting.push((line) => {

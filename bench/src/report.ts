@@ -61,7 +61,11 @@ const kb = (bytes: number) => (Number.isFinite(bytes) ? `${(bytes / 1000).toFixe
 const pct = (share: number) => (Number.isFinite(share) ? `${(100 * share).toFixed(1)}%` : '–')
 /** A count of failures, with what they were: `87 (503: 87)`. */
 const failed = (errors: number, failures: Record<string, number> | undefined) =>
-  errors === 0 || !failures ? String(errors) : `${errors} (${Object.entries(failures).map(([k, n]) => `${k}: ${int(n)}`).join(', ')})`
+  errors === 0 || !failures
+    ? String(errors)
+    : `${errors} (${Object.entries(failures)
+        .map(([k, n]) => `${k}: ${int(n)}`)
+        .join(', ')})`
 const storeName = (store: string) => (store === 'sqlite' ? 'SQLite' : 'PostgreSQL')
 
 export function checkTargets(results: Omit<Results, 'targets'>): TargetCheck[] {
@@ -71,12 +75,40 @@ export function checkTargets(results: Omit<Results, 'targets'>): TargetCheck[] {
     for (const endpoint of ENDPOINTS) {
       const { targets, ratios } = t.endpoints[endpoint]
       const share = endpoint === 'get' ? 0.6 : 0.5
-      const pair = (target: string, goal: string, info: number, warn: number, met: (n: number) => boolean, show: (n: number) => string) =>
-        checks.push({ target: `${endpoint}: ${target}`, goal, value: show(info), met: met(info), valueWarn: show(warn), metWarn: met(warn) })
-      pair('throughput ÷ limit', `≥ ${share.toFixed(2)}`, ratios['api/limit']!, ratios['api_warn/limit']!, (n) => n >= share, ratio)
+      const pair = (
+        target: string,
+        goal: string,
+        info: number,
+        warn: number,
+        met: (n: number) => boolean,
+        show: (n: number) => string,
+      ) =>
+        checks.push({
+          target: `${endpoint}: ${target}`,
+          goal,
+          value: show(info),
+          met: met(info),
+          valueWarn: show(warn),
+          metWarn: met(warn),
+        })
+      pair(
+        'throughput ÷ limit',
+        `≥ ${share.toFixed(2)}`,
+        ratios['api/limit']!,
+        ratios['api_warn/limit']!,
+        (n) => n >= share,
+        ratio,
+      )
       pair('throughput ÷ naive peer', '≥ 1.50', ratios['api/naive']!, ratios['api_warn/naive']!, (n) => n >= 1.5, ratio)
       pair('throughput ÷ Fastify', '> 1.00', ratios['api/fastify']!, ratios['api_warn/fastify']!, (n) => n > 1, ratio)
-      pair('p99 latency', '< 10 ms', targets.api.p99Ms, targets.api_warn.p99Ms, (n) => n < 10, (n) => `${ms(n)} ms`)
+      pair(
+        'p99 latency',
+        '< 10 ms',
+        targets.api.p99Ms,
+        targets.api_warn.p99Ms,
+        (n) => n < 10,
+        (n) => `${ms(n)} ms`,
+      )
     }
   }
   const sw = results.sameWork
@@ -108,13 +140,26 @@ export function checkTargets(results: Omit<Results, 'targets'>): TargetCheck[] {
   const w = results.writes
   const at100 = w?.batches['100']
   if (at100) {
-    for (const [store, goal] of [['sqlite', 200_000], ['postgres', 100_000]] as const) {
+    for (const [store, goal] of [
+      ['sqlite', 200_000],
+      ['postgres', 100_000],
+    ] as const) {
       const x = at100.targets[`api_${store}`]
       if (!x) continue
       const name = store === 'sqlite' ? 'SQLite' : 'PostgreSQL'
-      checks.push({ target: `writes on ${name}, 100 lines a request: lines/s`, goal: `≥ ${int(goal)}`, value: int(x.linesPerS), met: x.linesPerS >= goal })
+      checks.push({
+        target: `writes on ${name}, 100 lines a request: lines/s`,
+        goal: `≥ ${int(goal)}`,
+        value: int(x.linesPerS),
+        met: x.linesPerS >= goal,
+      })
       const r = at100.ratios[`api_${store}/limit`]!
-      checks.push({ target: `writes on ${name}, 100 lines a request: API ÷ write limit`, goal: '≥ 0.30', value: ratio(r), met: r >= 0.3 })
+      checks.push({
+        target: `writes on ${name}, 100 lines a request: API ÷ write limit`,
+        goal: '≥ 0.30',
+        value: ratio(r),
+        met: r >= 0.3,
+      })
     }
   }
   const f = results.follow
@@ -163,7 +208,9 @@ export function checkTargets(results: Omit<Results, 'targets'>): TargetCheck[] {
 export function markdown(r: Results): string {
   const out: string[] = []
   const m = r.machine
-  const commit = r.git.commit ? `\`${r.git.commit.slice(0, 10)}\`${r.git.dirty ? ' with uncommitted changes' : ''}` : 'unknown'
+  const commit = r.git.commit
+    ? `\`${r.git.commit.slice(0, 10)}\`${r.git.dirty ? ' with uncommitted changes' : ''}`
+    : 'unknown'
   out.push(`# Benchmark results${r.mode === 'quick' ? ' (quick check, not a measurement)' : ''}`, '')
   out.push(
     `${r.finishedAt.slice(0, 16).replace('T', ' ')} UTC, commit ${commit}, \`${r.command}\` in ${Math.round(r.wallSeconds)} s. ` +
@@ -184,7 +231,9 @@ export function markdown(r: Results): string {
         `“Req per CPU-s” divides by the CPU time each server process used (from /proc), which holds better than req/s when other work shares the machine.`,
       '',
     )
-    out.push('| endpoint | server | req/s | p50 ms | p99 ms | errors | server CPU µs/req | API ÷ this: req/s | API ÷ this: req per CPU-s | API (warn) ÷ this: req/s |')
+    out.push(
+      '| endpoint | server | req/s | p50 ms | p99 ms | errors | server CPU µs/req | API ÷ this: req/s | API ÷ this: req per CPU-s | API (warn) ÷ this: req/s |',
+    )
     out.push('|---|---|--:|--:|--:|--:|--:|--:|--:|--:|')
     for (const endpoint of ENDPOINTS) {
       const { targets, ratios, cpuRatios } = t.endpoints[endpoint]
@@ -201,7 +250,12 @@ export function markdown(r: Results): string {
     out.push('', 'Where the API’s CPU time per request goes (server CPU µs per request, medians):', '')
     for (const endpoint of ENDPOINTS) {
       const x = t.endpoints[endpoint].targets
-      const [api, memo, writing, limit] = [x.api.cpuUsPerReq, x.api_memo.cpuUsPerReq, x.api_writing.cpuUsPerReq, x.limit.cpuUsPerReq]
+      const [api, memo, writing, limit] = [
+        x.api.cpuUsPerReq,
+        x.api_memo.cpuUsPerReq,
+        x.api_writing.cpuUsPerReq,
+        x.limit.cpuUsPerReq,
+      ]
       if (api === null || memo === null || writing === null || limit === null) continue
       out.push(
         `- ${ENDPOINT_LABELS[endpoint]}: ${int(api)} µs in all; ${int(memo)} µs without the store (HTTP, Hono, validation, auth, ` +
@@ -220,7 +274,13 @@ export function markdown(r: Results): string {
         .filter(([, verdict]) => verdict !== 'identical bytes')
         .map(([endpoint, verdict]) => `${target} on ${endpoint}: ${verdict}`),
     )
-    out.push('', wire.length === 0 ? 'Every server answered with the API’s exact bytes.' : `Answers that differ from the API’s: ${wire.join('; ')}.`, '')
+    out.push(
+      '',
+      wire.length === 0
+        ? 'Every server answered with the API’s exact bytes.'
+        : `Answers that differ from the API’s: ${wire.join('; ')}.`,
+      '',
+    )
   }
 
   const l = r.layers
@@ -237,8 +297,11 @@ export function markdown(r: Results): string {
     let previous: number | null = null
     for (const target of LAYER_TARGETS) {
       const x = l.targets[target]
-      const step = target === 'limit' || previous === null || x.cpuUsPerReq === null ? '' : int(x.cpuUsPerReq - previous)
-      out.push(`| ${LAYER_LABELS[target]} | ${int(x.rps)} | ${ms(x.p99Ms)} | ${x.cpuUsPerReq === null ? '–' : int(x.cpuUsPerReq)} | ${step} |`)
+      const step =
+        target === 'limit' || previous === null || x.cpuUsPerReq === null ? '' : int(x.cpuUsPerReq - previous)
+      out.push(
+        `| ${LAYER_LABELS[target]} | ${int(x.rps)} | ${ms(x.p99Ms)} | ${x.cpuUsPerReq === null ? '–' : int(x.cpuUsPerReq)} | ${step} |`,
+      )
       previous = x.cpuUsPerReq
     }
     out.push('')
@@ -268,9 +331,14 @@ export function markdown(r: Results): string {
       '',
     )
     if (sw.postgresOn === 'pglite') {
-      out.push('**No PostgreSQL server was reached: the PostgreSQL rows are the API on PGlite (PostgreSQL in WebAssembly, in the API’s own process, seeded there with the same shape), and there is no peer on it.**', '')
+      out.push(
+        '**No PostgreSQL server was reached: the PostgreSQL rows are the API on PGlite (PostgreSQL in WebAssembly, in the API’s own process, seeded there with the same shape), and there is no peer on it.**',
+        '',
+      )
     } else if (pgNote) out.push(pgNote, '')
-    out.push('| endpoint | server | req/s | p50 ms | p99 ms | errors | server CPU µs/req | of which PostgreSQL | API ÷ peer: req/s | API ÷ peer: req per CPU-s |')
+    out.push(
+      '| endpoint | server | req/s | p50 ms | p99 ms | errors | server CPU µs/req | of which PostgreSQL | API ÷ peer: req/s | API ÷ peer: req per CPU-s |',
+    )
     out.push('|---|---|--:|--:|--:|--:|--:|--:|--:|--:|')
     for (const endpoint of ENDPOINTS) {
       const e = sw.endpoints[endpoint]
@@ -287,7 +355,9 @@ export function markdown(r: Results): string {
         first = false
       }
     }
-    const wire = Object.entries(sw.wire).flatMap(([store, checks]) => checks.filter((c) => c.verdict !== 'identical bytes').map((c) => `${store} ${c.path}: ${c.verdict}`))
+    const wire = Object.entries(sw.wire).flatMap(([store, checks]) =>
+      checks.filter((c) => c.verdict !== 'identical bytes').map((c) => `${store} ${c.path}: ${c.verdict}`),
+    )
     const checked = Object.values(sw.wire).reduce((n, c) => n + c.length, 0)
     out.push(
       '',
@@ -298,8 +368,13 @@ export function markdown(r: Results): string {
     )
     if (Object.values(sw.endpoints).some((e) => e.ratios['api_postgres/api_sqlite'] !== undefined)) {
       const pg = sw.postgresOn === 'pglite' ? 'PGlite' : 'PostgreSQL'
-      out.push(`### Reads on ${sw.postgresOn === 'pglite' ? 'PGlite (no PostgreSQL server)' : 'PostgreSQL'} against SQLite (the API, side by side in the rounds above)`, '')
-      out.push(`| endpoint | SQLite req/s | ${pg} req/s | ${pg} ÷ SQLite: req/s | … per CPU-s | p99 ms SQLite / ${pg} | CPU µs/req on ${pg}: the API / its backends | on SQLite |`)
+      out.push(
+        `### Reads on ${sw.postgresOn === 'pglite' ? 'PGlite (no PostgreSQL server)' : 'PostgreSQL'} against SQLite (the API, side by side in the rounds above)`,
+        '',
+      )
+      out.push(
+        `| endpoint | SQLite req/s | ${pg} req/s | ${pg} ÷ SQLite: req/s | … per CPU-s | p99 ms SQLite / ${pg} | CPU µs/req on ${pg}: the API / its backends | on SQLite |`,
+      )
       out.push('|---|--:|--:|--:|--:|--:|--:|--:|')
       for (const endpoint of ENDPOINTS) {
         const e = sw.endpoints[endpoint]
@@ -324,7 +399,9 @@ export function markdown(r: Results): string {
       out.push(`| read | ${stores.map((x) => `${storeName(x)}: CPU / wall µs`).join(' | ')} |`)
       out.push(`|---|${stores.map(() => '--:').join('|')}|`)
       for (const name of names) {
-        out.push(`| ${name} | ${stores.map((x) => (ip[x]?.[name] ? `${int(ip[x]![name]!.cpuUs)} / ${int(ip[x]![name]!.wallUs)}` : '–')).join(' | ')} |`)
+        out.push(
+          `| ${name} | ${stores.map((x) => (ip[x]?.[name] ? `${int(ip[x]![name]!.cpuUs)} / ${int(ip[x]![name]!.wallUs)}` : '–')).join(' | ')} |`,
+        )
       }
       out.push('')
     }
@@ -341,7 +418,9 @@ export function markdown(r: Results): string {
         'its CPU its own (on PostgreSQL, without the server’s). CPU per line: the server process, with its PostgreSQL backends where it has them.',
       '',
     )
-    out.push('| lines a request | target | lines/s | requests/s | p50 ms | p99 ms | errors | CPU µs per line | of which PostgreSQL | API ÷ write limit | API ÷ the store alone |')
+    out.push(
+      '| lines a request | target | lines/s | requests/s | p50 ms | p99 ms | errors | CPU µs per line | of which PostgreSQL | API ÷ write limit | API ÷ the store alone |',
+    )
     out.push('|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|')
     for (const lines of s.batches) {
       const b = w.batches[lines]
@@ -373,8 +452,11 @@ export function markdown(r: Results): string {
       let previous: number | null = null
       for (const layer of WRITE_LAYERS) {
         const x = l.targets[layer]
-        const step = layer === 'limit' || previous === null || x.cpuUsPerReq === null ? '' : int(x.cpuUsPerReq - previous)
-        out.push(`| ${WRITE_LAYER_LABELS[layer]} | ${int(x.requestsPerS)} | ${int(x.requestsPerS * l.lines)} | ${ms(x.p99Ms)} | ${int(x.cpuUsPerReq ?? NaN)} | ${step} |`)
+        const step =
+          layer === 'limit' || previous === null || x.cpuUsPerReq === null ? '' : int(x.cpuUsPerReq - previous)
+        out.push(
+          `| ${WRITE_LAYER_LABELS[layer]} | ${int(x.requestsPerS)} | ${int(x.requestsPerS * l.lines)} | ${ms(x.p99Ms)} | ${int(x.cpuUsPerReq ?? NaN)} | ${step} |`,
+        )
         previous = x.cpuUsPerReq
       }
       out.push('')
@@ -392,7 +474,9 @@ export function markdown(r: Results): string {
         'Percentiles over every (event, follower) pair.',
       '',
     )
-    out.push('| where | followers | p50 ms | p99 ms | slowest ms | delivered | append p50 / p99 ms | opening the streams ms |')
+    out.push(
+      '| where | followers | p50 ms | p99 ms | slowest ms | delivered | append p50 / p99 ms | opening the streams ms |',
+    )
     out.push('|---|--:|--:|--:|--:|--:|--:|--:|')
     for (const row of f.rows) {
       out.push(
@@ -401,7 +485,10 @@ export function markdown(r: Results): string {
     }
     out.push('')
     if (f.memory.length > 0) {
-      out.push('The API’s memory per idle follower: its RSS and its heap after a GC (process.memoryUsage(), asked over IPC from a module loaded with --import) with the streams open and idle, less the same before they opened, ÷ the streams.', '')
+      out.push(
+        'The API’s memory per idle follower: its RSS and its heap after a GC (process.memoryUsage(), asked over IPC from a module loaded with --import) with the streams open and idle, less the same before they opened, ÷ the streams.',
+        '',
+      )
       out.push('| where | idle streams | heap per stream | RSS per stream | heap before → after | RSS before → after |')
       out.push('|---|--:|--:|--:|--:|--:|')
       for (const m of f.memory) {
@@ -424,10 +511,14 @@ export function markdown(r: Results): string {
         'without its rate limit (every request here has one key, which the limit would refuse at once). autocannon waits up to 60 s for an answer. Latencies are of the 2xx answers (the accepted requests).',
       '',
     )
-    out.push('| store | req/s (2xx) | p50 ms | p99 ms | slowest accepted ms | answers and failures | 503s | share of 503s | other statuses | connection errors | timeouts | server CPU µs/req | peak RSS |')
+    out.push(
+      '| store | req/s (2xx) | p50 ms | p99 ms | slowest accepted ms | answers and failures | 503s | share of 503s | other statuses | connection errors | timeouts | server CPU µs/req | peak RSS |',
+    )
     out.push('|---|--:|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|')
     for (const row of o.rows) {
-      const other = Object.entries(row.otherStatuses).map(([code, n]) => `${code}: ${int(n)}`).join(', ')
+      const other = Object.entries(row.otherStatuses)
+        .map(([code, n]) => `${code}: ${int(n)}`)
+        .join(', ')
       out.push(
         `| ${storeName(row.store)} | ${int(row.rps)} | ${ms(row.p50Ms)} | ${ms(row.p99Ms)} | ${ms(row.maxMs)} | ${int(row.responses)} | ${int(row.status503)} | ${pct(row.share503)} | ${other || 'none'} | ${int(row.connectionErrors)} | ${int(row.timeouts)} | ${int(row.cpuUsPerReq ?? NaN)} | ${mb(row.memory)} |`,
       )
@@ -446,7 +537,9 @@ export function markdown(r: Results): string {
   out.push('| target | goal | API (default logging) | | API (LOG_LEVEL=warn) | |')
   out.push('|---|---|--:|---|--:|---|')
   for (const c of r.targets) {
-    out.push(`| ${c.target} | ${c.goal} | ${c.value} | ${mark(c.met)} | ${c.valueWarn ?? ''} | ${c.metWarn === undefined ? '' : mark(c.metWarn)} |`)
+    out.push(
+      `| ${c.target} | ${c.goal} | ${c.value} | ${mark(c.met)} | ${c.valueWarn ?? ''} | ${c.metWarn === undefined ? '' : mark(c.metWarn)} |`,
+    )
   }
   out.push('')
 
@@ -458,7 +551,9 @@ export function markdown(r: Results): string {
         'the two pages alternating. The ratio is the median of the rounds’ p50 ratios; the same on the server’s CPU time per request beside it.',
       '',
     )
-    out.push('| events in the session | first page: p50 / p99 ms | deep page: p50 / p99 ms | deep ÷ first: p50 | deep ÷ first: CPU per request | server CPU µs/req: first / deep | API peak RSS |')
+    out.push(
+      '| events in the session | first page: p50 / p99 ms | deep page: p50 / p99 ms | deep ÷ first: p50 | deep ÷ first: CPU per request | server CPU µs/req: first / deep | API peak RSS |',
+    )
     out.push('|--:|--:|--:|--:|--:|--:|--:|')
     for (const row of r.growth.rows) {
       const page = (p: GrowthRow['first']) => `${ms(p.p50Ms)} / ${ms(p.p99Ms)}`
@@ -477,11 +572,19 @@ export function markdown(r: Results): string {
       'The events table and each of its indexes, from SQLite’s dbstat (pages of each b-tree) and PostgreSQL’s pg_table_size (heap, TOAST, free space and visibility maps, after VACUUM ANALYZE) and pg_relation_size of each index, ÷ the events in the table.',
       '',
     )
-    out.push('| store | dataset | events | table B/event | indexes B/event | total B/event | log lines as stored, B/event | each index, B/event |')
+    out.push(
+      '| store | dataset | events | table B/event | indexes B/event | total B/event | log lines as stored, B/event | each index, B/event |',
+    )
     out.push('|---|---|--:|--:|--:|--:|--:|---|')
-    for (const [store, x] of [['sqlite', st.sqlite], ['postgres', st.postgres]] as const) {
+    for (const [store, x] of [
+      ['sqlite', st.sqlite],
+      ['postgres', st.postgres],
+    ] as const) {
       if (!x) continue
-      const each = x.objects.filter((o) => o.kind === 'index').map((o) => `${o.name} ${int(o.bytes / x.events)}`).join('; ')
+      const each = x.objects
+        .filter((o) => o.kind === 'index')
+        .map((o) => `${o.name} ${int(o.bytes / x.events)}`)
+        .join('; ')
       out.push(
         `| ${storeName(store)} | ${x.dataset} | ${int(x.events)} | ${int(x.bytesPerEvent.table)} | ${int(x.bytesPerEvent.indexes)} | ${int(x.bytesPerEvent.total)} | ${int(x.logLinesBytesPerEvent)} | ${each} |`,
       )
@@ -509,7 +612,9 @@ export function markdown(r: Results): string {
         `Every read on PostgreSQL with ${st.proof.index} and without it (dropped in a transaction that is rolled back; EXPLAIN (ANALYZE, BUFFERS), the second of two runs each):`,
         '',
       )
-      out.push('| table | read | with it: plan | ms | buffers | rows filtered out | without it: plan | ms | buffers | rows filtered out |')
+      out.push(
+        '| table | read | with it: plan | ms | buffers | rows filtered out | without it: plan | ms | buffers | rows filtered out |',
+      )
       out.push('|---|---|---|--:|--:|--:|---|--:|--:|--:|')
       for (const p of st.proof.rows) {
         out.push(
@@ -526,7 +631,9 @@ export function markdown(r: Results): string {
     out.push('| dataset | events | seconds | events/s | when |')
     out.push('|---|--:|--:|--:|---|')
     for (const s of r.seeding) {
-      out.push(`| ${s.name} | ${int(s.events)} | ${s.seconds.toFixed(1)} | ${int(s.eventsPerS)} | ${s.seededNow ? 'this run' : `reused, seeded ${s.at.slice(0, 16).replace('T', ' ')}`} |`)
+      out.push(
+        `| ${s.name} | ${int(s.events)} | ${s.seconds.toFixed(1)} | ${int(s.eventsPerS)} | ${s.seededNow ? 'this run' : `reused, seeded ${s.at.slice(0, 16).replace('T', ' ')}`} |`,
+      )
     }
     out.push('')
   }

@@ -4,7 +4,16 @@ import { isDeepStrictEqual } from 'node:util'
 import { CachingReader, openStore } from '@session-events/api'
 import { startApi, withBackends, type ApiProcess, type StoreKind } from './api.js'
 import type { Dataset } from './datasets.js'
-import { inTurn, load, median, medianOrNull, summariseRounds, type LoadRequest, type LoadResult, type RoundsSummary } from './load.js'
+import {
+  inTurn,
+  load,
+  median,
+  medianOrNull,
+  summariseRounds,
+  type LoadRequest,
+  type LoadResult,
+  type RoundsSummary,
+} from './load.js'
 import { dataDir, peerScript } from './paths.js'
 import type { Endpoint, Fixture } from './peers/fixtures.js'
 import { freePort, startServer, type Memory } from './processes.js'
@@ -35,9 +44,15 @@ export interface SameWorkResult {
   /** What the PostgreSQL rows ran on: the machine's server, or PGlite in the API's process (no server to reach; no peer then). */
   postgresOn?: 'server' | 'pglite'
   /** The serialiser the peer used per operation, and each one's CPU µs per request on SQLite. */
-  serialiser: { list: Serialiser; get: Serialiser; cpuUsPerReq: Record<'list' | 'get', Record<Serialiser, number | null>> }
+  serialiser: {
+    list: Serialiser
+    get: Serialiser
+    cpuUsPerReq: Record<'list' | 'get', Record<Serialiser, number | null>>
+  }
   /** Per store, per request checked: whether the peer answered the API's bytes. */
-  wire: Partial<Record<StoreKind, { path: string; verdict: 'identical bytes' | 'same JSON, other bytes' | 'different' }[]>>
+  wire: Partial<
+    Record<StoreKind, { path: string; verdict: 'identical bytes' | 'same JSON, other bytes' | 'different' }[]>
+  >
   endpoints: Record<
     Endpoint,
     {
@@ -60,7 +75,10 @@ export interface SameWorkResult {
 }
 
 /** The first page's reads, as the API's list handler makes them, each timed in a loop. */
-async function storeReadsInProcess(dataset: Dataset, calls: number): Promise<Record<string, { cpuUs: number; wallUs: number }>> {
+async function storeReadsInProcess(
+  dataset: Dataset,
+  calls: number,
+): Promise<Record<string, { cpuUs: number; wallUs: number }>> {
   const store = await openStore(dataset.databaseUrl)
   try {
     const reader = new CachingReader(store.reader)
@@ -134,7 +152,9 @@ export async function sameWorkSuite(
   const onPglite = !datasets.postgres && pglite !== undefined
   const stores = (['sqlite', 'postgres'] as const).filter((s) => datasets[s] || (s === 'postgres' && onPglite))
   // A peer needs the database: PGlite is the API process's alone.
-  const targets = SAME_WORK_TARGETS.filter((t) => stores.some((s) => t.endsWith(s)) && !(onPglite && t === 'peer_postgres'))
+  const targets = SAME_WORK_TARGETS.filter(
+    (t) => stores.some((s) => t.endsWith(s)) && !(onPglite && t === 'peer_postgres'),
+  )
   const servers: Partial<Record<SameWorkTarget, ApiProcess>> = {}
   const calibration: ApiProcess[] = []
   const startPeer = async (store: StoreKind, serialise: string, name: string): Promise<ApiProcess> => {
@@ -154,7 +174,8 @@ export async function sameWorkSuite(
     // As many calls as a second of load makes, about.
     for (const store of stores) {
       const dataset = datasets[store]
-      if (dataset) inProcess[store] = await storeReadsInProcess(dataset, Math.max(200, Math.round(1000 * settings.durationS)))
+      if (dataset)
+        inProcess[store] = await storeReadsInProcess(dataset, Math.max(200, Math.round(1000 * settings.durationS)))
     }
     const fixtures: Partial<Record<StoreKind, Fixture[]>> = {}
     const auths: Partial<Record<StoreKind, Record<string, string>>> = {}
@@ -165,7 +186,9 @@ export async function sameWorkSuite(
       let api: ApiProcess
       if (dataset) api = await startApi({ name: `api_${store}`, databaseUrl: dataset.databaseUrl })
       else {
-        log(`  no PostgreSQL server: the API on PGlite, seeding ${pglite!.sessions} × ${pglite!.events.toLocaleString('en')} events in its process first`)
+        log(
+          `  no PostgreSQL server: the API on PGlite, seeding ${pglite!.sessions} × ${pglite!.events.toLocaleString('en')} events in its process first`,
+        )
         const port = await freePort()
         const file = join(dataDir, 'pglite-dataset.json')
         rmSync(file, { force: true })
@@ -179,7 +202,17 @@ export async function sameWorkSuite(
         // No backends to add: PGlite runs in the API's process, its CPU is the process's.
         api = withBackends(server, 'sqlite', '')
         const seeded = JSON.parse(readFileSync(file, 'utf8')) as Pick<Dataset, 'secretKey' | 'sessionList' | 'seeding'>
-        dataset = { name: 'pglite', instances: 1, sessions: pglite!.sessions, events: pglite!.events, format: 1, file: '', databaseUrl: '', seededNow: true, ...seeded }
+        dataset = {
+          name: 'pglite',
+          instances: 1,
+          sessions: pglite!.sessions,
+          events: pglite!.events,
+          format: 1,
+          file: '',
+          databaseUrl: '',
+          seededNow: true,
+          ...seeded,
+        }
       }
       servers[`api_${store}`] = api
       auths[store] = { authorization: `Bearer ${dataset.secretKey}` }
@@ -190,25 +223,51 @@ export async function sameWorkSuite(
     // The peer's serialiser: both on SQLite (where the store costs least, so serialising counts
     // most), by the CPU time per request of each, then the faster one per operation everywhere.
     const firstStore = stores[0]!
-    const cpu: SameWorkResult['serialiser']['cpuUsPerReq'] = { list: { json: null, schema: null }, get: { json: null, schema: null } }
-    const chosen: Record<'list' | 'get', Serialiser> = options.serialiser ? { ...options.serialiser } : { list: 'json', get: 'json' }
+    const cpu: SameWorkResult['serialiser']['cpuUsPerReq'] = {
+      list: { json: null, schema: null },
+      get: { json: null, schema: null },
+    }
+    const chosen: Record<'list' | 'get', Serialiser> = options.serialiser
+      ? { ...options.serialiser }
+      : { list: 'json', get: 'json' }
     if (options.serialiser) log(`  the peer's serialiser, as given: list ${chosen.list}, get ${chosen.get}`)
     else {
       const json = await startPeer(firstStore, 'list=json,get=json', 'peer_json')
       const schema = await startPeer(firstStore, 'list=schema,get=schema', 'peer_schema')
       calibration.push(json, schema)
       for (const operation of ['list', 'get'] as const) {
-        const requests = fixtures[firstStore]!.filter((f) => f.endpoint === operation).map((f): LoadRequest => ({ path: f.path, headers: auths[firstStore]! }))
+        const requests = fixtures[firstStore]!.filter((f) => f.endpoint === operation).map(
+          (f): LoadRequest => ({ path: f.path, headers: auths[firstStore]! }),
+        )
         const runs: Record<Serialiser, LoadResult[]> = { json: [], schema: [] }
         for (const [i, variant] of (['json', 'schema', 'schema', 'json'] as const).entries()) {
           const peer = variant === 'json' ? json : schema
-          if (i < 2) await load({ url: peer.url, requests, connections: settings.connections, durationS: settings.warmupS })
-          runs[variant].push(await load({ url: peer.url, requests, connections: settings.connections, durationS: settings.durationS / 2, serverCpu: peer.cpuSeconds }))
+          if (i < 2)
+            await load({ url: peer.url, requests, connections: settings.connections, durationS: settings.warmupS })
+          runs[variant].push(
+            await load({
+              url: peer.url,
+              requests,
+              connections: settings.connections,
+              durationS: settings.durationS / 2,
+              serverCpu: peer.cpuSeconds,
+            }),
+          )
         }
-        for (const variant of ['json', 'schema'] as const) cpu[operation][variant] = medianOrNull(runs[variant].map((r) => r.cpuUsPerReq))
+        for (const variant of ['json', 'schema'] as const)
+          cpu[operation][variant] = medianOrNull(runs[variant].map((r) => r.cpuUsPerReq))
         const [a, b] = [cpu[operation].json, cpu[operation].schema]
-        chosen[operation] = a !== null && b !== null ? (b < a ? 'schema' : 'json') : median(runs.schema.map((r) => r.rps)) > median(runs.json.map((r) => r.rps)) ? 'schema' : 'json'
-        log(`  the peer's serialiser for ${operation}: ${chosen[operation]} (CPU µs/req: JSON.stringify ${a?.toFixed(0) ?? '–'}, response schema ${b?.toFixed(0) ?? '–'})`)
+        chosen[operation] =
+          a !== null && b !== null
+            ? b < a
+              ? 'schema'
+              : 'json'
+            : median(runs.schema.map((r) => r.rps)) > median(runs.json.map((r) => r.rps))
+              ? 'schema'
+              : 'json'
+        log(
+          `  the peer's serialiser for ${operation}: ${chosen[operation]} (CPU µs/req: JSON.stringify ${a?.toFixed(0) ?? '–'}, response schema ${b?.toFixed(0) ?? '–'})`,
+        )
       }
     }
     await Promise.all(calibration.splice(0).map((p) => p.stop()))
@@ -220,16 +279,33 @@ export async function sameWorkSuite(
       // The peer must answer what the API answers.
       wire[store] = []
       for (const path of paths[store]!) {
-        const [mine, theirs] = await Promise.all([body(servers[`api_${store}`]!.url + path, auths[store]!), body(peer.url + path, auths[store]!)])
-        const verdict = mine === theirs ? 'identical bytes' : isDeepStrictEqual(JSON.parse(mine), JSON.parse(theirs)) ? 'same JSON, other bytes' : 'different'
+        const [mine, theirs] = await Promise.all([
+          body(servers[`api_${store}`]!.url + path, auths[store]!),
+          body(peer.url + path, auths[store]!),
+        ])
+        const verdict =
+          mine === theirs
+            ? 'identical bytes'
+            : isDeepStrictEqual(JSON.parse(mine), JSON.parse(theirs))
+              ? 'same JSON, other bytes'
+              : 'different'
         if (verdict === 'different') log(`  WARNING: the peer on ${store} does not answer ${path} with the API's JSON`)
-        wire[store]!.push({ path: path.replace(/ses_\w+/, 'ses_…').replace(/(sev|srr|srs)_\w{22}/g, '$1_…').replace(/cur_\w+/, 'cur_…'), verdict })
+        wire[store]!.push({
+          path: path
+            .replace(/ses_\w+/, 'ses_…')
+            .replace(/(sev|srr|srs)_\w{22}/g, '$1_…')
+            .replace(/cur_\w+/, 'cur_…'),
+          verdict,
+        })
       }
     }
 
     const requestsOf = (target: SameWorkTarget, endpoint: Endpoint): LoadRequest[] => {
       const store: StoreKind = target.endsWith('sqlite') ? 'sqlite' : 'postgres'
-      return fixtures[store]!.filter((f) => f.endpoint === endpoint).map((f) => ({ path: f.path, headers: auths[store]! }))
+      return fixtures[store]!.filter((f) => f.endpoint === endpoint).map((f) => ({
+        path: f.path,
+        headers: auths[store]!,
+      }))
     }
     const run = async (target: SameWorkTarget, endpoint: Endpoint, durationS: number, measured: boolean) => {
       const server = servers[target]!
@@ -242,23 +318,27 @@ export async function sameWorkSuite(
         durationS,
         serverCpu: () => server.cpuWithBackends(),
       })
-      const backendCpuUsPerReq = server.store === 'postgres' && result.ok > 0 ? ((server.backendCpu() - backendBefore) * 1e6) / result.ok : null
+      const backendCpuUsPerReq =
+        server.store === 'postgres' && result.ok > 0 ? ((server.backendCpu() - backendBefore) * 1e6) / result.ok : null
       return { result, backendCpuUsPerReq }
     }
 
     log(`  warm-up: ${settings.warmupS} s per server and endpoint`)
     for (const target of targets) for (const endpoint of ENDPOINTS) await run(target, endpoint, settings.warmupS, false)
 
-    const rounds = Object.fromEntries(ENDPOINTS.map((e) => [e, Object.fromEntries(targets.map((t) => [t, [] as { result: LoadResult; backendCpuUsPerReq: number | null }[]]))])) as Record<
-      Endpoint,
-      Record<SameWorkTarget, { result: LoadResult; backendCpuUsPerReq: number | null }[]>
-    >
+    const rounds = Object.fromEntries(
+      ENDPOINTS.map((e) => [
+        e,
+        Object.fromEntries(targets.map((t) => [t, [] as { result: LoadResult; backendCpuUsPerReq: number | null }[]])),
+      ]),
+    ) as Record<Endpoint, Record<SameWorkTarget, { result: LoadResult; backendCpuUsPerReq: number | null }[]>>
     for (let round = 0; round < settings.rounds; round++) {
       for (const [e, endpoint] of ENDPOINTS.entries()) {
         const line: string[] = []
         for (const target of inTurn(targets, round + e)) {
           const measured = await run(target, endpoint, settings.durationS, true)
-          if (measured.result.errors > 0) log(`  WARNING: ${target} answered ${measured.result.errors} requests of ${endpoint} with an error`)
+          if (measured.result.errors > 0)
+            log(`  WARNING: ${target} answered ${measured.result.errors} requests of ${endpoint} with an error`)
           rounds[endpoint][target].push(measured)
           line.push(`${target} ${Math.round(measured.result.rps)}`)
         }
@@ -271,18 +351,29 @@ export async function sameWorkSuite(
       const summaries: SameWorkResult['endpoints'][Endpoint]['targets'] = {}
       for (const target of targets) {
         const runs = rounds[endpoint][target]
-        summaries[target] = { ...summariseRounds(runs.map((r) => r.result)), backendCpuUsPerReq: medianOrNull(runs.map((r) => r.backendCpuUsPerReq)) }
+        summaries[target] = {
+          ...summariseRounds(runs.map((r) => r.result)),
+          backendCpuUsPerReq: medianOrNull(runs.map((r) => r.backendCpuUsPerReq)),
+        }
       }
       const ratios: Record<string, number> = {}
       const cpuRatios: Record<string, number | null> = {}
-      const pairs = ([['api_sqlite', 'peer_sqlite'], ['api_postgres', 'peer_postgres'], ['api_postgres', 'api_sqlite']] as [SameWorkTarget, SameWorkTarget][]).filter(
-        ([a, b]) => targets.includes(a) && targets.includes(b),
-      )
+      const pairs = (
+        [
+          ['api_sqlite', 'peer_sqlite'],
+          ['api_postgres', 'peer_postgres'],
+          ['api_postgres', 'api_sqlite'],
+        ] as [SameWorkTarget, SameWorkTarget][]
+      ).filter(([a, b]) => targets.includes(a) && targets.includes(b))
       for (const [a, b] of pairs) {
         const mine = rounds[endpoint][a].map((r) => r.result)
         const theirs = rounds[endpoint][b].map((r) => r.result)
         ratios[`${a}/${b}`] = median(mine.map((r, i) => r.rps / theirs[i]!.rps))
-        cpuRatios[`${a}/${b}`] = medianOrNull(mine.map((r, i) => (r.cpuUsPerReq && theirs[i]!.cpuUsPerReq ? theirs[i]!.cpuUsPerReq! / r.cpuUsPerReq : null)))
+        cpuRatios[`${a}/${b}`] = medianOrNull(
+          mine.map((r, i) =>
+            r.cpuUsPerReq && theirs[i]!.cpuUsPerReq ? theirs[i]!.cpuUsPerReq! / r.cpuUsPerReq : null,
+          ),
+        )
       }
       endpoints[endpoint] = { targets: summaries, ratios, cpuRatios }
     }
@@ -295,7 +386,13 @@ export async function sameWorkSuite(
       endpoints,
       memory: Object.fromEntries(targets.map((t) => [t, servers[t]!.memory()])),
       inProcess,
-      skipped: datasets.postgres ? [] : [onPglite ? 'PostgreSQL: no server to reach, so PGlite in the API’s process instead, and no peer on it' : 'PostgreSQL: no server to reach'],
+      skipped: datasets.postgres
+        ? []
+        : [
+            onPglite
+              ? 'PostgreSQL: no server to reach, so PGlite in the API’s process instead, and no peer on it'
+              : 'PostgreSQL: no server to reach',
+          ],
     }
   } finally {
     await Promise.all([...Object.values(servers).map((s) => s.stop()), ...calibration.map((s) => s.stop())])

@@ -83,7 +83,10 @@ type Log = (line: string) => void
 function sqliteStorage(dataset: Dataset): StoreStorage {
   const db = new SQLite(dataset.file, { readonly: true, fileMustExist: true })
   try {
-    const indexes = (db.prepare(`select name from sqlite_master where type = 'index' and tbl_name = 'session_events' order by name`).pluck().all() as string[])
+    const indexes = db
+      .prepare(`select name from sqlite_master where type = 'index' and tbl_name = 'session_events' order by name`)
+      .pluck()
+      .all() as string[]
     const size = db.prepare(`select sum(pgsize) from dbstat where name = ? and aggregate = 1`).pluck()
     const objects: StorageObject[] = [
       { name: 'session_events', kind: 'table', bytes: Number(size.get('session_events')) },
@@ -112,7 +115,11 @@ async function pgStorage(dataset: Dataset): Promise<StoreStorage> {
         where i.indrelid = 'session_events'::regclass order by c.relname`,
     )
     const objects: StorageObject[] = [
-      { name: 'session_events (heap, TOAST, free space and visibility maps)', kind: 'table', bytes: Number(table.rows[0]!.bytes) },
+      {
+        name: 'session_events (heap, TOAST, free space and visibility maps)',
+        kind: 'table',
+        bytes: Number(table.rows[0]!.bytes),
+      },
       ...indexes.rows.map((r): StorageObject => ({ name: r.name, kind: 'index', bytes: Number(r.bytes) })),
     ]
     return totals(dataset.name, Number(table.rows[0]!.events), objects, Number(table.rows[0]!.lines))
@@ -121,7 +128,12 @@ async function pgStorage(dataset: Dataset): Promise<StoreStorage> {
   }
 }
 
-function totals(dataset: string, events: number, objects: StorageObject[], logLinesBytesPerEvent: number): StoreStorage {
+function totals(
+  dataset: string,
+  events: number,
+  objects: StorageObject[],
+  logLinesBytesPerEvent: number,
+): StoreStorage {
   const tableBytes = objects.filter((o) => o.kind === 'table').reduce((n, o) => n + o.bytes, 0)
   const indexBytes = objects.filter((o) => o.kind === 'index').reduce((n, o) => n + o.bytes, 0)
   return {
@@ -131,7 +143,11 @@ function totals(dataset: string, events: number, objects: StorageObject[], logLi
     tableBytes,
     indexBytes,
     totalBytes: tableBytes + indexBytes,
-    bytesPerEvent: { table: tableBytes / events, indexes: indexBytes / events, total: (tableBytes + indexBytes) / events },
+    bytesPerEvent: {
+      table: tableBytes / events,
+      indexes: indexBytes / events,
+      total: (tableBytes + indexBytes) / events,
+    },
     logLinesBytesPerEvent,
   }
 }
@@ -173,7 +189,8 @@ async function shapeOf(store: SqlStore, sessionId: string): Promise<Shape> {
 /** Every read of READS, as the API's store compiles it for this database. */
 async function compiledReads(store: SqlStore, shape: Shape): Promise<[string, CompiledQuery][]> {
   const base = { sessionId: shape.sessionId, limit: 20, order: 'asc' as const }
-  const list = (query: Parameters<SqlStore['reader']['compileListEventIds']>[0]) => store.reader.compileListEventIds(query)
+  const list = (query: Parameters<SqlStore['reader']['compileListEventIds']>[0]) =>
+    store.reader.compileListEventIds(query)
   const [after, afterProbe] = list({ ...base, position: { direction: 'after', id: shape.middle } })
   const [before, beforeProbe] = list({ ...base, position: { direction: 'before', id: shape.middle } })
   const page = await store.reader.listEventIds({ ...base, position: { direction: 'after', id: shape.middle } })
@@ -185,7 +202,13 @@ async function compiledReads(store: SqlStore, shape: Shape): Promise<[string, Co
     .where('e.session_id', '=', shape.sessionId)
     .where('e.id', 'in', page.ids)
     .compile()
-  const lastId = store.db.selectFrom('session_events').select('id').where('session_id', '=', shape.sessionId).orderBy('id', 'desc').limit(1).compile()
+  const lastId = store.db
+    .selectFrom('session_events')
+    .select('id')
+    .where('session_id', '=', shape.sessionId)
+    .orderBy('id', 'desc')
+    .limit(1)
+    .compile()
   const reads: CompiledQuery[] = [
     list(base)[0]!,
     after!,
@@ -207,8 +230,12 @@ function sqlitePlans(dataset: Dataset, reads: [string, CompiledQuery][]): PlanRo
   const db = new SQLite(dataset.file, { readonly: true, fileMustExist: true })
   try {
     return reads.map(([read, query]) => {
-      const details = (db.prepare(`explain query plan ${query.sql}`).all(...(query.parameters as unknown[])) as { detail: string }[]).map((r) => r.detail)
-      const indexes = [...new Set(details.flatMap((d) => [...d.matchAll(/USING (?:COVERING )?INDEX (\S+)/g)].map((m) => m[1]!)))]
+      const details = (
+        db.prepare(`explain query plan ${query.sql}`).all(...(query.parameters as unknown[])) as { detail: string }[]
+      ).map((r) => r.detail)
+      const indexes = [
+        ...new Set(details.flatMap((d) => [...d.matchAll(/USING (?:COVERING )?INDEX (\S+)/g)].map((m) => m[1]!))),
+      ]
       return { store: 'sqlite' as const, dataset: dataset.name, read, indexes, plan: details.join('; ') }
     })
   } finally {
@@ -239,7 +266,9 @@ async function pgExplain(client: pg.Client, query: CompiledQuery, analyze: boole
   const [top] = result.rows[0]!['QUERY PLAN']
   const nodes = planNodes(top.Plan)
   return {
-    indexes: [...new Set(nodes.filter((n) => n['Index Name']?.startsWith('session_events')).map((n) => n['Index Name']!))],
+    indexes: [
+      ...new Set(nodes.filter((n) => n['Index Name']?.startsWith('session_events')).map((n) => n['Index Name']!)),
+    ],
     ms: top['Execution Time'] ?? NaN,
     buffers: (top.Plan['Shared Hit Blocks'] ?? 0) + (top.Plan['Shared Read Blocks'] ?? 0),
     rowsRemoved: nodes.reduce((n, x) => n + (x['Rows Removed by Filter'] ?? 0), 0),
@@ -307,7 +336,12 @@ async function planTable(
   const { id: instanceId } = await store.writer.createInstance({ name: schema })
   const { id: serverId } = await store.writer.createServer({ name: 'S', description: null, type: 'public' })
   const { id: versionId } = await store.writer.createServerVersion({ serverId })
-  const { id: deploymentId } = await store.writer.createServerDeployment({ instanceId, serverId, name: null, description: null })
+  const { id: deploymentId } = await store.writer.createServerDeployment({
+    instanceId,
+    serverId,
+    name: null,
+    description: null,
+  })
   const sessions = atOnce ? 40 : 10
   for (let s = 0; s < sessions; s++) {
     const { id: sessionId } = await store.writer.createSession({ instanceId })
@@ -317,7 +351,8 @@ async function planTable(
         serverDeploymentId: deploymentId,
         mcp: { object: 'mcp', version: '2025-03-26', connection_type: 'streamable_http', client: null, server: null },
       })
-      for (let r = 0; r < 2; r++) await store.writer.createServerRun({ serverSessionId, serverVersionId: versionId, type: 'hosted' })
+      for (let r = 0; r < 2; r++)
+        await store.writer.createServerRun({ serverSessionId, serverVersionId: versionId, type: 'hosted' })
     }
   }
   const lines = JSON.stringify([
@@ -325,7 +360,9 @@ async function planTable(
     { type: 'stderr', line: 'warn: slow response from upstream (2.4 s)' },
   ])
   // Which run (1-based, runs ordered by session then id) the g-th event belongs to.
-  const pick = atOnce ? sql`1 + case when g % 2 = 0 then (g / 2) % 4 else g % runs.n end` : sql`1 + (g / 10000) * 4 + g % 4`
+  const pick = atOnce
+    ? sql`1 + case when g % 2 = 0 then (g / 2) % 4 else g % runs.n end`
+    : sql`1 + (g / 10000) * 4 + g % 4`
   await sql`
     insert into session_events (id, session_id, server_run_id, server_session_id, type, server_run_error_id, log_lines_json, created_at)
     select 'sev_' || lpad(to_hex(g), 9, '0') || substr(md5(g::text), 1, 13),
@@ -342,23 +379,44 @@ async function planTable(
   // The session read: one in the middle of the table, or the last one written (whose events the
   // index on id alone reaches only after every other session's).
   const sessionId = atOnce
-    ? (await store.db.selectFrom('sessions').select('id').orderBy('id').limit(1).offset(20).executeTakeFirstOrThrow()).id
-    : (await store.db.selectFrom('session_events').select('session_id').orderBy('id', 'desc').limit(1).executeTakeFirstOrThrow()).session_id
-  const firstSessionId = (await store.db.selectFrom('session_events').select('session_id').orderBy('id', 'asc').limit(1).executeTakeFirstOrThrow()).session_id
+    ? (await store.db.selectFrom('sessions').select('id').orderBy('id').limit(1).offset(20).executeTakeFirstOrThrow())
+        .id
+    : (
+        await store.db
+          .selectFrom('session_events')
+          .select('session_id')
+          .orderBy('id', 'desc')
+          .limit(1)
+          .executeTakeFirstOrThrow()
+      ).session_id
+  const firstSessionId = (
+    await store.db
+      .selectFrom('session_events')
+      .select('session_id')
+      .orderBy('id', 'asc')
+      .limit(1)
+      .executeTakeFirstOrThrow()
+  ).session_id
   const name = atOnce
     ? '40 sessions written at once, 100,000 events (analysed, not vacuumed)'
     : '10 sessions written one after another, 10,000 events each (analysed, not vacuumed); the last one read'
   return { name, databaseUrl, store, sessionId, firstSessionId }
 }
 
-export async function storageSuite(datasets: { sqlite: Dataset; postgres?: Dataset | undefined }, log: Log): Promise<StorageResult> {
+export async function storageSuite(
+  datasets: { sqlite: Dataset; postgres?: Dataset | undefined },
+  log: Log,
+): Promise<StorageResult> {
   const skipped: string[] = []
   log(`  SQLite: dbstat of ${datasets.sqlite.name}`)
   const sqlite = sqliteStorage(datasets.sqlite)
   const sqliteStore = await openStore(datasets.sqlite.databaseUrl)
   let plans: PlanRow[]
   try {
-    plans = sqlitePlans(datasets.sqlite, await compiledReads(sqliteStore, await shapeOf(sqliteStore, datasets.sqlite.sessionList[0]!.id)))
+    plans = sqlitePlans(
+      datasets.sqlite,
+      await compiledReads(sqliteStore, await shapeOf(sqliteStore, datasets.sqlite.sessionList[0]!.id)),
+    )
   } finally {
     await sqliteStore.close()
   }
@@ -380,7 +438,9 @@ export async function storageSuite(datasets: { sqlite: Dataset; postgres?: Datas
     // The candidate: the index on id alone, if no read of the one-session table needs it.
     const pkey = 'session_events_pkey'
     const drop = { index: pkey, drop: `alter table session_events drop constraint ${pkey}` }
-    log(`  PostgreSQL: every read with ${pkey} and without it (dropped in a transaction, rolled back), here and on two tables made for it`)
+    log(
+      `  PostgreSQL: every read with ${pkey} and without it (dropped in a transaction, rolled back), here and on two tables made for it`,
+    )
     const proofRows = (await pgPlans(datasets.postgres, reads, drop)).proof
     for (const kind of ['at once', 'one after another'] as const) {
       const made = await planTable(kind)
@@ -391,7 +451,13 @@ export async function storageSuite(datasets: { sqlite: Dataset; postgres?: Datas
         if (kind === 'one after another') {
           madeReads.push([
             'last id of the first session (appending to it)',
-            made.store.db.selectFrom('session_events').select('id').where('session_id', '=', made.firstSessionId).orderBy('id', 'desc').limit(1).compile(),
+            made.store.db
+              .selectFrom('session_events')
+              .select('id')
+              .where('session_id', '=', made.firstSessionId)
+              .orderBy('id', 'desc')
+              .limit(1)
+              .compile(),
           ])
         }
       } finally {
@@ -410,6 +476,12 @@ export async function storageSuite(datasets: { sqlite: Dataset; postgres?: Datas
     const usedHere = new Set(plans.filter((p) => p.store === store).flatMap((p) => p.indexes))
     return (all ?? []).filter((o) => o.kind === 'index' && !usedHere.has(o.name)).map((o) => o.name)
   }
-  return { sqlite, postgres, plans, unused: { sqlite: unusedOf('sqlite', sqlite.objects), postgres: unusedOf('postgres', postgres?.objects) }, proof, skipped }
+  return {
+    sqlite,
+    postgres,
+    plans,
+    unused: { sqlite: unusedOf('sqlite', sqlite.objects), postgres: unusedOf('postgres', postgres?.objects) },
+    proof,
+    skipped,
+  }
 }
-

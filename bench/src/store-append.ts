@@ -17,7 +17,11 @@ const store = await openStore(process.env.DATABASE_URL)
 const key = await store.reader.findApiKey(hashSecret(secret))
 if (!key) throw new Error('store-append: no API key with that secret')
 const session = await store.writer.createSession({ instanceId: key.instance_id })
-const run = await store.writer.startServerRun({ instanceId: key.instance_id, sessionId: session.id, run: { type: 'hosted', server: { name: 'bench-store-append', type: 'custom' } } })
+const run = await store.writer.startServerRun({
+  instanceId: key.instance_id,
+  sessionId: session.id,
+  run: { type: 'hosted', server: { name: 'bench-store-append', type: 'custom' } },
+})
 
 async function runFor(lines: number, seconds: number): Promise<void> {
   const batch = logLines(lines)
@@ -30,7 +34,9 @@ async function runFor(lines: number, seconds: number): Promise<void> {
     calls += 1
   }
   const used = process.cpuUsage(cpu)
-  process.stdout.write(`${JSON.stringify({ calls, seconds: (performance.now() - started) / 1000, cpuSeconds: (used.user + used.system) / 1e6 })}\n`)
+  process.stdout.write(
+    `${JSON.stringify({ calls, seconds: (performance.now() - started) / 1000, cpuSeconds: (used.user + used.system) / 1e6 })}\n`,
+  )
 }
 
 let queue: Promise<void> = Promise.resolve()

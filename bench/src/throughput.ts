@@ -2,7 +2,16 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { isDeepStrictEqual } from 'node:util'
 import type { Dataset } from './datasets.js'
-import { inTurn, load, median, medianOrNull, summariseRounds, type LoadRequest, type LoadResult, type RoundsSummary } from './load.js'
+import {
+  inTurn,
+  load,
+  median,
+  medianOrNull,
+  summariseRounds,
+  type LoadRequest,
+  type LoadResult,
+  type RoundsSummary,
+} from './load.js'
 import { apiMain, dataDir, peerScript, writerScript } from './paths.js'
 import type { Endpoint, Fixture } from './peers/fixtures.js'
 import { freePort, startServer, startWorker, type Memory, type ServerProcess, type WorkerProcess } from './processes.js'
@@ -81,7 +90,11 @@ export async function body(url: string, headers: Record<string, string>): Promis
 }
 
 /** The requests of each endpoint, and the API's answer to each: what the peers will serve. */
-export async function captureFixtures(api: Pick<ServerProcess, 'url'>, dataset: Dataset, auth: Record<string, string>): Promise<Fixture[]> {
+export async function captureFixtures(
+  api: Pick<ServerProcess, 'url'>,
+  dataset: Dataset,
+  auth: Record<string, string>,
+): Promise<Fixture[]> {
   const fixtures: Fixture[] = []
   for (const session of dataset.sessionList) {
     const listPath = `/sessions/${session.id}/events?limit=20`
@@ -118,7 +131,12 @@ export async function throughputSuite(dataset: Dataset, settings: Settings, log:
       ['api_writing', 'info'],
     ] as const) {
       const port = await freePort()
-      servers[target] = await startServer({ name: target, script: apiMain, port, env: { ...apiEnv(level), PORT: String(port) } })
+      servers[target] = await startServer({
+        name: target,
+        script: apiMain,
+        port,
+        env: { ...apiEnv(level), PORT: String(port) },
+      })
     }
 
     const fixtures = await captureFixtures(servers.api, dataset, auth)
@@ -126,7 +144,12 @@ export async function throughputSuite(dataset: Dataset, settings: Settings, log:
     writeFileSync(fixturesFile, JSON.stringify(fixtures))
     for (const peer of ['limit', 'naive', 'fastify'] as const) {
       const port = await freePort()
-      servers[peer] = await startServer({ name: peer, script: peerScript(peer), args: [fixturesFile, String(port)], port })
+      servers[peer] = await startServer({
+        name: peer,
+        script: peerScript(peer),
+        args: [fixturesFile, String(port)],
+        port,
+      })
     }
     const memoPort = await freePort()
     servers.api_memo = await startServer({
@@ -145,7 +168,11 @@ export async function throughputSuite(dataset: Dataset, settings: Settings, log:
     })
     const writes: WriterReport[] = []
     /** One load; api_writing's with the writer at work for just as long. */
-    const measure = async (target: Target, options: Parameters<typeof load>[0], measured: boolean): Promise<LoadResult> => {
+    const measure = async (
+      target: Target,
+      options: Parameters<typeof load>[0],
+      measured: boolean,
+    ): Promise<LoadResult> => {
       if (target !== 'api_writing') return load(options)
       writer!.send('start')
       try {
@@ -171,7 +198,8 @@ export async function throughputSuite(dataset: Dataset, settings: Settings, log:
             : isDeepStrictEqual(JSON.parse(text), JSON.parse(fixture.body))
               ? 'same JSON, other bytes'
               : 'different'
-        if (wire[target][endpoint] === 'different') log(`  WARNING: ${target} does not answer ${endpoint} with the API's JSON`)
+        if (wire[target][endpoint] === 'different')
+          log(`  WARNING: ${target} does not answer ${endpoint} with the API's JSON`)
       }
     }
 
@@ -187,7 +215,12 @@ export async function throughputSuite(dataset: Dataset, settings: Settings, log:
       for (const endpoint of ENDPOINTS) {
         await measure(
           target,
-          { url: servers[target].url, requests: requests[endpoint], connections: settings.connections, durationS: settings.warmupS },
+          {
+            url: servers[target].url,
+            requests: requests[endpoint],
+            connections: settings.connections,
+            durationS: settings.warmupS,
+          },
           false,
         )
       }
@@ -231,14 +264,20 @@ export async function throughputSuite(dataset: Dataset, settings: Settings, log:
       const cpuRatios: Record<string, number | null> = {}
       // Each API against each peer, and the API at rest against itself beside a writer.
       const pairs: [Target, Target][] = [
-        ...(['api', 'api_warn'] as const).flatMap((api) => (['limit', 'naive', 'fastify'] as const).map((peer): [Target, Target] => [api, peer])),
+        ...(['api', 'api_warn'] as const).flatMap((api) =>
+          (['limit', 'naive', 'fastify'] as const).map((peer): [Target, Target] => [api, peer]),
+        ),
         ['api', 'api_writing'],
       ]
       for (const [a, b] of pairs) {
         const mine = rounds[endpoint][a]
         const theirs = rounds[endpoint][b]
         ratios[`${a}/${b}`] = median(mine.map((r, i) => r.rps / theirs[i]!.rps))
-        cpuRatios[`${a}/${b}`] = medianOrNull(mine.map((r, i) => (r.cpuUsPerReq && theirs[i]!.cpuUsPerReq ? theirs[i]!.cpuUsPerReq! / r.cpuUsPerReq : null)))
+        cpuRatios[`${a}/${b}`] = medianOrNull(
+          mine.map((r, i) =>
+            r.cpuUsPerReq && theirs[i]!.cpuUsPerReq ? theirs[i]!.cpuUsPerReq! / r.cpuUsPerReq : null,
+          ),
+        )
       }
       endpoints[endpoint] = { targets, ratios, cpuRatios }
     }
@@ -249,7 +288,13 @@ export async function throughputSuite(dataset: Dataset, settings: Settings, log:
       requests: Object.fromEntries(
         ENDPOINTS.map((e) => {
           const mine = fixtures.filter((f) => f.endpoint === e)
-          return [e, { paths: mine.length, bodyBytes: Math.round(mine.reduce((n, f) => n + Buffer.byteLength(f.body), 0) / mine.length) }]
+          return [
+            e,
+            {
+              paths: mine.length,
+              bodyBytes: Math.round(mine.reduce((n, f) => n + Buffer.byteLength(f.body), 0) / mine.length),
+            },
+          ]
         }),
       ) as ThroughputResult['requests'],
       wire,

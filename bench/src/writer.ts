@@ -43,7 +43,12 @@ const serverSession = await store.writer.createServerSession({
     version: '2025-03-26',
     connection_type: 'streamable_http',
     client: { object: 'session.server_session.client', name: 'bench', version: '1.0.0', capabilities: {} },
-    server: { object: 'session.server_session.server', name: 'bench-writer', version: '1.0.0', capabilities: { logging: {} } },
+    server: {
+      object: 'session.server_session.server',
+      name: 'bench-writer',
+      version: '1.0.0',
+      capabilities: { logging: {} },
+    },
   },
 })
 const run = await store.writer.createServerRun({
@@ -66,7 +71,12 @@ function tick(): void {
     while (due < target && timer) {
       const lines = Array.from({ length: eventsPerCommit }, (_, i) => ({
         serverRunId: run.id,
-        lines: [{ type: i % 3 === 0 ? ('stderr' as const) : ('stdout' as const), line: `bench writer: commit ${due}, event ${i}` }],
+        lines: [
+          {
+            type: i % 3 === 0 ? ('stderr' as const) : ('stdout' as const),
+            line: `bench writer: commit ${due}, event ${i}`,
+          },
+        ],
       }))
       await store.writer.appendLogEvents(lines)
       due += 1
@@ -100,10 +110,12 @@ function exit(): void {
   void writing.then(() => store.close()).then(() => process.exit(0))
 }
 
-createInterface({ input: process.stdin }).on('line', (line) => {
-  if (line === 'start') start()
-  else if (line === 'stop') stop()
-}).on('close', exit)
+createInterface({ input: process.stdin })
+  .on('line', (line) => {
+    if (line === 'start') start()
+    else if (line === 'stop') stop()
+  })
+  .on('close', exit)
 process.on('SIGTERM', exit)
 
 process.stdout.write('ready\n')

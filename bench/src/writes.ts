@@ -1,6 +1,15 @@
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { freshLiveStore, logLines, removeLiveStore, sessionsWithRuns, startApi, type ApiProcess, type LiveStore, type StoreKind } from './api.js'
+import {
+  freshLiveStore,
+  logLines,
+  removeLiveStore,
+  sessionsWithRuns,
+  startApi,
+  type ApiProcess,
+  type LiveStore,
+  type StoreKind,
+} from './api.js'
 import { inTurn, load, median, medianOrNull, summariseRounds, type LoadRequest, type LoadResult } from './load.js'
 import { dataDir, peerScript, workerScript } from './paths.js'
 import { freePort, startServer, startWorker, type Memory, type ServerProcess, type WorkerProcess } from './processes.js'
@@ -67,7 +76,10 @@ export const WRITE_LAYER_LABELS: Record<WriteLayer, string> = {
 export interface WritesResult {
   settings: WriteSettings
   /** Appends of `lines` lines through the API's stack one layer at a time (SQLite); null when not run. */
-  layers: { lines: number; targets: Record<WriteLayer, { requestsPerS: number; p99Ms: number; cpuUsPerReq: number | null; errors: number }> } | null
+  layers: {
+    lines: number
+    targets: Record<WriteLayer, { requestsPerS: number; p99Ms: number; cpuUsPerReq: number | null; errors: number }>
+  } | null
   sessions: number
   /** Body bytes of a request, by lines per request. */
   bodyBytes: Record<string, number>
@@ -140,7 +152,12 @@ export async function writesSuite(settings: WriteSettings, postgres: boolean, lo
           ),
         ]),
       )
-      loops[store] = await startWorker({ name: `store_${store}`, script: workerScript('store-append'), args: [live.secretKey], env: { DATABASE_URL: live.databaseUrl } })
+      loops[store] = await startWorker({
+        name: `store_${store}`,
+        script: workerScript('store-append'),
+        args: [live.secretKey],
+        env: { DATABASE_URL: live.databaseUrl },
+      })
     }
 
     // The limit answers what the API answered to a request of each size.
@@ -153,21 +170,39 @@ export async function writesSuite(settings: WriteSettings, postgres: boolean, lo
         body: request.body as string,
       })
       const text = await response.text()
-      if (response.status !== 201) throw new Error(`POST ${request.path} (${lines} lines): ${response.status} ${text.slice(0, 300)}`)
+      if (response.status !== 201)
+        throw new Error(`POST ${request.path} (${lines} lines): ${response.status} ${text.slice(0, 300)}`)
       answers[lines] = text
     }
     const answersFile = join(dataDir, 'write-answers.json')
     writeFileSync(answersFile, JSON.stringify(answers))
     const port = await freePort()
-    limit = await startServer({ name: 'limit', script: peerScript('write-limit'), args: [answersFile, String(port)], port })
+    limit = await startServer({
+      name: 'limit',
+      script: peerScript('write-limit'),
+      args: [answersFile, String(port)],
+      port,
+    })
 
     const measure = async (target: WriteTarget, lines: number, durationS: number): Promise<Round> => {
       if (target === 'store_sqlite' || target === 'store_postgres') {
         const loop = loops[target === 'store_sqlite' ? 'sqlite' : 'postgres']!
         loop.send(`run ${lines} ${durationS}`)
-        const done = JSON.parse(await loop.nextLine(durationS * 1000 + 60_000)) as { calls: number; seconds: number; cpuSeconds: number }
+        const done = JSON.parse(await loop.nextLine(durationS * 1000 + 60_000)) as {
+          calls: number
+          seconds: number
+          cpuSeconds: number
+        }
         const total = done.calls * lines
-        return { linesPerS: total / done.seconds, p50Ms: null, p99Ms: null, errors: 0, failures: {}, cpuUsPerLine: total > 0 ? (done.cpuSeconds * 1e6) / total : null, backendCpuUsPerLine: null }
+        return {
+          linesPerS: total / done.seconds,
+          p50Ms: null,
+          p99Ms: null,
+          errors: 0,
+          failures: {},
+          cpuUsPerLine: total > 0 ? (done.cpuSeconds * 1e6) / total : null,
+          backendCpuUsPerLine: null,
+        }
       }
       const api = target === 'limit' ? undefined : apis[target === 'api_sqlite' ? 'sqlite' : 'postgres']!
       const server = api ?? limit!
@@ -180,7 +215,10 @@ export async function writesSuite(settings: WriteSettings, postgres: boolean, lo
         durationS,
         serverCpu: api ? () => api.cpuWithBackends() : server.cpuSeconds,
       })
-      const backendUs = api && api.store === 'postgres' && result.ok > 0 ? ((api.backendCpu() - backendBefore) * 1e6) / (result.ok * lines) : null
+      const backendUs =
+        api && api.store === 'postgres' && result.ok > 0
+          ? ((api.backendCpu() - backendBefore) * 1e6) / (result.ok * lines)
+          : null
       return {
         linesPerS: result.rps * lines,
         p50Ms: result.p50Ms,
@@ -203,7 +241,10 @@ export async function writesSuite(settings: WriteSettings, postgres: boolean, lo
         const line: string[] = []
         for (const target of inTurn(targets, round + i)) {
           const result = await measure(target, lines, settings.durationS)
-          if (result.errors > 0) log(`  WARNING: ${target}: ${result.errors} appends of ${lines} lines failed (${JSON.stringify(result.failures)})`)
+          if (result.errors > 0)
+            log(
+              `  WARNING: ${target}: ${result.errors} appends of ${lines} lines failed (${JSON.stringify(result.failures)})`,
+            )
           rounds[lines]![target]!.push(result)
           line.push(`${target} ${Math.round(result.linesPerS).toLocaleString('en')}`)
         }
@@ -230,18 +271,30 @@ export async function writesSuite(settings: WriteSettings, postgres: boolean, lo
           })
         }
         const run = (layer: WriteLayer, durationS: number) =>
-          load({ url: servers[layer]!.url, requests: requests.sqlite![layerLines]!, connections: settings.connections, durationS, serverCpu: servers[layer]!.cpuSeconds })
+          load({
+            url: servers[layer]!.url,
+            requests: requests.sqlite![layerLines]!,
+            connections: settings.connections,
+            durationS,
+            serverCpu: servers[layer]!.cpuSeconds,
+          })
         for (const layer of WRITE_LAYERS) await run(layer, settings.warmupS)
-        const runs = Object.fromEntries(WRITE_LAYERS.map((l) => [l, [] as LoadResult[]])) as Record<WriteLayer, LoadResult[]>
+        const runs = Object.fromEntries(WRITE_LAYERS.map((l) => [l, [] as LoadResult[]])) as Record<
+          WriteLayer,
+          LoadResult[]
+        >
         for (let round = 0; round < settings.rounds; round++) {
           const line: string[] = []
           for (const layer of inTurn(WRITE_LAYERS, round)) {
             const result = await run(layer, settings.durationS)
-            if (result.errors > 0) log(`  WARNING: ${layer}: ${result.errors} appends failed (${JSON.stringify(failuresOf(result))})`)
+            if (result.errors > 0)
+              log(`  WARNING: ${layer}: ${result.errors} appends failed (${JSON.stringify(failuresOf(result))})`)
             runs[layer].push(result)
             line.push(`${layer} ${result.cpuUsPerReq === null ? '–' : Math.round(result.cpuUsPerReq)}`)
           }
-          log(`  layers of an append of ${layerLines} lines, round ${round + 1}/${settings.rounds}: ${line.join(', ')} µs/req`)
+          log(
+            `  layers of an append of ${layerLines} lines, round ${round + 1}/${settings.rounds}: ${line.join(', ')} µs/req`,
+          )
         }
         layers = {
           lines: layerLines,
@@ -271,14 +324,25 @@ export async function writesSuite(settings: WriteSettings, postgres: boolean, lo
           failures: addUp(runs.map((r) => r.failures)),
           cpuUsPerLine: medianOrNull(runs.map((r) => r.cpuUsPerLine)),
           backendCpuUsPerLine: medianOrNull(runs.map((r) => r.backendCpuUsPerLine)),
-          rounds: runs.map(({ linesPerS, p99Ms, errors, cpuUsPerLine }) => ({ linesPerS, p99Ms, errors, cpuUsPerLine })),
+          rounds: runs.map(({ linesPerS, p99Ms, errors, cpuUsPerLine }) => ({
+            linesPerS,
+            p99Ms,
+            errors,
+            cpuUsPerLine,
+          })),
         }
       }
       const ratios: Record<string, number> = {}
       const pairs: [WriteTarget, WriteTarget][] = [
         ['api_sqlite', 'limit'],
         ['api_sqlite', 'store_sqlite'],
-        ...(postgres ? ([['api_postgres', 'limit'], ['api_postgres', 'store_postgres'], ['api_postgres', 'api_sqlite']] as [WriteTarget, WriteTarget][]) : []),
+        ...(postgres
+          ? ([
+              ['api_postgres', 'limit'],
+              ['api_postgres', 'store_postgres'],
+              ['api_postgres', 'api_sqlite'],
+            ] as [WriteTarget, WriteTarget][])
+          : []),
       ]
       for (const [a, b] of pairs) {
         const mine = rounds[lines]![a]!
@@ -292,13 +356,23 @@ export async function writesSuite(settings: WriteSettings, postgres: boolean, lo
       settings,
       layers,
       sessions: SESSIONS,
-      bodyBytes: Object.fromEntries(settings.batches.map((b) => [b, Buffer.byteLength(requests.sqlite![b]![0]!.body as string)])),
+      bodyBytes: Object.fromEntries(
+        settings.batches.map((b) => [b, Buffer.byteLength(requests.sqlite![b]![0]!.body as string)]),
+      ),
       batches,
-      memory: { api_sqlite: apis.sqlite?.memory() ?? null, api_postgres: apis.postgres?.memory() ?? null, limit: limit.memory() },
+      memory: {
+        api_sqlite: apis.sqlite?.memory() ?? null,
+        api_postgres: apis.postgres?.memory() ?? null,
+        limit: limit.memory(),
+      },
       skipped: postgres ? [] : ['PostgreSQL: no server to reach'],
     }
   } finally {
-    await Promise.all([...Object.values(apis).map((a) => a.stop()), ...Object.values(loops).map((l) => l.stop()), limit?.stop()])
+    await Promise.all([
+      ...Object.values(apis).map((a) => a.stop()),
+      ...Object.values(loops).map((l) => l.stop()),
+      limit?.stop(),
+    ])
     for (const live of lives) await removeLiveStore(live)
   }
 }

@@ -28,13 +28,15 @@ function collectExamples(): Case[] {
   for (const [path, item] of Object.entries<any>(spec.paths)) {
     for (const [method, op] of Object.entries<any>(item)) {
       for (const [type, media] of Object.entries<any>(op.requestBody?.content ?? {})) {
-        const pointer = media.schema.$ref ?? `#/paths/${escape(path)}/${method}/requestBody/content/${escape(type)}/schema`
+        const pointer =
+          media.schema.$ref ?? `#/paths/${escape(path)}/${method}/requestBody/content/${escape(type)}/schema`
         fromMedia(`${method.toUpperCase()} ${path} request`, media, pointer)
       }
       for (const [status, resp] of Object.entries<any>(op.responses ?? {})) {
         const response = deref(resp)
         for (const [type, media] of Object.entries<any>(response.content ?? {})) {
-          const pointer = media.schema.$ref ?? `#/paths/${escape(path)}/${method}/responses/${status}/content/${escape(type)}/schema`
+          const pointer =
+            media.schema.$ref ?? `#/paths/${escape(path)}/${method}/responses/${status}/content/${escape(type)}/schema`
           fromMedia(`${method.toUpperCase()} ${path} ${status}`, media, pointer)
         }
       }
@@ -54,10 +56,14 @@ describe('every example in the spec validates against its schema', () => {
   it('finds the examples (a page, both kinds of event, every status, every request body)', () => {
     expect(cases.length).toBeGreaterThanOrEqual(40)
     const statuses = new Set(cases.map((c) => c.where.split(' ')[2]))
-    for (const s of ['200', '201', '400', '401', '403', '404', '409', '413', '422', '429', '500', '503']) expect(statuses).toContain(s)
+    for (const s of ['200', '201', '400', '401', '403', '404', '409', '413', '422', '429', '500', '503'])
+      expect(statuses).toContain(s)
     for (const [path, item] of Object.entries<any>(spec.paths)) {
       for (const [method, op] of Object.entries<any>(item)) {
-        if (op.requestBody) expect(cases.map((c) => c.where)).toContainEqual(expect.stringMatching(`^${method.toUpperCase()} ${path} request example`))
+        if (op.requestBody)
+          expect(cases.map((c) => c.where)).toContainEqual(
+            expect.stringMatching(`^${method.toUpperCase()} ${path} request example`),
+          )
       }
     }
   })
@@ -75,7 +81,8 @@ describe('every example in the spec validates against its schema', () => {
 
   it('holds the write bodies to their limits', () => {
     const line = (text: string) => ({ type: 'stdout', line: text })
-    const append = (log_lines: unknown[]) => validate('#/components/schemas/SessionEventCreate', { server_run_id: 'srr_0m5q3k1f8Ab3Cd4Ef5Gh6I', log_lines })
+    const append = (log_lines: unknown[]) =>
+      validate('#/components/schemas/SessionEventCreate', { server_run_id: 'srr_0m5q3k1f8Ab3Cd4Ef5Gh6I', log_lines })
     expect(append([line('x'.repeat(65_536))])).toEqual([])
     expect(append([line('x'.repeat(65_537))])).not.toEqual([])
     expect(append([])).not.toEqual([])

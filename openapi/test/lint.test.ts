@@ -7,9 +7,13 @@ const root = new URL('../../', import.meta.url).pathname
 
 describe('the spec passes its own checks', () => {
   it('lints clean with Redocly (npm run lint:spec): no error, no warning', async () => {
-    const { stdout, stderr } = await run('npx', ['redocly', 'lint', 'openapi/session-events.yaml', '--config', 'redocly.yaml'], {
-      cwd: root,
-    })
+    const { stdout, stderr } = await run(
+      'npx',
+      ['redocly', 'lint', 'openapi/session-events.yaml', '--config', 'redocly.yaml'],
+      {
+        cwd: root,
+      },
+    )
     expect(`${stdout}${stderr}`).toMatch(/Your API description is valid/)
   }, 60_000)
 

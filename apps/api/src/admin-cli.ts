@@ -47,14 +47,20 @@ async function main(): Promise<number> {
   }
 
   const config = loadConfig()
-  const store = await openStore(config.databaseUrl, { cwd: config.cwd, pool: config.pool, applicationName: config.applicationName })
+  const store = await openStore(config.databaseUrl, {
+    cwd: config.cwd,
+    pool: config.pool,
+    applicationName: config.applicationName,
+  })
   try {
     if (command === 'instances create') {
       const instance = await store.writer.createInstance({ name: values.name!.trim() })
       const secret = await store.writer.createApiKey({ instanceId: instance.id, kind: 'secret' })
       const publishable = await store.writer.createApiKey({ instanceId: instance.id, kind: 'publishable' })
       if (values.json) {
-        console.log(JSON.stringify({ instance_id: instance.id, secret_key: secret.secret, publishable_key: publishable.secret }))
+        console.log(
+          JSON.stringify({ instance_id: instance.id, secret_key: secret.secret, publishable_key: publishable.secret }),
+        )
       } else {
         console.log(`instance ${instance.id} (${values.name!.trim()})`)
         console.log(`  secret key       ${secret.secret}`)
@@ -78,7 +84,9 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (error: unknown) => {
-    console.error(`admin: ${error instanceof ConfigError ? 'bad setting: ' : ''}${error instanceof Error ? error.message : String(error)}`)
+    console.error(
+      `admin: ${error instanceof ConfigError ? 'bad setting: ' : ''}${error instanceof Error ? error.message : String(error)}`,
+    )
     process.exit(1)
   },
 )

@@ -129,7 +129,8 @@ export function createApp(options: AppOptions) {
   app.get('/healthz', (c) => respond(c, JSON.stringify({ status: 'ok' }), 200))
   app.get('/readyz', async (c) => {
     // Not ready for more while it sheds load; alive all the same (/healthz).
-    if (shedder?.overloaded) return respond(c, JSON.stringify({ status: 'overloaded', store: store.dialect }), 503, { 'Retry-After': '1' })
+    if (shedder?.overloaded)
+      return respond(c, JSON.stringify({ status: 'overloaded', store: store.dialect }), 503, { 'Retry-After': '1' })
     try {
       await store.ping()
       return respond(c, JSON.stringify({ status: 'ready', store: store.dialect }), 200)
@@ -143,31 +144,44 @@ export function createApp(options: AppOptions) {
   app.get('/openapi.json', (c) =>
     specJson
       ? respond(c, specJson, 200)
-      : respond(c, 'The spec bundle is not built: run `npm run build`.', 404, { 'content-type': 'text/plain; charset=UTF-8' }),
+      : respond(c, 'The spec bundle is not built: run `npm run build`.', 404, {
+          'content-type': 'text/plain; charset=UTF-8',
+        }),
   )
   app.get('/docs', (c) =>
     docsHtml
       ? respond(c, docsHtml, 200, { 'content-type': 'text/html; charset=UTF-8' })
-      : respond(c, 'The API reference is not built: run `npm run docs`.', 404, { 'content-type': 'text/plain; charset=UTF-8' }),
+      : respond(c, 'The API reference is not built: run `npm run docs`.', 404, {
+          'content-type': 'text/plain; charset=UTF-8',
+        }),
   )
 
   app.notFound((c) => {
     const allowed = routePatterns.filter((r) => r.pattern.test(c.req.path)).map((r) => r.method)
     const error =
-      allowed.length > 0 ? errors.methodNotAllowed(c.req.method, [...new Set(allowed)]) : errors.endpointNotFound(c.req.method, c.req.path)
+      allowed.length > 0
+        ? errors.methodNotAllowed(c.req.method, [...new Set(allowed)])
+        : errors.endpointNotFound(c.req.method, c.req.path)
     return errorResponse(c, error)
   })
 
   app.onError((error, c) => {
     if (error instanceof ApiError) return errorResponse(c, error)
     if (error instanceof InvalidReferenceError) {
-      return errorResponse(c, errors.invalidData([{ code: 'invalid_reference', message: error.message, path: error.path }]))
+      return errorResponse(
+        c,
+        errors.invalidData([{ code: 'invalid_reference', message: error.message, path: error.path }]),
+      )
     }
     if (error instanceof WriteConflictError) return errorResponse(c, errors.conflict(error.message))
     // What @hono/zod-openapi refuses before the body's schema is applied.
-    if (error instanceof HTTPException && error.status === 400) return errorResponse(c, errors.badRequest('The request body is not valid JSON.'))
+    if (error instanceof HTTPException && error.status === 400)
+      return errorResponse(c, errors.badRequest('The request body is not valid JSON.'))
     if (error instanceof HTTPException && error.status === 415) {
-      return errorResponse(c, errors.badRequest('The request body must be JSON.', 'Send it with `Content-Type: application/json`.'))
+      return errorResponse(
+        c,
+        errors.badRequest('The request body must be JSON.', 'Send it with `Content-Type: application/json`.'),
+      )
     }
     if (error instanceof StoreUnavailableError) {
       logger.warn({ req_id: c.get('requestId'), err: error.message }, 'store unavailable')

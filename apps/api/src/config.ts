@@ -47,7 +47,8 @@ function bool(name: string, value: string | undefined, fallback: boolean): boole
 
 function wholeNumber(name: string, value: string | undefined, fallback: number, min = 0): number {
   if (value === undefined || value === '') return fallback
-  if (!/^\d+$/.test(value) || Number(value) < min) throw new ConfigError(`${name} must be a whole number of at least ${min} (got "${value}")`)
+  if (!/^\d+$/.test(value) || Number(value) < min)
+    throw new ConfigError(`${name} must be a whole number of at least ${min} (got "${value}")`)
   return Number(value)
 }
 
@@ -63,13 +64,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const demoApiKey = env.DEMO_API_KEY || DEFAULT_DEMO_API_KEY
   if (!/^metorial_sk_[0-9A-Za-z_]{8,200}$/.test(demoApiKey)) {
-    throw new ConfigError('DEMO_API_KEY must look like a secret key: metorial_sk_ followed by at least 8 letters or digits')
+    throw new ConfigError(
+      'DEMO_API_KEY must look like a secret key: metorial_sk_ followed by at least 8 letters or digits',
+    )
   }
   const perMinute = env.RATE_LIMIT_PER_MINUTE
   const rateLimitPerMinute =
-    perMinute !== undefined && /^(0|off|false)$/i.test(perMinute) ? false : wholeNumber('RATE_LIMIT_PER_MINUTE', perMinute, 1200, 1)
+    perMinute !== undefined && /^(0|off|false)$/i.test(perMinute)
+      ? false
+      : wholeNumber('RATE_LIMIT_PER_MINUTE', perMinute, 1200, 1)
   const logLevel = env.LOG_LEVEL || 'info'
-  if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (got "${logLevel}")`)
+  if (!LOG_LEVELS.includes(logLevel))
+    throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (got "${logLevel}")`)
   return {
     host,
     port,
@@ -77,8 +83,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     cwd,
     pool: {
       max: wholeNumber('DATABASE_POOL_MAX', env.DATABASE_POOL_MAX, DEFAULT_POOL_SETTINGS.max, 1),
-      acquireTimeoutMs: wholeNumber('DATABASE_POOL_TIMEOUT_MS', env.DATABASE_POOL_TIMEOUT_MS, DEFAULT_POOL_SETTINGS.acquireTimeoutMs, 1),
-      idleTimeoutMs: wholeNumber('DATABASE_IDLE_TIMEOUT_MS', env.DATABASE_IDLE_TIMEOUT_MS, DEFAULT_POOL_SETTINGS.idleTimeoutMs),
+      acquireTimeoutMs: wholeNumber(
+        'DATABASE_POOL_TIMEOUT_MS',
+        env.DATABASE_POOL_TIMEOUT_MS,
+        DEFAULT_POOL_SETTINGS.acquireTimeoutMs,
+        1,
+      ),
+      idleTimeoutMs: wholeNumber(
+        'DATABASE_IDLE_TIMEOUT_MS',
+        env.DATABASE_IDLE_TIMEOUT_MS,
+        DEFAULT_POOL_SETTINGS.idleTimeoutMs,
+      ),
       statementTimeoutMs: wholeNumber(
         'DATABASE_STATEMENT_TIMEOUT_MS',
         env.DATABASE_STATEMENT_TIMEOUT_MS,

@@ -56,9 +56,13 @@ export const errors = {
       },
       challenge('invalid_request'),
     ),
-  invalidKey: () => new ApiError({ status: 401, code: 'unauthorized', message: 'Invalid API key' }, challenge('invalid_token')),
+  invalidKey: () =>
+    new ApiError({ status: 401, code: 'unauthorized', message: 'Invalid API key' }, challenge('invalid_token')),
   revokedKey: () =>
-    new ApiError({ status: 401, code: 'unauthorized', message: 'API key is expired or has been revoked' }, challenge('invalid_token')),
+    new ApiError(
+      { status: 401, code: 'unauthorized', message: 'API key is expired or has been revoked' },
+      challenge('invalid_token'),
+    ),
   forbidden: () =>
     new ApiError({
       status: 403,
@@ -161,7 +165,8 @@ export const errors = {
       },
       { 'Retry-After': '1' },
     ),
-  internal: () => new ApiError({ status: 500, code: 'internal_server_error', message: 'An internal server error occurred.' }),
+  internal: () =>
+    new ApiError({ status: 500, code: 'internal_server_error', message: 'An internal server error occurred.' }),
   unavailable: (retryAfterSeconds = 1) =>
     new ApiError(
       {

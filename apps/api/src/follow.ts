@@ -89,7 +89,9 @@ export async function followSession(options: FollowOptions): Promise<ReadableStr
     const ids = query.order === 'desc' ? [...page.ids].reverse() : page.ids
     const events = await reader.sessionEvents(sessionId, ids)
     const runs = await runsOf(reader, events, page.runsVersion)
-    const bytes = events.map((e) => message(e.id, sessionEventBytes(e, e.server_run_id === null ? undefined : runs.get(e.server_run_id))))
+    const bytes = events.map((e) =>
+      message(e.id, sessionEventBytes(e, e.server_run_id === null ? undefined : runs.get(e.server_run_id))),
+    )
     return { ids: events.map((e) => e.id), bytes }
   }
 

@@ -58,7 +58,11 @@ async function main() {
     logger.fatal({ err: error }, 'uncaught exception')
     process.exit(1)
   })
-  const store = await openStore(config.databaseUrl, { cwd: config.cwd, pool: config.pool, applicationName: config.applicationName })
+  const store = await openStore(config.databaseUrl, {
+    cwd: config.cwd,
+    pool: config.pool,
+    applicationName: config.applicationName,
+  })
 
   if (config.seed && (await store.isEmpty())) {
     logger.info('empty store: seeding demo data')
@@ -84,7 +88,9 @@ async function main() {
   console.log(`\nSession Events API on ${running.url} (docs: ${running.url}/docs)`)
   if (demoSession) {
     console.log('Try it:\n')
-    console.log(`  curl -H 'Authorization: Bearer ${config.demoApiKey}' '${running.url}/sessions/${demoSession}/events?limit=2'\n`)
+    console.log(
+      `  curl -H 'Authorization: Bearer ${config.demoApiKey}' '${running.url}/sessions/${demoSession}/events?limit=2'\n`,
+    )
   }
 
   let stopping = false

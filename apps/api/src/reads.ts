@@ -10,7 +10,11 @@ export async function requireSession(reader: StoreReader, instanceId: string, se
 }
 
 /** The runs that these events show, by id (`version`: the runs' version read with their page). */
-export async function runsOf(reader: StoreReader, events: readonly SessionEventJson[], version?: string): Promise<Map<string, ServerRunJson>> {
+export async function runsOf(
+  reader: StoreReader,
+  events: readonly SessionEventJson[],
+  version?: string,
+): Promise<Map<string, ServerRunJson>> {
   const ids = new Set<string>()
   for (const e of events) if (e.server_run_id !== null) ids.add(e.server_run_id)
   return new Map((await reader.serverRuns([...ids], version)).map((run) => [run.id, run]))

@@ -40,17 +40,25 @@ async function main() {
   const instances = count('instances', values.instances, 2)
 
   const config = loadConfig()
-  const store = await openStore(config.databaseUrl, { cwd: config.cwd, pool: config.pool, applicationName: config.applicationName })
+  const store = await openStore(config.databaseUrl, {
+    cwd: config.cwd,
+    pool: config.pool,
+    applicationName: config.applicationName,
+  })
   const bar = values.json
     ? undefined
-    : new cliProgress.SingleBar({ format: 'seeding [{bar}] {percentage}% | {value}/{total} events | {rate} events/s', stream: process.stderr }, cliProgress.Presets.shades_classic)
+    : new cliProgress.SingleBar(
+        { format: 'seeding [{bar}] {percentage}% | {value}/{total} events | {rate} events/s', stream: process.stderr },
+        cliProgress.Presets.shades_classic,
+      )
   const started = performance.now()
   bar?.start(instances * sessions * events, 0, { rate: 0 })
   const summary = await seed(store, {
     sessions,
     events,
     instances,
-    onProgress: (written) => bar?.update(written, { rate: Math.round(written / ((performance.now() - started) / 1000)) }),
+    onProgress: (written) =>
+      bar?.update(written, { rate: Math.round(written / ((performance.now() - started) / 1000)) }),
   })
   bar?.stop()
   await store.close()
@@ -72,6 +80,8 @@ async function main() {
 }
 
 main().catch((error: unknown) => {
-  console.error(`seed: ${error instanceof ConfigError ? 'bad setting: ' : ''}${error instanceof Error ? error.message : String(error)}`)
+  console.error(
+    `seed: ${error instanceof ConfigError ? 'bad setting: ' : ''}${error instanceof Error ? error.message : String(error)}`,
+  )
   process.exit(1)
 })

@@ -67,9 +67,17 @@ const STDERR = [
   'DeprecationWarning: punycode module is deprecated',
 ]
 const RUN_ERRORS = [
-  { code: 'process_exited', message: 'The server process exited with code 1 before it answered the MCP handshake.', metadata: { exit_code: 1 } },
+  {
+    code: 'process_exited',
+    message: 'The server process exited with code 1 before it answered the MCP handshake.',
+    metadata: { exit_code: 1 },
+  },
   { code: 'startup_timeout', message: 'The server did not start within 30 seconds.', metadata: { timeout_ms: 30000 } },
-  { code: 'out_of_memory', message: 'The server process was stopped after using more than 512 MB of memory.', metadata: { limit_mb: 512 } },
+  {
+    code: 'out_of_memory',
+    message: 'The server process was stopped after using more than 512 MB of memory.',
+    metadata: { limit_mb: 512 },
+  },
 ] as const
 
 /** A small deterministic generator, so that the same seed call writes the same shapes. */
@@ -105,14 +113,22 @@ export async function seed(store: { writer: StoreWriter }, options: SeedOptions 
 
   const catalogue = []
   for (const server of CATALOGUE) {
-    const { id } = await writer.createServer({ name: server.name, description: server.description, type: 'public', at: setupAt })
+    const { id } = await writer.createServer({
+      name: server.name,
+      description: server.description,
+      type: 'public',
+      at: setupAt,
+    })
     const version = await writer.createServerVersion({ serverId: id, at: setupAt })
     catalogue.push({ ...server, id, versionId: version.id })
   }
 
   const summary: SeedSummary = { instances: [] }
   for (let i = 0; i < instanceCount; i++) {
-    const instance = await writer.createInstance({ name: i === 0 ? 'Acme Production' : `Globex Staging ${i}`, at: setupAt })
+    const instance = await writer.createInstance({
+      name: i === 0 ? 'Acme Production' : `Globex Staging ${i}`,
+      at: setupAt,
+    })
     const secret = await writer.createApiKey({
       instanceId: instance.id,
       kind: 'secret',
@@ -162,11 +178,21 @@ export async function seed(store: { writer: StoreWriter }, options: SeedOptions 
           object: 'mcp',
           version: '2025-03-26',
           connection_type: TRANSPORTS[(s + k) % TRANSPORTS.length]!,
-          client: { object: 'session.server_session.client', name: client.name, version: client.version, capabilities: { sampling: {}, roots: { listChanged: true } } },
+          client: {
+            object: 'session.server_session.client',
+            name: client.name,
+            version: client.version,
+            capabilities: { sampling: {}, roots: { listChanged: true } },
+          },
           server:
             k === 2
               ? null
-              : { object: 'session.server_session.server', name: deployment.server.mcp, version: '1.2.0', capabilities: { tools: { listChanged: true }, logging: {} } },
+              : {
+                  object: 'session.server_session.server',
+                  name: deployment.server.mcp,
+                  version: '1.2.0',
+                  capabilities: { tools: { listChanged: true }, logging: {} },
+                },
         }
         const clientMessages = 3 + Math.floor(rand() * 40)
         const serverSession = await writer.createServerSession({
@@ -178,7 +204,8 @@ export async function seed(store: { writer: StoreWriter }, options: SeedOptions 
           at: new Date(startAt + k),
         })
         // The first session of an instance shows every status: active, completed and failed.
-        const statuses = k === 0 ? (['completed', 'active'] as const) : k === 1 ? (['failed'] as const) : (['active'] as const)
+        const statuses =
+          k === 0 ? (['completed', 'active'] as const) : k === 1 ? (['failed'] as const) : (['active'] as const)
         for (const status of statuses) {
           const run = await writer.createServerRun({
             serverSessionId: serverSession.id,

@@ -176,7 +176,12 @@ const COMMA = 0x2c
  * Events between `head` and `tail`, with commas between them and each run in its places:
  * measured first, then copied into one buffer.
  */
-function eventsBytes(head: Buffer, events: readonly SessionEventJson[], runOf: (e: SessionEventJson) => ServerRunJson | undefined, tail: Buffer): Buffer {
+function eventsBytes(
+  head: Buffer,
+  events: readonly SessionEventJson[],
+  runOf: (e: SessionEventJson) => ServerRunJson | undefined,
+  tail: Buffer,
+): Buffer {
   const runBytes = events.map((e) => runOf(e)?.bytes ?? NULL)
   let size = head.length + tail.length + Math.max(0, events.length - 1)
   for (let i = 0; i < events.length; i++) {
@@ -214,7 +219,12 @@ export function sessionEventListBytes(
 ): JsonBytes<SessionEventList> {
   const list: SessionEventList = { __typename: 'list', items: [slot<SessionEvent>()], pagination }
   const [head, tail] = cutAtSlots(list)
-  return eventsBytes(head!, events, (e) => (e.server_run_id === null ? undefined : runs.get(e.server_run_id)), tail!) as JsonBytes<SessionEventList>
+  return eventsBytes(
+    head!,
+    events,
+    (e) => (e.server_run_id === null ? undefined : runs.get(e.server_run_id)),
+    tail!,
+  ) as JsonBytes<SessionEventList>
 }
 
 /** Any other object of the API, as bytes of its type. */

@@ -23,35 +23,38 @@ export interface RunningServer {
 export function serve(options: ServeOptions): Promise<RunningServer> {
   const host = options.host ?? '127.0.0.1'
   return new Promise((resolve, reject) => {
-    const server = serveNode({ fetch: options.app.fetch, hostname: host, port: options.port ?? 0 }, (info: AddressInfo) => {
-      const shownHost = host.includes(':') ? `[${host}]` : host
-      resolve({
-        url: `http://${shownHost}:${info.port}`,
-        port: info.port,
-        server,
-        close: ({ timeoutMs = 10_000 } = {}) =>
-          new Promise<void>((done) => {
-            // close() stops accepting connections, ends idle keep-alive ones and calls back once
-            // every request in flight has been answered; past the timeout, the rest are cut.
-            const timer = setTimeout(() => {
-              if ('closeAllConnections' in server) server.closeAllConnections()
-            }, timeoutMs)
-            timer.unref()
-            // A connection whose last response ends after this (a stream, a slow request) is
-            // idle from then on, and ended at the next sweep rather than at its keep-alive timeout.
-            const sweep = setInterval(() => {
+    const server = serveNode(
+      { fetch: options.app.fetch, hostname: host, port: options.port ?? 0 },
+      (info: AddressInfo) => {
+        const shownHost = host.includes(':') ? `[${host}]` : host
+        resolve({
+          url: `http://${shownHost}:${info.port}`,
+          port: info.port,
+          server,
+          close: ({ timeoutMs = 10_000 } = {}) =>
+            new Promise<void>((done) => {
+              // close() stops accepting connections, ends idle keep-alive ones and calls back once
+              // every request in flight has been answered; past the timeout, the rest are cut.
+              const timer = setTimeout(() => {
+                if ('closeAllConnections' in server) server.closeAllConnections()
+              }, timeoutMs)
+              timer.unref()
+              // A connection whose last response ends after this (a stream, a slow request) is
+              // idle from then on, and ended at the next sweep rather than at its keep-alive timeout.
+              const sweep = setInterval(() => {
+                if ('closeIdleConnections' in server) server.closeIdleConnections()
+              }, 50)
+              sweep.unref()
+              server.close(() => {
+                clearTimeout(timer)
+                clearInterval(sweep)
+                done()
+              })
               if ('closeIdleConnections' in server) server.closeIdleConnections()
-            }, 50)
-            sweep.unref()
-            server.close(() => {
-              clearTimeout(timer)
-              clearInterval(sweep)
-              done()
-            })
-            if ('closeIdleConnections' in server) server.closeIdleConnections()
-          }),
-      })
-    })
+            }),
+        })
+      },
+    )
     server.once('error', reject)
     server.on('clientError', answerClientError)
   })

@@ -46,10 +46,13 @@ let staleDropped = false
 async function dropStaleSchemas() {
   if (staleDropped) return
   staleDropped = true
-  const { rows } = await admin().query<{ nspname: string }>('select nspname from pg_namespace where nspname like $1', [`${SCHEMA_PREFIX}%`])
+  const { rows } = await admin().query<{ nspname: string }>('select nspname from pg_namespace where nspname like $1', [
+    `${SCHEMA_PREFIX}%`,
+  ])
   for (const { nspname } of rows) {
     const made = parseInt(nspname.slice(SCHEMA_PREFIX.length).split('_')[0] ?? '', 36)
-    if (Number.isFinite(made) && Date.now() - made > STALE_MS) await admin().query(`drop schema if exists "${nspname}" cascade`)
+    if (Number.isFinite(made) && Date.now() - made > STALE_MS)
+      await admin().query(`drop schema if exists "${nspname}" cascade`)
   }
 }
 
@@ -109,7 +112,9 @@ function track(store: SqlStore): SqlStore {
  * On PostgreSQL it lives in a new schema; `schema` names one that exists, to open a second
  * store over the same data.
  */
-export async function openTestStore(options: { schema?: string; pool?: Partial<PoolSettings> } = {}): Promise<SqlStore> {
+export async function openTestStore(
+  options: { schema?: string; pool?: Partial<PoolSettings> } = {},
+): Promise<SqlStore> {
   if (backend === 'sqlite') return track(await openStore('sqlite::memory:'))
   if (backend === 'pglite') {
     const db = await sharedPglite()
@@ -135,7 +140,9 @@ export async function schemaOf(store: SqlStore): Promise<string> {
  * A PostgreSQL that other processes and sockets can reach, in a fresh schema: the server's, or
  * on PGlite this worker's PGlite served on a local port (pglite-server.ts).
  */
-export async function networkPostgres(): Promise<{ url: string; host: string; port: number; kind: string } | undefined> {
+export async function networkPostgres(): Promise<
+  { url: string; host: string; port: number; kind: string } | undefined
+> {
   if (backend === 'sqlite') return undefined
   if (backend === 'pglite') {
     const db = await sharedPglite()
@@ -167,6 +174,9 @@ function pgliteServer(): Promise<PgliteServer> {
 /** Ends the connections a store opened under this application_name, as a database restart or an operator would. */
 export async function killConnections(applicationName: string): Promise<number> {
   if (backend === 'pglite') return (await pgliteServer()).dropConnections(applicationName)
-  const killed = await adminQuery('select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1', [applicationName])
+  const killed = await adminQuery(
+    'select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1',
+    [applicationName],
+  )
   return killed.rowCount ?? 0
 }

@@ -37,13 +37,12 @@ function cachedOver(store: SqlStore, options?: ReadCacheOptions) {
   return { cache: new CachingReader(inner.reader, options), asked: inner.asked }
 }
 
-
-
 const runOf = (json: ServerRunJson | undefined) => (json ? (JSON.parse(json.bytes.toString()) as ServerRun) : undefined)
 /** Short, yet long enough that the few writes and reads before it ends do not outlast it on a busy machine. */
 const KEY_TTL_MS = 150
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-const deleteEvents = (store: SqlStore, ids: readonly string[]) => sql`delete from session_events where id in (${sql.join(ids)})`.execute(store.db)
+const deleteEvents = (store: SqlStore, ids: readonly string[]) =>
+  sql`delete from session_events where id in (${sql.join(ids)})`.execute(store.db)
 
 describe(`the caching reader over the ${backend} store`, () => {
   it('serves an event read once without the database: events never change', async () => {
@@ -66,7 +65,9 @@ describe(`the caching reader over the ${backend} store`, () => {
   it('reads from the store only the events it does not keep, and answers in the order asked', async () => {
     const store = await openTestStore()
     const { sessionId, runId } = await sessionWithRun(store)
-    const ids = await store.writer.appendLogEvents(Array.from({ length: 6 }, (_, i) => ({ serverRunId: runId, lines: [{ type: 'stdout' as const, line: `${i}` }] })))
+    const ids = await store.writer.appendLogEvents(
+      Array.from({ length: 6 }, (_, i) => ({ serverRunId: runId, lines: [{ type: 'stdout' as const, line: `${i}` }] })),
+    )
     const { cache, asked } = cachedOver(store)
     await cache.sessionEvents(sessionId, [ids[1]!, ids[3]!])
     expect(asked.sessionEvents).toBe(2)
@@ -115,8 +116,14 @@ describe(`the caching reader over the ${backend} store`, () => {
 
     await store.writer.updateServerRun(runId, { status: 'completed', stoppedAt: new Date('2030-01-01T00:00:00.000Z') })
     expect(await store.reader.runsVersion()).not.toBe(version)
-    expect(runOf((await cache.serverRuns([runId]))[0])).toMatchObject({ status: 'completed', stopped_at: '2030-01-01T00:00:00.000Z' })
-    expect((await readEvent(cache, sessionId, eventId!))?.server_run).toMatchObject({ status: 'completed', stopped_at: '2030-01-01T00:00:00.000Z' })
+    expect(runOf((await cache.serverRuns([runId]))[0])).toMatchObject({
+      status: 'completed',
+      stopped_at: '2030-01-01T00:00:00.000Z',
+    })
+    expect((await readEvent(cache, sessionId, eventId!))?.server_run).toMatchObject({
+      status: 'completed',
+      stopped_at: '2030-01-01T00:00:00.000Z',
+    })
     // Kept again at the new version.
     const before = asked.serverRuns
     expect(runOf((await cache.serverRuns([runId]))[0])?.status).toBe('completed')
@@ -158,7 +165,14 @@ describe(`the caching reader over the ${backend} store`, () => {
     const at = new Date().toISOString()
     await store.db
       .insertInto('sessions')
-      .values({ id: sessionId, instance_id: instanceId, status: 'active', metadata_json: '{}', created_at: at, updated_at: at })
+      .values({
+        id: sessionId,
+        instance_id: instanceId,
+        status: 'active',
+        metadata_json: '{}',
+        created_at: at,
+        updated_at: at,
+      })
       .execute()
     expect(await cache.sessionInstance(sessionId)).toBe(instanceId)
     expect(asked.sessionInstance).toBe(3)
@@ -222,8 +236,12 @@ describe(`the caching reader over the ${backend} store`, () => {
     const store = await openTestStore()
     const a = await sessionWithRun(store)
     const b = await sessionWithRun(store)
-    const [aEvent] = await store.writer.appendLogEvents([{ serverRunId: a.runId, lines: [{ type: 'stdout', line: 'a' }] }])
-    const [bEvent] = await store.writer.appendLogEvents([{ serverRunId: b.runId, lines: [{ type: 'stdout', line: 'b' }] }])
+    const [aEvent] = await store.writer.appendLogEvents([
+      { serverRunId: a.runId, lines: [{ type: 'stdout', line: 'a' }] },
+    ])
+    const [bEvent] = await store.writer.appendLogEvents([
+      { serverRunId: b.runId, lines: [{ type: 'stdout', line: 'b' }] },
+    ])
     const { cache } = cachedOver(store)
 
     // Kept through its own session, then asked for through the other.
@@ -232,7 +250,9 @@ describe(`the caching reader over the ${backend} store`, () => {
     expect((await cache.sessionEvents(b.sessionId, [aEvent!, bEvent!])).map((e) => e.id)).toEqual([bEvent])
     expect(await readEvent(cache, b.sessionId, aEvent!)).toBeUndefined()
     // Asked for through the other session first (nothing to keep then), then through its own.
-    const [cEvent] = await store.writer.appendLogEvents([{ serverRunId: a.runId, lines: [{ type: 'stdout', line: 'c' }] }])
+    const [cEvent] = await store.writer.appendLogEvents([
+      { serverRunId: a.runId, lines: [{ type: 'stdout', line: 'c' }] },
+    ])
     expect(await cache.sessionEvents(b.sessionId, [cEvent!])).toEqual([])
     expect((await cache.sessionEvents(a.sessionId, [cEvent!])).map((e) => e.id)).toEqual([cEvent])
     expect(await cache.sessionEvents(b.sessionId, [cEvent!])).toEqual([])
@@ -245,7 +265,10 @@ describe(`the caching reader over the ${backend} store`, () => {
     const { sessionId, runId } = await sessionWithRun(store)
     const maxBytes = 64 * 1024
     const ids = await store.writer.appendLogEvents(
-      Array.from({ length: 200 }, (_, i) => ({ serverRunId: runId, lines: [{ type: 'stdout' as const, line: `${i} ${'x'.repeat(1000)}` }] })),
+      Array.from({ length: 200 }, (_, i) => ({
+        serverRunId: runId,
+        lines: [{ type: 'stdout' as const, line: `${i} ${'x'.repeat(1000)}` }],
+      })),
     )
     const { cache } = cachedOver(store, { maxBytes })
     // Read one at a time, oldest first: about 2 KB each, some 400 KB in all.

@@ -36,9 +36,17 @@ afterAll(async () => {
   await store?.close()
 })
 
-const headers = () => ({ Authorization: `Bearer ${summary.instances[0]!.secret_key}`, 'content-type': 'application/json' })
+const headers = () => ({
+  Authorization: `Bearer ${summary.instances[0]!.secret_key}`,
+  'content-type': 'application/json',
+})
 async function post(base: string, path: string, body: unknown): Promise<{ id: string }> {
-  const res = await fetch(`${base}${path}`, { method: 'POST', headers: headers(), body: JSON.stringify(body), signal: AbortSignal.timeout(10_000) })
+  const res = await fetch(`${base}${path}`, {
+    method: 'POST',
+    headers: headers(),
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(10_000),
+  })
   expect(res.status).toBeLessThan(300)
   return (await res.json()) as { id: string }
 }
@@ -47,15 +55,23 @@ describe(`following over several processes (${backend})`, () => {
   it('writers through two processes, a follower cut at random moments and resumed on either: every event once, in order', async () => {
     const [a, b] = [await startServer(), await startServer()]
     const session = await post(a.url, '/sessions', {})
-    const run = await post(b.url, `/sessions/${session.id}/server-runs`, { type: 'external', server: { name: 'writer' } })
+    const run = await post(b.url, `/sessions/${session.id}/server-runs`, {
+      type: 'external',
+      server: { name: 'writer' },
+    })
     // The follower's first stream is open (and so has its starting point) before anything is written.
     const opening = new AbortController()
-    const opened = messages(await fetch(`${a.url}/sessions/${session.id}/events/stream`, { headers: headers(), signal: opening.signal }))
+    const opened = messages(
+      await fetch(`${a.url}/sessions/${session.id}/events/stream`, { headers: headers(), signal: opening.signal }),
+    )
     expect((await opened.next())?.retry).toBe('2000')
     let writing = true
     const writers = [a.url, b.url].map(async (base, w) => {
       for (let i = 0; i < 60; i++) {
-        await post(base, `/sessions/${session.id}/events`, { server_run_id: run.id, log_lines: [{ type: 'stdout', line: `w${w} ${i}` }] })
+        await post(base, `/sessions/${session.id}/events`, {
+          server_run_id: run.id,
+          log_lines: [{ type: 'stdout', line: `w${w} ${i}` }],
+        })
         if (i % 7 === 0) await new Promise((r) => setTimeout(r, 5))
       }
     })
@@ -95,17 +111,40 @@ describe(`following over several processes (${backend})`, () => {
   it('a process killed under a follower: the follower resumes on the other and loses nothing', async () => {
     const [a, b] = [await startServer(), await startServer()]
     const session = await post(b.url, '/sessions', {})
-    const run = await post(b.url, `/sessions/${session.id}/server-runs`, { type: 'external', server: { name: 'writer' } })
+    const run = await post(b.url, `/sessions/${session.id}/server-runs`, {
+      type: 'external',
+      server: { name: 'writer' },
+    })
     const first = messages(await fetch(`${a.url}/sessions/${session.id}/events/stream`, { headers: headers() }))
     expect((await first.next())?.retry).toBe('2000')
     const written: string[] = []
-    for (let i = 0; i < 5; i++) written.push((await post(b.url, `/sessions/${session.id}/events`, { server_run_id: run.id, log_lines: [{ type: 'stdout', line: `before ${i}` }] })).id)
+    for (let i = 0; i < 5; i++)
+      written.push(
+        (
+          await post(b.url, `/sessions/${session.id}/events`, {
+            server_run_id: run.id,
+            log_lines: [{ type: 'stdout', line: `before ${i}` }],
+          })
+        ).id,
+      )
     const seen = (await first.events(5)).map((e) => e.id)
     a.child.kill('SIGKILL')
     await a.exited
     expect(await first.next(2_000).catch(() => undefined)).toBeUndefined()
-    for (let i = 0; i < 5; i++) written.push((await post(b.url, `/sessions/${session.id}/events`, { server_run_id: run.id, log_lines: [{ type: 'stdout', line: `after ${i}` }] })).id)
-    const resumed = messages(await fetch(`${b.url}/sessions/${session.id}/events/stream`, { headers: { ...headers(), 'Last-Event-ID': seen.at(-1)! } }))
+    for (let i = 0; i < 5; i++)
+      written.push(
+        (
+          await post(b.url, `/sessions/${session.id}/events`, {
+            server_run_id: run.id,
+            log_lines: [{ type: 'stdout', line: `after ${i}` }],
+          })
+        ).id,
+      )
+    const resumed = messages(
+      await fetch(`${b.url}/sessions/${session.id}/events/stream`, {
+        headers: { ...headers(), 'Last-Event-ID': seen.at(-1)! },
+      }),
+    )
     seen.push(...(await resumed.events(5)).map((e) => e.id))
     await resumed.cancel()
     expect(seen).toEqual(written)
@@ -130,14 +169,24 @@ describe(`following over several processes (${backend})`, () => {
 
   // PGlite served on a socket is one session for every client: the limiter's named statements
   // collide there, so this needs a real server (CI has one; see the first line of the output).
-  it.runIf(backend === 'postgres')('one rate limit per key over all the processes', async () => {
-    const [a, b] = [await startServer({ RATE_LIMIT_PER_MINUTE: '6' }), await startServer({ RATE_LIMIT_PER_MINUTE: '6' })]
-    const statuses: number[] = []
-    for (let i = 0; i < 10; i++) {
-      const res = await fetch(`${(i % 2 === 0 ? a : b).url}/sessions/${summary.instances[0]!.sessions[0]!.id}/events?limit=1`, { headers: headers() })
-      statuses.push(res.status)
-    }
-    expect(statuses.filter((s) => s === 200)).toHaveLength(6)
-    expect(statuses.slice(6)).toEqual([429, 429, 429, 429])
-  }, 60_000)
+  it.runIf(backend === 'postgres')(
+    'one rate limit per key over all the processes',
+    async () => {
+      const [a, b] = [
+        await startServer({ RATE_LIMIT_PER_MINUTE: '6' }),
+        await startServer({ RATE_LIMIT_PER_MINUTE: '6' }),
+      ]
+      const statuses: number[] = []
+      for (let i = 0; i < 10; i++) {
+        const res = await fetch(
+          `${(i % 2 === 0 ? a : b).url}/sessions/${summary.instances[0]!.sessions[0]!.id}/events?limit=1`,
+          { headers: headers() },
+        )
+        statuses.push(res.status)
+      }
+      expect(statuses.filter((s) => s === 200)).toHaveLength(6)
+      expect(statuses.slice(6)).toEqual([429, 429, 429, 429])
+    },
+    60_000,
+  )
 })

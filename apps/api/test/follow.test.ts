@@ -27,7 +27,8 @@ beforeAll(async () => {
 const auth = (key = f.a.secret_key) => ({ Authorization: `Bearer ${key}` })
 const stream = (query = '', headers: Record<string, string> = {}, app = f.app) =>
   app.request(`/sessions/${sessionId}/events/stream${query}`, { headers: { ...auth(), ...headers } })
-const append = (line: string, serverRunId = runId) => f.store.writer.appendLogEvents([{ serverRunId, lines: [{ type: 'stdout', line }] }])
+const append = (line: string, serverRunId = runId) =>
+  f.store.writer.appendLogEvents([{ serverRunId, lines: [{ type: 'stdout', line }] }])
 
 describe(`streamSessionEvents (${backend})`, () => {
   it('answers text/event-stream: retry first, then each new event as getSessionEvent shows it', async () => {
@@ -125,7 +126,12 @@ describe(`streamSessionEvents (${backend})`, () => {
     const written: string[] = []
     for (let batch = 0; batch < 20; batch++) {
       written.push(
-        ...(await f.store.writer.appendLogEvents(Array.from({ length: 500 }, (_, i) => ({ serverRunId: runId, lines: [{ type: 'stdout' as const, line: `bulk ${batch}.${i}` }] })))),
+        ...(await f.store.writer.appendLogEvents(
+          Array.from({ length: 500 }, (_, i) => ({
+            serverRunId: runId,
+            lines: [{ type: 'stdout' as const, line: `bulk ${batch}.${i}` }],
+          })),
+        )),
       )
     }
     await new Promise((r) => setTimeout(r, 300))
@@ -181,12 +187,16 @@ describe.runIf(!onPostgres)('a writer on another connection to the same SQLite f
       const session = summary.instances[0]!.sessions[0]!.id
       const run = (await sessionRuns(other, session))[0]!.id
       const app = createApp({ store: served, logger: silent, rateLimit: false })
-      const res = await app.request(`/sessions/${session}/events/stream`, { headers: { Authorization: `Bearer ${summary.instances[0]!.secret_key}` } })
+      const res = await app.request(`/sessions/${session}/events/stream`, {
+        headers: { Authorization: `Bearer ${summary.instances[0]!.secret_key}` },
+      })
       const sse = messages(res)
       expect(await sse.next()).toEqual({ retry: '2000' })
       await new Promise((r) => setTimeout(r, 150))
       const started = performance.now()
-      const [id] = await other.writer.appendLogEvents([{ serverRunId: run, lines: [{ type: 'stdout', line: 'from the other process' }] }])
+      const [id] = await other.writer.appendLogEvents([
+        { serverRunId: run, lines: [{ type: 'stdout', line: 'from the other process' }] },
+      ])
       const [got] = await sse.events(1, 2_000)
       const took = performance.now() - started
       expect(got!.id).toBe(id)

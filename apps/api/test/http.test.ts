@@ -31,7 +31,9 @@ describe('over HTTP', () => {
     expect(res.headers.get('metorial-req-id')).toMatch(/^req_[0-9A-Za-z]{22}$/)
     const body = (await res.json()) as any
     expect(body.items).toHaveLength(5)
-    const event = await fetch(`${server.url}/sessions/${f.a.sessions[0]!.id}/events/${body.items[0].id}`, { headers: auth() })
+    const event = await fetch(`${server.url}/sessions/${f.a.sessions[0]!.id}/events/${body.items[0].id}`, {
+      headers: auth(),
+    })
     expect(((await event.json()) as any).id).toBe(body.items[0].id)
   })
 
@@ -42,7 +44,9 @@ describe('over HTTP', () => {
   })
 
   it('answers a request too large for Node in the error shape, with the contract headers', async () => {
-    const res = await fetch(`${server.url}/sessions/${f.a.sessions[0]!.id}/events?unknown=${'a'.repeat(20_000)}`, { headers: auth() })
+    const res = await fetch(`${server.url}/sessions/${f.a.sessions[0]!.id}/events?unknown=${'a'.repeat(20_000)}`, {
+      headers: auth(),
+    })
     expect(res.status).toBe(400)
     expect(res.headers.get('metorial-req-id')).toMatch(/^req_[0-9A-Za-z]{22}$/)
     expect(res.headers.get('metorial-version')).toBe('2025-01-01')
@@ -56,7 +60,11 @@ describe('over HTTP', () => {
   })
 
   it('serves the docs as HTML at /docs when they are built', async () => {
-    const app = createApp({ store: f.store, logger: silent, docsHtml: '<!doctype html><title>Session Events API</title>' })
+    const app = createApp({
+      store: f.store,
+      logger: silent,
+      docsHtml: '<!doctype html><title>Session Events API</title>',
+    })
     const s = await serve({ app, port: 0 })
     const res = await fetch(`${s.url}/docs`)
     expect(res.status).toBe(200)
@@ -79,7 +87,9 @@ describe('over HTTP', () => {
       },
     })
     const s = await serve({ app: createApp({ store: slow, logger: silent, rateLimit: false }), port: 0 })
-    const response = fetch(`${s.url}/sessions/${f.a.sessions[0]!.id}/events?limit=3`, { headers: { ...auth(), Connection: 'close' } })
+    const response = fetch(`${s.url}/sessions/${f.a.sessions[0]!.id}/events?limit=3`, {
+      headers: { ...auth(), Connection: 'close' },
+    })
     await inFlight
     const closed = s.close()
     // A new connection is refused while the old request is still being answered.

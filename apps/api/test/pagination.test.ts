@@ -16,7 +16,12 @@ beforeAll(async () => {
 
 interface Page {
   items: { id: string; type: string; server_run: { id: string; server_session: { id: string } } }[]
-  pagination: { has_more_before: boolean; has_more_after: boolean; next_cursor: string | null; previous_cursor: string | null }
+  pagination: {
+    has_more_before: boolean
+    has_more_after: boolean
+    next_cursor: string | null
+    previous_cursor: string | null
+  }
 }
 
 async function page(query: string): Promise<Page> {
@@ -90,7 +95,11 @@ const filters = () => {
       query: twoRuns.map((id, i) => `server_run_id%5B${i}%5D=${id}`).join('&'),
       expected: { serverRunIds: twoRuns },
     },
-    { name: 'server_session_id', query: `server_session_id=${serverSession}`, expected: { serverSessionIds: [serverSession] } },
+    {
+      name: 'server_session_id',
+      query: `server_session_id=${serverSession}`,
+      expected: { serverSessionIds: [serverSession] },
+    },
     {
       name: 'type and server_run_id together',
       query: `type=server_logs&server_run_id=${failedRun.id}`,
@@ -153,7 +162,12 @@ describe('pagination walks', () => {
     expect(beforeTheStart.items).toEqual([])
     expect(beforeTheStart.pagination).toMatchObject({ has_more_before: false, has_more_after: true })
     const whole = await page('limit=100&type=server_run_error')
-    expect(whole.pagination).toMatchObject({ has_more_before: false, has_more_after: false, next_cursor: null, previous_cursor: null })
+    expect(whole.pagination).toMatchObject({
+      has_more_before: false,
+      has_more_after: false,
+      next_cursor: null,
+      previous_cursor: null,
+    })
   })
 
   it('a page of a session with no events is empty with both flags false', async () => {

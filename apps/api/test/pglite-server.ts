@@ -52,7 +52,10 @@ function lastStatus(response: Uint8Array): string | undefined {
  * Splits a response into the notifications in it (NotificationResponse, 'A': on one shared
  * session they arrive in whichever client's response comes next) and the rest.
  */
-function takeNotifications(response: Uint8Array): { rest: Buffer; notifications: { channel: string; message: Buffer }[] } {
+function takeNotifications(response: Uint8Array): {
+  rest: Buffer
+  notifications: { channel: string; message: Buffer }[]
+} {
   const view = Buffer.from(response.buffer, response.byteOffset, response.byteLength)
   const rest: Buffer[] = []
   const notifications: { channel: string; message: Buffer }[] = []
@@ -118,7 +121,8 @@ export async function servePglite(db: PGlite): Promise<PgliteServer> {
         const { rest, notifications } = takeNotifications(response)
         if (!closed) socket.write(rest)
         for (const { channel, message } of notifications) {
-          for (const [listener, channels] of listening) if (channels.has(channel) && !listener.destroyed) listener.write(message)
+          for (const [listener, channels] of listening)
+            if (channels.has(channel) && !listener.destroyed) listener.write(message)
         }
         status = lastStatus(response) ?? status
         if (status === 'I') give(socket)

@@ -122,14 +122,17 @@ describe('PostgreSQL faults, behind a TCP proxy', () => {
     expect((await list(app)).status).toBe(200)
   })
 
-  it.runIf(onServer)('cancels a statement past DATABASE_STATEMENT_TIMEOUT_MS as unavailable, not as a bug', async () => {
-    const { store } = await open({ statementTimeoutMs: 200 })
-    await expect(sql`select pg_sleep(2)`.execute(store.db)).rejects.toBeInstanceOf(StoreUnavailableError)
-    // A wrong query stays a wrong query (a 500), not a 503.
-    const wrong = await sql`select * from no_such_table`.execute(store.db).catch((e: unknown) => e)
-    expect(wrong).not.toBeInstanceOf(StoreUnavailableError)
-    expect((wrong as { code?: string }).code).toBe('42P01')
-  })
+  it.runIf(onServer)(
+    'cancels a statement past DATABASE_STATEMENT_TIMEOUT_MS as unavailable, not as a bug',
+    async () => {
+      const { store } = await open({ statementTimeoutMs: 200 })
+      await expect(sql`select pg_sleep(2)`.execute(store.db)).rejects.toBeInstanceOf(StoreUnavailableError)
+      // A wrong query stays a wrong query (a 500), not a 503.
+      const wrong = await sql`select * from no_such_table`.execute(store.db).catch((e: unknown) => e)
+      expect(wrong).not.toBeInstanceOf(StoreUnavailableError)
+      expect((wrong as { code?: string }).code).toBe('42P01')
+    },
+  )
 })
 
 describe('the pool settings', () => {
@@ -146,12 +149,16 @@ describe('the pool settings', () => {
         DATABASE_STATEMENT_TIMEOUT_MS: '0',
       }),
     ).toEqual({ max: 25, acquireTimeoutMs: 2000, idleTimeoutMs: 0, statementTimeoutMs: 0 })
-    expect(() => poolSettingsFromEnv({ DATABASE_POOL_MAX: '0' })).toThrow(/DATABASE_POOL_MAX must be a whole number of at least 1/)
+    expect(() => poolSettingsFromEnv({ DATABASE_POOL_MAX: '0' })).toThrow(
+      /DATABASE_POOL_MAX must be a whole number of at least 1/,
+    )
     expect(() => poolSettingsFromEnv({ DATABASE_POOL_TIMEOUT_MS: 'soon' })).toThrow(/DATABASE_POOL_TIMEOUT_MS/)
   })
 
   it('turn an unreachable database into StoreUnavailableError at once', async () => {
-    const error = await openStore('postgres://127.0.0.1:1/nothing', { pool: { acquireTimeoutMs: 2_000 } }).catch((e: unknown) => e)
+    const error = await openStore('postgres://127.0.0.1:1/nothing', { pool: { acquireTimeoutMs: 2_000 } }).catch(
+      (e: unknown) => e,
+    )
     expect(error).toBeInstanceOf(StoreUnavailableError)
     expect((error as Error).message).toMatch(/ECONNREFUSED|unavailable/)
   })

@@ -57,7 +57,9 @@ describe(`the server process on PostgreSQL (${backend})`, () => {
     // Started again over the same database: nothing is seeded twice.
     const again = await start(target.url)
     expect(new URL(again.curl).pathname).toBe(path(pg.curl))
-    const page = (await (await fetch(`${again.base}${path(again.curl)}?limit=100`, { headers })).json()) as { items: unknown[] }
+    const page = (await (await fetch(`${again.base}${path(again.curl)}?limit=100`, { headers })).json()) as {
+      items: unknown[]
+    }
     expect(page.items.length).toBe(100)
     again.child.kill('SIGTERM')
     expect(await again.exited).toBe(0)

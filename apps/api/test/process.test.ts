@@ -37,7 +37,11 @@ describe('the server process', () => {
       [{ SEED: 'maybe' }, /SEED must be true or false/],
       [{ RATE_LIMIT_PER_MINUTE: 'lots' }, /RATE_LIMIT_PER_MINUTE/],
     ] as const) {
-      const run = spawnSync(process.execPath, [join(dist, 'main.js')], { env: { ...baseEnv, ...env }, encoding: 'utf8', timeout: 30_000 })
+      const run = spawnSync(process.execPath, [join(dist, 'main.js')], {
+        env: { ...baseEnv, ...env },
+        encoding: 'utf8',
+        timeout: 30_000,
+      })
       expect(run.status).not.toBe(0)
       expect(run.stderr).toMatch(message)
       expect(run.stderr).not.toMatch(/at .*\.js:\d+/)
@@ -56,11 +60,15 @@ describe('the server process', () => {
 describe('the seed command', () => {
   it('--json prints only the summary, on one line, and the data is there', () => {
     const env = { ...baseEnv, DATABASE_URL: `sqlite:${join(dir, 'seed.db')}` }
-    const run = spawnSync(process.execPath, [join(dist, 'seed-cli.js'), '--sessions', '2', '--events', '40', '--json'], {
-      env,
-      encoding: 'utf8',
-      timeout: 60_000,
-    })
+    const run = spawnSync(
+      process.execPath,
+      [join(dist, 'seed-cli.js'), '--sessions', '2', '--events', '40', '--json'],
+      {
+        env,
+        encoding: 'utf8',
+        timeout: 60_000,
+      },
+    )
     expect(run.status).toBe(0)
     const lines = run.stdout.trim().split('\n')
     expect(lines).toHaveLength(1)
@@ -77,7 +85,10 @@ describe('the seed command', () => {
   })
 
   it('refuses a bad count', () => {
-    const run = spawnSync(process.execPath, [join(dist, 'seed-cli.js'), '--events', 'many'], { env: baseEnv, encoding: 'utf8' })
+    const run = spawnSync(process.execPath, [join(dist, 'seed-cli.js'), '--events', 'many'], {
+      env: baseEnv,
+      encoding: 'utf8',
+    })
     expect(run.status).toBe(1)
     expect(run.stderr).toMatch(/--events must be a whole number/)
   })
@@ -85,7 +96,10 @@ describe('the seed command', () => {
 
 describe('the admin command', () => {
   const admin = (args: string[], env: Record<string, string>) =>
-    spawnSync(process.execPath, [join(dist, 'admin-cli.js'), ...args], { env: { ...baseEnv, ...env }, encoding: 'utf8' })
+    spawnSync(process.execPath, [join(dist, 'admin-cli.js'), ...args], {
+      env: { ...baseEnv, ...env },
+      encoding: 'utf8',
+    })
 
   it('creates an instance whose secret key writes and reads at once, and revokes a key', async () => {
     const env = { DATABASE_URL: `sqlite:${join(dir, 'admin.db')}` }
@@ -102,12 +116,18 @@ describe('the admin command', () => {
     const session = await fetch(`${server.url}/sessions`, { method: 'POST', headers: auth(instance.secret_key) })
     expect(session.status).toBe(201)
     const { id } = (await session.json()) as { id: string }
-    expect((await fetch(`${server.url}/sessions/${id}/events`, { headers: auth(instance.secret_key) })).status).toBe(200)
-    expect((await fetch(`${server.url}/sessions/${id}/events`, { headers: auth(instance.publishable_key) })).status).toBe(403)
+    expect((await fetch(`${server.url}/sessions/${id}/events`, { headers: auth(instance.secret_key) })).status).toBe(
+      200,
+    )
+    expect(
+      (await fetch(`${server.url}/sessions/${id}/events`, { headers: auth(instance.publishable_key) })).status,
+    ).toBe(403)
 
     const revoked = admin(['keys', 'revoke', instance.secret_key], env)
     expect(revoked.status).toBe(0)
-    expect((await fetch(`${server.url}/sessions/${id}/events`, { headers: auth(instance.secret_key) })).status).toBe(401)
+    expect((await fetch(`${server.url}/sessions/${id}/events`, { headers: auth(instance.secret_key) })).status).toBe(
+      401,
+    )
     expect(admin(['keys', 'revoke', instance.secret_key], env).status).toBe(1)
     server.child.kill('SIGTERM')
     expect(await server.exited).toBe(0)

@@ -48,7 +48,12 @@ async function sessionShape(sessionId: string): Promise<typeof big> {
     .offset(Math.floor(Number(n) / 2))
     .limit(1)
     .executeTakeFirstOrThrow()
-  return { sessionId, runIds: runs.map((r) => r.id), serverSessionIds: [...new Set(runs.map((r) => r.server_session_id))], middle: middle.id }
+  return {
+    sessionId,
+    runIds: runs.map((r) => r.id),
+    serverSessionIds: [...new Set(runs.map((r) => r.server_session_id))],
+    middle: middle.id,
+  }
 }
 
 beforeAll(async () => {
@@ -59,7 +64,12 @@ beforeAll(async () => {
   const { id: instanceId } = await store.writer.createInstance({ name: 'plans' })
   const { id: serverId } = await store.writer.createServer({ name: 'S', description: null, type: 'public' })
   const { id: versionId } = await store.writer.createServerVersion({ serverId })
-  const { id: deploymentId } = await store.writer.createServerDeployment({ instanceId, serverId, name: null, description: null })
+  const { id: deploymentId } = await store.writer.createServerDeployment({
+    instanceId,
+    serverId,
+    name: null,
+    description: null,
+  })
   const sessionIds: string[] = []
   for (let s = 0; s < SESSIONS; s++) {
     const { id: sessionId } = await store.writer.createSession({ instanceId })
@@ -70,7 +80,8 @@ beforeAll(async () => {
         serverDeploymentId: deploymentId,
         mcp: { object: 'mcp', version: '2025-03-26', connection_type: 'streamable_http', client: null, server: null },
       })
-      for (let r = 0; r < 2; r++) await store.writer.createServerRun({ serverSessionId, serverVersionId: versionId, type: 'hosted' })
+      for (let r = 0; r < 2; r++)
+        await store.writer.createServerRun({ serverSessionId, serverVersionId: versionId, type: 'hosted' })
     }
   }
   // The events in one statement: half of them in the first session, the rest spread over all,
@@ -91,7 +102,9 @@ beforeAll(async () => {
       from server_runs r join server_sessions ss on ss.id = r.server_session_id
     ) as runs
     cross join generate_series(0, ${EVENTS - 1}) as g
-    cross join lateral (select 1 + case when g % 2 = 0 then (g / 2) % 4 else g % runs.n end as k) as pick`.execute(store.db)
+    cross join lateral (select 1 + case when g % 2 = 0 then (g / 2) % 4 else g % runs.n end as k) as pick`.execute(
+    store.db,
+  )
   const inserted = Date.now()
   for (const sessionId of sessionIds) {
     const [run] = await store.db
@@ -154,13 +167,19 @@ describe(`listing over ${EVENTS.toLocaleString('en')} events on PostgreSQL (${ba
       let checked = 0
       for (const { name, filter } of filters(s)) {
         for (const order of ['asc', 'desc'] as const) {
-          for (const position of [undefined, { direction: 'after' as const, id: s.middle }, { direction: 'before' as const, id: s.middle }]) {
+          for (const position of [
+            undefined,
+            { direction: 'after' as const, id: s.middle },
+            { direction: 'before' as const, id: s.middle },
+          ]) {
             const label = `${name}, ${order}, ${position ? `${position.direction} the middle` : 'from the start'}`
             for (const plan of await plansOf({ sessionId: s.sessionId, limit: 20, order, position, ...filter })) {
               const events = nodes(plan).filter((n) => n['Relation Name'] === 'session_events')
               expect(events.length, label).toBeGreaterThan(0)
               for (const node of events) {
-                expect(node['Node Type'], `${label}: ${JSON.stringify(plan)}`).toMatch(/^(Index Scan|Index Only Scan|Bitmap Heap Scan)$/)
+                expect(node['Node Type'], `${label}: ${JSON.stringify(plan)}`).toMatch(
+                  /^(Index Scan|Index Only Scan|Bitmap Heap Scan)$/,
+                )
               }
               for (const node of nodes(plan)) if (node['Index Name']) used.add(node['Index Name'])
               checked += 1
@@ -188,8 +207,16 @@ describe(`listing over ${EVENTS.toLocaleString('en')} events on PostgreSQL (${ba
       return (performance.now() - t) / 20
     }
     const first = await time({ sessionId: big.sessionId, limit: 50, order: 'asc', serverRunIds: [big.runIds[0]!] })
-    const deep = await time({ sessionId: big.sessionId, limit: 50, order: 'asc', serverRunIds: [big.runIds[0]!], position: { direction: 'after', id: big.middle } })
-    console.log(`query-plans (${backend}): a page of 50 from the start ${first.toFixed(2)} ms, from the middle of ${EVENTS / 2} events ${deep.toFixed(2)} ms`)
+    const deep = await time({
+      sessionId: big.sessionId,
+      limit: 50,
+      order: 'asc',
+      serverRunIds: [big.runIds[0]!],
+      position: { direction: 'after', id: big.middle },
+    })
+    console.log(
+      `query-plans (${backend}): a page of 50 from the start ${first.toFixed(2)} ms, from the middle of ${EVENTS / 2} events ${deep.toFixed(2)} ms`,
+    )
     expect(deep).toBeLessThan(first * 5 + 5)
   })
 })

@@ -15,7 +15,6 @@ import { startServerProcess } from './server-process.js'
 const target = (await networkPostgres())!
 console.log(`scale-out: two API processes over ${target.kind}`)
 
-
 interface Server {
   child: ChildProcess
   url: string
@@ -57,10 +56,16 @@ describe(`two API processes over one PostgreSQL database (${backend})`, () => {
     let lastError: unknown
     for (const base of bases) {
       try {
-        const res = await fetch(`${base}/sessions/${sessionId}/events?${query}`, { headers: headers(), signal: AbortSignal.timeout(10_000) })
+        const res = await fetch(`${base}/sessions/${sessionId}/events?${query}`, {
+          headers: headers(),
+          signal: AbortSignal.timeout(10_000),
+        })
         if (res.status === 503) continue
         expect(res.status).toBe(200)
-        return (await res.json()) as { items: { id: string }[]; pagination: { has_more_after: boolean; next_cursor: string | null } }
+        return (await res.json()) as {
+          items: { id: string }[]
+          pagination: { has_more_after: boolean; next_cursor: string | null }
+        }
       } catch (error) {
         lastError = error
       }
@@ -78,7 +83,10 @@ describe(`two API processes over one PostgreSQL database (${backend})`, () => {
       // the newest events a few times (however fast this machine walks).
       for (let i = 0; i < 40 || (caughtUp < 3 && i < 1000); i++) {
         await store.writer.appendLogEvents(
-          [0, 1, 2].map((k) => ({ serverRunId: runIds[(i + k) % runIds.length]!, lines: [{ type: 'stdout' as const, line: `live ${i}.${k}` }] })),
+          [0, 1, 2].map((k) => ({
+            serverRunId: runIds[(i + k) % runIds.length]!,
+            lines: [{ type: 'stdout' as const, line: `live ${i}.${k}` }],
+          })),
         )
         written += 3
         await new Promise((r) => setTimeout(r, 15))
@@ -131,7 +139,11 @@ describe(`two API processes over one PostgreSQL database (${backend})`, () => {
       return (await res.json()) as { id: string }
     }
     const session = await post(a.url, '/sessions', {})
-    const runs = await Promise.all([a.url, b.url].map((base) => post(base, `/sessions/${session.id}/server-runs`, { type: 'external', server: { name: `writer on ${base}` } })))
+    const runs = await Promise.all(
+      [a.url, b.url].map((base) =>
+        post(base, `/sessions/${session.id}/server-runs`, { type: 'external', server: { name: `writer on ${base}` } }),
+      ),
+    )
     // Four writers, two through each process, each appending its own numbered lines as fast as
     // they are answered: the transactions of the two processes interleave and commit out of
     // the order they started in.
@@ -153,7 +165,10 @@ describe(`two API processes over one PostgreSQL database (${backend})`, () => {
     for (let n = 0; n < 5000; n++) {
       const done = writing === 0
       const base = n % 2 === 0 ? a.url : b.url
-      const res = await fetch(`${base}/sessions/${session.id}/events?limit=10${seen.length ? `&after=${seen.at(-1)}` : ''}`, { headers: headers() })
+      const res = await fetch(
+        `${base}/sessions/${session.id}/events?limit=10${seen.length ? `&after=${seen.at(-1)}` : ''}`,
+        { headers: headers() },
+      )
       const p = (await res.json()) as { items: { id: string }[]; pagination: { has_more_after: boolean } }
       seen.push(...p.items.map((i) => i.id))
       if (!p.pagination.has_more_after && done) break

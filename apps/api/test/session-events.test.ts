@@ -31,14 +31,21 @@ describe('getSessionEvent', () => {
     expect(event.server_run.object).toBe('server.server_run')
     expect(event.log_lines.length).toBeGreaterThan(0)
 
-    await f.store.writer.updateServerRun(event.server_run.id, { status: 'completed', stoppedAt: new Date('2030-01-01T00:00:00.000Z') })
+    await f.store.writer.updateServerRun(event.server_run.id, {
+      status: 'completed',
+      stoppedAt: new Date('2030-01-01T00:00:00.000Z'),
+    })
     const again = await body(await f.get(`/sessions/${sessionId}/events/${ids[0]}`))
     expect(again.server_run.status).toBe('completed')
     expect(again.server_run.stopped_at).toBe('2030-01-01T00:00:00.000Z')
   })
 
   it('shows each event of a page with its own run, read twice (from the database, then from memory)', async () => {
-    const rows = await f.store.db.selectFrom('session_events').select(['id', 'server_run_id']).where('session_id', '=', sessionId).execute()
+    const rows = await f.store.db
+      .selectFrom('session_events')
+      .select(['id', 'server_run_id'])
+      .where('session_id', '=', sessionId)
+      .execute()
     const runOf = new Map(rows.map((r) => [r.id, r.server_run_id]))
     expect(new Set(runOf.values()).size).toBeGreaterThan(1)
     for (let read = 0; read < 2; read++) {
@@ -56,7 +63,10 @@ describe('getSessionEvent', () => {
     const event = await body(await f.get(`/sessions/${sessionId}/events/${errorId}`))
     expect(event.type).toBe('server_run_error')
     expect(event.log_lines).toEqual([])
-    expect(event.server_run_error).toMatchObject({ object: 'server.server_run.error', server_run: { id: event.server_run.id } })
+    expect(event.server_run_error).toMatchObject({
+      object: 'server.server_run.error',
+      server_run: { id: event.server_run.id },
+    })
     expect(event.server_run.status).toBe('failed')
   })
 
@@ -65,7 +75,12 @@ describe('getSessionEvent', () => {
     for (const eventId of [foreign, newId('sessionEvent')]) {
       const res = await f.get(`/sessions/${sessionId}/events/${eventId}`)
       expect(res.status).toBe(404)
-      expect(await body(res)).toMatchObject({ __typename: 'error', ok: false, code: 'not_found', entity: 'session_event' })
+      expect(await body(res)).toMatchObject({
+        __typename: 'error',
+        ok: false,
+        code: 'not_found',
+        entity: 'session_event',
+      })
     }
   })
 
@@ -111,7 +126,9 @@ describe('listSessionEvents: bad input', () => {
     expect(res.status).toBe(400)
     const error = await body(res)
     expect(error).toMatchObject({ __typename: 'error', ok: false, status: 400, code: 'invalid_data' })
-    expect(error.errors).toContainEqual(expect.objectContaining({ path, code: expect.any(String), message: expect.any(String) }))
+    expect(error.errors).toContainEqual(
+      expect.objectContaining({ path, code: expect.any(String), message: expect.any(String) }),
+    )
   })
 
   it('names every bad field at once', async () => {
@@ -120,7 +137,10 @@ describe('listSessionEvents: bad input', () => {
   })
 
   it('refuses after and before together, and a cursor with either', async () => {
-    for (const query of [`after=${ids[1]}&before=${ids[5]}`, `cursor=${encodeCursor({ direction: 'after', id: ids[0]! })}&after=${ids[1]}`]) {
+    for (const query of [
+      `after=${ids[1]}&before=${ids[5]}`,
+      `cursor=${encodeCursor({ direction: 'after', id: ids[0]! })}&after=${ids[1]}`,
+    ]) {
       const res = await list(`?${query}`)
       expect(res.status).toBe(400)
       expect(await body(res)).toMatchObject({ code: 'bad_request', message: expect.stringContaining('not both') })
@@ -168,7 +188,10 @@ describe('listSessionEvents: bad input', () => {
       expect(empty.items, query).toEqual([])
       const order = query.includes('desc') ? '&order=desc' : ''
       const back = await body(await list(`?cursor=${empty.pagination[cursor]}&limit=3${order}`))
-      expect(back.items.map((i: any) => i.id), query).toEqual(expected)
+      expect(
+        back.items.map((i: any) => i.id),
+        query,
+      ).toEqual(expected)
     }
   })
 
@@ -206,13 +229,27 @@ describe('authentication and authorisation', () => {
   it('401s a revoked key and an expired key', async () => {
     await expectError(await list('', f.a.revoked_key), 401, 'unauthorized', 'API key is expired or has been revoked')
     const instanceId = f.a.id
-    const expired = await f.store.writer.createApiKey({ instanceId, kind: 'secret', expiresAt: new Date(Date.now() - 1000) })
+    const expired = await f.store.writer.createApiKey({
+      instanceId,
+      kind: 'secret',
+      expiresAt: new Date(Date.now() - 1000),
+    })
     await expectError(await list('', expired.secret), 401, 'unauthorized', 'API key is expired or has been revoked')
   })
 
   it('403s a publishable key', async () => {
-    await expectError(await list('', f.a.publishable_key), 403, 'forbidden', 'You do not have permission to access this resource.')
-    await expectError(await f.get(`/sessions/${sessionId}/events/${ids[0]}`, f.a.publishable_key), 403, 'forbidden', 'You do not have permission to access this resource.')
+    await expectError(
+      await list('', f.a.publishable_key),
+      403,
+      'forbidden',
+      'You do not have permission to access this resource.',
+    )
+    await expectError(
+      await f.get(`/sessions/${sessionId}/events/${ids[0]}`, f.a.publishable_key),
+      403,
+      'forbidden',
+      'You do not have permission to access this resource.',
+    )
   })
 
   it('checks the key before the parameters', async () => {
@@ -222,14 +259,22 @@ describe('authentication and authorisation', () => {
 
 describe('routing, headers and failures', () => {
   it('puts metorial-req-id and metorial-version on every response', async () => {
-    for (const res of [await list(), await list('', null), await list('?limit=0'), await f.get('/nope'), await f.get('/healthz')]) {
+    for (const res of [
+      await list(),
+      await list('', null),
+      await list('?limit=0'),
+      await f.get('/nope'),
+      await f.get('/healthz'),
+    ]) {
       expect(res.headers.get('metorial-req-id')).toMatch(/^req_[0-9A-Za-z]{22}$/)
       expect(res.headers.get('metorial-version')).toBe('2025-01-01')
     }
   })
 
   it('accepts a Metorial-Version request header', async () => {
-    expect((await f.get(`/sessions/${sessionId}/events`, undefined, { 'Metorial-Version': '2025-01-01-pulsar' })).status).toBe(200)
+    expect(
+      (await f.get(`/sessions/${sessionId}/events`, undefined, { 'Metorial-Version': '2025-01-01-pulsar' })).status,
+    ).toBe(200)
   })
 
   it('404s an unknown path with entity endpoint, and 405s a wrong method', async () => {
@@ -253,7 +298,9 @@ describe('routing, headers and failures', () => {
       reader: { listEventIds: async () => Promise.reject(new Error('SQLITE_CORRUPT: secret internals at /var/db')) },
     })
     const app = createApp({ store: broken, logger: silent, rateLimit: false })
-    const res = await app.request(`/sessions/${sessionId}/events`, { headers: { Authorization: `Bearer ${f.a.secret_key}` } })
+    const res = await app.request(`/sessions/${sessionId}/events`, {
+      headers: { Authorization: `Bearer ${f.a.secret_key}` },
+    })
     expect(res.status).toBe(500)
     const text = await res.text()
     expect(JSON.parse(text)).toEqual({
@@ -272,7 +319,9 @@ describe('routing, headers and failures', () => {
       ping: async () => Promise.reject(new StoreUnavailableError('connection refused')),
     })
     const app = createApp({ store: down, logger: silent, rateLimit: false })
-    const res = await app.request(`/sessions/${newId('session')}/events`, { headers: { Authorization: `Bearer ${f.a.secret_key}` } })
+    const res = await app.request(`/sessions/${newId('session')}/events`, {
+      headers: { Authorization: `Bearer ${f.a.secret_key}` },
+    })
     expect(res.status).toBe(503)
     expect(res.headers.get('retry-after')).toBe('1')
     expect(await body(res)).toMatchObject({ code: 'service_unavailable' })
@@ -282,7 +331,8 @@ describe('routing, headers and failures', () => {
 
   it('429s a key over its rate limit, with RateLimit-* and Retry-After, and not another key', async () => {
     const app = createApp({ store: f.store, logger: silent, rateLimit: { points: 3, durationSeconds: 60 } })
-    const call = (key: string) => app.request(`/sessions/${sessionId}/events?limit=1`, { headers: { Authorization: `Bearer ${key}` } })
+    const call = (key: string) =>
+      app.request(`/sessions/${sessionId}/events?limit=1`, { headers: { Authorization: `Bearer ${key}` } })
     const first = await call(f.a.secret_key)
     expect(first.status).toBe(200)
     expect(first.headers.get('ratelimit-limit')).toBe('3')
@@ -300,7 +350,9 @@ describe('routing, headers and failures', () => {
     expect(Number(limited.headers.get('ratelimit-reset'))).toBeGreaterThan(0)
     expect(await body(limited)).toMatchObject({ __typename: 'error', status: 429, code: 'too_many_requests' })
     // Another tenant is not starved by the first.
-    const other = await app.request(`/sessions/${otherSessionId}/events?limit=1`, { headers: { Authorization: `Bearer ${f.b.secret_key}` } })
+    const other = await app.request(`/sessions/${otherSessionId}/events?limit=1`, {
+      headers: { Authorization: `Bearer ${f.b.secret_key}` },
+    })
     expect(other.status).toBe(200)
   })
 

@@ -25,8 +25,17 @@ const tick = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 describe('load shedding', () => {
   it('answers 503 with Retry-After while the event loop lags, and serves again once it does not', async () => {
-    const app = createApp({ store: f.store, logger: silent, rateLimit: false, shutdown: shutdown.signal, loadShedding: { maxEventLoopDelayMs: 150, windowMs: 300 } })
-    const list = () => app.request(`/sessions/${f.a.sessions[0]!.id}/events?limit=1`, { headers: { Authorization: `Bearer ${f.a.secret_key}` } })
+    const app = createApp({
+      store: f.store,
+      logger: silent,
+      rateLimit: false,
+      shutdown: shutdown.signal,
+      loadShedding: { maxEventLoopDelayMs: 150, windowMs: 300 },
+    })
+    const list = () =>
+      app.request(`/sessions/${f.a.sessions[0]!.id}/events?limit=1`, {
+        headers: { Authorization: `Bearer ${f.a.secret_key}` },
+      })
     expect((await list()).status).toBe(200)
     stall(700)
     // The shedder's timer, late by the stall, runs before this one.

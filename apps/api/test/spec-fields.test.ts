@@ -10,8 +10,11 @@ import { fixture, type Fixture } from './helpers.js'
 // exactly those keys.
 
 type Schema = Record<string, any>
-const spec = JSON.parse(readFileSync(createRequire(import.meta.url).resolve('@session-events/openapi/session-events.json'), 'utf8'))
-const resolve = (schema: Schema): Schema => (schema.$ref ? resolve(spec.components.schemas[schema.$ref.split('/').at(-1)]) : schema)
+const spec = JSON.parse(
+  readFileSync(createRequire(import.meta.url).resolve('@session-events/openapi/session-events.json'), 'utf8'),
+)
+const resolve = (schema: Schema): Schema =>
+  schema.$ref ? resolve(spec.components.schemas[schema.$ref.split('/').at(-1)]) : schema
 
 /** Where the response's keys differ from its schema's properties, as `path: missing/extra`. */
 function differences(value: unknown, raw: Schema, path = '$'): string[] {
@@ -20,18 +23,24 @@ function differences(value: unknown, raw: Schema, path = '$'): string[] {
   const options = schema.oneOf ?? schema.anyOf
   if (options) {
     // The option whose own properties fit best (nullable objects are `oneOf: [X, null]`).
-    const tries = (options as Schema[]).filter((o) => resolve(o).type !== 'null').map((o) => differences(value, o, path))
+    const tries = (options as Schema[])
+      .filter((o) => resolve(o).type !== 'null')
+      .map((o) => differences(value, o, path))
     return tries.sort((x, y) => x.length - y.length)[0] ?? []
   }
-  if (Array.isArray(value)) return schema.items ? value.flatMap((item, i) => differences(item, schema.items, `${path}[${i}]`)) : []
+  if (Array.isArray(value))
+    return schema.items ? value.flatMap((item, i) => differences(item, schema.items, `${path}[${i}]`)) : []
   if (typeof value !== 'object' || !schema.properties) return []
   const expected = Object.keys(schema.properties).sort()
   const actual = Object.keys(value as object).sort()
   const out: string[] = []
   const missing = expected.filter((k) => !actual.includes(k))
   const extra = actual.filter((k) => !expected.includes(k))
-  if (missing.length || extra.length) out.push(`${path}: missing ${missing.join(',') || '-'}; extra ${extra.join(',') || '-'}`)
-  for (const key of expected) if (key in (value as object)) out.push(...differences((value as Record<string, unknown>)[key], schema.properties[key], `${path}.${key}`))
+  if (missing.length || extra.length)
+    out.push(`${path}: missing ${missing.join(',') || '-'}; extra ${extra.join(',') || '-'}`)
+  for (const key of expected)
+    if (key in (value as object))
+      out.push(...differences((value as Record<string, unknown>)[key], schema.properties[key], `${path}.${key}`))
   return out
 }
 
@@ -59,8 +68,19 @@ describe('the responses carry every field of the spec', () => {
   })
 
   it('and the walk itself notices a field the spec has and a response lacks', () => {
-    const withExtraField = { ...spec.components.schemas.ServerPreview, properties: { ...spec.components.schemas.ServerPreview.properties, icon_url: { type: 'string' } } }
-    const preview = { object: 'server#preview', id: 'srv_x', name: 'n', description: null, type: 'public', created_at: 'a', updated_at: 'b' }
+    const withExtraField = {
+      ...spec.components.schemas.ServerPreview,
+      properties: { ...spec.components.schemas.ServerPreview.properties, icon_url: { type: 'string' } },
+    }
+    const preview = {
+      object: 'server#preview',
+      id: 'srv_x',
+      name: 'n',
+      description: null,
+      type: 'public',
+      created_at: 'a',
+      updated_at: 'b',
+    }
     expect(differences(preview, withExtraField)).toEqual(['$: missing icon_url; extra -'])
   })
 })

@@ -37,7 +37,10 @@ export function messages(res: Response) {
       }
       const left = deadline - Date.now()
       if (left <= 0) return undefined
-      const chunk = await Promise.race([reader.read(), new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), left))])
+      const chunk = await Promise.race([
+        reader.read(),
+        new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), left)),
+      ])
       if (chunk === 'timeout') return undefined
       if (chunk.done) return undefined
       buffer += decoder.decode(chunk.value, { stream: true })
@@ -63,4 +66,3 @@ export function messages(res: Response) {
     cancel: () => reader.cancel().catch(() => {}),
   }
 }
-

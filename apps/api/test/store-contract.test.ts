@@ -17,13 +17,11 @@ import { readEvent, readPage, sessionWithRun } from './store-reads.js'
 // What every store must do, whatever the database under it: this file runs once per backend
 // (SQLite, and PostgreSQL on a server or on PGlite). SQLite-only behaviour is in store.test.ts.
 
-
 /** The store's own reader, and a caching reader around it (what the API reads through). */
 const readersOf = (store: SqlStore): [string, StoreReader][] => [
   ['the store reader', store.reader],
   ['a caching reader', new CachingReader(store.reader)],
 ]
-
 
 describe(`the ${backend} store`, () => {
   it(`speaks ${onPostgres ? 'PostgreSQL' : 'SQLite'}`, async () => {
@@ -49,7 +47,9 @@ describe(`the ${backend} store`, () => {
       await sql.raw(`create schema "${schema}"`).execute(first.db)
       try {
         const stores = await Promise.all(Array.from({ length: 5 }, () => openTestStore({ schema })))
-        expect(await stores[0]!.db.selectFrom('schema_migrations').select('version').execute()).toHaveLength(migrations.length)
+        expect(await stores[0]!.db.selectFrom('schema_migrations').select('version').execute()).toHaveLength(
+          migrations.length,
+        )
         for (const store of stores) await store.close()
       } finally {
         await sql.raw(`drop schema "${schema}" cascade`).execute(first.db)
@@ -63,13 +63,17 @@ describe(`the ${backend} store`, () => {
         const script = `const { openStore } = await import(${JSON.stringify(open)}); await (await openStore(${JSON.stringify(url)})).close()`
         const codes = await Promise.all(
           Array.from({ length: 5 }, () => {
-            const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'ignore', 'inherit'] })
+            const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+              stdio: ['ignore', 'ignore', 'inherit'],
+            })
             return new Promise<number | null>((resolve) => child.on('exit', resolve))
           }),
         )
         expect(codes).toEqual([0, 0, 0, 0, 0])
         const store = await openStore(url)
-        expect(await store.db.selectFrom('schema_migrations').select('version').execute()).toHaveLength(migrations.length)
+        expect(await store.db.selectFrom('schema_migrations').select('version').execute()).toHaveLength(
+          migrations.length,
+        )
         await store.close()
       } finally {
         rmSync(dir, { recursive: true, force: true })
@@ -84,7 +88,13 @@ describe(`the ${backend} store`, () => {
     const rows = await store.db.selectFrom('api_keys').selectAll().execute()
     expect(JSON.stringify(rows)).not.toContain(key.secret)
     const found = await store.reader.findApiKey(hashSecret(key.secret))
-    expect(found).toMatchObject({ id: key.id, instance_id: id, kind: 'secret', scopes: SECRET_KEY_SCOPES, revoked_at: null })
+    expect(found).toMatchObject({
+      id: key.id,
+      instance_id: id,
+      kind: 'secret',
+      scopes: SECRET_KEY_SCOPES,
+      revoked_at: null,
+    })
     expect(await store.reader.findApiKey(hashSecret('metorial_sk_nope'))).toBeUndefined()
     const publishable = await store.writer.createApiKey({ instanceId: id, kind: 'publishable' })
     expect((await store.reader.findApiKey(hashSecret(publishable.secret)))?.scopes).toBe('')
@@ -114,20 +124,38 @@ describe(`the ${backend} store`, () => {
     expect(await reader.sessionInstance(sessionId)).toBe(instanceId)
     expect(await reader.sessionInstance(newId('session'))).toBeUndefined()
     const ids = await writer.appendLogEvents(
-      Array.from({ length: 1200 }, (_, i) => ({ serverRunId: runId, lines: [{ type: 'stdout' as const, line: `line ${i}` }] })),
+      Array.from({ length: 1200 }, (_, i) => ({
+        serverRunId: runId,
+        lines: [{ type: 'stdout' as const, line: `line ${i}` }],
+      })),
     )
     expect(ids).toHaveLength(1200)
     expect([...ids].sort()).toEqual(ids)
-    const error = await writer.recordServerRunError({ serverRunId: runId, code: 'crashed', message: 'It crashed.', metadata: { exit_code: 1 } })
+    const error = await writer.recordServerRunError({
+      serverRunId: runId,
+      code: 'crashed',
+      message: 'It crashed.',
+      metadata: { exit_code: 1 },
+    })
 
     const page = await readPage(reader, { sessionId, limit: 2, order: 'desc' })
     expect(page.events.map((e) => e.id)).toEqual([error.eventId, ids.at(-1)])
     expect(page.events[0]).toMatchObject({
       type: 'server_run_error',
-      server_run_error: { id: error.id, code: 'crashed', message: 'It crashed.', metadata: { exit_code: 1 }, server_run: { id: runId, status: 'failed' } },
+      server_run_error: {
+        id: error.id,
+        code: 'crashed',
+        message: 'It crashed.',
+        metadata: { exit_code: 1 },
+        server_run: { id: runId, status: 'failed' },
+      },
       log_lines: [],
     })
-    expect(page.events[1]).toMatchObject({ type: 'server_logs', server_run_error: null, log_lines: [{ type: 'stdout', line: 'line 1199' }] })
+    expect(page.events[1]).toMatchObject({
+      type: 'server_logs',
+      server_run_error: null,
+      log_lines: [{ type: 'stdout', line: 'line 1199' }],
+    })
     const run = page.runs.get(runId)!
     expect(run.status).toBe('failed')
     expect(run.server_deployment.metadata).toEqual({ a: [1, 'b'] })
@@ -144,9 +172,14 @@ describe(`the ${backend} store`, () => {
     const one = await readEvent(reader, sessionId, ids[0]!)
     expect(one?.server_run).toMatchObject({ status: 'completed', stopped_at: '2030-01-01T00:00:00.000Z' })
     expect(await readEvent(reader, sessionId, newId('sessionEvent'))).toBeUndefined()
-    await expect(writer.appendLogEvents([{ serverRunId: newId('serverRun'), lines: [] }])).rejects.toThrow(/no server run/)
+    await expect(writer.appendLogEvents([{ serverRunId: newId('serverRun'), lines: [] }])).rejects.toThrow(
+      /no server run/,
+    )
     // The failed append wrote nothing.
-    const { n } = await store.db.selectFrom('session_events').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
+    const { n } = await store.db
+      .selectFrom('session_events')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow()
     expect(n).toBe(1201)
   })
 
@@ -154,15 +187,28 @@ describe(`the ${backend} store`, () => {
     const store = await openTestStore()
     const a = await sessionWithRun(store)
     const b = await sessionWithRun(store)
-    const [aEvent] = await store.writer.appendLogEvents([{ serverRunId: a.runId, lines: [{ type: 'stdout', line: 'a' }] }])
-    const [bEvent] = await store.writer.appendLogEvents([{ serverRunId: b.runId, lines: [{ type: 'stdout', line: 'b' }] }])
+    const [aEvent] = await store.writer.appendLogEvents([
+      { serverRunId: a.runId, lines: [{ type: 'stdout', line: 'a' }] },
+    ])
+    const [bEvent] = await store.writer.appendLogEvents([
+      { serverRunId: b.runId, lines: [{ type: 'stdout', line: 'b' }] },
+    ])
     for (const [name, reader] of readersOf(store)) {
       // Read (and so, by a caching reader, kept) through the first session, asked for through the second.
-      expect((await readPage(reader, { sessionId: a.sessionId, limit: 10, order: 'asc' })).events.map((e) => e.id), name).toEqual([aEvent])
+      expect(
+        (await readPage(reader, { sessionId: a.sessionId, limit: 10, order: 'asc' })).events.map((e) => e.id),
+        name,
+      ).toEqual([aEvent])
       expect((await readEvent(reader, a.sessionId, aEvent!))?.id, name).toBe(aEvent)
       expect(await readEvent(reader, b.sessionId, aEvent!), name).toBeUndefined()
-      expect((await reader.sessionEvents(b.sessionId, [aEvent!, bEvent!])).map((e) => e.id), name).toEqual([bEvent])
-      expect((await readPage(reader, { sessionId: b.sessionId, limit: 10, order: 'asc' })).events.map((e) => e.id), name).toEqual([bEvent])
+      expect(
+        (await reader.sessionEvents(b.sessionId, [aEvent!, bEvent!])).map((e) => e.id),
+        name,
+      ).toEqual([bEvent])
+      expect(
+        (await readPage(reader, { sessionId: b.sessionId, limit: 10, order: 'asc' })).events.map((e) => e.id),
+        name,
+      ).toEqual([bEvent])
       expect(await readEvent(reader, a.sessionId, bEvent!), name).toBeUndefined()
     }
   })
@@ -176,26 +222,37 @@ describe(`the ${backend} store`, () => {
       const reader = readerOf(store)
       const { sessionId, runId } = await sessionWithRun(store)
       const ids = await store.writer.appendLogEvents(
-        Array.from({ length: 3 }, (_, i) => ({ serverRunId: runId, lines: [{ type: 'stdout' as const, line: `${i}` }] })),
+        Array.from({ length: 3 }, (_, i) => ({
+          serverRunId: runId,
+          lines: [{ type: 'stdout' as const, line: `${i}` }],
+        })),
       )
       const first = await readPage(reader, { sessionId, limit: 10, order: 'asc' })
       expect(first.runs.get(runId)?.status).toBe('active')
       expect(first.events.map((e) => e.server_run?.status)).toEqual(['active', 'active', 'active'])
-      await store.writer.updateServerRun(runId, { status: 'completed', stoppedAt: new Date('2031-02-03T04:05:06.000Z') })
+      await store.writer.updateServerRun(runId, {
+        status: 'completed',
+        stoppedAt: new Date('2031-02-03T04:05:06.000Z'),
+      })
       const again = await readPage(reader, { sessionId, limit: 10, order: 'asc' })
       expect(again.runs.get(runId)).toMatchObject({ status: 'completed', stopped_at: '2031-02-03T04:05:06.000Z' })
       // The events as written, byte for byte; only the run they show has changed.
       expect(again.json).toEqual(first.json)
-      expect(again.events.map(({ server_run, ...event }) => event)).toEqual(first.events.map(({ server_run, ...event }) => event))
+      expect(again.events.map(({ server_run, ...event }) => event)).toEqual(
+        first.events.map(({ server_run, ...event }) => event),
+      )
       expect(again.events.map((e) => e.server_run?.status)).toEqual(['completed', 'completed', 'completed'])
       expect((await readEvent(reader, sessionId, ids[1]!))?.server_run?.status).toBe('completed')
       // New events show on the page that was read before they came.
       const [more] = await store.writer.appendLogEvents([{ serverRunId: runId, lines: [] }])
-      expect((await readPage(reader, { sessionId, limit: 10, order: 'asc' })).events.map((e) => e.id)).toEqual([...ids, more])
+      expect((await readPage(reader, { sessionId, limit: 10, order: 'asc' })).events.map((e) => e.id)).toEqual([
+        ...ids,
+        more,
+      ])
     })
   }
 
-  it('hands out a session\'s event ids in the order its events are written, whatever their time', async () => {
+  it("hands out a session's event ids in the order its events are written, whatever their time", async () => {
     const store = await openTestStore()
     const { writer } = store
     const { sessionId, runId } = await sessionWithRun(store)
@@ -203,13 +260,16 @@ describe(`the ${backend} store`, () => {
     // A thousand events of one millisecond in one append: the clock gives them one time, the
     // writer their order.
     const at = new Date()
-    const batch = await writer.appendLogEvents(Array.from({ length: 1000 }, (_, i) => ({ serverRunId: runId, lines: line(`${i}`), at })))
+    const batch = await writer.appendLogEvents(
+      Array.from({ length: 1000 }, (_, i) => ({ serverRunId: runId, lines: line(`${i}`), at })),
+    )
     expect([...batch].sort()).toEqual(batch)
     expect(new Set(batch).size).toBe(1000)
     for (const id of batch) expect(idTime(id).getTime()).toBe(at.getTime())
     // One at a time in that millisecond: each above the one before.
     const single: string[] = []
-    for (let i = 0; i < 20; i++) single.push(...(await writer.appendLogEvents([{ serverRunId: runId, lines: line(`single ${i}`), at }])))
+    for (let i = 0; i < 20; i++)
+      single.push(...(await writer.appendLogEvents([{ serverRunId: runId, lines: line(`single ${i}`), at }])))
     expect([batch.at(-1)!, ...single].sort()).toEqual([batch.at(-1)!, ...single])
     // Written with a time in the past (a backfill): above every id before it, not among them,
     // and with the time it was given as its created_at. The same for the API's appendEvent and
@@ -221,7 +281,12 @@ describe(`the ${backend} store`, () => {
     const appended = await writer.appendEvent({ sessionId, serverRunId: runId, lines: line('appended'), at: past })
     expect(appended.event.id > late!).toBe(true)
     expect(appended.event.created_at).toBe(past.toISOString())
-    const error = await writer.recordServerRunError({ serverRunId: runId, code: 'crashed', message: 'It crashed.', at: past })
+    const error = await writer.recordServerRunError({
+      serverRunId: runId,
+      code: 'crashed',
+      message: 'It crashed.',
+      at: past,
+    })
     expect(error.eventId > appended.event.id).toBe(true)
 
     // The listing: in the order written.
@@ -240,8 +305,17 @@ describe(`the ${backend} store`, () => {
     const written = await Promise.all(
       Array.from({ length: 10 }, (_, i) =>
         i % 2 === 0
-          ? writer.appendEvent({ sessionId, serverRunId: runId, lines: [{ type: 'stdout', line: `together ${i}` }], at: past }).then((r) => r.event.id)
-          : writer.appendLogEvents([{ serverRunId: runId, lines: [{ type: 'stdout', line: `together ${i}` }], at: past }]).then(([id]) => id!),
+          ? writer
+              .appendEvent({
+                sessionId,
+                serverRunId: runId,
+                lines: [{ type: 'stdout', line: `together ${i}` }],
+                at: past,
+              })
+              .then((r) => r.event.id)
+          : writer
+              .appendLogEvents([{ serverRunId: runId, lines: [{ type: 'stdout', line: `together ${i}` }], at: past }])
+              .then(([id]) => id!),
       ),
     )
     expect(new Set(written).size).toBe(10)
@@ -273,7 +347,17 @@ describe(`the ${backend} store`, () => {
     // Ids of one millisecond differ only in their random part, where case decides the order:
     // byte-wise (and in JavaScript) "0" < "A" < "Z" < "a" < "z"; a linguistic collation says otherwise.
     const time = Date.UTC(2025, 6, 20).toString(36).padStart(9, '0')
-    const suffixes = ['aaaaaaaaaaaaa', 'Aaaaaaaaaaaaa', 'Baaaaaaaaaaaa', 'baaaaaaaaaaaa', '0aaaaaaaaaaaa', 'Zzzzzzzzzzzzz', 'zzzzzzzzzzzzz', 'aAaaaaaaaaaaa', 'AAaaaaaaaaaaa']
+    const suffixes = [
+      'aaaaaaaaaaaaa',
+      'Aaaaaaaaaaaaa',
+      'Baaaaaaaaaaaa',
+      'baaaaaaaaaaaa',
+      '0aaaaaaaaaaaa',
+      'Zzzzzzzzzzzzz',
+      'zzzzzzzzzzzzz',
+      'aAaaaaaaaaaaa',
+      'AAaaaaaaaaaaa',
+    ]
     const ids = suffixes.map((s) => `sev_${time}${s}`)
     await store.db
       .insertInto('session_events')
@@ -291,7 +375,12 @@ describe(`the ${backend} store`, () => {
       )
       .execute()
     const jsOrder = [...ids].sort()
-    expect(jsOrder.slice(0, 4)).toEqual([`sev_${time}0aaaaaaaaaaaa`, `sev_${time}AAaaaaaaaaaaa`, `sev_${time}Aaaaaaaaaaaaa`, `sev_${time}Baaaaaaaaaaaa`])
+    expect(jsOrder.slice(0, 4)).toEqual([
+      `sev_${time}0aaaaaaaaaaaa`,
+      `sev_${time}AAaaaaaaaaaaa`,
+      `sev_${time}Aaaaaaaaaaaaa`,
+      `sev_${time}Baaaaaaaaaaaa`,
+    ])
 
     for (const order of ['asc', 'desc'] as const) {
       const expected = order === 'asc' ? jsOrder : [...jsOrder].reverse()
@@ -306,7 +395,12 @@ describe(`the ${backend} store`, () => {
       }
       expect(seen).toEqual(expected)
       // And backwards from the end.
-      const back = await store.reader.listEventIds({ sessionId, limit: 3, order, position: { direction: 'before', id: expected.at(-1)! } })
+      const back = await store.reader.listEventIds({
+        sessionId,
+        limit: 3,
+        order,
+        position: { direction: 'before', id: expected.at(-1)! },
+      })
       expect(back.ids).toEqual(expected.slice(-4, -1))
       // The events come back in the order asked for, too.
       expect((await store.reader.sessionEvents(sessionId, expected)).map((e) => e.id)).toEqual(expected)
@@ -319,9 +413,14 @@ describe(`the ${backend} store`, () => {
       const schema = await schemaOf(store)
       const { rows } = await sql<{ table_name: string; column_name: string; collation_name: string | null }>`
         select table_name, column_name, collation_name from information_schema.columns
-        where table_schema = ${schema} and (column_name = 'id' or column_name like '%\_id') and data_type = 'text'`.execute(store.db)
+        where table_schema = ${schema} and (column_name = 'id' or column_name like '%\_id') and data_type = 'text'`.execute(
+        store.db,
+      )
       expect(rows.length).toBeGreaterThanOrEqual(25)
-      for (const row of rows) expect(`${row.table_name}.${row.column_name} ${row.collation_name}`).toBe(`${row.table_name}.${row.column_name} C`)
+      for (const row of rows)
+        expect(`${row.table_name}.${row.column_name} ${row.collation_name}`).toBe(
+          `${row.table_name}.${row.column_name} C`,
+        )
     } else {
       // SQLite's default collation is BINARY; no table may declare another.
       const { rows } = await sql<{ sql: string }>`select sql from sqlite_master where type = 'table'`.execute(store.db)

@@ -15,7 +15,10 @@ function replacing<T extends object>(target: T, overrides: Partial<T>): T {
  * The store with some of its methods (and its reader's) replaced, to cause a fault for real (a
  * method that fails, one that waits). Every other method runs on the store itself.
  */
-export function overriding(store: Store, overrides: Partial<Omit<Store, 'reader'>> & { reader?: Partial<StoreReader> }): Store {
+export function overriding(
+  store: Store,
+  overrides: Partial<Omit<Store, 'reader'>> & { reader?: Partial<StoreReader> },
+): Store {
   const { reader, ...rest } = overrides
   return replacing(store, { ...rest, ...(reader && { reader: replacing(store.reader, reader) }) })
 }

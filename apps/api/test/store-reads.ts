@@ -19,7 +19,12 @@ export async function readPage(reader: StoreReader, query: ListEventsQuery) {
   return {
     ...page,
     json,
-    events: json.map((e) => JSON.parse(sessionEventBytes(e, e.server_run_id === null ? undefined : runs.get(e.server_run_id)).toString()) as SessionEvent),
+    events: json.map(
+      (e) =>
+        JSON.parse(
+          sessionEventBytes(e, e.server_run_id === null ? undefined : runs.get(e.server_run_id)).toString(),
+        ) as SessionEvent,
+    ),
     runs: new Map([...runs].map(([id, run]) => [id, JSON.parse(run.bytes.toString()) as ServerRun])),
   }
 }
@@ -38,7 +43,13 @@ export async function sessionWithRun(store: SqlStore) {
   const { id: instanceId } = await writer.createInstance({ name: 'i' })
   const { id: serverId } = await writer.createServer({ name: 'S', description: null, type: 'custom' })
   const { id: versionId } = await writer.createServerVersion({ serverId })
-  const { id: deploymentId } = await writer.createServerDeployment({ instanceId, serverId, name: null, description: null, metadata: { a: [1, 'b'] } })
+  const { id: deploymentId } = await writer.createServerDeployment({
+    instanceId,
+    serverId,
+    name: null,
+    description: null,
+    metadata: { a: [1, 'b'] },
+  })
   const { id: sessionId } = await writer.createSession({ instanceId })
   const { id: serverSessionId } = await writer.createServerSession({
     sessionId,

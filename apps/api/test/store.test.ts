@@ -17,7 +17,6 @@ import { readEvent, readPage } from './store-reads.js'
 const dir = mkdtempSync(join(tmpdir(), 'session-events-store-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
-
 /**
  * Two connections to one new SQLite file, as two processes would have, and a seeded session.
  * The reading one reads through a CachingReader (the one place runs are kept), and counts the
@@ -90,7 +89,10 @@ describe('ids', () => {
 
 describe('DATABASE_URL', () => {
   it('chooses the store', () => {
-    expect(parseDatabaseUrl(undefined)).toMatchObject({ kind: 'sqlite', path: expect.stringMatching(/data\/session-events\.db$/) })
+    expect(parseDatabaseUrl(undefined)).toMatchObject({
+      kind: 'sqlite',
+      path: expect.stringMatching(/data\/session-events\.db$/),
+    })
     expect(parseDatabaseUrl('sqlite::memory:')).toEqual({ kind: 'sqlite', path: ':memory:' })
     expect(parseDatabaseUrl('sqlite:/tmp/x.db')).toEqual({ kind: 'sqlite', path: '/tmp/x.db' })
     expect(parseDatabaseUrl('postgres://u@h:5432/db')).toEqual({ kind: 'postgres', url: 'postgres://u@h:5432/db' })
@@ -134,15 +136,22 @@ describe('the SQLite store', () => {
     // Read twice: the second time from what the caching reader keeps (no run asked for).
     const runsAsked = asked.runs
     expect(runsAsked).toBeGreaterThan(0)
-    expect((await readPage(reader, { sessionId, limit: 100, order: 'asc' })).runs.get(runId!)).toEqual(before.runs.get(runId!))
+    expect((await readPage(reader, { sessionId, limit: 100, order: 'asc' })).runs.get(runId!)).toEqual(
+      before.runs.get(runId!),
+    )
     expect(asked.runs).toBe(runsAsked)
 
     await writer.writer.updateServerRun(runId!, { status, stoppedAt: new Date('2032-01-01T00:00:00.000Z') })
-    const [added] = await writer.writer.appendLogEvents([{ serverRunId: runId!, lines: [{ type: 'stderr', line: 'late' }] }])
+    const [added] = await writer.writer.appendLogEvents([
+      { serverRunId: runId!, lines: [{ type: 'stderr', line: 'late' }] },
+    ])
     const after = await readPage(reader, { sessionId, limit: 100, order: 'asc' })
     expect(after.runs.get(runId!)).toMatchObject({ status, stopped_at: '2032-01-01T00:00:00.000Z' })
     expect(after.events.map((e) => e.id)).toEqual([...before.events.map((e) => e.id), added])
-    expect((await readEvent(reader, sessionId, before.events.find((e) => e.server_run?.id === runId)!.id))?.server_run?.status).toBe(status)
+    expect(
+      (await readEvent(reader, sessionId, before.events.find((e) => e.server_run?.id === runId)!.id))?.server_run
+        ?.status,
+    ).toBe(status)
     await close()
   })
 
@@ -153,7 +162,13 @@ describe('the SQLite store', () => {
     const before = await shown()
 
     // Each write is plain SQL through the other connection, after the reader has read (and kept) the run.
-    const changes: { table: string; column: string; id: string; value: string | number; read: (r: ServerRun) => unknown }[] = [
+    const changes: {
+      table: string
+      column: string
+      id: string
+      value: string | number
+      read: (r: ServerRun) => unknown
+    }[] = [
       { table: 'server_runs', column: 'status', id: before.id, value: 'failed', read: (r) => r.status },
       {
         table: 'server_sessions',
@@ -162,7 +177,13 @@ describe('the SQLite store', () => {
         value: 999,
         read: (r) => r.server_session.usage.total_productive_client_message_count,
       },
-      { table: 'server_deployments', column: 'name', id: before.server_deployment.id, value: 'renamed deployment', read: (r) => r.server_deployment.name },
+      {
+        table: 'server_deployments',
+        column: 'name',
+        id: before.server_deployment.id,
+        value: 'renamed deployment',
+        read: (r) => r.server_deployment.name,
+      },
       { table: 'servers', column: 'name', id: before.server.id, value: 'renamed server', read: (r) => r.server.name },
     ]
     for (const { table, column, id, value, read } of changes) {
@@ -189,7 +210,11 @@ describe('the SQLite store', () => {
     await store.writer.appendLogEvents([{ serverRunId: runId, lines: [{ type: 'stdout', line: 'one more' }] }])
     const firstId = (await store.reader.listEventIds({ sessionId, limit: 1, order: 'asc' })).ids[0]!
     const run = (await readEvent(store.reader, sessionId, firstId))!.server_run!
-    await store.writer.createServerRun({ serverSessionId: run.server_session.id, serverVersionId: run.server_version_id, type: 'hosted' })
+    await store.writer.createServerRun({
+      serverSessionId: run.server_session.id,
+      serverVersionId: run.server_version_id,
+      type: 'hosted',
+    })
     expect(await count()).toBe(start)
     await store.writer.updateServerRun(runId, { status: 'completed' })
     expect(await count()).toBe(start + 1)
@@ -204,7 +229,9 @@ describe('the SQLite store', () => {
     const { id } = await store.writer.createInstance({ name: 'shapes' })
     const prepared = new PreparedQueries(store.db)
     const run = (shape: string) =>
-      prepared.execute<{ id: string }>(shape, { id }, (bind) => store.db.selectFrom('instances').select('id').where('id', '=', bind<string>('id')))
+      prepared.execute<{ id: string }>(shape, { id }, (bind) =>
+        store.db.selectFrom('instances').select('id').where('id', '=', bind<string>('id')),
+      )
     for (let i = 0; i < MAX_SHAPES + 500; i++) expect(await run(`shape ${i}`)).toEqual([{ id }])
     expect(prepared.size).toBe(MAX_SHAPES)
     // A shape dropped long ago is compiled again.
@@ -229,7 +256,12 @@ describe('the SQLite store', () => {
     const { id: instanceId } = await writer.createInstance({ name: 'i' })
     const { id: serverId } = await writer.createServer({ name: 'S', description: null, type: 'custom' })
     const { id: versionId } = await writer.createServerVersion({ serverId })
-    const { id: deploymentId } = await writer.createServerDeployment({ instanceId, serverId, name: null, description: null })
+    const { id: deploymentId } = await writer.createServerDeployment({
+      instanceId,
+      serverId,
+      name: null,
+      description: null,
+    })
     const { id: sessionId } = await writer.createSession({ instanceId })
     const { id: serverSessionId } = await writer.createServerSession({
       sessionId,
@@ -238,7 +270,10 @@ describe('the SQLite store', () => {
     })
     const { id: runId } = await writer.createServerRun({ serverSessionId, serverVersionId: versionId, type: 'hosted' })
     const ids = await writer.appendLogEvents(
-      Array.from({ length: 1200 }, (_, i) => ({ serverRunId: runId, lines: [{ type: 'stdout' as const, line: `line ${i}` }] })),
+      Array.from({ length: 1200 }, (_, i) => ({
+        serverRunId: runId,
+        lines: [{ type: 'stdout' as const, line: `line ${i}` }],
+      })),
     )
     expect(ids).toHaveLength(1200)
     expect([...ids].sort()).toEqual(ids)
@@ -246,7 +281,11 @@ describe('the SQLite store', () => {
 
     const page = await readPage(reader, { sessionId, limit: 2, order: 'desc' })
     expect(page.events.map((e) => e.id)).toEqual([error.eventId, ids.at(-1)])
-    expect(page.events[0]).toMatchObject({ type: 'server_run_error', server_run_error: { code: 'crashed' }, log_lines: [] })
+    expect(page.events[0]).toMatchObject({
+      type: 'server_run_error',
+      server_run_error: { code: 'crashed' },
+      log_lines: [],
+    })
     expect(page.runs.get(runId)?.status).toBe('failed')
     expect(page.runs.size).toBe(1)
     expect(page.hasMoreAfter).toBe(true)
@@ -254,7 +293,9 @@ describe('the SQLite store', () => {
     await writer.updateServerRun(runId, { status: 'completed' })
     expect((await readEvent(reader, sessionId, ids[0]!))?.server_run?.status).toBe('completed')
     expect(await readEvent(reader, sessionId, newId('sessionEvent'))).toBeUndefined()
-    await expect(writer.appendLogEvents([{ serverRunId: newId('serverRun'), lines: [] }])).rejects.toThrow(/no server run/)
+    await expect(writer.appendLogEvents([{ serverRunId: newId('serverRun'), lines: [] }])).rejects.toThrow(
+      /no server run/,
+    )
     await store.close()
   })
 
@@ -263,7 +304,12 @@ describe('the SQLite store', () => {
     const summary = await seed(store, { sessions: 1, events: 50 })
     const sessionId = summary.instances[0]!.sessions[0]!.id
     const plans: string[] = []
-    for (const filter of ['', " AND type IN ('server_logs')", " AND server_run_id IN ('srr_x')", " AND server_session_id IN ('srs_x')"]) {
+    for (const filter of [
+      '',
+      " AND type IN ('server_logs')",
+      " AND server_run_id IN ('srr_x')",
+      " AND server_session_id IN ('srs_x')",
+    ]) {
       const rows = await sql
         .raw<{ detail: string }>(
           `EXPLAIN QUERY PLAN SELECT id FROM session_events WHERE session_id = '${sessionId}'${filter} AND id > 'sev_0' ORDER BY id LIMIT 21`,
@@ -287,7 +333,13 @@ describe('the SQLite store', () => {
       base,
       { ...base, order: 'desc', limit: 1 },
       { ...base, position: { direction: 'after', id: 'sev_x' }, types: ['server_logs'] },
-      { ...base, limit: 100, position: { direction: 'before', id: 'sev_x' }, serverRunIds: ['srr_x', 'srr_y'], serverSessionIds: ['srs_x'] },
+      {
+        ...base,
+        limit: 100,
+        position: { direction: 'before', id: 'sev_x' },
+        serverRunIds: ['srr_x', 'srr_y'],
+        serverSessionIds: ['srs_x'],
+      },
     ]
     for (const query of queries) {
       const [page, probe] = store.reader.compileListEventIds(query)

@@ -18,17 +18,33 @@ const body = async (res: Response) => (await res.json()) as any
 function post(path: string, json?: unknown, headers: Record<string, string> = {}, key: string = f.a.secret_key) {
   return f.app.request(path, {
     method: 'POST',
-    headers: { Authorization: `Bearer ${key}`, ...(json !== undefined && { 'content-type': 'application/json' }), ...headers },
+    headers: {
+      Authorization: `Bearer ${key}`,
+      ...(json !== undefined && { 'content-type': 'application/json' }),
+      ...headers,
+    },
     ...(json !== undefined && { body: JSON.stringify(json) }),
   })
 }
 
 /** Rows of every table a write may touch: a rejected request must leave them as they were. */
 async function rowCounts(): Promise<Record<string, number>> {
-  const tables = ['sessions', 'servers', 'server_versions', 'server_deployments', 'server_sessions', 'server_runs', 'server_run_errors', 'session_events'] as const
+  const tables = [
+    'sessions',
+    'servers',
+    'server_versions',
+    'server_deployments',
+    'server_sessions',
+    'server_runs',
+    'server_run_errors',
+    'session_events',
+  ] as const
   const counts: Record<string, number> = {}
   for (const table of tables) {
-    const row = await f.store.db.selectFrom(table).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
+    const row = await f.store.db
+      .selectFrom(table)
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow()
     counts[table] = Number(row.n)
   }
   return counts
@@ -41,16 +57,24 @@ async function newSession(key = f.a.secret_key): Promise<string> {
 }
 
 async function newRun(sessionId: string, extra: Record<string, unknown> = {}): Promise<any> {
-  const res = await post(`/sessions/${sessionId}/server-runs`, { type: 'external', server: { name: 'echo-server' }, ...extra })
+  const res = await post(`/sessions/${sessionId}/server-runs`, {
+    type: 'external',
+    server: { name: 'echo-server' },
+    ...extra,
+  })
   expect(res.status).toBe(201)
   return body(res)
 }
 
-const append = (sessionId: string, serverRunId: string, lines: { type: 'stdout' | 'stderr'; line: string }[], headers?: Record<string, string>) =>
-  post(`/sessions/${sessionId}/events`, { server_run_id: serverRunId, log_lines: lines }, headers)
+const append = (
+  sessionId: string,
+  serverRunId: string,
+  lines: { type: 'stdout' | 'stderr'; line: string }[],
+  headers?: Record<string, string>,
+) => post(`/sessions/${sessionId}/events`, { server_run_id: serverRunId, log_lines: lines }, headers)
 
 describe(`writes (${backend})`, () => {
-  it('creates a session in the key\'s instance, with its metadata, and lists its events (none yet)', async () => {
+  it("creates a session in the key's instance, with its metadata, and lists its events (none yet)", async () => {
     const res = await post('/sessions', { metadata: { team: 'platform', n: 1 } })
     expect(res.status).toBe(201)
     expect(res.headers.get('metorial-req-id')).toMatch(/^req_/)
@@ -63,7 +87,10 @@ describe(`writes (${backend})`, () => {
     // Another instance's key does not see it.
     expect((await f.get(`/sessions/${session.id}/events`, f.b.secret_key)).status).toBe(404)
     // A bare POST, without a body, is a session without metadata.
-    const bare = await f.app.request('/sessions', { method: 'POST', headers: { Authorization: `Bearer ${f.a.secret_key}` } })
+    const bare = await f.app.request('/sessions', {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${f.a.secret_key}` },
+    })
     expect(bare.status).toBe(201)
     expect((await body(bare)).metadata).toEqual({})
   })
@@ -72,7 +99,14 @@ describe(`writes (${backend})`, () => {
     const sessionId = await newSession()
     const run = await newRun(sessionId, {
       server_deployment: { name: 'echo (staging)', metadata: { region: 'eu' } },
-      server_session: { mcp: { version: '2025-06-18', connection_type: 'websocket', client: { name: 'cli', version: '1.0.0' }, server: null } },
+      server_session: {
+        mcp: {
+          version: '2025-06-18',
+          connection_type: 'websocket',
+          client: { name: 'cli', version: '1.0.0' },
+          server: null,
+        },
+      },
     })
     expect(run).toMatchObject({
       object: 'server.server_run',
@@ -83,7 +117,13 @@ describe(`writes (${backend})`, () => {
       server_deployment: { name: 'echo (staging)', metadata: { region: 'eu' } },
       server_session: {
         session_id: sessionId,
-        mcp: { object: 'mcp', version: '2025-06-18', connection_type: 'websocket', client: { object: 'session.server_session.client', name: 'cli', capabilities: {} }, server: null },
+        mcp: {
+          object: 'mcp',
+          version: '2025-06-18',
+          connection_type: 'websocket',
+          client: { object: 'session.server_session.client', name: 'cli', capabilities: {} },
+          server: null,
+        },
       },
     })
     expect(run.started_at).toBe(run.created_at)
@@ -102,25 +142,52 @@ describe(`writes (${backend})`, () => {
     expect(await body(got)).toEqual(run)
     // Without a server session said, it is the spec's default.
     const plain = await newRun(sessionId)
-    expect(plain.server_session.mcp).toEqual({ object: 'mcp', version: '2025-03-26', connection_type: 'streamable_http', client: null, server: null })
+    expect(plain.server_session.mcp).toEqual({
+      object: 'mcp',
+      version: '2025-03-26',
+      connection_type: 'streamable_http',
+      client: null,
+      server: null,
+    })
   })
 
-  it('refuses ids of things that are not the instance\'s, naming the field, and writes nothing', async () => {
+  it("refuses ids of things that are not the instance's, naming the field, and writes nothing", async () => {
     const sessionId = await newSession()
     const mine = await newRun(sessionId)
     const foreignSession = await newSession(f.b.secret_key)
-    const foreign: any = await (await post(`/sessions/${foreignSession}/server-runs`, { type: 'hosted', server: { name: 'b' } }, {}, f.b.secret_key)).json()
+    const foreign: any = await (
+      await post(
+        `/sessions/${foreignSession}/server-runs`,
+        { type: 'hosted', server: { name: 'b' } },
+        {},
+        f.b.secret_key,
+      )
+    ).json()
     const cases: [Record<string, unknown>, (string | number)[]][] = [
       [{ server: { id: foreign.server.id } }, ['server', 'id']],
       [{ server: { id: newId('server') } }, ['server', 'id']],
       [{ server: {} }, ['server', 'name']],
-      [{ server: { id: mine.server.id }, server_deployment: { id: foreign.server_deployment.id } }, ['server_deployment', 'id']],
+      [
+        { server: { id: mine.server.id }, server_deployment: { id: foreign.server_deployment.id } },
+        ['server_deployment', 'id'],
+      ],
       [{ server: { id: mine.server.id }, server_version_id: foreign.server_version_id }, ['server_version_id']],
-      [{ server: { id: mine.server.id }, server_deployment: { id: mine.server_deployment.id }, server_session: { id: foreign.server_session.id } }, ['server_session', 'id']],
+      [
+        {
+          server: { id: mine.server.id },
+          server_deployment: { id: mine.server_deployment.id },
+          server_session: { id: foreign.server_session.id },
+        },
+        ['server_session', 'id'],
+      ],
     ]
     for (const [extra, path] of cases) {
       const before = await rowCounts()
-      const res = await post(`/sessions/${sessionId}/server-runs`, { type: 'external', server: { name: 'x' }, ...extra })
+      const res = await post(`/sessions/${sessionId}/server-runs`, {
+        type: 'external',
+        server: { name: 'x' },
+        ...extra,
+      })
       expect(res.status, JSON.stringify(extra)).toBe(400)
       const error = await body(res)
       expect(error).toMatchObject({ code: 'invalid_data' })
@@ -140,7 +207,13 @@ describe(`writes (${backend})`, () => {
     const res = await append(sessionId, run.id, lines)
     expect(res.status).toBe(201)
     const event = await body(res)
-    expect(event).toMatchObject({ object: 'session.event', type: 'server_logs', session_id: sessionId, log_lines: lines, server_run_error: null })
+    expect(event).toMatchObject({
+      object: 'session.event',
+      type: 'server_logs',
+      session_id: sessionId,
+      log_lines: lines,
+      server_run_error: null,
+    })
     expect(event.server_run.id).toBe(run.id)
     expect(await body(await f.get(`/sessions/${sessionId}/events/${event.id}`))).toEqual(event)
   })
@@ -154,7 +227,10 @@ describe(`writes (${backend})`, () => {
       [{ server_run_id: newId('serverRun'), log_lines: [{ type: 'stdout', line: 'a' }] }, ['server_run_id']],
       [{ server_run_id: otherRun.id, log_lines: [{ type: 'stdout', line: 'a' }] }, ['server_run_id']],
       [{ server_run_id: run.id, log_lines: [] }, ['log_lines']],
-      [{ server_run_id: run.id, log_lines: Array.from({ length: 1001 }, () => ({ type: 'stdout', line: 'a' })) }, ['log_lines']],
+      [
+        { server_run_id: run.id, log_lines: Array.from({ length: 1001 }, () => ({ type: 'stdout', line: 'a' })) },
+        ['log_lines'],
+      ],
       [{ server_run_id: run.id, log_lines: [{ type: 'stdout', line: 'x'.repeat(65_537) }] }, ['log_lines', 0, 'line']],
       [{ server_run_id: run.id, log_lines: [{ type: 'stdlog', line: 'a' }] }, ['log_lines', 0, 'type']],
       [{ log_lines: [{ type: 'stdout', line: 'a' }] }, ['server_run_id']],
@@ -214,7 +290,7 @@ describe(`writes (${backend})`, () => {
     expect((await body(wrong)).errors[0].path).toEqual(['error'])
   })
 
-  it('answers another instance\'s session or run exactly like one that does not exist, and writes nothing', async () => {
+  it("answers another instance's session or run exactly like one that does not exist, and writes nothing", async () => {
     const sessionId = await newSession()
     const run = await newRun(sessionId)
     const requests: [string, unknown][] = [
@@ -232,7 +308,10 @@ describe(`writes (${backend})`, () => {
       expect((await post(path, json, {}, f.a.revoked_key)).status).toBe(401)
       expect(await rowCounts()).toEqual(before)
     }
-    expect(await body(await f.get(`/sessions/${sessionId}/server-runs/${newId('serverRun')}`))).toMatchObject({ status: 404, entity: 'server_run' })
+    expect(await body(await f.get(`/sessions/${sessionId}/server-runs/${newId('serverRun')}`))).toMatchObject({
+      status: 404,
+      entity: 'server_run',
+    })
   })
 
   it('refuses bodies nested deeper than 64 levels and keys named __proto__, writing nothing', async () => {
@@ -263,7 +342,10 @@ describe(`writes (${backend})`, () => {
   it('answers a body over 5 MB with 413, whether it says its length or not', async () => {
     const sessionId = await newSession()
     const run = await newRun(sessionId)
-    const big = JSON.stringify({ server_run_id: run.id, log_lines: Array.from({ length: 90 }, () => ({ type: 'stdout', line: 'x'.repeat(60_000) })) })
+    const big = JSON.stringify({
+      server_run_id: run.id,
+      log_lines: Array.from({ length: 90 }, () => ({ type: 'stdout', line: 'x'.repeat(60_000) })),
+    })
     expect(big.length).toBeGreaterThan(5 * 1024 * 1024)
     const before = await rowCounts()
     const sized = await post(`/sessions/${sessionId}/events`, JSON.parse(big))
@@ -283,14 +365,20 @@ describe(`writes (${backend})`, () => {
     const sessionId = await newSession()
     const runs = [await newRun(sessionId), await newRun(sessionId)]
     const results = await Promise.all(
-      Array.from({ length: 40 }, async (_, i) => body(await append(sessionId, runs[i % 2].id, [{ type: 'stdout', line: `line ${i}` }]))),
+      Array.from({ length: 40 }, async (_, i) =>
+        body(await append(sessionId, runs[i % 2].id, [{ type: 'stdout', line: `line ${i}` }])),
+      ),
     )
     const ids = results.map((e) => e.id as string)
     expect(new Set(ids).size).toBe(40)
-    const listed = (await body(await f.get(`/sessions/${sessionId}/events?limit=100`))).items.map((e: { id: string }) => e.id)
+    const listed = (await body(await f.get(`/sessions/${sessionId}/events?limit=100`))).items.map(
+      (e: { id: string }) => e.id,
+    )
     expect(listed).toEqual([...ids].sort())
     // Appended with the clock set back, an event still lands after every one before it.
-    const [late] = await f.store.writer.appendLogEvents([{ serverRunId: runs[0].id, lines: [], at: new Date('2001-01-01T00:00:00Z') }])
+    const [late] = await f.store.writer.appendLogEvents([
+      { serverRunId: runs[0].id, lines: [], at: new Date('2001-01-01T00:00:00Z') },
+    ])
     expect(late! > listed.at(-1)).toBe(true)
   })
 })
@@ -310,7 +398,9 @@ describe(`Idempotency-Key (${backend})`, () => {
     expect((await body(retry)).id).toBe((await body(first)).id)
     expect((await body(await f.get(`/sessions/${sessionId}/events`))).items).toHaveLength(1)
     // The same key with another body: 422, and nothing written.
-    const other = await append(sessionId, run.id, [{ type: 'stdout', line: 'twice' }], { 'Idempotency-Key': 'append-1' })
+    const other = await append(sessionId, run.id, [{ type: 'stdout', line: 'twice' }], {
+      'Idempotency-Key': 'append-1',
+    })
     expect(other.status).toBe(422)
     expect(await body(other)).toMatchObject({ code: 'idempotency_key_reused' })
     // Keys are per instance: B's same key is B's own.
@@ -351,7 +441,11 @@ describe(`Idempotency-Key (${backend})`, () => {
     const send = () =>
       app.request(`/sessions/${sessionId}/events`, {
         method: 'POST',
-        headers: { Authorization: `Bearer ${f.a.secret_key}`, 'content-type': 'application/json', 'Idempotency-Key': 'slow' },
+        headers: {
+          Authorization: `Bearer ${f.a.secret_key}`,
+          'content-type': 'application/json',
+          'Idempotency-Key': 'slow',
+        },
         body: JSON.stringify({ server_run_id: run.id, log_lines: [{ type: 'stdout', line: 'slow' }] }),
       })
     fail = true

@@ -6,8 +6,7 @@ import { OutageError } from './outage.js'
 export function describeFailure(error: unknown): string {
   if (error instanceof SessionEventsError) {
     const lines = [`session-events: ${error.message}`]
-    for (const issue of error.errors ?? [])
-      lines.push(`  ${issue.path.join('.') || '(request)'}: ${issue.message}`)
+    for (const issue of error.errors ?? []) lines.push(`  ${issue.path.join('.') || '(request)'}: ${issue.message}`)
     if (error.hint) lines.push(error.hint)
     const request = error.requestId ? `, request ${error.requestId}` : ''
     lines.push(`(HTTP ${error.status}, ${error.code}${request})`)

@@ -16,13 +16,7 @@ export function tableHeader(maxWidth?: number): string {
 
 /** One event as a row of the table; cut to `maxWidth` when the terminal's width is known. */
 export function tableRow(event: SessionEvent, maxWidth?: number): string {
-  const cells = [
-    event.id,
-    event.created_at,
-    event.type,
-    event.server_run?.server.name ?? '-',
-    summary(event),
-  ]
+  const cells = [event.id, event.created_at, event.type, event.server_run?.server.name ?? '-', summary(event)]
   return fit(cells.map((cell, i) => pad(clean(cell), COLUMNS[i]!.width)).join(''), maxWidth)
 }
 

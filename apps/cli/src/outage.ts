@@ -56,8 +56,7 @@ export async function retryThroughOutage<T>(
     try {
       return await attempt(signal)
     } catch (error) {
-      if (signal.aborted)
-        throw new OutageError(options.maxOutageMs, { cause: lastFailure ?? error })
+      if (signal.aborted) throw new OutageError(options.maxOutageMs, { cause: lastFailure ?? error })
       if (!isRetryable(error)) throw error
       lastFailure = error
       const remaining = deadline - Date.now()

@@ -50,22 +50,16 @@ interface ListOptions {
 
 export function createProgram(): Command {
   const program = new Command('session-events')
-    .description(
-      'Read and write the events of Metorial sessions: the log lines and errors of their MCP server runs.',
-    )
+    .description('Read and write the events of Metorial sessions: the log lines and errors of their MCP server runs.')
     .version(version())
     .configureHelp({ showGlobalOptions: true })
     .addOption(
-      new Option(
-        '--api-key <key>',
-        'a secret key of the instance that owns the session (metorial_sk_…)',
-      ).env('SESSION_EVENTS_API_KEY'),
+      new Option('--api-key <key>', 'a secret key of the instance that owns the session (metorial_sk_…)').env(
+        'SESSION_EVENTS_API_KEY',
+      ),
     )
     .addOption(
-      new Option(
-        '--base-url <url>',
-        'the API; http://127.0.0.1:3000 for a local server started with `npm start`',
-      )
+      new Option('--base-url <url>', 'the API; http://127.0.0.1:3000 for a local server started with `npm start`')
         .env('SESSION_EVENTS_BASE_URL')
         .default(DEFAULT_BASE_URL),
     )
@@ -74,11 +68,7 @@ export function createProgram(): Command {
         .argParser(wholeNumber)
         .default(2),
     )
-    .addOption(
-      new Option('--timeout <ms>', 'how long one request may take')
-        .argParser(wholeNumber)
-        .default(60_000),
-    )
+    .addOption(new Option('--timeout <ms>', 'how long one request may take').argParser(wholeNumber).default(60_000))
     .showHelpAfterError('(add --help for usage)')
 
   const events = program
@@ -90,15 +80,9 @@ export function createProgram(): Command {
     .command('list')
     .description('List the events of a session, one page or (with --all) every page.')
     .argument('<sessionId>', 'the session (ses_…)')
-    .option(
-      '--limit <n>',
-      'events per page, 1 to 100 (default: 20, or 100 with --all)',
-      wholeNumber,
-    )
+    .option('--limit <n>', 'events per page, 1 to 100 (default: 20, or 100 with --all)', wholeNumber)
     .addOption(
-      new Option('--order <order>', describeChoices('the order (default: asc)', ORDERS)).choices(
-        Object.keys(ORDERS),
-      ),
+      new Option('--order <order>', describeChoices('the order (default: asc)', ORDERS)).choices(Object.keys(ORDERS)),
     )
     .addOption(typeFilter())
     .addOption(serverRunFilter())
@@ -125,22 +109,16 @@ export function createProgram(): Command {
             else print(`${count === 0 ? `${tableHeader(width)}\n` : ''}${tableRow(event, width)}`)
             count++
           }
-          if (!options.json)
-            print(count === 0 ? 'No events.' : `${count} ${count === 1 ? 'event' : 'events'}.`)
+          if (!options.json) print(count === 0 ? 'No events.' : `${count} ${count === 1 ? 'event' : 'events'}.`)
           return
         }
         const page = await client.sessionEvents.list(sessionId, query)
         if (options.json) return print(JSON.stringify(page, null, 2))
         if (page.items.length === 0) print('No events.')
-        else
-          print(
-            [tableHeader(width), ...page.items.map((event) => tableRow(event, width))].join('\n'),
-          )
+        else print([tableHeader(width), ...page.items.map((event) => tableRow(event, width))].join('\n'))
         const next = page.pagination.next_cursor
         if (page.pagination.has_more_after && next) {
-          process.stderr.write(
-            `More events follow: add --cursor ${next} for the next page, or --all for every page.\n`,
-          )
+          process.stderr.write(`More events follow: add --cursor ${next} for the next page, or --all for every page.\n`)
         }
       }),
     )
@@ -152,17 +130,10 @@ export function createProgram(): Command {
     .argument('<eventId>', 'the event (sev_…)')
     .option('--json', 'print the event as JSON')
     .action(
-      handled(
-        async (
-          sessionId: string,
-          eventId: string,
-          options: { json?: boolean },
-          command: Command,
-        ) => {
-          const event = await clientFor(command).sessionEvents.get(sessionId, eventId)
-          print(options.json ? JSON.stringify(event, null, 2) : eventDetail(event))
-        },
-      ),
+      handled(async (sessionId: string, eventId: string, options: { json?: boolean }, command: Command) => {
+        const event = await clientFor(command).sessionEvents.get(sessionId, eventId)
+        print(options.json ? JSON.stringify(event, null, 2) : eventDetail(event))
+      }),
     )
 
   events
@@ -187,7 +158,13 @@ refusal (400, 401, 403, 404) prints the API's message; the exit code is 1.`,
       handled(
         async (
           sessionId: string,
-          options: { type?: EventType[]; serverRun?: string[]; serverSession?: string[]; tail?: number; json?: boolean },
+          options: {
+            type?: EventType[]
+            serverRun?: string[]
+            serverSession?: string[]
+            tail?: number
+            json?: boolean
+          },
           command: Command,
         ) => {
           const stop = new AbortController()
@@ -198,7 +175,11 @@ refusal (400, 401, 403, 404) prints the API's message; the exit code is 1.`,
             await tailEvents({
               client: clientFor(command),
               sessionId,
-              filters: { type: options.type, server_run_id: options.serverRun, server_session_id: options.serverSession },
+              filters: {
+                type: options.type,
+                server_run_id: options.serverRun,
+                server_session_id: options.serverSession,
+              },
               tail: options.tail,
               json: options.json ?? false,
               signal: stop.signal,
@@ -213,9 +194,7 @@ refusal (400, 401, 403, 404) prints the API's message; the exit code is 1.`,
 
   events
     .command('append')
-    .description(
-      'Append the lines of stdin to a server run of a session, in batches, as `run` does.',
-    )
+    .description('Append the lines of stdin to a server run of a session, in batches, as `run` does.')
     .argument('<sessionId>', 'the session (ses_…)')
     .requiredOption('--run <id>', 'the server run (srr_…), active, of the session')
     .addOption(
@@ -257,13 +236,8 @@ the input: the lines read so far are appended, then the exit code is 130 (143).`
   program
     .command('run')
     .usage('[options] -- <command> [args...]')
-    .description(
-      'Run a command as a server run of a session, appending its stdout and stderr lines as they come.',
-    )
-    .argument(
-      '<command>',
-      'the command; put -- before it, so that its options are not taken for ours',
-    )
+    .description('Run a command as a server run of a session, appending its stdout and stderr lines as they come.')
+    .argument('<command>', 'the command; put -- before it, so that its options are not taken for ours')
     .argument('[args...]', 'its arguments')
     .option('--session <id>', 'run in this session (ses_…); without it, a new session is created')
     .option('--server <name>', "the server's name (default: the command's basename)")
@@ -349,7 +323,9 @@ function serverRunFilter(): Option {
   return new Option('--server-run <id>', 'only events of this server run (srr_…), repeatable').argParser(repeatable())
 }
 function serverSessionFilter(): Option {
-  return new Option('--server-session <id>', 'only events of this server session (srs_…), repeatable').argParser(repeatable())
+  return new Option('--server-session <id>', 'only events of this server session (srs_…), repeatable').argParser(
+    repeatable(),
+  )
 }
 
 function maxOutageOption(): Option {
@@ -363,10 +339,7 @@ function maxOutageOption(): Option {
 
 function clientFor(command: Command) {
   const { apiKey, baseUrl, maxRetries, timeout } = command.optsWithGlobals<GlobalOptions>()
-  if (!apiKey)
-    command.error(
-      'session-events: an API key is needed: pass --api-key or set SESSION_EVENTS_API_KEY.',
-    )
+  if (!apiKey) command.error('session-events: an API key is needed: pass --api-key or set SESSION_EVENTS_API_KEY.')
   return createSessionEventsClient({ apiKey, baseUrl, maxRetries, timeoutMs: timeout })
 }
 
@@ -391,8 +364,7 @@ function terminalWidth(): number | undefined {
 }
 
 function positiveNumber(value: string): number {
-  if (!/^\d+(\.\d+)?$/.test(value) || Number(value) === 0)
-    throw new InvalidArgumentError('Not a positive number.')
+  if (!/^\d+(\.\d+)?$/.test(value) || Number(value) === 0) throw new InvalidArgumentError('Not a positive number.')
   return Number(value)
 }
 
@@ -404,8 +376,7 @@ function wholeNumber(value: string): number {
 /** An option that may be given several times; its values are collected, checked against `allowed`. */
 function repeatable<T extends string>(allowed?: string[]) {
   return (value: string, previous: T[] | undefined): T[] => {
-    if (allowed && !allowed.includes(value))
-      throw new InvalidArgumentError(`Allowed: ${allowed.join(', ')}.`)
+    if (allowed && !allowed.includes(value)) throw new InvalidArgumentError(`Allowed: ${allowed.join(', ')}.`)
     return [...(previous ?? []), value as T]
   }
 }

@@ -44,16 +44,10 @@ export async function run(options: RunOptions): Promise<number> {
   let sessionId: string
   let serverRunId: string
   try {
-    sessionId =
-      options.sessionId ??
-      (await write(context, (call) => client.sessions.create(undefined, call))).id
+    sessionId = options.sessionId ?? (await write(context, (call) => client.sessions.create(undefined, call))).id
     serverRunId = (
       await write(context, (call) =>
-        client.serverRuns.start(
-          sessionId,
-          { type: 'external', server: { name: serverName } },
-          call,
-        ),
+        client.serverRuns.start(sessionId, { type: 'external', server: { name: serverName } }, call),
       )
     ).id
   } catch (error) {
@@ -159,9 +153,7 @@ export async function run(options: RunOptions): Promise<number> {
   if (options.follow) await followToTheEnd()
   const { lines, batches } = batcher.sent
   const error = stop.body.status === 'failed' ? ` (${stop.body.error?.message})` : ''
-  note(
-    `server run ${serverRunId} ${stop.body.status}${error}: ${plural(lines, 'line')} in ${plural(batches, 'event')}`,
-  )
+  note(`server run ${serverRunId} ${stop.body.status}${error}: ${plural(lines, 'line')} in ${plural(batches, 'event')}`)
   return stop.exitCode
 }
 

@@ -50,23 +50,12 @@ describe('session-events events list', () => {
     expect(header).toMatch(/^ID\s+CREATED\s+TYPE\s+SERVER\s+DETAIL$/)
     expect(rows).toHaveLength(5)
     for (const row of rows)
-      expect(row).toMatch(
-        /^sev_\w{22}\s+\d{4}-\d\d-\d\dT[\d:.]+Z\s+(server_logs|server_run_error)\s+\S/,
-      )
+      expect(row).toMatch(/^sev_\w{22}\s+\d{4}-\d\d-\d\dT[\d:.]+Z\s+(server_logs|server_run_error)\s+\S/)
     expect(run.stderr).toMatch(/--cursor cur_\w+ for the next page, or --all/)
   })
 
   it('prints the page as JSON with --json', async () => {
-    const run = await cli([
-      'events',
-      'list',
-      sessionId,
-      '--limit',
-      '3',
-      '--order',
-      'desc',
-      '--json',
-    ])
+    const run = await cli(['events', 'list', sessionId, '--limit', '3', '--order', 'desc', '--json'])
     expect(run.code, run.stderr).toBe(0)
     const page = JSON.parse(run.stdout) as SessionEventList
     expect(page.__typename).toBe('list')
@@ -91,9 +80,7 @@ describe('session-events events list', () => {
       first.pagination.next_cursor!,
     ])
     const second = JSON.parse(run.stdout) as SessionEventList
-    expect([...first.items, ...second.items].map((e) => e.id)).toEqual(
-      everything.slice(0, 8).map((e) => e.id),
-    )
+    expect([...first.items, ...second.items].map((e) => e.id)).toEqual(everything.slice(0, 8).map((e) => e.id))
   })
 
   it('prints every event once, one JSON object per line, with --all --json', () => {
@@ -101,9 +88,7 @@ describe('session-events events list', () => {
     expect(ids).toHaveLength(eventCount)
     expect(new Set(ids).size).toBe(eventCount)
     expect(ids).toEqual([...ids].sort())
-    expect(
-      everything.every((e) => e.object === 'session.event' && e.session_id === sessionId),
-    ).toBe(true)
+    expect(everything.every((e) => e.object === 'session.event' && e.session_id === sessionId)).toBe(true)
   })
 
   it('prints every event as a table with --all, then how many', async () => {
@@ -117,21 +102,12 @@ describe('session-events events list', () => {
 
   it('filters by --type and by repeated --server-run', async () => {
     const errors = await allEvents(['--type', 'server_run_error'])
-    expect(errors.map((e) => e.id)).toEqual(
-      everything.filter((e) => e.type === 'server_run_error').map((e) => e.id),
-    )
+    expect(errors.map((e) => e.id)).toEqual(everything.filter((e) => e.type === 'server_run_error').map((e) => e.id))
 
     const runs = [...new Set(everything.map((e) => e.server_run!.id))]
     expect(runs.length).toBeGreaterThan(1)
     const chosen = runs.slice(0, 2)
-    const ofRuns = await allEvents([
-      '--server-run',
-      chosen[0]!,
-      '--server-run',
-      chosen[1]!,
-      '--order',
-      'desc',
-    ])
+    const ofRuns = await allEvents(['--server-run', chosen[0]!, '--server-run', chosen[1]!, '--order', 'desc'])
     const expected = everything.filter((e) => chosen.includes(e.server_run!.id)).map((e) => e.id)
     expect(ofRuns.map((e) => e.id)).toEqual(expected.reverse())
   })
@@ -166,13 +142,7 @@ describe('failures: the message on stderr, exit code 1', () => {
   })
 
   it('a bad key is refused, from --api-key over the environment', async () => {
-    const run = await cli([
-      'events',
-      'list',
-      sessionId,
-      '--api-key',
-      'metorial_sk_wrong000000000000',
-    ])
+    const run = await cli(['events', 'list', sessionId, '--api-key', 'metorial_sk_wrong000000000000'])
     expect(run).toMatchObject({ code: 1, stdout: '' })
     expect(run.stderr).toContain('Invalid API key')
   })
@@ -191,15 +161,7 @@ describe('failures: the message on stderr, exit code 1', () => {
   })
 
   it('an API that cannot be reached', async () => {
-    const run = await cli([
-      'events',
-      'list',
-      sessionId,
-      '--base-url',
-      'http://127.0.0.1:9',
-      '--max-retries',
-      '0',
-    ])
+    const run = await cli(['events', 'list', sessionId, '--base-url', 'http://127.0.0.1:9', '--max-retries', '0'])
     expect(run.code).toBe(1)
     expect(run.stderr).toContain('Could not reach the Session Events API')
   })
@@ -216,30 +178,11 @@ describe('failures: the message on stderr, exit code 1', () => {
 
 describe('--help', () => {
   it.each([
-    [
-      [],
-      [
-        'events',
-        'run',
-        '--api-key',
-        'SESSION_EVENTS_API_KEY',
-        '--base-url',
-        'https://api.metorial.com',
-      ],
-    ],
+    [[], ['events', 'run', '--api-key', 'SESSION_EVENTS_API_KEY', '--base-url', 'https://api.metorial.com']],
     [['events'], ['list', 'get', 'append']],
     [
       ['events', 'list'],
-      [
-        '<sessionId>',
-        '--limit',
-        '--order',
-        '--type',
-        '--server-run',
-        '--all',
-        '--json',
-        '--api-key',
-      ],
+      ['<sessionId>', '--limit', '--order', '--type', '--server-run', '--all', '--json', '--api-key'],
     ],
     [
       ['events', 'get'],

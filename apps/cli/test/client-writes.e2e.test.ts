@@ -218,12 +218,7 @@ describe.each(transports)('client writes e2e, %s', (_name, makeTransport) => {
       `/sessions/${session.id}/server-runs/${run.id}/stop`,
       `/sessions/${session.id}/server-runs/${run.id}/stop`,
     ])
-    for (const [first, ...retries] of [
-      posts.slice(0, 2),
-      posts.slice(2, 4),
-      posts.slice(4, 7),
-      posts.slice(7),
-    ]) {
+    for (const [first, ...retries] of [posts.slice(0, 2), posts.slice(2, 4), posts.slice(4, 7), posts.slice(7)]) {
       for (const retry of retries) expect(retry.key).toBe(first!.key)
       expect(retries.at(-1)!.replayed).toBe('true')
     }

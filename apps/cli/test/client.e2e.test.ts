@@ -87,9 +87,7 @@ describe.each(transports)('client e2e, %s', (_name, transport) => {
   })
 
   it('yields them newest first with order: desc', async () => {
-    const descending = await all(
-      client().sessionEvents.iterate(sessionId, { order: 'desc', limit: 33 }),
-    )
+    const descending = await all(client().sessionEvents.iterate(sessionId, { order: 'desc', limit: 33 }))
     expect(descending.map((e) => e.id)).toEqual(ascending.map((e) => e.id).reverse())
   })
 
@@ -103,30 +101,19 @@ describe.each(transports)('client e2e, %s', (_name, transport) => {
     expect(errors.every((e) => e.server_run_error !== null && e.log_lines.length === 0)).toBe(true)
   })
 
-  it.each(['asc', 'desc'] as const)(
-    'filters by several server runs (repeated keys), order %s',
-    async (order) => {
-      const runs = [...new Set(ascending.map((e) => e.server_run?.id))].filter(
-        (id) => id !== undefined,
-      )
-      expect(runs.length).toBeGreaterThan(2)
-      const chosen = [runs[0]!, runs.at(-1)!]
-      const events = await all(
-        client().sessionEvents.iterate(sessionId, { order, server_run_id: chosen, limit: 50 }),
-      )
-      const expected = ascending.filter((e) => chosen.includes(e.server_run!.id)).map((e) => e.id)
-      expect(events.map((e) => e.id)).toEqual(order === 'asc' ? expected : [...expected].reverse())
-    },
-  )
+  it.each(['asc', 'desc'] as const)('filters by several server runs (repeated keys), order %s', async (order) => {
+    const runs = [...new Set(ascending.map((e) => e.server_run?.id))].filter((id) => id !== undefined)
+    expect(runs.length).toBeGreaterThan(2)
+    const chosen = [runs[0]!, runs.at(-1)!]
+    const events = await all(client().sessionEvents.iterate(sessionId, { order, server_run_id: chosen, limit: 50 }))
+    const expected = ascending.filter((e) => chosen.includes(e.server_run!.id)).map((e) => e.id)
+    expect(events.map((e) => e.id)).toEqual(order === 'asc' ? expected : [...expected].reverse())
+  })
 
   it('combines filters', async () => {
     const run = ascending.find((e) => e.type === 'server_run_error')!.server_run!.id
-    const events = await all(
-      client().sessionEvents.iterate(sessionId, { server_run_id: [run], type: ['server_logs'] }),
-    )
-    const expected = ascending
-      .filter((e) => e.server_run!.id === run && e.type === 'server_logs')
-      .map((e) => e.id)
+    const events = await all(client().sessionEvents.iterate(sessionId, { server_run_id: [run], type: ['server_logs'] }))
+    const expected = ascending.filter((e) => e.server_run!.id === run && e.type === 'server_logs').map((e) => e.id)
     expect(events.map((e) => e.id)).toEqual(expected)
   })
 
@@ -138,23 +125,16 @@ describe.each(transports)('client e2e, %s', (_name, transport) => {
 
   it('walks pages that tell where they stand', async () => {
     const pages = []
-    for await (const page of client().sessionEvents.pages(sessionId, { limit: 100 }))
-      pages.push(page)
+    for await (const page of client().sessionEvents.pages(sessionId, { limit: 100 })) pages.push(page)
     expect(pages).toHaveLength(Math.ceil(expectedCount / 100))
     expect(pages.flatMap((p) => p.items.map((e) => e.id))).toEqual(ascending.map((e) => e.id))
     expect(pages[0]!.pagination.has_more_before).toBe(false)
     expect(pages.at(-1)!.pagination).toMatchObject({ has_more_after: false, next_cursor: null })
-    expect(
-      pages.slice(0, -1).every((p) => p.items.length === 100 && p.pagination.has_more_after),
-    ).toBe(true)
+    expect(pages.slice(0, -1).every((p) => p.items.length === 100 && p.pagination.has_more_after)).toBe(true)
   })
 
   it('gets one event, the same as listed', async () => {
-    for (const listed of [
-      ascending[0]!,
-      ascending.find((e) => e.type === 'server_run_error')!,
-      ascending.at(-1)!,
-    ]) {
+    for (const listed of [ascending[0]!, ascending.find((e) => e.type === 'server_run_error')!, ascending.at(-1)!]) {
       expect(await client().sessionEvents.get(sessionId, listed.id)).toEqual(listed)
     }
   })
@@ -189,9 +169,7 @@ describe.each(transports)('client e2e, %s', (_name, transport) => {
     }
 
     it('401 for an unknown key', async () => {
-      const error = await failure(
-        client('metorial_sk_unknown00000000000000').sessionEvents.list(sessionId),
-      )
+      const error = await failure(client('metorial_sk_unknown00000000000000').sessionEvents.list(sessionId))
       expect(error).toMatchObject({ status: 401, code: 'unauthorized', message: 'Invalid API key' })
     })
 
@@ -241,9 +219,7 @@ describe.each(transports)('client e2e, %s', (_name, transport) => {
 
     it('400 bad_request for after and before together', async () => {
       const [first, second] = ascending
-      const error = await failure(
-        client().sessionEvents.list(sessionId, { after: first!.id, before: second!.id }),
-      )
+      const error = await failure(client().sessionEvents.list(sessionId, { after: first!.id, before: second!.id }))
       expect(error).toMatchObject({ status: 400, code: 'bad_request' })
     })
   })
@@ -288,10 +264,7 @@ describe('client e2e, over HTTP only', () => {
         [1, 2, 3].map(() => impatient.sessionEvents.list(sessionId).catch((e: unknown) => e)),
       )
       expect(
-        errors.some(
-          (e) =>
-            e instanceof SessionEventsError && e.status === 429 && e.code === 'too_many_requests',
-        ),
+        errors.some((e) => e instanceof SessionEventsError && e.status === 429 && e.code === 'too_many_requests'),
       ).toBe(true)
     } finally {
       await limited.close()
@@ -310,9 +283,7 @@ describe('client e2e, over HTTP only', () => {
       maxRetries: 1,
       retryDelayMs: 1,
     })
-    const error = await client.sessionEvents
-      .list('ses_0000000000000000000000')
-      .catch((e: unknown) => e)
+    const error = await client.sessionEvents.list('ses_0000000000000000000000').catch((e: unknown) => e)
     expect(error).toBeInstanceOf(SessionEventsConnectionError)
     expect((error as Error).message).toMatch(/ECONNREFUSED/)
   })
@@ -323,11 +294,7 @@ describe('client e2e, over HTTP only', () => {
     const client = createSessionEventsClient({ apiKey: a.secret_key, baseUrl: url })
     let seen = 0
     const walk = async () => {
-      for await (const _ of client.sessionEvents.iterate(
-        sessionId,
-        { limit: 10 },
-        { signal: controller.signal },
-      )) {
+      for await (const _ of client.sessionEvents.iterate(sessionId, { limit: 10 }, { signal: controller.signal })) {
         if (++seen === 25) controller.abort()
       }
     }

@@ -60,10 +60,7 @@ describe('detail', () => {
     expect(text).toContain(`${run.server.name} (${run.server.id}, ${run.server.type})`)
     expect(text).toContain(`${run.id} (${run.type}, ${run.status})`)
     expect(text).toMatch(new RegExp(`^log lines\\s+${logsEvent.log_lines.length}$`, 'm'))
-    for (const line of logsEvent.log_lines)
-      expect(text).toContain(`  ${line.type.padEnd(8)}${line.line}`)
-    expect(eventDetail(errorEvent)).toMatch(
-      new RegExp(`^error\\s+${errorEvent.server_run_error!.code}: `, 'm'),
-    )
+    for (const line of logsEvent.log_lines) expect(text).toContain(`  ${line.type.padEnd(8)}${line.line}`)
+    expect(eventDetail(errorEvent)).toMatch(new RegExp(`^error\\s+${errorEvent.server_run_error!.code}: `, 'm'))
   })
 })

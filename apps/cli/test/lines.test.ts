@@ -15,13 +15,7 @@ function split(text: string | Buffer, size: number, maxLength?: number): string[
 describe('LineSplitter', () => {
   it.each([1, 2, 3, 7, 1024])('cuts at line breaks, whatever the chunks (%i bytes)', (size) => {
     const text = 'first\nsecond\r\n\nünïcödé ☕ 𝄞\r\nlast, without a break'
-    expect(split(text, size)).toEqual([
-      'first',
-      'second',
-      '',
-      'ünïcödé ☕ 𝄞',
-      'last, without a break',
-    ])
+    expect(split(text, size)).toEqual(['first', 'second', '', 'ünïcödé ☕ 𝄞', 'last, without a break'])
   })
 
   it('makes no line of a final line break, and keeps a lone \\r inside a line', () => {

@@ -67,9 +67,7 @@ export function startNode(args: string[], env: NodeJS.ProcessEnv = {}, input = '
         watchers.push(check)
         check()
         void finished.then(() =>
-          reject(
-            new Error(`exited without printing ${pattern}:\n${output.stdout}\n${output.stderr}`),
-          ),
+          reject(new Error(`exited without printing ${pattern}:\n${output.stdout}\n${output.stderr}`)),
         )
       })
     },
@@ -83,21 +81,11 @@ export interface ApiServer {
 }
 
 /** Seeds a fresh SQLite file with seed-cli.js, then serves it with main.js on a free port. */
-export async function startApiServer(seed: {
-  sessions: number
-  events: number
-}): Promise<ApiServer> {
+export async function startApiServer(seed: { sessions: number; events: number }): Promise<ApiServer> {
   const dir = mkdtempSync(join(tmpdir(), 'session-events-cli-'))
   const env = { DATABASE_URL: `sqlite:${join(dir, 'events.db')}`, LOG_LEVEL: 'warn' }
   const seeded = await runNode(
-    [
-      join(apiDist, 'seed-cli.js'),
-      '--sessions',
-      String(seed.sessions),
-      '--events',
-      String(seed.events),
-      '--json',
-    ],
+    [join(apiDist, 'seed-cli.js'), '--sessions', String(seed.sessions), '--events', String(seed.events), '--json'],
     env,
   )
   if (seeded.code !== 0) throw new Error(`seed-cli.js failed (${seeded.code}): ${seeded.stderr}`)
@@ -144,8 +132,6 @@ function listeningUrl(server: ChildProcess): Promise<string> {
     }
     server.stdout!.on('data', onData)
     server.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()))
-    server.once('exit', (code) =>
-      reject(new Error(`the API server exited (${code}) before listening:\n${output}`)),
-    )
+    server.once('exit', (code) => reject(new Error(`the API server exited (${code}) before listening:\n${output}`)))
   })
 }

@@ -49,9 +49,7 @@ describe('packages/client/README.md example', () => {
       types: ['node'],
       typeRoots: [dirname(nodeTypes)],
     })
-    const problems = ts
-      .getPreEmitDiagnostics(program)
-      .map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n'))
+    const problems = ts.getPreEmitDiagnostics(program).map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n'))
     expect(problems).toEqual([])
   })
 
@@ -71,9 +69,7 @@ describe('packages/client/README.md example', () => {
       expect(run.code).toBe(0)
       expect(run.stdout).toMatch(/^newest: sev_\w{22}(, sev_\w{22}){4}$/m)
       expect(run.stdout).toMatch(/^\d{4}-\d\d-\d\dT[\d:.]+Z \w+: .+$/m)
-      expect(run.stdout).toMatch(
-        /^404 not_found: The requested session-event could not be found\. \(req_\w{22}\)$/m,
-      )
+      expect(run.stdout).toMatch(/^404 not_found: The requested session-event could not be found\. \(req_\w{22}\)$/m)
     } finally {
       await server.close()
       await store.close()

@@ -11,15 +11,7 @@ import {
   createSessionEventsClient,
 } from '@session-events/client'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import {
-  type ApiServer,
-  type Run,
-  type Started,
-  cliMain,
-  runNode,
-  startApiServer,
-  startNode,
-} from './processes.js'
+import { type ApiServer, type Run, type Started, cliMain, runNode, startApiServer, startNode } from './processes.js'
 import { type TcpProxy, startTcpProxy } from './tcp-proxy.js'
 
 let api: ApiServer
@@ -66,8 +58,7 @@ function idsOf(stderr: string): { sessionId: string; serverRunId: string } {
 
 async function eventsOf(sessionId: string, serverRunId: string): Promise<SessionEvent[]> {
   const events: SessionEvent[] = []
-  for await (const event of client.events.iterate(sessionId, { server_run_id: [serverRunId] }))
-    events.push(event)
+  for await (const event of client.events.iterate(sessionId, { server_run_id: [serverRunId] })) events.push(event)
   return events
 }
 
@@ -180,10 +171,7 @@ describe('session-events run', () => {
     const run = await started.finished
     expect(run.code).toBe(143)
     const { sessionId, serverRunId } = idsOf(run.stderr)
-    expect(linesOf(await eventsOf(sessionId, serverRunId))).toEqual([
-      out('ready'),
-      out('got SIGTERM'),
-    ])
+    expect(linesOf(await eventsOf(sessionId, serverRunId))).toEqual([out('ready'), out('got SIGTERM')])
     const events = await eventsOf(sessionId, serverRunId)
     expect(events.at(-1)!.server_run_error).toMatchObject({
       code: 'process_exited',
@@ -216,15 +204,11 @@ describe('session-events run', () => {
   })
 
   it('loses and repeats nothing while the API is away for a while', async () => {
-    const child = script(
-      'steady',
-      `for (let i = 0; i < 120; i++) { console.log(\`line \${i}\`); await sleep(20) }`,
-    )
+    const child = script('steady', `for (let i = 0; i < 120; i++) { console.log(\`line \${i}\`); await sleep(20) }`)
     const cutBefore = proxy.cut
-    const started = startCli(
-      ['run', '--quiet', '--max-retries', '0', '--', process.execPath, child],
-      { SESSION_EVENTS_BASE_URL: proxy.url },
-    )
+    const started = startCli(['run', '--quiet', '--max-retries', '0', '--', process.execPath, child], {
+      SESSION_EVENTS_BASE_URL: proxy.url,
+    })
     await started.printed(/server run srr_\w{22}/)
     await waitForLine(started, 'line 20')
     // Requests reach the API but their answers are lost: the retries must not write twice.
@@ -250,10 +234,7 @@ describe('session-events run', () => {
   })
 
   it('gives up after --max-outage: stops the command and exits 1', async () => {
-    const child = script(
-      'endless',
-      `console.log('ready'); setInterval(() => console.log('tick'), 50)`,
-    )
+    const child = script('endless', `console.log('ready'); setInterval(() => console.log('tick'), 50)`)
     const started = startCli(
       ['run', '--quiet', '--max-retries', '0', '--max-outage', '1', '--', process.execPath, child],
       { SESSION_EVENTS_BASE_URL: proxy.url },
@@ -271,10 +252,7 @@ describe('session-events run', () => {
   })
 
   it('stops the command and exits 1 when the API refuses the lines (the run was stopped)', async () => {
-    const child = script(
-      'stopped-under-it',
-      `console.log('ready'); setInterval(() => console.log('tick'), 50)`,
-    )
+    const child = script('stopped-under-it', `console.log('ready'); setInterval(() => console.log('tick'), 50)`)
     const started = startCli(['run', '--quiet', '--', process.execPath, child])
     const [, sessionId, serverRunId] = (await started.printed(
       /session (ses_\w{22}), server run (srr_\w{22})/,
@@ -289,10 +267,7 @@ describe('session-events run', () => {
 
   it('refuses a session of another instance before it starts the command', async () => {
     const marker = join(scripts, 'started')
-    const child = script(
-      'marker',
-      `(await import('node:fs')).writeFileSync(${JSON.stringify(marker)}, '')`,
-    )
+    const child = script('marker', `(await import('node:fs')).writeFileSync(${JSON.stringify(marker)}, '')`)
     const run = await cli(['run', '--session', otherSessionId, '--', process.execPath, child])
     expect(run.code).toBe(1)
     expect(run.stderr).toContain('The requested session could not be found.')

@@ -30,17 +30,29 @@ describe('session-events events tail', () => {
     const run = await client.serverRuns.start(session.id, { type: 'external', server: { name: 'tailed' } })
     const other = await client.serverRuns.start(session.id, { type: 'external', server: { name: 'not tailed' } })
     await client.events.append(session.id, { server_run_id: run.id, log_lines: [{ type: 'stdout', line: 'before' }] })
-    const tail = startNode([cliMain, 'events', 'tail', session.id, '--server-run', run.id, '--tail', '1', '--json'], env)
+    const tail = startNode(
+      [cliMain, 'events', 'tail', session.id, '--server-run', run.id, '--tail', '1', '--json'],
+      env,
+    )
     await tail.printed(/"line":"before"/)
-    await client.events.append(session.id, { server_run_id: other.id, log_lines: [{ type: 'stdout', line: 'elsewhere' }] })
+    await client.events.append(session.id, {
+      server_run_id: other.id,
+      log_lines: [{ type: 'stdout', line: 'elsewhere' }],
+    })
     for (let i = 0; i < 3; i++) {
-      await client.events.append(session.id, { server_run_id: run.id, log_lines: [{ type: 'stderr', line: `live ${i}` }] })
+      await client.events.append(session.id, {
+        server_run_id: run.id,
+        log_lines: [{ type: 'stderr', line: `live ${i}` }],
+      })
     }
     await tail.printed(/"line":"live 2"/)
     tail.child.kill('SIGINT')
     const done = await tail.finished
     expect(done.code).toBe(0)
-    const lines = done.stdout.trim().split('\n').map((l) => JSON.parse(l) as { log_lines: { line: string }[] })
+    const lines = done.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { log_lines: { line: string }[] })
     expect(lines.map((e) => e.log_lines[0]!.line)).toEqual(['before', 'live 0', 'live 1', 'live 2'])
   })
 
@@ -63,10 +75,16 @@ describe('session-events events tail', () => {
 describe('session-events run --follow', () => {
   it("prints the run's events as they are stored, the error event included, and exits with the command's code", async () => {
     const script = join(dir, 'child.mjs')
-    writeFileSync(script, "console.log('out one'); setTimeout(() => console.error('err one'), 60); setTimeout(() => { console.log('out two'); process.exit(4) }, 200)\n")
+    writeFileSync(
+      script,
+      "console.log('out one'); setTimeout(() => console.error('err one'), 60); setTimeout(() => { console.log('out two'); process.exit(4) }, 200)\n",
+    )
     const result = await runNode([cliMain, 'run', '--follow', '--json', '--', process.execPath, script], env)
     expect(result.code).toBe(4)
-    const events = result.stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; log_lines: { line: string }[] })
+    const events = result.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { type: string; log_lines: { line: string }[] })
     expect(events.flatMap((e) => e.log_lines.map((l) => l.line))).toEqual(['out one', 'err one', 'out two'])
     expect(events.at(-1)!.type).toBe('server_run_error')
   })

@@ -22,7 +22,9 @@ const reader = new Proxy(real.reader, {
     }
   },
 }) as StoreReader
-const store = new Proxy(real, { get: (target, property) => (property === 'reader' ? reader : Reflect.get(target, property)) })
+const store = new Proxy(real, {
+  get: (target, property) => (property === 'reader' ? reader : Reflect.get(target, property)),
+})
 
 const app = createApp({ store, rateLimit: false, logger: pino({ level: process.env.LOG_LEVEL ?? 'info' }) })
 await serve({ app, host: '127.0.0.1', port: Number(process.argv[3]) })

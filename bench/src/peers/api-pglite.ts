@@ -11,7 +11,8 @@ import { createApp, openPgliteStore, seed, serve } from '@session-events/api'
 // Usage: node api-pglite.js PORT SESSIONS EVENTS DATASET_JSON
 
 const [port, sessions, events, out] = process.argv.slice(2)
-if (!port || !sessions || !events || !out) throw new Error('usage: node api-pglite.js PORT SESSIONS EVENTS DATASET_JSON')
+if (!port || !sessions || !events || !out)
+  throw new Error('usage: node api-pglite.js PORT SESSIONS EVENTS DATASET_JSON')
 
 const store = await openPgliteStore(new PGlite())
 const started = performance.now()
@@ -35,7 +36,13 @@ writeFileSync(
   JSON.stringify({
     secretKey: summary.instances[0]!.secret_key,
     sessionList,
-    seeding: { events: total, seconds, eventsPerS: total / seconds, at: new Date().toISOString(), node: process.version },
+    seeding: {
+      events: total,
+      seconds,
+      eventsPerS: total / seconds,
+      at: new Date().toISOString(),
+      node: process.version,
+    },
   }),
 )
 

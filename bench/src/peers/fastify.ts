@@ -13,7 +13,9 @@ const objects = new Map<string, unknown>(fixtures.map((f) => [f.path, JSON.parse
 
 const app = Fastify({ logger: false })
 app.addSchema({ $id: 'session-events', components: { schemas: spec.components.schemas } })
-const answers = (schema: string) => ({ schema: { response: { 200: { $ref: `session-events#/components/schemas/${schema}` } } } })
+const answers = (schema: string) => ({
+  schema: { response: { 200: { $ref: `session-events#/components/schemas/${schema}` } } },
+})
 
 const fromMemory = (url: string) => objects.get(url)
 app.get('/sessions/:sessionId/events', answers('SessionEventList'), async (request, reply) => {

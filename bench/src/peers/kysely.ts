@@ -24,13 +24,24 @@ import { specJson } from '../paths.js'
 //   DATABASE_URL: sqlite:PATH or postgres://… (the pool: 10 connections, as the API's default)
 
 const [databaseUrl, portArg, serialiseArg = 'list=json,get=json'] = process.argv.slice(2)
-if (!databaseUrl || !portArg) throw new Error('usage: node kysely.js DATABASE_URL PORT [list=json|schema,get=json|schema]')
-const serialise = Object.fromEntries(serialiseArg.split(',').map((part) => part.split('='))) as Record<'list' | 'get', 'json' | 'schema'>
+if (!databaseUrl || !portArg)
+  throw new Error('usage: node kysely.js DATABASE_URL PORT [list=json|schema,get=json|schema]')
+const serialise = Object.fromEntries(serialiseArg.split(',').map((part) => part.split('='))) as Record<
+  'list' | 'get',
+  'json' | 'schema'
+>
 
 // ---- the tables, as the queries below use them ----
 
 interface Tables {
-  api_keys: { id: string; instance_id: string; secret_hash: string; scopes: string; revoked_at: string | null; expires_at: string | null }
+  api_keys: {
+    id: string
+    instance_id: string
+    secret_hash: string
+    scopes: string
+    revoked_at: string | null
+    expires_at: string | null
+  }
   sessions: { id: string; instance_id: string }
   session_events: {
     id: string
@@ -42,7 +53,14 @@ interface Tables {
     log_lines_json: string
     created_at: string
   }
-  server_run_errors: { id: string; server_run_id: string; code: string; message: string; metadata_json: string; created_at: string }
+  server_run_errors: {
+    id: string
+    server_run_id: string
+    code: string
+    message: string
+    metadata_json: string
+    created_at: string
+  }
   server_runs: {
     id: string
     server_session_id: string
@@ -64,15 +82,39 @@ interface Tables {
     server_message_count: number
     created_at: string
   }
-  server_deployments: { id: string; server_id: string; name: string | null; description: string | null; metadata_json: string; created_at: string; updated_at: string }
-  servers: { id: string; name: string; description: string | null; type: string; created_at: string; updated_at: string }
+  server_deployments: {
+    id: string
+    server_id: string
+    name: string | null
+    description: string | null
+    metadata_json: string
+    created_at: string
+    updated_at: string
+  }
+  servers: {
+    id: string
+    name: string
+    description: string | null
+    type: string
+    created_at: string
+    updated_at: string
+  }
 }
 
 const db = databaseUrl.startsWith('sqlite:')
-  ? new Kysely<Tables>({ dialect: new SqliteDialect({ database: new SQLite(databaseUrl.slice('sqlite:'.length), { fileMustExist: true }) }) })
+  ? new Kysely<Tables>({
+      dialect: new SqliteDialect({
+        database: new SQLite(databaseUrl.slice('sqlite:'.length), { fileMustExist: true }),
+      }),
+    })
   : new Kysely<Tables>({
       dialect: new PostgresDialect({
-        pool: new pg.Pool({ connectionString: databaseUrl, max: 10, idleTimeoutMillis: 600_000, application_name: process.env.PGAPPNAME ?? 'bench-peer' }),
+        pool: new pg.Pool({
+          connectionString: databaseUrl,
+          max: 10,
+          idleTimeoutMillis: 600_000,
+          application_name: process.env.PGAPPNAME ?? 'bench-peer',
+        }),
       }),
     })
 
@@ -97,7 +139,12 @@ function decodeCursor(cursor: string): { direction: 'after' | 'before'; id: stri
   if (hex.length % 2) hex = `0${hex}`
   try {
     const value = JSON.parse(Buffer.from(hex, 'hex').toString('utf8')) as unknown
-    if (Array.isArray(value) && value.length === 2 && (value[0] === 'after' || value[0] === 'before') && /^sev_[0-9a-z]{9}[0-9A-Za-z]{13}$/.test(value[1])) {
+    if (
+      Array.isArray(value) &&
+      value.length === 2 &&
+      (value[0] === 'after' || value[0] === 'before') &&
+      /^sev_[0-9a-z]{9}[0-9A-Za-z]{13}$/.test(value[1])
+    ) {
       return { direction: value[0], id: value[1] as string }
     }
   } catch {}
@@ -107,16 +154,25 @@ function decodeCursor(cursor: string): { direction: 'after' | 'before'; id: stri
 // ---- errors, in the API's shape ----
 
 function fail(reply: FastifyReply, status: number, code: string, message: string) {
-  return reply.code(status).type('application/json').send(JSON.stringify({ __typename: 'error', ok: false, status, code, message }))
+  return reply
+    .code(status)
+    .type('application/json')
+    .send(JSON.stringify({ __typename: 'error', ok: false, status, code, message }))
 }
 
 // ---- the queries ----
 
-type EventQuery = SelectQueryBuilder<Tables & { e: Tables['session_events']; x: Tables['server_run_errors'] }, 'e' | 'x', object>
+type EventQuery = SelectQueryBuilder<
+  Tables & { e: Tables['session_events']; x: Tables['server_run_errors'] },
+  'e' | 'x',
+  object
+>
 
 /** Events with the error that a `server_run_error` event shows. */
 function eventsWithErrors(): EventQuery {
-  return db.selectFrom('session_events as e').leftJoin('server_run_errors as x', 'x.id', 'e.server_run_error_id') as unknown as EventQuery
+  return db
+    .selectFrom('session_events as e')
+    .leftJoin('server_run_errors as x', 'x.id', 'e.server_run_error_id') as unknown as EventQuery
 }
 
 const EVENT_COLUMNS = [
@@ -135,33 +191,33 @@ const EVENT_COLUMNS = [
 
 /** Runs by id, with what a run shows: its server session, its deployment and its server. */
 const RUN_COLUMNS = [
-      'r.id',
-      'r.type',
-      'r.status',
-      'r.server_version_id',
-      'r.created_at',
-      'r.updated_at',
-      'r.started_at',
-      'r.stopped_at',
-      'ss.id as ss_id',
-      'ss.session_id as ss_session_id',
-      'ss.status as ss_status',
-      'ss.mcp_json as ss_mcp_json',
-      'ss.client_message_count as ss_client_message_count',
-      'ss.server_message_count as ss_server_message_count',
-      'ss.created_at as ss_created_at',
-      'd.id as d_id',
-      'd.name as d_name',
-      'd.description as d_description',
-      'd.metadata_json as d_metadata_json',
-      'd.created_at as d_created_at',
-      'd.updated_at as d_updated_at',
-      's.id as s_id',
-      's.name as s_name',
-      's.description as s_description',
-      's.type as s_type',
-      's.created_at as s_created_at',
-      's.updated_at as s_updated_at',
+  'r.id',
+  'r.type',
+  'r.status',
+  'r.server_version_id',
+  'r.created_at',
+  'r.updated_at',
+  'r.started_at',
+  'r.stopped_at',
+  'ss.id as ss_id',
+  'ss.session_id as ss_session_id',
+  'ss.status as ss_status',
+  'ss.mcp_json as ss_mcp_json',
+  'ss.client_message_count as ss_client_message_count',
+  'ss.server_message_count as ss_server_message_count',
+  'ss.created_at as ss_created_at',
+  'd.id as d_id',
+  'd.name as d_name',
+  'd.description as d_description',
+  'd.metadata_json as d_metadata_json',
+  'd.created_at as d_created_at',
+  'd.updated_at as d_updated_at',
+  's.id as s_id',
+  's.name as s_name',
+  's.description as s_description',
+  's.type as s_type',
+  's.created_at as s_created_at',
+  's.updated_at as s_updated_at',
 ] as const
 
 function runsWithPreviews() {
@@ -228,7 +284,11 @@ function toRun(row: Row, prefix = '') {
 /** The events of these rows, each with its run (read in one more query, once per run). */
 async function toEvents(rows: Row[]) {
   const runIds = [...new Set(rows.map((r) => r.server_run_id as string | null).filter((id) => id !== null))]
-  const runs = new Map(runIds.length === 0 ? [] : (await runsWithPreviews().where('r.id', 'in', runIds).execute()).map((r: Row) => [r.id, toRun(r)]))
+  const runs = new Map(
+    runIds.length === 0
+      ? []
+      : (await runsWithPreviews().where('r.id', 'in', runIds).execute()).map((r: Row) => [r.id, toRun(r)]),
+  )
   return rows.map((row) => toEvent(row, row.server_run_id === null ? null : (runs.get(row.server_run_id) ?? null)))
 }
 
@@ -241,7 +301,15 @@ function toEvent(row: Row, run: ReturnType<typeof toRun> | null) {
     server_run: run,
     server_run_error:
       row.x_id !== null && run
-        ? { object: 'server.server_run.error', id: row.x_id, code: row.x_code, message: row.x_message, metadata: JSON.parse(row.x_metadata_json), server_run: run, created_at: row.x_created_at }
+        ? {
+            object: 'server.server_run.error',
+            id: row.x_id,
+            code: row.x_code,
+            message: row.x_message,
+            metadata: JSON.parse(row.x_metadata_json),
+            server_run: run,
+            created_at: row.x_created_at,
+          }
         : null,
     log_lines: JSON.parse(row.log_lines_json),
     created_at: row.created_at,
@@ -251,13 +319,18 @@ function toEvent(row: Row, run: ReturnType<typeof toRun> | null) {
 /** The key's instance, or the reply already sent (401, 403). */
 async function authenticate(authorization: string | undefined, reply: FastifyReply): Promise<string | null> {
   const match = /^Bearer[ \t]+([^\s]+)[ \t]*$/i.exec(authorization ?? '')
-  if (!match) return void fail(reply, 401, 'unauthorized', 'Send an API key in the Authorization header.'), null
+  if (!match) return (void fail(reply, 401, 'unauthorized', 'Send an API key in the Authorization header.'), null)
   const hash = createHash('sha256').update(match[1]!).digest('hex')
-  const key = await db.selectFrom('api_keys').select(['instance_id', 'scopes', 'revoked_at', 'expires_at']).where('secret_hash', '=', hash).executeTakeFirst()
+  const key = await db
+    .selectFrom('api_keys')
+    .select(['instance_id', 'scopes', 'revoked_at', 'expires_at'])
+    .where('secret_hash', '=', hash)
+    .executeTakeFirst()
   if (!key || key.revoked_at !== null || (key.expires_at !== null && key.expires_at <= new Date().toISOString())) {
-    return void fail(reply, 401, 'unauthorized', 'The API key is not valid.'), null
+    return (void fail(reply, 401, 'unauthorized', 'The API key is not valid.'), null)
   }
-  if (!key.scopes.split(' ').includes('sessions:read')) return void fail(reply, 403, 'forbidden', 'The key may not read sessions.'), null
+  if (!key.scopes.split(' ').includes('sessions:read'))
+    return (void fail(reply, 403, 'forbidden', 'The key may not read sessions.'), null)
   return key.instance_id
 }
 
@@ -269,23 +342,46 @@ async function sessionOfInstance(sessionId: string, instanceId: string): Promise
 // ---- the routes, validated with the spec's own parameter schemas ----
 
 const spec = JSON.parse(readFileSync(specJson, 'utf8')) as {
-  components: { schemas: Record<string, unknown>; parameters: Record<string, { name: string; in: string; schema: unknown }> }
+  components: {
+    schemas: Record<string, unknown>
+    parameters: Record<string, { name: string; in: string; schema: unknown }>
+  }
 }
 /** A schema of the spec with its $refs pointing at the schemas Fastify was given, one per component. */
-const fromSpec = (value: unknown): unknown => JSON.parse(JSON.stringify(value).replace(/"#\/components\/schemas\/([A-Za-z]+)"/g, '"$1#"'))
+const fromSpec = (value: unknown): unknown =>
+  JSON.parse(JSON.stringify(value).replace(/"#\/components\/schemas\/([A-Za-z]+)"/g, '"$1#"'))
 const parameters = (names: string[], where: 'path' | 'query') => ({
   type: 'object',
   properties: Object.fromEntries(
-    names.map((n) => spec.components.parameters[n]!).filter((p) => p.in === where).map((p) => [p.name, fromSpec(p.schema)]),
+    names
+      .map((n) => spec.components.parameters[n]!)
+      .filter((p) => p.in === where)
+      .map((p) => [p.name, fromSpec(p.schema)]),
   ),
-  ...(where === 'path' && { required: names.map((n) => spec.components.parameters[n]!).filter((p) => p.in === 'path').map((p) => p.name) }),
+  ...(where === 'path' && {
+    required: names
+      .map((n) => spec.components.parameters[n]!)
+      .filter((p) => p.in === 'path')
+      .map((p) => p.name),
+  }),
 })
-const LIST_PARAMETERS = ['SessionId', 'Limit', 'After', 'Before', 'Cursor', 'Order', 'ServerRunIdFilter', 'ServerSessionIdFilter', 'TypeFilter']
+const LIST_PARAMETERS = [
+  'SessionId',
+  'Limit',
+  'After',
+  'Before',
+  'Cursor',
+  'Order',
+  'ServerRunIdFilter',
+  'ServerSessionIdFilter',
+  'TypeFilter',
+]
 const response = (operation: 'list' | 'get', schema: string) =>
   serialise[operation] === 'schema' ? { response: { 200: { $ref: `${schema}#` } } } : {}
 
 const app = Fastify({ logger: false })
-for (const [name, schema] of Object.entries(spec.components.schemas)) app.addSchema({ $id: name, ...(fromSpec(schema) as object) })
+for (const [name, schema] of Object.entries(spec.components.schemas))
+  app.addSchema({ $id: name, ...(fromSpec(schema) as object) })
 
 interface ListQuery {
   limit: number
@@ -300,21 +396,30 @@ interface ListQuery {
 
 app.get<{ Params: { sessionId: string }; Querystring: ListQuery }>(
   '/sessions/:sessionId/events',
-  { schema: { params: parameters(LIST_PARAMETERS, 'path'), querystring: parameters(LIST_PARAMETERS, 'query'), ...response('list', 'SessionEventList') } },
+  {
+    schema: {
+      params: parameters(LIST_PARAMETERS, 'path'),
+      querystring: parameters(LIST_PARAMETERS, 'query'),
+      ...response('list', 'SessionEventList'),
+    },
+  },
   async (request, reply) => {
     const instanceId = await authenticate(request.headers.authorization, reply)
     if (instanceId === null) return reply
     const { sessionId } = request.params
     const query = request.query
-    if (query.after !== undefined && query.before !== undefined) return fail(reply, 400, 'bad_request', 'Use either `after` or `before`, not both.')
+    if (query.after !== undefined && query.before !== undefined)
+      return fail(reply, 400, 'bad_request', 'Use either `after` or `before`, not both.')
     let position: { direction: 'after' | 'before'; id: string } | null = null
     if (query.cursor !== undefined) {
-      if (query.after !== undefined || query.before !== undefined) return fail(reply, 400, 'bad_request', 'Use either `cursor` or `after`/`before`, not both.')
+      if (query.after !== undefined || query.before !== undefined)
+        return fail(reply, 400, 'bad_request', 'Use either `cursor` or `after`/`before`, not both.')
       position = decodeCursor(query.cursor)
       if (!position) return fail(reply, 400, 'bad_request', 'The cursor is invalid.')
     } else if (query.after !== undefined) position = { direction: 'after', id: query.after }
     else if (query.before !== undefined) position = { direction: 'before', id: query.before }
-    if (!(await sessionOfInstance(sessionId, instanceId))) return fail(reply, 404, 'not_found', 'The session was not found.')
+    if (!(await sessionOfInstance(sessionId, instanceId)))
+      return fail(reply, 404, 'not_found', 'The session was not found.')
 
     // Keyset pagination: a page before the position is read backwards from it, then turned around.
     const asc = query.order === 'asc'
@@ -333,7 +438,10 @@ app.get<{ Params: { sessionId: string }; Querystring: ListQuery }>(
     }
     let pageQuery = filtered(eventsWithErrors()).select(EVENT_COLUMNS)
     if (position) pageQuery = pageQuery.where('e.id', toward, position.id)
-    const rows: Row[] = await pageQuery.orderBy('e.id', scanAscending ? 'asc' : 'desc').limit(query.limit + 1).execute()
+    const rows: Row[] = await pageQuery
+      .orderBy('e.id', scanAscending ? 'asc' : 'desc')
+      .limit(query.limit + 1)
+      .execute()
     const more = rows.length > query.limit
     if (more) rows.pop()
     if (backward) rows.reverse()
@@ -377,7 +485,8 @@ app.get<{ Params: { sessionId: string; sessionEventId: string } }>(
     const instanceId = await authenticate(request.headers.authorization, reply)
     if (instanceId === null) return reply
     const { sessionId, sessionEventId } = request.params
-    if (!(await sessionOfInstance(sessionId, instanceId))) return fail(reply, 404, 'not_found', 'The session was not found.')
+    if (!(await sessionOfInstance(sessionId, instanceId)))
+      return fail(reply, 404, 'not_found', 'The session was not found.')
     // One event: one query, joined with its run and what the run shows.
     const row: Row | undefined = await db
       .selectFrom('session_events as e')
@@ -387,7 +496,10 @@ app.get<{ Params: { sessionId: string; sessionEventId: string } }>(
       .leftJoin('server_deployments as d', 'd.id', 'r.server_deployment_id')
       .leftJoin('servers as s', 's.id', 'd.server_id')
       // The run's own columns as r_id, r_status…: beside the event's, in one row.
-      .select([...EVENT_COLUMNS, ...RUN_COLUMNS.map((c) => (c.includes(' as ') ? c : `${c} as r_${c.slice(2)}`))] as any)
+      .select([
+        ...EVENT_COLUMNS,
+        ...RUN_COLUMNS.map((c) => (c.includes(' as ') ? c : `${c} as r_${c.slice(2)}`)),
+      ] as any)
       .where('e.session_id', '=', sessionId)
       .where('e.id', '=', sessionEventId)
       .executeTakeFirst()

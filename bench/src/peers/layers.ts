@@ -1,6 +1,14 @@
 import { serve } from '@hono/node-server'
 import { OpenAPIHono } from '@hono/zod-openapi'
-import { authenticate, CachingReader, openStore, requestContext, requireScope, respond, type AppEnv } from '@session-events/api'
+import {
+  authenticate,
+  CachingReader,
+  openStore,
+  requestContext,
+  requireScope,
+  respond,
+  type AppEnv,
+} from '@session-events/api'
 import { registerRoutes, type SessionEventsHandlers } from '@session-events/server-stubs'
 import { Hono, type Context } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
@@ -28,12 +36,15 @@ const { fixtures, port } = peerArgs()
 const layer = process.argv[4] as Layer
 if (!LAYERS.includes(layer)) throw new Error(`layer must be one of ${LAYERS.join(', ')} (got ${layer})`)
 const answers = new Map(fixtures.map((f) => [f.path, Buffer.from(f.body)]))
-const answer = (c: Context) => new Response(answers.get(c.req.path) ?? null, { headers: { 'content-type': 'application/json' } })
+const answer = (c: Context) =>
+  new Response(answers.get(c.req.path) ?? null, { headers: { 'content-type': 'application/json' } })
 const answerAsTheApi = (c: Context<AppEnv>) => respond(c, answers.get(c.req.path) ?? '', 200)
 const writeAnswersFile = process.argv[5]
 const writeAnswers = new Map(
   writeAnswersFile
-    ? Object.entries(JSON.parse(readFileSync(writeAnswersFile, 'utf8')) as Record<string, string>).map(([lines, body]) => [Number(lines), Buffer.from(body)])
+    ? Object.entries(JSON.parse(readFileSync(writeAnswersFile, 'utf8')) as Record<string, string>).map(
+        ([lines, body]) => [Number(lines), Buffer.from(body)],
+      )
     : [],
 )
 /** The 201 of an append of `lines` lines, bare or as the API sends it. */
@@ -49,7 +60,13 @@ if (layer === 'hono') {
   const hono = new Hono()
   hono.get('/sessions/:sessionId/events/:sessionEventId', answer)
   hono.get('/sessions/:sessionId/events', answer)
-  hono.post('/sessions/:sessionId/events', async (c) => appended(c as unknown as Context<AppEnv>, ((await c.req.json()) as { log_lines: unknown[] }).log_lines.length, false))
+  hono.post('/sessions/:sessionId/events', async (c) =>
+    appended(
+      c as unknown as Context<AppEnv>,
+      ((await c.req.json()) as { log_lines: unknown[] }).log_lines.length,
+      false,
+    ),
+  )
   app = hono
 } else {
   const routes = new OpenAPIHono<AppEnv>({ strict: false })

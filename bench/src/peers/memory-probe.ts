@@ -19,7 +19,13 @@ if (process.send) {
     gc?.()
     gc?.()
     const m = process.memoryUsage()
-    process.send!({ rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers } satisfies MemoryAnswer)
+    process.send!({
+      rss: m.rss,
+      heapUsed: m.heapUsed,
+      heapTotal: m.heapTotal,
+      external: m.external,
+      arrayBuffers: m.arrayBuffers,
+    } satisfies MemoryAnswer)
   })
   // The channel must not keep the process alive on its own.
   process.channel?.unref()

@@ -10,7 +10,10 @@ import { createServer } from 'node:http'
 const [file, port] = process.argv.slice(2)
 if (!file || !port) throw new Error('usage: node write-limit.js ANSWERS_JSON PORT')
 const answers = new Map(
-  Object.entries(JSON.parse(readFileSync(file, 'utf8')) as Record<string, string>).map(([lines, body]) => [Number(lines), Buffer.from(body)]),
+  Object.entries(JSON.parse(readFileSync(file, 'utf8')) as Record<string, string>).map(([lines, body]) => [
+    Number(lines),
+    Buffer.from(body),
+  ]),
 )
 
 createServer((req, res) => {

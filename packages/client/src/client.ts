@@ -80,17 +80,9 @@ export interface SessionsResource<Dates extends boolean = false> {
 
 export interface ServerRunsResource<Dates extends boolean = false> {
   /** Starts a run of an MCP server in the session: `active`, `started_at` now. */
-  start(
-    sessionId: SessionId,
-    body: ServerRunStart,
-    options?: WriteRequestOptions,
-  ): Promise<Decoded<ServerRun, Dates>>
+  start(sessionId: SessionId, body: ServerRunStart, options?: WriteRequestOptions): Promise<Decoded<ServerRun, Dates>>
   /** One run of the session, as it is now. */
-  get(
-    sessionId: SessionId,
-    serverRunId: ServerRunId,
-    options?: RequestOptions,
-  ): Promise<Decoded<ServerRun, Dates>>
+  get(sessionId: SessionId, serverRunId: ServerRunId, options?: RequestOptions): Promise<Decoded<ServerRun, Dates>>
   /**
    * Stops the run as `completed`, or `failed` with the `error` that ended it. Stopping a stopped
    * run again the same way answers the run; another way throws a 409 `conflict`.
@@ -147,10 +139,7 @@ export interface SessionEventsResource<Dates extends boolean = false> {
    * the last event it yielded: none is missed, none comes twice. Throws a SessionEventsError for
    * a 400, 401, 403, 404 or 500; returns when `signal` aborts or you break out of the loop.
    */
-  tail(
-    sessionId: SessionId,
-    options?: TailOptions,
-  ): AsyncGenerator<Decoded<SessionEvent, Dates>, void, undefined>
+  tail(sessionId: SessionId, options?: TailOptions): AsyncGenerator<Decoded<SessionEvent, Dates>, void, undefined>
 }
 
 export interface SessionEventsClient<Dates extends boolean = false> {
@@ -171,9 +160,7 @@ export function createSessionEventsClient<Dates extends boolean = false>(
   options: SessionEventsClientOptions<Dates>,
 ): SessionEventsClient<Dates> {
   if (typeof options.apiKey !== 'string' || options.apiKey === '') {
-    throw new TypeError(
-      'createSessionEventsClient: `apiKey` is required (a secret key, metorial_sk_…).',
-    )
+    throw new TypeError('createSessionEventsClient: `apiKey` is required (a secret key, metorial_sk_…).')
   }
   const fetch: Fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init))
   const retry: RetryOptions = {
@@ -191,15 +178,9 @@ export function createSessionEventsClient<Dates extends boolean = false>(
       ...options.headers,
     },
   })
-  const decode = (options.reviveDates ? reviveDates : (value: unknown) => value) as <T>(
-    value: T,
-  ) => Decoded<T, Dates>
+  const decode = (options.reviveDates ? reviveDates : (value: unknown) => value) as <T>(value: T) => Decoded<T, Dates>
 
-  async function list(
-    sessionId: SessionId,
-    query: ListSessionEventsQuery = {},
-    { signal }: RequestOptions = {},
-  ) {
+  async function list(sessionId: SessionId, query: ListSessionEventsQuery = {}, { signal }: RequestOptions = {}) {
     const { data } = await raw.GET('/sessions/{sessionId}/events', {
       params: { path: { sessionId }, query },
       signal,
@@ -208,11 +189,7 @@ export function createSessionEventsClient<Dates extends boolean = false>(
     return data! // throwOnFailure has thrown for any response without a JSON object
   }
 
-  async function* pages(
-    sessionId: SessionId,
-    query: ListSessionEventsQuery = {},
-    options: RequestOptions = {},
-  ) {
+  async function* pages(sessionId: SessionId, query: ListSessionEventsQuery = {}, options: RequestOptions = {}) {
     let pageQuery: ListSessionEventsQuery = { ...query, limit: query.limit ?? 100 }
     for (;;) {
       const page = await list(sessionId, pageQuery, options)
@@ -326,8 +303,7 @@ const throwOnFailure: Middleware = {
   async onResponse({ response }) {
     const text = await response.clone().text()
     const json = parseJson(text)
-    if (!response.ok || typeof json !== 'object' || json === null)
-      throw errorFromResponse(response, text)
+    if (!response.ok || typeof json !== 'object' || json === null) throw errorFromResponse(response, text)
     return undefined
   },
 }

@@ -64,10 +64,7 @@ export class SessionEventsTimeoutError extends SessionEventsConnectionError {
 
 /** Wraps whatever `fetch` threw when it got no response. */
 export function connectionError(cause: unknown): SessionEventsConnectionError {
-  return new SessionEventsConnectionError(
-    `Could not reach the Session Events API: ${describe(cause)}.`,
-    { cause },
-  )
+  return new SessionEventsConnectionError(`Could not reach the Session Events API: ${describe(cause)}.`, { cause })
 }
 
 /**

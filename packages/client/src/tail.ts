@@ -174,10 +174,7 @@ async function open(
   lastEventId: string | undefined,
 ): Promise<{ response: Response; body: ReadableStream<Uint8Array> } | Failure> {
   let errorText = ''
-  const timer = setTimeout(
-    () => attempt.abort(new SessionEventsTimeoutError(retry.timeoutMs)),
-    retry.timeoutMs,
-  )
+  const timer = setTimeout(() => attempt.abort(new SessionEventsTimeoutError(retry.timeoutMs)), retry.timeoutMs)
   let response: Response
   try {
     response = (

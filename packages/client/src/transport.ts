@@ -28,10 +28,7 @@ const IDEMPOTENCY_KEY_HEADER = 'Idempotency-Key'
 /** The 409 that says the first request with the key is still in flight: worth a retry. */
 const KEY_IN_USE: ApiErrorCode = 'idempotency_key_in_use'
 
-export function retryingFetch(
-  fetch: Fetch,
-  options: RetryOptions,
-): (request: Request) => Promise<Response> {
+export function retryingFetch(fetch: Fetch, options: RetryOptions): (request: Request) => Promise<Response> {
   return async (request) => {
     const callerSignal = request.signal
     const attemptRequest = await replayable(request)
@@ -92,10 +89,7 @@ async function attemptOnce(
   const controller = new AbortController()
   const abort = () => controller.abort(callerSignal.reason)
   callerSignal.addEventListener('abort', abort, { once: true })
-  const timer = setTimeout(
-    () => controller.abort(new SessionEventsTimeoutError(timeoutMs)),
-    timeoutMs,
-  )
+  const timer = setTimeout(() => controller.abort(new SessionEventsTimeoutError(timeoutMs)), timeoutMs)
   try {
     if (callerSignal.aborted) abort()
     // Raced against the signal too, for fetch functions that ignore it (an in-process app).
@@ -129,17 +123,13 @@ export function retryDelay(
   options: Pick<RetryOptions, 'retryDelayMs' | 'maxRetryDelayMs'>,
   now = Date.now(),
 ): number | undefined {
-  const asked =
-    parseRetryAfter(headers.get('retry-after'), now) ?? parseSeconds(headers.get('ratelimit-reset'))
+  const asked = parseRetryAfter(headers.get('retry-after'), now) ?? parseSeconds(headers.get('ratelimit-reset'))
   if (asked === undefined) return backoffDelay(attempt, options)
   return asked <= options.maxRetryDelayMs ? asked : undefined
 }
 
 /** `retryDelayMs · 2^attempt`, capped, with "equal jitter": half fixed, half random. */
-export function backoffDelay(
-  attempt: number,
-  options: Pick<RetryOptions, 'retryDelayMs' | 'maxRetryDelayMs'>,
-): number {
+export function backoffDelay(attempt: number, options: Pick<RetryOptions, 'retryDelayMs' | 'maxRetryDelayMs'>): number {
   const ceiling = Math.min(options.maxRetryDelayMs, options.retryDelayMs * 2 ** attempt)
   return ceiling / 2 + (Math.random() * ceiling) / 2
 }

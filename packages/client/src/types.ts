@@ -7,13 +7,9 @@ export type SessionEvent = components['schemas']['SessionEvent']
 /** A page of session events, as `listSessionEvents` answers. */
 export type SessionEventList = components['schemas']['SessionEventList']
 /** The query of `listSessionEvents`: `limit`, `order`, `after`, `before`, `cursor` and the filters. */
-export type ListSessionEventsQuery = NonNullable<
-  operations['listSessionEvents']['parameters']['query']
->
+export type ListSessionEventsQuery = NonNullable<operations['listSessionEvents']['parameters']['query']>
 /** The query of `streamSessionEvents`: `after`, `tail`, and the filters of `listSessionEvents`. */
-export type StreamSessionEventsQuery = NonNullable<
-  operations['streamSessionEvents']['parameters']['query']
->
+export type StreamSessionEventsQuery = NonNullable<operations['streamSessionEvents']['parameters']['query']>
 /** The one shape of every error body the API sends. */
 export type ApiErrorBody = components['schemas']['Error']
 /** The machine-readable codes the API puts in an error body. */

@@ -66,8 +66,7 @@ describe('client types', () => {
   it('type the results as the spec does', async () => {
     expectTypeOf(await client.sessionEvents.list(sessionId)).toEqualTypeOf<SessionEventList>()
     expectTypeOf(await client.sessionEvents.get(sessionId, 'sev_1')).toEqualTypeOf<SessionEvent>()
-    for await (const page of client.sessionEvents.pages(sessionId))
-      expectTypeOf(page).toEqualTypeOf<SessionEventList>()
+    for await (const page of client.sessionEvents.pages(sessionId)) expectTypeOf(page).toEqualTypeOf<SessionEventList>()
     for await (const event of client.sessionEvents.iterate(sessionId)) {
       expectTypeOf(event).toEqualTypeOf<SessionEvent>()
       expectTypeOf(event.created_at).toEqualTypeOf<string>()
@@ -83,11 +82,7 @@ describe('client types', () => {
       type: ['server_logs'],
       server_run_id: ['srr_1'],
     })
-    await client.sessionEvents.list(
-      sessionId,
-      { cursor: 'cur_abc' },
-      { signal: AbortSignal.timeout(10) },
-    )
+    await client.sessionEvents.list(sessionId, { cursor: 'cur_abc' }, { signal: AbortSignal.timeout(10) })
     // @ts-expect-error a wrong enum value
     await client.sessionEvents.list(sessionId, { order: 'newest' })
     // @ts-expect-error an unknown query parameter
@@ -110,14 +105,9 @@ describe('client types', () => {
       stopped_at: Date | null
       updated_at: Date
     } | null>()
-    expectTypeOf(event.server_run_error?.server_run.server.created_at).toEqualTypeOf<
-      Date | undefined
-    >()
-    expectTypeOf(event.server_run?.server_deployment.metadata).toEqualTypeOf<
-      { [key: string]: unknown } | undefined
-    >()
-    for await (const e of revived.sessionEvents.iterate(sessionId))
-      expectTypeOf(e.created_at).toEqualTypeOf<Date>()
+    expectTypeOf(event.server_run_error?.server_run.server.created_at).toEqualTypeOf<Date | undefined>()
+    expectTypeOf(event.server_run?.server_deployment.metadata).toEqualTypeOf<{ [key: string]: unknown } | undefined>()
+    for await (const e of revived.sessionEvents.iterate(sessionId)) expectTypeOf(e.created_at).toEqualTypeOf<Date>()
     const page = await revived.sessionEvents.list(sessionId)
     expectTypeOf(page.items[0]?.created_at).toEqualTypeOf<Date | undefined>()
     expectTypeOf(page.pagination.next_cursor).toEqualTypeOf<string | null>()
@@ -127,22 +117,16 @@ describe('client types', () => {
 
     // A boolean known only at run time gives either shape.
     const maybe = createSessionEventsClient({ apiKey: 'k', reviveDates: Math.random() > 0.5 })
-    expectTypeOf((await maybe.sessionEvents.get(sessionId, 'sev_1')).created_at).toEqualTypeOf<
-      string | Date
-    >()
+    expectTypeOf((await maybe.sessionEvents.get(sessionId, 'sev_1')).created_at).toEqualTypeOf<string | Date>()
   })
 
   it('type the writes: bodies in and results out, all from the spec', async () => {
     expectTypeOf(await client.sessions.create()).toEqualTypeOf<Session>()
-    expectTypeOf(
-      await client.sessions.create({ metadata: { user: 'ada' } }),
-    ).toEqualTypeOf<Session>()
+    expectTypeOf(await client.sessions.create({ metadata: { user: 'ada' } })).toEqualTypeOf<Session>()
     const run = await client.serverRuns.start(sessionId, { type: 'hosted', server: { name: 'x' } })
     expectTypeOf(run).toEqualTypeOf<ServerRun>()
     expectTypeOf(await client.serverRuns.get(sessionId, run.id)).toEqualTypeOf<ServerRun>()
-    expectTypeOf(
-      await client.serverRuns.stop(sessionId, run.id, { status: 'completed' }),
-    ).toEqualTypeOf<ServerRun>()
+    expectTypeOf(await client.serverRuns.stop(sessionId, run.id, { status: 'completed' })).toEqualTypeOf<ServerRun>()
     expectTypeOf(
       await client.events.append(sessionId, {
         server_run_id: run.id,
@@ -152,9 +136,7 @@ describe('client types', () => {
     expectTypeOf(client.events).toEqualTypeOf<SessionEventsResource>()
     expectTypeOf(client.sessionEvents).toEqualTypeOf(client.events)
 
-    type Body<K extends keyof operations> = NonNullable<
-      operations[K]['requestBody']
-    >['content']['application/json']
+    type Body<K extends keyof operations> = NonNullable<operations[K]['requestBody']>['content']['application/json']
     expectTypeOf<SessionCreate>().toEqualTypeOf<Body<'createSession'>>()
     expectTypeOf<ServerRunStart>().toEqualTypeOf<Body<'startServerRun'>>()
     expectTypeOf<ServerRunStop>().toEqualTypeOf<Body<'stopServerRun'>>()
@@ -163,12 +145,8 @@ describe('client types', () => {
     expectTypeOf<SessionEventCreate['log_lines']>().toEqualTypeOf<LogLine[]>()
     expectTypeOf<ServerRunStop['status']>().toEqualTypeOf<'completed' | 'failed'>()
     // A field with a default in the spec stays optional in a body.
-    expectTypeOf<ServerRunStart['server']['type']>().toEqualTypeOf<
-      'public' | 'custom' | undefined
-    >()
-    expectTypeOf<WriteRequestOptions['idempotencyKey']>().toEqualTypeOf<
-      IdempotencyKey | undefined
-    >()
+    expectTypeOf<ServerRunStart['server']['type']>().toEqualTypeOf<'public' | 'custom' | undefined>()
+    expectTypeOf<WriteRequestOptions['idempotencyKey']>().toEqualTypeOf<IdempotencyKey | undefined>()
     expectTypeOf<IdempotencyKey>().toEqualTypeOf<string>()
 
     await client.serverRuns.start(
@@ -209,9 +187,7 @@ describe('client types', () => {
   })
 
   it('type the tail: options from the spec, typed events out', async () => {
-    expectTypeOf(client.events.tail(sessionId)).toEqualTypeOf<
-      AsyncGenerator<SessionEvent, void, undefined>
-    >()
+    expectTypeOf(client.events.tail(sessionId)).toEqualTypeOf<AsyncGenerator<SessionEvent, void, undefined>>()
     for await (const event of client.sessionEvents.tail(sessionId)) {
       expectTypeOf(event).toEqualTypeOf<SessionEvent>()
       expectTypeOf(event.created_at).toEqualTypeOf<string>()
@@ -235,9 +211,7 @@ describe('client types', () => {
       Omit<StreamSessionEventsQuery, 'after' | 'tail'>
     >()
     // The same filters as a list's.
-    expectTypeOf<NonNullable<TailOptions['filters']>['type']>().toEqualTypeOf<
-      ListSessionEventsQuery['type']
-    >()
+    expectTypeOf<NonNullable<TailOptions['filters']>['type']>().toEqualTypeOf<ListSessionEventsQuery['type']>()
 
     // @ts-expect-error filters are arrays
     client.events.tail(sessionId, { filters: { type: 'server_logs' } })
@@ -289,8 +263,6 @@ describe('client types', () => {
     const timeout = new SessionEventsTimeoutError(1000)
     expectTypeOf(timeout).toMatchTypeOf<SessionEventsConnectionError>()
     expectTypeOf(timeout.code).toEqualTypeOf<'timeout'>()
-    expectTypeOf<SessionEventsConnectionError['code']>().toEqualTypeOf<
-      'connection_error' | 'timeout'
-    >()
+    expectTypeOf<SessionEventsConnectionError['code']>().toEqualTypeOf<'connection_error' | 'timeout'>()
   })
 })

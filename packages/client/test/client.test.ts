@@ -107,14 +107,10 @@ describe('pagination', () => {
         items: ids.map((id) => event(id)),
         pagination: { has_more_before: false, has_more_after: more },
       })
-    const fetch = scriptedFetch(
-      metorialPage(['sev_9', 'sev_8'], true),
-      metorialPage(['sev_7'], false),
-    )
+    const fetch = scriptedFetch(metorialPage(['sev_9', 'sev_8'], true), metorialPage(['sev_7'], false))
     const client = createSessionEventsClient({ apiKey: 'metorial_sk_abc', fetch })
     const pages = []
-    for await (const p of client.sessionEvents.pages(sessionId, { order: 'desc' }))
-      pages.push(p.items.map((e) => e.id))
+    for await (const p of client.sessionEvents.pages(sessionId, { order: 'desc' })) pages.push(p.items.map((e) => e.id))
     expect(pages).toEqual([['sev_9', 'sev_8'], ['sev_7']])
     expect(new URL(fetch.requests[1]!.url).search).toBe('?order=desc&limit=100&after=sev_8')
   })
@@ -157,22 +153,13 @@ describe('reviveDates', () => {
   it('is off by default and on with reviveDates: true, for every method', async () => {
     const body = () => json(200, sample)
     const plain = createSessionEventsClient({ apiKey: 'k', fetch: scriptedFetch(body()) })
-    expect((await plain.sessionEvents.get(sessionId, 'sev_1')).created_at).toBe(
-      '2025-07-20T12:25:38.980Z',
-    )
+    expect((await plain.sessionEvents.get(sessionId, 'sev_1')).created_at).toBe('2025-07-20T12:25:38.980Z')
 
-    const fetch = scriptedFetch(
-      body(),
-      page([sample], noMore),
-      page([sample], noMore),
-      page([sample], noMore),
-    )
+    const fetch = scriptedFetch(body(), page([sample], noMore), page([sample], noMore), page([sample], noMore))
     const revived = createSessionEventsClient({ apiKey: 'k', fetch, reviveDates: true })
     expect((await revived.sessionEvents.get(sessionId, 'sev_1')).created_at).toBeInstanceOf(Date)
     expect((await revived.sessionEvents.list(sessionId)).items[0]?.created_at).toBeInstanceOf(Date)
-    for await (const p of revived.sessionEvents.pages(sessionId))
-      expect(p.items[0]?.created_at).toBeInstanceOf(Date)
-    for await (const e of revived.sessionEvents.iterate(sessionId))
-      expect(e.created_at).toBeInstanceOf(Date)
+    for await (const p of revived.sessionEvents.pages(sessionId)) expect(p.items[0]?.created_at).toBeInstanceOf(Date)
+    for await (const e of revived.sessionEvents.iterate(sessionId)) expect(e.created_at).toBeInstanceOf(Date)
   })
 })

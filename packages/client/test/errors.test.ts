@@ -28,9 +28,7 @@ describe('error decoding', () => {
       hint: 'Make sure the resource you are trying to access exists.',
       entity: 'session',
     }
-    const error = await failureOf(
-      json(404, body, { 'metorial-req-id': 'req_AAAAAAAAAAAAAAAAAAAAAA' }),
-    )
+    const error = await failureOf(json(404, body, { 'metorial-req-id': 'req_AAAAAAAAAAAAAAAAAAAAAA' }))
     expect(error).toMatchObject({
       name: 'SessionEventsError',
       status: 404,
@@ -45,20 +43,14 @@ describe('error decoding', () => {
   })
 
   it('keeps the validation issues of invalid_data', async () => {
-    const errors = [
-      { code: 'too_big', message: 'Number must be less than or equal to 100', path: ['limit'] },
-    ]
-    const error = await failureOf(
-      apiError(400, 'invalid_data', 'The provided data is invalid.', { errors }),
-    )
+    const errors = [{ code: 'too_big', message: 'Number must be less than or equal to 100', path: ['limit'] }]
+    const error = await failureOf(apiError(400, 'invalid_data', 'The provided data is invalid.', { errors }))
     expect(error).toMatchObject({ status: 400, code: 'invalid_data', errors })
   })
 
   it('turns a non-JSON error body (a proxy page) into malformed_response, keeping the text', async () => {
     const html = '<html><body><h1>502 Bad Gateway</h1></body></html>'
-    const error = await failureOf(
-      new Response(html, { status: 502, headers: { 'content-type': 'text/html' } }),
-    )
+    const error = await failureOf(new Response(html, { status: 502, headers: { 'content-type': 'text/html' } }))
     expect(error).toMatchObject({
       status: 502,
       code: 'malformed_response',

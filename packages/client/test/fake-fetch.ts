@@ -31,11 +31,7 @@ export function scriptedFetch(...steps: Step[]): ScriptedFetch {
   return Object.assign(fetch, { requests })
 }
 
-export function json(
-  status: number,
-  body: unknown,
-  headers: Record<string, string> = {},
-): Response {
+export function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
   return new Response(JSON.stringify(body), {
     status,
     headers: {
@@ -46,12 +42,7 @@ export function json(
   })
 }
 
-export function apiError(
-  status: number,
-  code: string,
-  message: string,
-  extra: Record<string, unknown> = {},
-): Response {
+export function apiError(status: number, code: string, message: string, extra: Record<string, unknown> = {}): Response {
   return json(status, { __typename: 'error', ok: false, status, code, message, ...extra })
 }
 
@@ -106,10 +97,7 @@ export interface ScriptedStream {
  * stream), drops (`'drop'`: the connection broke mid-body) or waits for more that never comes
  * (`'hang'`, until the client cancels).
  */
-export function eventStream(
-  chunks: (string | Uint8Array)[],
-  then: 'end' | 'drop' | 'hang' = 'hang',
-): ScriptedStream {
+export function eventStream(chunks: (string | Uint8Array)[], then: 'end' | 'drop' | 'hang' = 'hang'): ScriptedStream {
   let next = 0
   let cancelled = false
   const encoder = new TextEncoder()
@@ -147,13 +135,7 @@ export function eventStream(
 
 /** One Server-Sent Events message carrying a session event, as the API sends it. */
 export function sseMessage(sessionEvent: { id: string }, eol = '\n'): string {
-  return [
-    `id: ${sessionEvent.id}`,
-    'event: session.event',
-    `data: ${JSON.stringify(sessionEvent)}`,
-    '',
-    '',
-  ].join(eol)
+  return [`id: ${sessionEvent.id}`, 'event: session.event', `data: ${JSON.stringify(sessionEvent)}`, '', ''].join(eol)
 }
 
 /** The bytes of `text` cut into pieces of `size` bytes: lines, and characters, split anywhere. */

@@ -38,9 +38,9 @@ describe('generated client types', () => {
     })
     expectTypeOf(data).toEqualTypeOf<components['schemas']['ServerRun'] | undefined>()
     expectTypeOf(error?.code).toEqualTypeOf<components['schemas']['Error']['code'] | undefined>()
-    expectTypeOf<
-      'conflict' | 'idempotency_key_in_use' | 'payload_too_large' | 'idempotency_key_reused'
-    >().toExtend<components['schemas']['Error']['code']>()
+    expectTypeOf<'conflict' | 'idempotency_key_in_use' | 'payload_too_large' | 'idempotency_key_reused'>().toExtend<
+      components['schemas']['Error']['code']
+    >()
     // The body of createSession may be left out.
     const { data: session } = await client.POST('/sessions', {})
     expectTypeOf(session).toEqualTypeOf<components['schemas']['Session'] | undefined>()

@@ -44,13 +44,9 @@ describe('published package', () => {
     expect(Object.keys(pkg.dependencies ?? {})).toEqual(runtime)
     expect(pkg.peerDependencies).toBeUndefined()
     const imported = new Set<string>()
-    for (const file of readdirSync(dist, { recursive: true, encoding: 'utf8' }).filter((f) =>
-      f.endsWith('.js'),
-    )) {
+    for (const file of readdirSync(dist, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.js'))) {
       const code = readFileSync(join(dist, file), 'utf8')
-      for (const [, specifier] of code.matchAll(
-        /^\s*(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]/gm,
-      )) {
+      for (const [, specifier] of code.matchAll(/^\s*(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]/gm)) {
         if (!specifier!.startsWith('.')) imported.add(specifier!)
       }
     }

@@ -35,9 +35,7 @@ describe.each([
       baseUrl: packageDir,
       paths: { '@session-events/client': ['src/index.ts'] },
     })
-    const problems = ts
-      .getPreEmitDiagnostics(program)
-      .map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n'))
+    const problems = ts.getPreEmitDiagnostics(program).map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n'))
     expect(problems).toEqual([])
   }, 30_000)
 })

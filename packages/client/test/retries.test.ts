@@ -38,27 +38,19 @@ function clientWith(
 }
 
 describe('retries', () => {
-  it.each([429, 502, 503, 504])(
-    'retries a %i and returns the answer that follows',
-    async (status) => {
-      const { fetch, client } = clientWith([
-        apiError(status, 'service_unavailable', 'Try again.'),
-        ok(),
-      ])
-      await expect(client.sessionEvents.get(sessionId, eventId)).resolves.toMatchObject({
-        id: eventId,
-      })
-      expect(fetch.requests).toHaveLength(2)
-    },
-  )
+  it.each([429, 502, 503, 504])('retries a %i and returns the answer that follows', async (status) => {
+    const { fetch, client } = clientWith([apiError(status, 'service_unavailable', 'Try again.'), ok()])
+    await expect(client.sessionEvents.get(sessionId, eventId)).resolves.toMatchObject({
+      id: eventId,
+    })
+    expect(fetch.requests).toHaveLength(2)
+  })
 
   it('gives up after maxRetries and throws the last answer', async () => {
-    const unavailable = () =>
-      apiError(503, 'service_unavailable', 'The service is temporarily unavailable.')
-    const { fetch, client } = clientWith(
-      [unavailable(), unavailable(), unavailable(), unavailable()],
-      { maxRetries: 3 },
-    )
+    const unavailable = () => apiError(503, 'service_unavailable', 'The service is temporarily unavailable.')
+    const { fetch, client } = clientWith([unavailable(), unavailable(), unavailable(), unavailable()], {
+      maxRetries: 3,
+    })
     const error = await client.sessionEvents.get(sessionId, eventId).catch((e: unknown) => e)
     expect(error).toBeInstanceOf(SessionEventsError)
     expect(error).toMatchObject({ status: 503, code: 'service_unavailable' })
@@ -109,10 +101,7 @@ describe('retries', () => {
   })
 
   it('sends the same request again: same URL, same headers', async () => {
-    const { fetch, client } = clientWith([
-      apiError(502, 'internal_server_error', 'Bad gateway.'),
-      page(),
-    ])
+    const { fetch, client } = clientWith([apiError(502, 'internal_server_error', 'Bad gateway.'), page()])
     await client.sessionEvents.list(sessionId, {
       server_run_id: ['srr_0m5q3k1f8Ab3Cd4Ef5Gh6I'],
       limit: 5,
@@ -148,18 +137,9 @@ describe('how long to wait', () => {
   })
 
   it('prefers Retry-After, then RateLimit-Reset, then backoff', () => {
-    expect(
-      retryDelay(new Headers({ 'retry-after': '2', 'ratelimit-reset': '9' }), 0, options, now),
-    ).toBe(2000)
+    expect(retryDelay(new Headers({ 'retry-after': '2', 'ratelimit-reset': '9' }), 0, options, now)).toBe(2000)
     expect(retryDelay(new Headers({ 'ratelimit-reset': '9' }), 0, options, now)).toBe(9000)
-    expect(
-      retryDelay(
-        new Headers({ 'retry-after': 'garbage', 'ratelimit-reset': '4' }),
-        0,
-        options,
-        now,
-      ),
-    ).toBe(4000)
+    expect(retryDelay(new Headers({ 'retry-after': 'garbage', 'ratelimit-reset': '4' }), 0, options, now)).toBe(4000)
     const backoff = retryDelay(new Headers(), 0, options, now)
     expect(backoff).toBeGreaterThanOrEqual(250)
     expect(backoff).toBeLessThanOrEqual(500)
@@ -231,16 +211,12 @@ describe('timeouts', () => {
 
   it('times out a fetch that ignores its signal', async () => {
     const { client } = clientWith(['hang-deaf'], { timeoutMs: 20, maxRetries: 0 })
-    await expect(client.sessionEvents.get(sessionId, eventId)).rejects.toBeInstanceOf(
-      SessionEventsTimeoutError,
-    )
+    await expect(client.sessionEvents.get(sessionId, eventId)).rejects.toBeInstanceOf(SessionEventsTimeoutError)
   })
 
   it('times out a body that stalls after the headers', async () => {
     const { client } = clientWith([stalledBody()], { timeoutMs: 20, maxRetries: 0 })
-    await expect(client.sessionEvents.get(sessionId, eventId)).rejects.toBeInstanceOf(
-      SessionEventsTimeoutError,
-    )
+    await expect(client.sessionEvents.get(sessionId, eventId)).rejects.toBeInstanceOf(SessionEventsTimeoutError)
   })
 
   it('starts every attempt with a fresh timeout', async () => {
@@ -260,9 +236,7 @@ describe('abort', () => {
     const controller = new AbortController()
     const why = reason()
     controller.abort(why)
-    await expect(
-      client.sessionEvents.get(sessionId, eventId, { signal: controller.signal }),
-    ).rejects.toBe(why)
+    await expect(client.sessionEvents.get(sessionId, eventId, { signal: controller.signal })).rejects.toBe(why)
     expect(fetch.requests).toHaveLength(0)
   })
 
@@ -272,15 +246,11 @@ describe('abort', () => {
     const { fetch, client } = clientWith([
       (request) => {
         controller.abort(why)
-        return new Promise((_, reject) =>
-          request.signal.addEventListener('abort', () => reject(request.signal.reason)),
-        )
+        return new Promise((_, reject) => request.signal.addEventListener('abort', () => reject(request.signal.reason)))
       },
       ok(),
     ])
-    await expect(
-      client.sessionEvents.get(sessionId, eventId, { signal: controller.signal }),
-    ).rejects.toBe(why)
+    await expect(client.sessionEvents.get(sessionId, eventId, { signal: controller.signal })).rejects.toBe(why)
     expect(fetch.requests).toHaveLength(1)
   })
 
@@ -316,9 +286,7 @@ describe('abort', () => {
       ],
       { maxRetryDelayMs: 7_200_000 },
     )
-    await expect(
-      client.sessionEvents.get(sessionId, eventId, { signal: controller.signal }),
-    ).rejects.toBe(why)
+    await expect(client.sessionEvents.get(sessionId, eventId, { signal: controller.signal })).rejects.toBe(why)
     expect(fetch.requests).toHaveLength(1)
   })
 
@@ -339,11 +307,7 @@ describe('abort', () => {
     ])
     const seen: string[] = []
     const walk = async () => {
-      for await (const e of client.sessionEvents.iterate(
-        sessionId,
-        {},
-        { signal: controller.signal },
-      )) {
+      for await (const e of client.sessionEvents.iterate(sessionId, {}, { signal: controller.signal })) {
         seen.push(e.id)
         controller.abort()
       }

@@ -157,9 +157,7 @@ describe('tail e2e, in-process', () => {
         log_lines: [{ type: 'stderr', line }],
       })
     const a0 = await lines(runA.id, 'a0')
-    const tail = reader(
-      client.events.tail(session.id, { after: a0.id, filters: { server_run_id: [runB.id] } }),
-    )
+    const tail = reader(client.events.tail(session.id, { after: a0.id, filters: { server_run_id: [runB.id] } }))
     await lines(runA.id, 'a1')
     const b1 = await lines(runB.id, 'b1')
     await lines(runA.id, 'a2')
@@ -240,9 +238,7 @@ describe('tail e2e, over HTTP', () => {
       fetch: (request) => {
         if (request.url.includes('/events/stream')) {
           const after = new URL(request.url).searchParams.get('after')
-          starts.push(
-            after ? `after=${after}` : `Last-Event-ID=${request.headers.get('last-event-id')}`,
-          )
+          starts.push(after ? `after=${after}` : `Last-Event-ID=${request.headers.get('last-event-id')}`)
         }
         return globalThis.fetch(request)
       },
@@ -346,9 +342,7 @@ describe('the README follow example', () => {
     const printed = () => stdout.split('\n').filter((l) => l.includes(': line '))
     try {
       await vi.waitFor(() => expect(printed()).toHaveLength(5), { timeout: 10_000 })
-      expect(printed().map((l) => l.replace(/^sev_\w+ /, ''))).toEqual(
-        [2, 3, 4, 5, 6].map((i) => `stdout: line ${i}`),
-      )
+      expect(printed().map((l) => l.replace(/^sev_\w+ /, ''))).toEqual([2, 3, 4, 5, 6].map((i) => `stdout: line ${i}`))
       const written = await append('line 7')
       await vi.waitFor(() => expect(printed()).toHaveLength(6), { timeout: 10_000 })
       expect(printed()[5]).toBe(`${written} stdout: line 7`)

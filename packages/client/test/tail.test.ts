@@ -189,12 +189,7 @@ describe('client.events.tail: reconnecting', () => {
       eventStream([message(5)]).response,
     ])
     expect(await take(client, 5)).toEqual([1, 2, 3, 4, 5].map(id))
-    expect(fetch.requests.map((r) => r.headers.get('last-event-id'))).toEqual([
-      null,
-      id(1),
-      id(3),
-      id(4),
-    ])
+    expect(fetch.requests.map((r) => r.headers.get('last-event-id'))).toEqual([null, id(1), id(3), id(4)])
   })
 
   it('never yields an event twice across a reconnect, and never skips one cut off by the drop', async () => {
@@ -381,10 +376,7 @@ describe('client.events.tail: errors that stop it', () => {
     [403, 'forbidden'],
     [500, 'internal_server_error'],
   ])('throws a %i (%s) without retrying', async (status, code) => {
-    const { fetch, client } = clientWith([
-      apiError(status, code, 'No.'),
-      eventStream([message(1)]).response,
-    ])
+    const { fetch, client } = clientWith([apiError(status, code, 'No.'), eventStream([message(1)]).response])
     await expect(take(client, 1)).rejects.toMatchObject({ status, code })
     expect(fetch.requests).toHaveLength(1)
   })
@@ -478,10 +470,9 @@ describe('client.events.tail: stopping', () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
     try {
       const stream = eventStream([message(1)])
-      const { client } = clientWith(
-        [apiError(503, 'service_unavailable', 'Later.'), stream.response],
-        { timeoutMs: 60_000 },
-      )
+      const { client } = clientWith([apiError(503, 'service_unavailable', 'Later.'), stream.response], {
+        timeoutMs: 60_000,
+      })
       const controller = new AbortController()
       const tail = client.events.tail(sessionId, { signal: controller.signal })
       const first = tail.next()

@@ -8,23 +8,14 @@ import {
   type SessionEventsClientOptions,
   createSessionEventsClient,
 } from '../src/index.js'
-import {
-  type Step,
-  apiError,
-  brokenBody,
-  connectionRefused,
-  event,
-  json,
-  scriptedFetch,
-} from './fake-fetch.js'
+import { type Step, apiError, brokenBody, connectionRefused, event, json, scriptedFetch } from './fake-fetch.js'
 
 const sessionId = 'ses_0m5q3jz7a4GhR2sLmN8pQ1'
 const serverRunId = 'srr_0m5q3k1f8Ab3Cd4Ef5Gh6I'
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
 
 /** Stand-ins: the client passes results through without validating them. */
-const session = () =>
-  json(201, { object: 'session', id: sessionId, created_at: '2025-07-20T12:25:36.901Z' })
+const session = () => json(201, { object: 'session', id: sessionId, created_at: '2025-07-20T12:25:36.901Z' })
 const run = (status = 201, fields: Record<string, unknown> = {}) =>
   json(status, {
     object: 'server.server_run',
@@ -158,17 +149,8 @@ describe('what each write sends', () => {
   it('sends the caller’s idempotencyKey instead of one of its own', async () => {
     const { fetch, client } = clientWith([session(), run(), run(200), json(201, event('sev_1'))])
     await client.sessions.create(undefined, { idempotencyKey: 'create-1' })
-    await client.serverRuns.start(
-      sessionId,
-      { type: 'hosted', server: { name: 'x' } },
-      { idempotencyKey: 'start-1' },
-    )
-    await client.serverRuns.stop(
-      sessionId,
-      serverRunId,
-      { status: 'completed' },
-      { idempotencyKey: 'stop-1' },
-    )
+    await client.serverRuns.start(sessionId, { type: 'hosted', server: { name: 'x' } }, { idempotencyKey: 'start-1' })
+    await client.serverRuns.stop(sessionId, serverRunId, { status: 'completed' }, { idempotencyKey: 'stop-1' })
     await client.events.append(sessionId, lines, { idempotencyKey: 'append-1' })
     expect(fetch.requests.map((r) => r.headers.get('idempotency-key'))).toEqual([
       'create-1',
@@ -213,10 +195,7 @@ describe('retrying a write', () => {
   }
 
   it('after a 503: the same key and the same body', async () => {
-    const { fetch, client } = clientWith([
-      apiError(503, 'service_unavailable', 'Later.'),
-      json(201, event('sev_1')),
-    ])
+    const { fetch, client } = clientWith([apiError(503, 'service_unavailable', 'Later.'), json(201, event('sev_1'))])
     await expect(client.events.append(sessionId, lines)).resolves.toMatchObject({ id: 'sev_1' })
     expect((await expectSameKeyAndBody(fetch.requests, 2)).body).toEqual(lines)
   })
@@ -234,16 +213,8 @@ describe('retrying a write', () => {
 
   it('after a timeout, with the caller’s key', async () => {
     const { fetch, client } = clientWith(['hang', run(200)], { timeoutMs: 20 })
-    await client.serverRuns.stop(
-      sessionId,
-      serverRunId,
-      { status: 'completed' },
-      { idempotencyKey: 'stop-1' },
-    )
-    expect(fetch.requests.map((r) => r.headers.get('idempotency-key'))).toEqual([
-      'stop-1',
-      'stop-1',
-    ])
+    await client.serverRuns.stop(sessionId, serverRunId, { status: 'completed' }, { idempotencyKey: 'stop-1' })
+    expect(fetch.requests.map((r) => r.headers.get('idempotency-key'))).toEqual(['stop-1', 'stop-1'])
     expect(await Promise.all(fetch.requests.map((r) => r.text()))).toEqual([
       '{"status":"completed"}',
       '{"status":"completed"}',

@@ -5,7 +5,9 @@ import { checkResponse, EVENT_STREAM, operation, operations, spec } from './supp
 // responses made by hand from the spec's own examples, so that a lenient checker cannot pass
 // a broken API. (The examples are the spec's; nothing here restates a schema.)
 
-const op = operations.find((o) => Object.keys(o.responses).includes('200') && o.parameters.some((p) => p.in === 'query'))!
+const op = operations.find(
+  (o) => Object.keys(o.responses).includes('200') && o.parameters.some((p) => p.in === 'query'),
+)!
 const example = (status: string) => {
   const media = spec.paths[op.path][op.method.toLowerCase()].responses[status].content['application/json']
   const named = Object.values(media.examples ?? {})[0] as any
@@ -29,7 +31,9 @@ describe('checkResponse', () => {
   })
 
   it('fails a status the spec does not declare', async () => {
-    expect((await checkResponse(op, respond(example('200'), goodHeaders(), 418))).problems.join()).toMatch(/status 418 is not declared/)
+    expect((await checkResponse(op, respond(example('200'), goodHeaders(), 418))).problems.join()).toMatch(
+      /status 418 is not declared/,
+    )
   })
 
   it('fails a missing required header and an invalid header value', async () => {
@@ -55,7 +59,9 @@ describe('checkResponse', () => {
   it('fails a content type the spec does not declare, and a body that is not JSON', async () => {
     const headers = goodHeaders()
     headers.set('content-type', 'text/plain')
-    expect((await checkResponse(op, respond(example('200'), headers))).problems.join()).toMatch(/content type text\/plain/)
+    expect((await checkResponse(op, respond(example('200'), headers))).problems.join()).toMatch(
+      /content type text\/plain/,
+    )
     expect((await checkResponse(op, respond('{"__typename": "list",'))).problems.join()).toMatch(/not JSON/)
   })
 
@@ -110,24 +116,42 @@ describe('checkResponse on a stream (text/event-stream)', () => {
     expect((await check(retry! + event!)).problems.join()).toMatch(/did not get as far/)
     const ended = await checkResponse(stream, new Response(retry! + event!, { headers: streamHeaders() }))
     expect(ended.problems.join()).toMatch(/ended before its session.position/)
-    expect((await checkResponse(stream, new Response(retry! + position!.slice(0, -1), { headers: streamHeaders() }))).problems.join()).toMatch(/ended inside a message/)
+    expect(
+      (
+        await checkResponse(stream, new Response(retry! + position!.slice(0, -1), { headers: streamHeaders() }))
+      ).problems.join(),
+    ).toMatch(/ended inside a message/)
   })
 
   it('fails an event whose data does not validate, is not JSON or names another id, and events out of order', async () => {
     const data = JSON.parse(event!.split('data: ')[1]!)
     const withData = (value: string, id = data.id) => `id: ${id}\nevent: session.event\ndata: ${value}\n\n`
     const until = () => false
-    expect((await check(retry! + position! + withData(JSON.stringify({ ...data, created_at: 'yesterday' })), { until })).problems.join()).toMatch(/created_at/)
+    expect(
+      (
+        await check(retry! + position! + withData(JSON.stringify({ ...data, created_at: 'yesterday' })), { until })
+      ).problems.join(),
+    ).toMatch(/created_at/)
     expect((await check(retry! + position! + withData('{"object":'), { until })).problems.join()).toMatch(/not JSON/)
-    expect((await check(retry! + position! + withData(JSON.stringify(data), `sev_${'1'.repeat(22)}`), { until })).problems.join()).toMatch(/the event's id/)
-    expect((await check(retry! + position! + event! + event!, { until })).problems.join()).toMatch(/not in id order, or sent twice/)
+    expect(
+      (
+        await check(retry! + position! + withData(JSON.stringify(data), `sev_${'1'.repeat(22)}`), { until })
+      ).problems.join(),
+    ).toMatch(/the event's id/)
+    expect((await check(retry! + position! + event! + event!, { until })).problems.join()).toMatch(
+      /not in id order, or sent twice/,
+    )
     // An event before the position that stands after it.
     expect((await check(retry! + event! + position!)).problems.join()).toMatch(/stands before an event sent already/)
   })
 
   it('fails messages and comments the spec does not describe', async () => {
-    expect((await check(retry! + 'event: session.other\ndata: x\n\n' + position!)).problems.join()).toMatch(/does not describe/)
-    expect((await check(retry! + ': hello\n\n' + position!)).problems.join()).toMatch(/comment the spec does not describe/)
+    expect((await check(retry! + 'event: session.other\ndata: x\n\n' + position!)).problems.join()).toMatch(
+      /does not describe/,
+    )
+    expect((await check(retry! + ': hello\n\n' + position!)).problems.join()).toMatch(
+      /comment the spec does not describe/,
+    )
     expect((await check(retry! + position!.replace('data:\n', 'data: x\n'))).problems.join()).toMatch(/empty data/)
     expect((await check(retry! + keepAlive + position!)).problems).toEqual([])
   })

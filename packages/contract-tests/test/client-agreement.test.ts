@@ -2,7 +2,15 @@ import { createSessionEventsClient, SessionEventsError, type components, type pa
 import { serve, type RunningServer } from '@session-events/api'
 import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest'
 import { cursorOf, readCursor } from './support/cursor.js'
-import { checkResponse, isStream, operation, operations, spec, type CheckedResponse, type CheckOptions } from './support/spec.js'
+import {
+  checkResponse,
+  isStream,
+  operation,
+  operations,
+  spec,
+  type CheckedResponse,
+  type CheckOptions,
+} from './support/spec.js'
 import { expectReadBack, placesOf } from './support/bodies.js'
 import { createWorld, eventIds, freshRun, sessionRuns, successStatus, within, type World } from './support/world.js'
 
@@ -55,7 +63,8 @@ const recordingFetch = async (request: Request) => {
   return response
 }
 
-const client = () => createSessionEventsClient({ apiKey: world.a.secret_key, baseUrl: server.url, fetch: recordingFetch, maxRetries: 0 })
+const client = () =>
+  createSessionEventsClient({ apiKey: world.a.secret_key, baseUrl: server.url, fetch: recordingFetch, maxRetries: 0 })
 
 /**
  * The last exchange (or the one `back` before it), held to the spec for the operation that was
@@ -135,7 +144,9 @@ describe('the generated client against the real server, over HTTP', () => {
   /** One typed call per operation of the spec, through openapi-fetch with the generated paths. */
   const drivers: Record<string, () => Promise<unknown>> = {
     listSessionEvents: async () => {
-      const { data, error } = await client().raw.GET('/sessions/{sessionId}/events', { params: { path: { sessionId } } })
+      const { data, error } = await client().raw.GET('/sessions/{sessionId}/events', {
+        params: { path: { sessionId } },
+      })
       expectTypeOf(data).toEqualTypeOf<SessionEventList | undefined>()
       // `branded`: the same type, written by openapi-fetch as a union of each error status's body.
       expectTypeOf(error).branded.toEqualTypeOf<ApiError | undefined>()
@@ -151,7 +162,9 @@ describe('the generated client against the real server, over HTTP', () => {
       return data
     },
     createSession: async () => {
-      const { data, error } = await client().raw.POST('/sessions', { body: { metadata: { user: 'ada@example.com', tags: ['a', 1, null] } } })
+      const { data, error } = await client().raw.POST('/sessions', {
+        body: { metadata: { user: 'ada@example.com', tags: ['a', 1, null] } },
+      })
       expectTypeOf(data).toEqualTypeOf<Session | undefined>()
       expectTypeOf(error).branded.toEqualTypeOf<ApiError | undefined>()
       return data
@@ -163,7 +176,14 @@ describe('the generated client against the real server, over HTTP', () => {
           type: 'external',
           server: { name: 'GitHub', description: 'Read repositories.' },
           server_deployment: { name: 'GitHub (read-only)', metadata: { team: 'platform' } },
-          server_session: { mcp: { version: '2025-03-26', connection_type: 'sse', client: { name: 'claude-desktop', version: '0.10.4', capabilities: { sampling: {} } }, server: null } },
+          server_session: {
+            mcp: {
+              version: '2025-03-26',
+              connection_type: 'sse',
+              client: { name: 'claude-desktop', version: '0.10.4', capabilities: { sampling: {} } },
+              server: null,
+            },
+          },
         },
       })
       expectTypeOf(data).toEqualTypeOf<ServerRun | undefined>()
@@ -171,7 +191,9 @@ describe('the generated client against the real server, over HTTP', () => {
       return data
     },
     getServerRun: async () => {
-      const { data, error } = await client().raw.GET('/sessions/{sessionId}/server-runs/{serverRunId}', { params: { path: { sessionId, serverRunId: activeRun } } })
+      const { data, error } = await client().raw.GET('/sessions/{sessionId}/server-runs/{serverRunId}', {
+        params: { path: { sessionId, serverRunId: activeRun } },
+      })
       expectTypeOf(data).toEqualTypeOf<ServerRun | undefined>()
       expectTypeOf(error).branded.toEqualTypeOf<ApiError | undefined>()
       return data
@@ -180,7 +202,10 @@ describe('the generated client against the real server, over HTTP', () => {
       const serverRunId = await freshRun(world.store, world.a.id, sessionId)
       const { data, error } = await client().raw.POST('/sessions/{sessionId}/server-runs/{serverRunId}/stop', {
         params: { path: { sessionId, serverRunId } },
-        body: { status: 'failed', error: { code: 'process_exited', message: 'Exited with code 1.', metadata: { exit_code: 1 } } },
+        body: {
+          status: 'failed',
+          error: { code: 'process_exited', message: 'Exited with code 1.', metadata: { exit_code: 1 } },
+        },
       })
       expectTypeOf(data).toEqualTypeOf<ServerRun | undefined>()
       expectTypeOf(error).branded.toEqualTypeOf<ApiError | undefined>()
@@ -190,14 +215,24 @@ describe('the generated client against the real server, over HTTP', () => {
       // The typed tail, from now on: the events written once it is open, each as the stream sent it.
       const tail = client().events.tail(sessionId)
       expectTypeOf(tail).toEqualTypeOf<AsyncGenerator<SessionEvent, void, undefined>>()
-      const { events, during: appended } = await tailWhile(tail, 3, async () => [await appendLine('one'), await appendLine('two'), await appendLine('three')])
+      const { events, during: appended } = await tailWhile(tail, 3, async () => [
+        await appendLine('one'),
+        await appendLine('two'),
+        await appendLine('three'),
+      ])
       expect(events.map((e) => e.id)).toEqual(appended)
       return events
     },
     createSessionEvent: async () => {
       const { data, error } = await client().raw.POST('/sessions/{sessionId}/events', {
         params: { path: { sessionId } },
-        body: { server_run_id: activeRun, log_lines: [{ type: 'stdout', line: 'Server listening on stdio' }, { type: 'stderr', line: 'warn: ✓ ünïcode' }] },
+        body: {
+          server_run_id: activeRun,
+          log_lines: [
+            { type: 'stdout', line: 'Server listening on stdio' },
+            { type: 'stderr', line: 'warn: ✓ ünïcode' },
+          ],
+        },
       })
       expectTypeOf(data).toEqualTypeOf<SessionEvent | undefined>()
       expectTypeOf(error).branded.toEqualTypeOf<ApiError | undefined>()
@@ -209,14 +244,17 @@ describe('the generated client against the real server, over HTTP', () => {
     expect(Object.keys(drivers).sort()).toEqual(operations.map((op) => op.operationId).sort())
   })
 
-  it.each(operations.map((op) => op.operationId))('%s: a success that conforms, read by the client as sent', async (operationId) => {
-    const data = await drivers[operationId]!()
-    const checked = await lastChecked(operationId)
-    expect(checked.status, checked.text.slice(0, 300)).toBe(successStatus(operation(operationId)))
-    expect(data).toEqual(checked.body)
-    const op = operation(operationId)
-    if (op.requestBody) expectReadBack(op, sessionId, JSON.parse(await checked.request.text()), data)
-  })
+  it.each(operations.map((op) => op.operationId))(
+    '%s: a success that conforms, read by the client as sent',
+    async (operationId) => {
+      const data = await drivers[operationId]!()
+      const checked = await lastChecked(operationId)
+      expect(checked.status, checked.text.slice(0, 300)).toBe(successStatus(operation(operationId)))
+      expect(data).toEqual(checked.body)
+      const op = operation(operationId)
+      if (op.requestBody) expectReadBack(op, sessionId, JSON.parse(await checked.request.text()), data)
+    },
+  )
 
   it('sends an Idempotency-Key with every write: the one it is given, or one of its own', async () => {
     const writes = operations.filter((op) => op.method === 'POST').map((op) => op.operationId)
@@ -243,7 +281,13 @@ describe('the generated client against the real server, over HTTP', () => {
       return data!
     }
 
-    const filtered = await call({ limit: 100, order: 'desc', server_run_id: runIds, server_session_id: serverSessionIds, type: ['server_logs', 'server_run_error'] })
+    const filtered = await call({
+      limit: 100,
+      order: 'desc',
+      server_run_id: runIds,
+      server_session_id: serverSessionIds,
+      type: ['server_logs', 'server_run_error'],
+    })
     expect(filtered.items.length).toBeGreaterThan(0)
     expect(filtered.items.every((e) => runIds.includes(e.server_run!.id))).toBe(true)
     expect(filtered.items.map((e) => e.id)).toEqual([...filtered.items.map((e) => e.id)].sort().reverse())
@@ -256,19 +300,32 @@ describe('the generated client against the real server, over HTTP', () => {
     expect(cursorPage.items.map((e) => e.id)).toEqual(ids.slice(8, 11))
 
     const declared = operation('listSessionEvents').parameters.filter((p) => p.in === 'query' || p.in === 'header')
-    expect(declared.map((p) => (p.in === 'header' ? p.name.toLowerCase() : p.name)).filter((name) => !sent.has(name))).toEqual([])
+    expect(
+      declared.map((p) => (p.in === 'header' ? p.name.toLowerCase() : p.name)).filter((name) => !sent.has(name)),
+    ).toEqual([])
   })
 
   it('gets every error as the spec’s Error, typed, and the high-level client throws it', async () => {
     const raw = client().raw
     const missingSession = 'ses_000000000AAAAAAAAAAAAA'
     const cases = [
-      { operationId: 'listSessionEvents', status: 404, call: () => raw.GET('/sessions/{sessionId}/events', { params: { path: { sessionId: missingSession } } }) },
-      { operationId: 'listSessionEvents', status: 400, call: () => raw.GET('/sessions/{sessionId}/events', { params: { path: { sessionId }, query: { limit: 0 } } }) },
+      {
+        operationId: 'listSessionEvents',
+        status: 404,
+        call: () => raw.GET('/sessions/{sessionId}/events', { params: { path: { sessionId: missingSession } } }),
+      },
+      {
+        operationId: 'listSessionEvents',
+        status: 400,
+        call: () => raw.GET('/sessions/{sessionId}/events', { params: { path: { sessionId }, query: { limit: 0 } } }),
+      },
       {
         operationId: 'getSessionEvent',
         status: 404,
-        call: () => raw.GET('/sessions/{sessionId}/events/{sessionEventId}', { params: { path: { sessionId, sessionEventId: 'sev_000000000AAAAAAAAAAAAA' } } }),
+        call: () =>
+          raw.GET('/sessions/{sessionId}/events/{sessionEventId}', {
+            params: { path: { sessionId, sessionEventId: 'sev_000000000AAAAAAAAAAAAA' } },
+          }),
       },
       {
         operationId: 'createSession',
@@ -278,17 +335,28 @@ describe('the generated client against the real server, over HTTP', () => {
       {
         operationId: 'startServerRun',
         status: 404,
-        call: () => raw.POST('/sessions/{sessionId}/server-runs', { params: { path: { sessionId: missingSession } }, body: { type: 'hosted', server: { name: 'x' } } }),
+        call: () =>
+          raw.POST('/sessions/{sessionId}/server-runs', {
+            params: { path: { sessionId: missingSession } },
+            body: { type: 'hosted', server: { name: 'x' } },
+          }),
       },
       {
         operationId: 'getServerRun',
         status: 404,
-        call: () => raw.GET('/sessions/{sessionId}/server-runs/{serverRunId}', { params: { path: { sessionId, serverRunId: 'srr_000000000AAAAAAAAAAAAA' } } }),
+        call: () =>
+          raw.GET('/sessions/{sessionId}/server-runs/{serverRunId}', {
+            params: { path: { sessionId, serverRunId: 'srr_000000000AAAAAAAAAAAAA' } },
+          }),
       },
       {
         operationId: 'stopServerRun',
         status: 404,
-        call: () => raw.POST('/sessions/{sessionId}/server-runs/{serverRunId}/stop', { params: { path: { sessionId, serverRunId: 'srr_000000000AAAAAAAAAAAAA' } }, body: { status: 'completed' } }),
+        call: () =>
+          raw.POST('/sessions/{sessionId}/server-runs/{serverRunId}/stop', {
+            params: { path: { sessionId, serverRunId: 'srr_000000000AAAAAAAAAAAAA' } },
+            body: { status: 'completed' },
+          }),
       },
       {
         operationId: 'streamSessionEvents',
@@ -298,7 +366,11 @@ describe('the generated client against the real server, over HTTP', () => {
       {
         operationId: 'createSessionEvent',
         status: 400,
-        call: () => raw.POST('/sessions/{sessionId}/events', { params: { path: { sessionId } }, body: { server_run_id: 'srr_000000000AAAAAAAAAAAAA', log_lines: [{ type: 'stdout', line: 'x' }] } }),
+        call: () =>
+          raw.POST('/sessions/{sessionId}/events', {
+            params: { path: { sessionId } },
+            body: { server_run_id: 'srr_000000000AAAAAAAAAAAAA', log_lines: [{ type: 'stdout', line: 'x' }] },
+          }),
       },
     ]
     for (const { operationId, status, call } of cases) {
@@ -310,7 +382,12 @@ describe('the generated client against the real server, over HTTP', () => {
       expect(error).toEqual(checked.body)
     }
     expect(new Set(cases.map((c) => c.operationId))).toEqual(new Set(operations.map((op) => op.operationId)))
-    const unauthorised = createSessionEventsClient({ apiKey: world.a.revoked_key, baseUrl: server.url, fetch: recordingFetch, maxRetries: 0 })
+    const unauthorised = createSessionEventsClient({
+      apiKey: world.a.revoked_key,
+      baseUrl: server.url,
+      fetch: recordingFetch,
+      maxRetries: 0,
+    })
     const thrown = await unauthorised.sessionEvents.list(sessionId).catch((e: unknown) => e)
     expect(thrown).toBeInstanceOf(SessionEventsError)
     const checked = await lastChecked('listSessionEvents')
@@ -324,7 +401,14 @@ describe('the generated client against the real server, over HTTP', () => {
     const { events, during } = await tailWhile(c.events.tail(sessionId, { tail: 3 }), 3 + 6, async () => {
       const appended: string[] = []
       for (let i = 0; i < 3; i++) {
-        appended.push((await c.events.append(sessionId, { server_run_id: activeRun, log_lines: [{ type: 'stderr', line: `through the client ${i} ✓` }] })).id)
+        appended.push(
+          (
+            await c.events.append(sessionId, {
+              server_run_id: activeRun,
+              log_lines: [{ type: 'stderr', line: `through the client ${i} ✓` }],
+            })
+          ).id,
+        )
         appended.push(await appendLine(`through the writer ${i}`))
       }
       return appended
@@ -332,21 +416,25 @@ describe('the generated client against the real server, over HTTP', () => {
     expectTypeOf(events).toEqualTypeOf<SessionEvent[]>()
     expect(events.map((e) => e.id)).toEqual([...existing.slice(-3), ...during])
     for (const event of events) {
-      const { data } = await c.raw.GET('/sessions/{sessionId}/events/{sessionEventId}', { params: { path: { sessionId, sessionEventId: event.id } } })
+      const { data } = await c.raw.GET('/sessions/{sessionId}/events/{sessionEventId}', {
+        params: { path: { sessionId, sessionEventId: event.id } },
+      })
       expect(event).toEqual(data)
     }
-    expect(events.find((e) => e.id === during[0])!.log_lines).toEqual([{ type: 'stderr', line: 'through the client 0 ✓' }])
+    expect(events.find((e) => e.id === during[0])!.log_lines).toEqual([
+      { type: 'stderr', line: 'through the client 0 ✓' },
+    ])
   })
 
   it('client.events.tail with after and filters yields only the events that pass, after that one', async () => {
     const otherRun = await freshRun(world.store, world.a.id, sessionId)
     const after = (await eventIds(world.store, sessionId)).at(-1)!
     const written = [await appendLine('mine 1'), await appendLine('other 1', otherRun)]
-    const { events, during } = await tailWhile(client().events.tail(sessionId, { after, filters: { server_run_id: [activeRun] } }), 3, async () => [
-      await appendLine('other 2', otherRun),
-      await appendLine('mine 2'),
-      await appendLine('mine 3'),
-    ])
+    const { events, during } = await tailWhile(
+      client().events.tail(sessionId, { after, filters: { server_run_id: [activeRun] } }),
+      3,
+      async () => [await appendLine('other 2', otherRun), await appendLine('mine 2'), await appendLine('mine 3')],
+    )
     expect(events.map((e) => e.id)).toEqual([written[0], during[1], during[2]])
     expect(events.every((e) => e.server_run?.id === activeRun)).toBe(true)
     const checked = await lastChecked('streamSessionEvents')
@@ -358,13 +446,28 @@ describe('the generated client against the real server, over HTTP', () => {
     // Two servers over the same store, as one restarted: the client's fetch goes to the second
     // once the first has shut down (which ends its streams).
     const shutdown = new AbortController()
-    const [first, second] = await Promise.all([serve({ app: world.appWith({ shutdown: shutdown.signal }), port: 0 }), serve({ app: world.appWith({}), port: 0 })])
+    const [first, second] = await Promise.all([
+      serve({ app: world.appWith({ shutdown: shutdown.signal }), port: 0 }),
+      serve({ app: world.appWith({}), port: 0 }),
+    ])
     try {
       const restartedFetch = (request: Request) =>
-        recordingFetch(shutdown.signal.aborted ? new Request(request.url.replace(first.url, second.url), request) : request)
-      const c = createSessionEventsClient({ apiKey: world.a.secret_key, baseUrl: first.url, fetch: restartedFetch, maxRetries: 0, retryDelayMs: 10 })
+        recordingFetch(
+          shutdown.signal.aborted ? new Request(request.url.replace(first.url, second.url), request) : request,
+        )
+      const c = createSessionEventsClient({
+        apiKey: world.a.secret_key,
+        baseUrl: first.url,
+        fetch: restartedFetch,
+        maxRetries: 0,
+        retryDelayMs: 10,
+      })
       const runs = await sessionRuns(world.store, sessionId)
-      const filters = { server_run_id: [activeRun], server_session_id: [...new Set(runs.map((r) => r.server_session_id))], type: ['server_logs' as const] }
+      const filters = {
+        server_run_id: [activeRun],
+        server_session_id: [...new Set(runs.map((r) => r.server_session_id))],
+        type: ['server_logs' as const],
+      }
       const from = exchanges.length
       const before = (await eventIds(world.store, sessionId)).at(-1)!
       const written: string[] = []
@@ -381,7 +484,10 @@ describe('the generated client against the real server, over HTTP', () => {
           if (yielded.length !== 2) return
           restarted = (async () => {
             shutdown.abort()
-            written.push(await appendLine('while the client reconnects 1'), await appendLine('while the client reconnects 2'))
+            written.push(
+              await appendLine('while the client reconnects 1'),
+              await appendLine('while the client reconnects 2'),
+            )
           })()
         },
       )
@@ -397,7 +503,9 @@ describe('the generated client against the real server, over HTTP', () => {
       expect(resumed.request.headers.get('last-event-id')).toBe(written[1])
       expect(new URL(resumed.request.url).searchParams.has('after')).toBe(false)
       // What each server sent, held to the spec: the second resumes right after the last event yielded.
-      const checkedResumed = await checkResponse(operation('streamSessionEvents'), resumed.response, { until: () => false })
+      const checkedResumed = await checkResponse(operation('streamSessionEvents'), resumed.response, {
+        until: () => false,
+      })
       expect(checkedResumed.problems).toEqual([])
       expect((checkedResumed.body as SessionEvent[]).map((e) => e.id)).toEqual(written.slice(2))
       const sent = new Set<string>()
@@ -406,7 +514,9 @@ describe('the generated client against the real server, over HTTP', () => {
         request.headers.forEach((_, name) => sent.add(name.toLowerCase()))
       }
       const declared = operation('streamSessionEvents').parameters.filter((p) => p.in === 'query' || p.in === 'header')
-      expect(declared.map((p) => (p.in === 'header' ? p.name.toLowerCase() : p.name)).filter((name) => !sent.has(name))).toEqual([])
+      expect(
+        declared.map((p) => (p.in === 'header' ? p.name.toLowerCase() : p.name)).filter((name) => !sent.has(name)),
+      ).toEqual([])
     } finally {
       shutdown.abort()
       await Promise.all([first.close({ timeoutMs: 1_000 }), second.close({ timeoutMs: 1_000 })])
@@ -434,19 +544,30 @@ describe('the generated client against the real server, over HTTP', () => {
     expect(outOfRange).toMatchObject({ status: 400, code: (invalid.body as ApiError).code })
   })
 
-  it.each(['asc', 'desc'] as const)('walks every event of a session with the client’s iterate(), order %s', async (order) => {
-    const seen: string[] = []
-    const all = await eventIds(world.store, sessionId) // the writes above added some
-    for await (const event of client().sessionEvents.iterate(sessionId, { order, limit: 7 })) seen.push(event.id)
-    expect(seen).toEqual(order === 'asc' ? all : [...all].reverse())
-  })
+  it.each(['asc', 'desc'] as const)(
+    'walks every event of a session with the client’s iterate(), order %s',
+    async (order) => {
+      const seen: string[] = []
+      const all = await eventIds(world.store, sessionId) // the writes above added some
+      for await (const event of client().sessionEvents.iterate(sessionId, { order, limit: 7 })) seen.push(event.id)
+      expect(seen).toEqual(order === 'asc' ? all : [...all].reverse())
+    },
+  )
 
   it('speaks Metorial’s cursors: next and previous decode to the page’s edges, and a Metorial cursor works here', async () => {
     const eventIdPattern = new RegExp(spec.components.schemas.SessionEventId.pattern)
     const raw = client().raw
-    const { data: page } = await raw.GET('/sessions/{sessionId}/events', { params: { path: { sessionId }, query: { limit: 5, after: ids[9]! } } })
-    expect(readCursor(page!.pagination.next_cursor!, eventIdPattern)).toEqual({ direction: 'after', id: page!.items.at(-1)!.id })
-    expect(readCursor(page!.pagination.previous_cursor!, eventIdPattern)).toEqual({ direction: 'before', id: page!.items[0]!.id })
+    const { data: page } = await raw.GET('/sessions/{sessionId}/events', {
+      params: { path: { sessionId }, query: { limit: 5, after: ids[9]! } },
+    })
+    expect(readCursor(page!.pagination.next_cursor!, eventIdPattern)).toEqual({
+      direction: 'after',
+      id: page!.items.at(-1)!.id,
+    })
+    expect(readCursor(page!.pagination.previous_cursor!, eventIdPattern)).toEqual({
+      direction: 'before',
+      id: page!.items[0]!.id,
+    })
     const { data: viaCursor } = await raw.GET('/sessions/{sessionId}/events', {
       params: { path: { sessionId }, query: { limit: 5, cursor: cursorOf(['after', ids[9]]) } },
     })
@@ -460,13 +581,24 @@ describe('the app’s OpenAPI document and the source spec', () => {
   /** An operation's shape in a document: parameters, statuses, headers and content per status. */
   function shapeOf(document: any, path: string, method: string) {
     const deref = (node: any): any => {
-      while (node?.$ref) node = node.$ref.split('/').slice(1).reduce((n: any, k: string) => n[k.replace(/~1/g, '/').replace(/~0/g, '~')], document)
+      while (node?.$ref)
+        node = node.$ref
+          .split('/')
+          .slice(1)
+          .reduce((n: any, k: string) => n[k.replace(/~1/g, '/').replace(/~0/g, '~')], document)
       return node
     }
     const op = document.paths[path][method]
     const parameters = (op.parameters ?? [])
       .map(deref)
-      .map((p: any) => ({ name: p.name, in: p.in, required: p.required === true, style: p.style ?? null, explode: p.explode ?? null, schema: normalise(p.schema, deref) }))
+      .map((p: any) => ({
+        name: p.name,
+        in: p.in,
+        required: p.required === true,
+        style: p.style ?? null,
+        explode: p.explode ?? null,
+        schema: normalise(p.schema, deref),
+      }))
       .sort((x: any, y: any) => `${x.in}${x.name}`.localeCompare(`${y.in}${y.name}`))
     const responses = Object.fromEntries(
       Object.entries(op.responses).map(([status, r]) => {
@@ -474,8 +606,15 @@ describe('the app’s OpenAPI document and the source spec', () => {
         return [
           status,
           {
-            headers: Object.keys(response.headers ?? {}).map((h) => h.toLowerCase()).sort(),
-            content: Object.fromEntries(Object.entries(response.content ?? {}).map(([media, m]: [string, any]) => [media, m.schema?.$ref ?? normalise(m.schema, deref)])),
+            headers: Object.keys(response.headers ?? {})
+              .map((h) => h.toLowerCase())
+              .sort(),
+            content: Object.fromEntries(
+              Object.entries(response.content ?? {}).map(([media, m]: [string, any]) => [
+                media,
+                m.schema?.$ref ?? normalise(m.schema, deref),
+              ]),
+            ),
           },
         ]
       }),
@@ -483,7 +622,12 @@ describe('the app’s OpenAPI document and the source spec', () => {
     const body = op.requestBody && deref(op.requestBody)
     const requestBody = body && {
       required: body.required === true,
-      content: Object.fromEntries(Object.entries(body.content ?? {}).map(([media, m]: [string, any]) => [media, m.schema?.$ref ?? normalise(m.schema, deref)])),
+      content: Object.fromEntries(
+        Object.entries(body.content ?? {}).map(([media, m]: [string, any]) => [
+          media,
+          m.schema?.$ref ?? normalise(m.schema, deref),
+        ]),
+      ),
     }
     return { operationId: op.operationId, parameters, requestBody, responses }
   }
@@ -508,21 +652,28 @@ describe('the app’s OpenAPI document and the source spec', () => {
 
   const operationsOf = (document: any) =>
     Object.entries(document.paths as Record<string, any>)
-      .flatMap(([path, item]) => Object.keys(item).filter((m) => ['get', 'put', 'post', 'delete', 'patch', 'head', 'options', 'trace'].includes(m)).map((m) => `${m.toUpperCase()} ${path} ${item[m].operationId}`))
+      .flatMap(([path, item]) =>
+        Object.keys(item)
+          .filter((m) => ['get', 'put', 'post', 'delete', 'patch', 'head', 'options', 'trace'].includes(m))
+          .map((m) => `${m.toUpperCase()} ${path} ${item[m].operationId}`),
+      )
       .sort()
 
   it('has the same operations', () => {
     expect(operationsOf(doc())).toEqual(operationsOf(spec))
   })
 
-  it.each(operations.map((op) => [op.operationId, op] as const))('%s: the same parameters, request body, statuses, headers and content', (_, op) => {
-    const ours = shapeOf(doc(), op.path, op.method.toLowerCase())
-    const source = shapeOf(spec, op.path, op.method.toLowerCase())
-    expect(ours.parameters).toEqual(source.parameters)
-    expect(ours.requestBody).toEqual(source.requestBody)
-    expect(Object.keys(ours.responses).sort()).toEqual(Object.keys(source.responses).sort())
-    expect(ours.responses).toEqual(source.responses)
-  })
+  it.each(operations.map((op) => [op.operationId, op] as const))(
+    '%s: the same parameters, request body, statuses, headers and content',
+    (_, op) => {
+      const ours = shapeOf(doc(), op.path, op.method.toLowerCase())
+      const source = shapeOf(spec, op.path, op.method.toLowerCase())
+      expect(ours.parameters).toEqual(source.parameters)
+      expect(ours.requestBody).toEqual(source.requestBody)
+      expect(Object.keys(ours.responses).sort()).toEqual(Object.keys(source.responses).sort())
+      expect(ours.responses).toEqual(source.responses)
+    },
+  )
 
   // Fails today (README, BUG-10) for SessionCreate, ServerInput, ServerDeploymentInput and
   // ServerSessionInput: the app's document lists every property of theirs as required
@@ -532,7 +683,12 @@ describe('the app’s OpenAPI document and the source spec', () => {
     const ours = doc().components.schemas as Record<string, any>
     const source = spec.components.schemas as Record<string, any>
     expect(Object.keys(ours).sort()).toEqual(Object.keys(source).sort())
-    const outline = (s: any) => ({ type: s.type ?? null, properties: Object.keys(s.properties ?? {}).sort(), required: [...(s.required ?? [])].sort(), enum: s.enum ?? (s.const !== undefined ? [s.const] : null) })
+    const outline = (s: any) => ({
+      type: s.type ?? null,
+      properties: Object.keys(s.properties ?? {}).sort(),
+      required: [...(s.required ?? [])].sort(),
+      enum: s.enum ?? (s.const !== undefined ? [s.const] : null),
+    })
     for (const name of Object.keys(source)) expect.soft(outline(ours[name]), name).toEqual(outline(source[name]))
   })
 })

@@ -41,7 +41,10 @@ describe('schema → arbitrary deriver', () => {
     (_, p) => {
       fc.assert(
         fc.property(invalidWire(p.schema, { location: p.in, prefixes }), (wire) => {
-          expect(validator.validate(p.schemaPointer, decode(p.schema, wire)), JSON.stringify(wire).slice(0, 200)).not.toEqual([])
+          expect(
+            validator.validate(p.schemaPointer, decode(p.schema, wire)),
+            JSON.stringify(wire).slice(0, 200),
+          ).not.toEqual([])
         }),
         fuzz(0.5, 50),
       )
@@ -54,7 +57,9 @@ describe('schema → arbitrary deriver', () => {
     (_, op) => {
       fc.assert(
         fc.property(validJson(op.requestBody!.schema).filter(underBodyLimit), (body) => {
-          expect(validator.validate(op.requestBody!.schemaPointer, body), JSON.stringify(body).slice(0, 300)).toEqual([])
+          expect(validator.validate(op.requestBody!.schemaPointer, body), JSON.stringify(body).slice(0, 300)).toEqual(
+            [],
+          )
         }),
         fuzz(0.5, 50),
       )
@@ -77,7 +82,10 @@ describe('schema → arbitrary deriver', () => {
             const where = error.split(' ')[0] === '/' ? '' : error.split(' ')[0]!
             return where === at || where.startsWith(`${at}/`) || (where === parent && /required property/.test(error))
           }
-          expect(errors.filter((e) => !placed(e)), what).toEqual([])
+          expect(
+            errors.filter((e) => !placed(e)),
+            what,
+          ).toEqual([])
         }),
         fuzz(0.5, 50),
       )

@@ -57,7 +57,9 @@ describe.each(ops)('fuzz %s', (_, op) => {
           const entity = await prepared(op, r.entity)
           const options = optionsOf({ headers: freshKeys(r.headers), body: r.body })
           if (p.in === 'path') {
-            path = pathOf(op, { ...entity, [p.schemaName!]: value as string }) + formatQuery({ ...r.unknown, ...r.query }, { indexed: r.indexed })
+            path =
+              pathOf(op, { ...entity, [p.schemaName!]: value as string }) +
+              formatQuery({ ...r.unknown, ...r.query }, { indexed: r.indexed })
           } else if (p.in === 'query') {
             path = pathAndQuery(op, { ...r, entity }, { ...r.query, [p.name]: value })
           } else {
@@ -73,7 +75,10 @@ describe.each(ops)('fuzz %s', (_, op) => {
             expect(checked.status, what).toBe(400)
             const error = errorOf(checked)
             if (error.code === 'invalid_data') {
-              expect(error.errors?.map((e) => String(e.path[0]).toLowerCase()), what).toContain(p.name.toLowerCase())
+              expect(
+                error.errors?.map((e) => String(e.path[0]).toLowerCase()),
+                what,
+              ).toContain(p.name.toLowerCase())
             }
           }
         }),
@@ -87,56 +92,111 @@ describe.each(ops)('fuzz %s', (_, op) => {
     'odd Authorization headers: a 401 (or 403 for a publishable key), never data',
     async () => {
       const { secret_key: key, publishable_key: publishable, revoked_key: revoked } = world.a
-      const latin1 = fc.string({ unit: fc.integer({ min: 0x20, max: 0xff }).map((c) => String.fromCharCode(c)), maxLength: 80 })
-      const scheme = fc.constantFrom('Bearer', 'bearer', 'BEARER', 'Basic', 'Token', 'Bearer:', 'Bearer=', 'Bearer,', 'Digest', '')
+      const latin1 = fc.string({
+        unit: fc.integer({ min: 0x20, max: 0xff }).map((c) => String.fromCharCode(c)),
+        maxLength: 80,
+      })
+      const scheme = fc.constantFrom(
+        'Bearer',
+        'bearer',
+        'BEARER',
+        'Basic',
+        'Token',
+        'Bearer:',
+        'Bearer=',
+        'Bearer,',
+        'Digest',
+        '',
+      )
       const separator = fc.constantFrom(' ', '  ', '\t', '', ':', '=', ',')
       const token = fc.oneof(
         latin1,
         fc.constantFrom(...HOSTILE_STRINGS.filter((s) => /^[\x20-\xff]*$/.test(s))),
-        fc.constantFrom(publishable, revoked, 'metorial_sk_', 'metorial_pk_', `"${key}"`, `${key} ${key}`, `${key},${key}`, `${key}%00`, key.toUpperCase()),
+        fc.constantFrom(
+          publishable,
+          revoked,
+          'metorial_sk_',
+          'metorial_pk_',
+          `"${key}"`,
+          `${key} ${key}`,
+          `${key},${key}`,
+          `${key}%00`,
+          key.toUpperCase(),
+        ),
         fc.tuple(fc.nat(), fc.constantFrom('', 'x', '!', ' x', 'é')).map(([i, c]) => {
           const at = i % key.length
           return key.slice(0, at) + c + key.slice(at + 1)
         }),
         fc.string({ unit: 'grapheme-ascii', minLength: 513, maxLength: 8_000 }),
       )
-      const header = fc.oneof(fc.tuple(scheme, separator, token).map(([s, sep, t]) => `${s}${sep}${t}`), latin1)
+      const header = fc.oneof(
+        fc.tuple(scheme, separator, token).map(([s, sep, t]) => `${s}${sep}${t}`),
+        latin1,
+      )
       // The valid forms of the real secret key (scheme in any case, spaces or tabs) are not odd.
       const accepted = (h: string) => new RegExp(`^[ \\t]*bearer[ \\t]+${key}[ \\t]*$`, 'i').test(h)
       await fc.assert(
-        fc.asyncProperty(validRequest(op), header.filter((h) => !accepted(h)), async (r, authorization) => {
-          const path = pathOf(op, await prepared(op, r.entity))
-          const checked = await noRowLeftBehind(authorization.slice(0, 120), () => send(op, path, optionsOf(r, { authorization })))
-          expectClientError(checked, JSON.stringify(authorization).slice(0, 120))
-          expect([401, 403], JSON.stringify(authorization).slice(0, 120)).toContain(checked.status)
-          if (checked.status === 403) expect(authorization.includes(publishable), authorization).toBe(true)
-        }),
+        fc.asyncProperty(
+          validRequest(op),
+          header.filter((h) => !accepted(h)),
+          async (r, authorization) => {
+            const path = pathOf(op, await prepared(op, r.entity))
+            const checked = await noRowLeftBehind(authorization.slice(0, 120), () =>
+              send(op, path, optionsOf(r, { authorization })),
+            )
+            expectClientError(checked, JSON.stringify(authorization).slice(0, 120))
+            expect([401, 403], JSON.stringify(authorization).slice(0, 120)).toContain(checked.status)
+            if (checked.status === 403) expect(authorization.includes(publishable), authorization).toBe(true)
+          },
+        ),
         fuzz(0.5, 20),
       )
     },
     fuzzTimeout(0.5),
   )
 
-  if (byLocation(op, 'path').length > 0) it(
-    'hostile path segments (unicode, control characters, raw percent-encodings): a 4xx, never a 5xx',
-    async () => {
-      const segment = fc.oneof(
-        fc.constantFrom(...HOSTILE_STRINGS).map(encodeURIComponent),
-        fc.string({ unit: 'grapheme', minLength: 1, maxLength: 60 }).map(encodeURIComponent),
-        fc.string({ unit: 'binary-ascii', minLength: 1, maxLength: 60 }).map(encodeURIComponent),
-        fc.constantFrom('%', '%ZZ', '%ff', '%C0%80', '%ED%A0%80', '%00', '%2F', '%2e%2e', 'ses_%', 'sev_%E2%82', ';', ';a=b', '*'),
-      ).filter((raw) => !isDotSegment(raw))
-      await fc.assert(
-        fc.asyncProperty(validRequest(op), fc.constantFrom(...byLocation(op, 'path')), segment, async (r, p, raw) => {
-          // The raw segment goes into the path as it is, so that malformed encodings reach the server.
-          const path = pathOf(op, { ...(await prepared(op, r.entity)), [p.schemaName!]: 'RAW' }).replace('RAW', raw)
-          expectClientError(await noRowLeftBehind(raw.slice(0, 120), () => send(op, path, optionsOf({ headers: freshKeys(r.headers), body: r.body }))), `${p.name}: ${raw}`)
-        }),
-        fuzz(0.5, 20),
-      )
-    },
-    fuzzTimeout(0.5),
-  )
+  if (byLocation(op, 'path').length > 0)
+    it(
+      'hostile path segments (unicode, control characters, raw percent-encodings): a 4xx, never a 5xx',
+      async () => {
+        const segment = fc
+          .oneof(
+            fc.constantFrom(...HOSTILE_STRINGS).map(encodeURIComponent),
+            fc.string({ unit: 'grapheme', minLength: 1, maxLength: 60 }).map(encodeURIComponent),
+            fc.string({ unit: 'binary-ascii', minLength: 1, maxLength: 60 }).map(encodeURIComponent),
+            fc.constantFrom(
+              '%',
+              '%ZZ',
+              '%ff',
+              '%C0%80',
+              '%ED%A0%80',
+              '%00',
+              '%2F',
+              '%2e%2e',
+              'ses_%',
+              'sev_%E2%82',
+              ';',
+              ';a=b',
+              '*',
+            ),
+          )
+          .filter((raw) => !isDotSegment(raw))
+        await fc.assert(
+          fc.asyncProperty(validRequest(op), fc.constantFrom(...byLocation(op, 'path')), segment, async (r, p, raw) => {
+            // The raw segment goes into the path as it is, so that malformed encodings reach the server.
+            const path = pathOf(op, { ...(await prepared(op, r.entity)), [p.schemaName!]: 'RAW' }).replace('RAW', raw)
+            expectClientError(
+              await noRowLeftBehind(raw.slice(0, 120), () =>
+                send(op, path, optionsOf({ headers: freshKeys(r.headers), body: r.body })),
+              ),
+              `${p.name}: ${raw}`,
+            )
+          }),
+          fuzz(0.5, 20),
+        )
+      },
+      fuzzTimeout(0.5),
+    )
 })
 
 const withCursor = operations.filter((op) => has(op, 'cursor'))
@@ -150,7 +210,11 @@ describe.each(withCursor.map((op) => [op.operationId, op] as const))('fuzz %s cu
         fc.uint8Array({ minLength: 1, maxLength: 120 }).map((bytes) => `cur_${base62(bytes)}`),
         fc.jsonValue({ maxDepth: 2 }).map(cursorOf),
         fc
-          .tuple(fc.constantFrom('after', 'before', 'sideways', 'AFTER', ''), fc.constantFrom(...prefixes, ''), fc.stringMatching(/^[0-9a-z]{9}[0-9A-Za-z]{13}$/))
+          .tuple(
+            fc.constantFrom('after', 'before', 'sideways', 'AFTER', ''),
+            fc.constantFrom(...prefixes, ''),
+            fc.stringMatching(/^[0-9a-z]{9}[0-9A-Za-z]{13}$/),
+          )
           .map(([d, pre, rest]) => cursorOf([d, `${pre}${rest}`])),
         fc.tuple(fc.constantFrom(...issuedCursors), fc.nat(), fc.constantFrom('0', 'z', 'Z', 'A')).map(([c, i, ch]) => {
           const at = 4 + (i % (c.length - 4))
@@ -165,7 +229,10 @@ describe.each(withCursor.map((op) => [op.operationId, op] as const))('fuzz %s cu
           const checked = await send(op, pathOf(op, entity) + formatQuery({ cursor: text }))
           const position = readCursor(text, eventIdPattern)
           if (position && text.length <= 204) {
-            expect(checked.status, `${text} stands for ${JSON.stringify(position)}: ${checked.text.slice(0, 200)}`).toBe(200)
+            expect(
+              checked.status,
+              `${text} stands for ${JSON.stringify(position)}: ${checked.text.slice(0, 200)}`,
+            ).toBe(200)
             expect(checked.problems).toEqual([])
           } else {
             expectClientError(checked, text)
@@ -187,12 +254,20 @@ describe.each(withQuery.map((op) => [op.operationId, op] as const))('fuzz %s raw
       const names = byLocation(op, 'query').map((p) => p.name)
       const key = fc.oneof(
         fc.constantFrom(...names),
-        fc.tuple(fc.constantFrom(...names), fc.constantFrom('[0]', '[1]', '[]', '[x]', '%5B0%5D', '[-1]', '[99999999999999999999]', '[0][0]', '.0')).map(([n, s]) => n + s),
+        fc
+          .tuple(
+            fc.constantFrom(...names),
+            fc.constantFrom('[0]', '[1]', '[]', '[x]', '%5B0%5D', '[-1]', '[99999999999999999999]', '[0][0]', '.0'),
+          )
+          .map(([n, s]) => n + s),
         fc.constantFrom('', '%', '%ZZ', '[', ']', '&', '=', '__proto__', 'constructor'),
       )
       const value = fc.oneof(
         ...byLocation(op, 'query').map((p) => validValue(p).map((v) => encodeURIComponent([v].flat()[0] ?? ''))),
-        fc.constantFrom(...HOSTILE_STRINGS).map((s) => (s.length > 500 ? s.slice(0, 500) : s)).map(encodeURIComponent),
+        fc
+          .constantFrom(...HOSTILE_STRINGS)
+          .map((s) => (s.length > 500 ? s.slice(0, 500) : s))
+          .map(encodeURIComponent),
         fc.constantFrom('%', '%ZZ', '%ff', '%C0%80', '%00', '+', '%2B', '&', '==', '%26limit%3D1'),
         fc.string({ unit: 'binary-ascii', maxLength: 30 }).map(encodeURIComponent),
       )

@@ -41,7 +41,9 @@ beforeAll(async () => {
   world = await createWorld({ sessions: 1, events: 10 })
   sessionId = world.a.sessions[0]!.id
   places = await placesOf(world.store, world.a.id, sessionId)
-  bodies = new Map(writes.map((op) => [op.operationId, fc.sample(validBody(op, places), { seed: FUZZ_SEED, numRuns: 3 })]))
+  bodies = new Map(
+    writes.map((op) => [op.operationId, fc.sample(validBody(op, places), { seed: FUZZ_SEED, numRuns: 3 })]),
+  )
 })
 
 afterAll(async () => {
@@ -53,15 +55,35 @@ let keys = 0
 const newKey = () => `idempotency-test-${++keys}`
 
 /** A request of `op` in A's session: a fresh run for one that stops it, a body of the op's own. */
-async function request(op: Operation, key: string, body = bodies.get(op.operationId)![0]): Promise<{ path: string; options: SendOptions }> {
-  const entity = { SessionId: sessionId, ServerRunId: changesItsRun(op) ? await freshRun(world.store, world.a.id, sessionId) : (await sessionRuns(world.store, sessionId))[0]!.id }
+async function request(
+  op: Operation,
+  key: string,
+  body = bodies.get(op.operationId)![0],
+): Promise<{ path: string; options: SendOptions }> {
+  const entity = {
+    SessionId: sessionId,
+    ServerRunId: changesItsRun(op)
+      ? await freshRun(world.store, world.a.id, sessionId)
+      : (await sessionRuns(world.store, sessionId))[0]!.id,
+  }
   return {
     path: pathOf(op, entity),
-    options: { method: op.method, key: world.a.secret_key, headers: { 'Idempotency-Key': key }, ...(body !== undefined && { body: JSON.stringify(body) }) },
+    options: {
+      method: op.method,
+      key: world.a.secret_key,
+      headers: { 'Idempotency-Key': key },
+      ...(body !== undefined && { body: JSON.stringify(body) }),
+    },
   }
 }
 
-const sendTo = async (t: Transport, app: App, op: Operation, path: string, options: SendOptions): Promise<CheckedResponse> => checkResponse(op, await t.send(app, path, options))
+const sendTo = async (
+  t: Transport,
+  app: App,
+  op: Operation,
+  path: string,
+  options: SendOptions,
+): Promise<CheckedResponse> => checkResponse(op, await t.send(app, path, options))
 
 describe.each(transports.map((t) => [t.name, t] as const))('Idempotency-Key %s', (_, t) => {
   describe.each(writes.map((op) => [op.operationId, op] as const))('%s', (__, op) => {
@@ -136,7 +158,6 @@ describe.each(transports.map((t) => [t.name, t] as const))('Idempotency-Key %s',
       expect(retried.headers.get('idempotent-replayed')).toBeNull()
       expect(await rowsAdded(world.store, before)).toEqual(rowsWritten(op, bodies.get(op.operationId)![0]))
     })
-
   })
 })
 
@@ -146,20 +167,23 @@ describe.each(transports.map((t) => [t.name, t] as const))('Idempotency-Key %s',
 // apps/api/src/middleware/idempotency.ts adds it to every replay; the spec's responses/BadRequest,
 // SessionNotFound, SessionOrServerRunNotFound and Conflict would need it too (or errors not be kept).
 describe('Idempotency-Key, refused requests', () => {
-  it.each(writes.map((op) => [op.operationId, op] as const))('%s: a refused request sent again with its key gets the first answer again, conforming to the spec', async (_, op) => {
-    const refusals: [string, { path: string; options: SendOptions }][] = [
-      ['a body that is not valid', await request(op, newKey(), op.requestBody?.required ? { not: 'valid' } : [])],
-    ]
-    if (op.path.includes('{sessionId}')) {
-      const r = await request(op, newKey())
-      refusals.push(['no such session', { ...r, path: r.path.replace(sessionId, 'ses_000000000AAAAAAAAAAAAA') }])
-    }
-    for (const [what, { path, options }] of refusals) {
-      const first = await sendTo(inProcess, world.app, op, path, options)
-      expect(first.status, what).toBeGreaterThanOrEqual(400)
-      const again = await sendTo(inProcess, world.app, op, path, options)
-      expect([again.status, again.text], what).toEqual([first.status, first.text])
-      expect.soft(again.problems, `${what}, replayed`).toEqual([])
-    }
-  })
+  it.each(writes.map((op) => [op.operationId, op] as const))(
+    '%s: a refused request sent again with its key gets the first answer again, conforming to the spec',
+    async (_, op) => {
+      const refusals: [string, { path: string; options: SendOptions }][] = [
+        ['a body that is not valid', await request(op, newKey(), op.requestBody?.required ? { not: 'valid' } : [])],
+      ]
+      if (op.path.includes('{sessionId}')) {
+        const r = await request(op, newKey())
+        refusals.push(['no such session', { ...r, path: r.path.replace(sessionId, 'ses_000000000AAAAAAAAAAAAA') }])
+      }
+      for (const [what, { path, options }] of refusals) {
+        const first = await sendTo(inProcess, world.app, op, path, options)
+        expect(first.status, what).toBeGreaterThanOrEqual(400)
+        const again = await sendTo(inProcess, world.app, op, path, options)
+        expect([again.status, again.text], what).toEqual([first.status, first.text])
+        expect.soft(again.problems, `${what}, replayed`).toEqual([])
+      }
+    },
+  )
 })

@@ -3,7 +3,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { idFields, placesOf, setAt, validBody, type Places } from './support/bodies.js'
 import { validWire } from './support/derive.js'
 import { FUZZ_SEED } from './support/fuzz.js'
-import { checkResponse, EVENT_STREAM, formatQuery, isStream, operations, poolsOf, spec, streamParts, type Operation, type Schema } from './support/spec.js'
+import {
+  checkResponse,
+  EVENT_STREAM,
+  formatQuery,
+  isStream,
+  operations,
+  poolsOf,
+  spec,
+  streamParts,
+  type Operation,
+  type Schema,
+} from './support/spec.js'
 import { eventsAfter } from './support/sse.js'
 import { inProcess, overHttp, type SendOptions, type Transport } from './support/transport.js'
 import {
@@ -73,9 +84,15 @@ beforeAll(async () => {
     const writes = operations.filter((op) => op.requestBody)
     owned.set(instance.id, {
       instance,
-      entity: { SessionId: sessionId, SessionEventId: (await eventIds(world.store, sessionId))[0]!, ServerRunId: (await sessionRuns(world.store, sessionId))[0]!.id },
+      entity: {
+        SessionId: sessionId,
+        SessionEventId: (await eventIds(world.store, sessionId))[0]!,
+        ServerRunId: (await sessionRuns(world.store, sessionId))[0]!.id,
+      },
       places,
-      bodies: new Map(writes.map((op) => [op.operationId, fc.sample(validBody(op, places), { seed: FUZZ_SEED, numRuns: 3 })])),
+      bodies: new Map(
+        writes.map((op) => [op.operationId, fc.sample(validBody(op, places), { seed: FUZZ_SEED, numRuns: 3 })]),
+      ),
       pools: poolsOf(await sessionIds(world.store, sessionId)),
       own: {},
       secrets: await instanceSecrets(world.store, instance),
@@ -98,7 +115,10 @@ beforeAll(async () => {
     }
   }
   missing = {}
-  const idSchemas = [...Object.entries(schemas), ...Object.entries(ID_PATTERNS).map(([name, p]) => [name, { type: 'string', pattern: p }] as const)]
+  const idSchemas = [
+    ...Object.entries(schemas),
+    ...Object.entries(ID_PATTERNS).map(([name, p]) => [name, { type: 'string', pattern: p }] as const),
+  ]
   for (const [name, schema] of idSchemas) {
     if (typeof schema.pattern !== 'string') continue
     const [id] = fc.sample(validWire(schema) as fc.Arbitrary<string>, { seed: FUZZ_SEED, numRuns: 1 })
@@ -122,11 +142,22 @@ interface Answer {
   raw: string
 }
 
-async function answer(t: Transport, op: Operation, path: string, options: SendOptions, body?: unknown): Promise<Answer> {
-  const res = await t.send(world.app, path, { ...options, method: op.method, ...(body !== undefined && { body: JSON.stringify(body) }) })
+async function answer(
+  t: Transport,
+  op: Operation,
+  path: string,
+  options: SendOptions,
+  body?: unknown,
+): Promise<Answer> {
+  const res = await t.send(world.app, path, {
+    ...options,
+    method: op.method,
+    ...(body !== undefined && { body: JSON.stringify(body) }),
+  })
   const headers: Record<string, string> = {}
   res.headers.forEach((value, name) => {
-    if (!['metorial-req-id', 'date', 'ratelimit-remaining', 'ratelimit-reset'].includes(name.toLowerCase())) headers[name.toLowerCase()] = value
+    if (!['metorial-req-id', 'date', 'ratelimit-remaining', 'ratelimit-reset'].includes(name.toLowerCase()))
+      headers[name.toLowerCase()] = value
   })
   // A stream (streamSessionEvents) is read through its session.position message, then closed.
   const checked = await checkResponse(op, res)
@@ -161,7 +192,9 @@ async function writesNothing<T>(what: string, request: () => Promise<T>): Promis
 /** [transport, operation, key holder, owner of the data] */
 const matrix = transports.flatMap((t) =>
   operations.flatMap((op) =>
-    (['a→b', 'b→a'] as const).map((direction) => [`${t.name} ${op.operationId} ${direction}`, t, op, direction] as const),
+    (['a→b', 'b→a'] as const).map(
+      (direction) => [`${t.name} ${op.operationId} ${direction}`, t, op, direction] as const,
+    ),
   ),
 )
 
@@ -181,17 +214,39 @@ describe.each(matrix)('isolation %s', (_, t, op, direction) => {
 
   it('another instance’s session, event or run answers exactly as a missing one, and a write to it writes nothing', async () => {
     const options = { key: holder.secret_key }
-    const absent = { SessionId: missing.SessionId!, SessionEventId: missing.SessionEventId!, ServerRunId: missing.ServerRunId! }
+    const absent = {
+      SessionId: missing.SessionId!,
+      SessionEventId: missing.SessionEventId!,
+      ServerRunId: missing.ServerRunId!,
+    }
     const cases: [string, Entities, Entities, unknown][] = [
       ['their session', their(), { ...their(), SessionId: absent.SessionId }, bodyOf(theirs())],
-      ['their session and an event and a run of mine', { ...own(), SessionId: their().SessionId }, { ...own(), SessionId: absent.SessionId }, bodyOf(mine())],
-      ['my session and their event', { ...own(), SessionEventId: their().SessionEventId }, { ...own(), SessionEventId: absent.SessionEventId }, bodyOf(mine())],
-      ['my session and their run', { ...own(), ServerRunId: their().ServerRunId }, { ...own(), ServerRunId: absent.ServerRunId }, bodyOf(mine())],
+      [
+        'their session and an event and a run of mine',
+        { ...own(), SessionId: their().SessionId },
+        { ...own(), SessionId: absent.SessionId },
+        bodyOf(mine()),
+      ],
+      [
+        'my session and their event',
+        { ...own(), SessionEventId: their().SessionEventId },
+        { ...own(), SessionEventId: absent.SessionEventId },
+        bodyOf(mine()),
+      ],
+      [
+        'my session and their run',
+        { ...own(), ServerRunId: their().ServerRunId },
+        { ...own(), ServerRunId: absent.ServerRunId },
+        bodyOf(mine()),
+      ],
     ]
     for (const [what, foreign, nowhere, body] of cases) {
       const path = pathOf(op, foreign)
       if (path === pathOf(op, own())) continue // the operation does not address what this case changes
-      const [a, b] = await writesNothing(what, async () => [await answer(t, op, path, options, body), await answer(t, op, pathOf(op, nowhere), options, body)])
+      const [a, b] = await writesNothing(what, async () => [
+        await answer(t, op, path, options, body),
+        await answer(t, op, pathOf(op, nowhere), options, body),
+      ])
       expect(a.status, what).toBeGreaterThanOrEqual(400)
       expectSame(a, b, what)
       expectNothingOf(a, theirs().secrets, what)
@@ -201,43 +256,55 @@ describe.each(matrix)('isolation %s', (_, t, op, direction) => {
   // Filters that take ids (array parameters whose items have a pattern): theirs against none.
   const idFilters = op.parameters.filter((p) => p.in === 'query' && typeof p.schema.items?.pattern === 'string')
 
-  if (idFilters.length > 0) it('their ids in the filters of my session answer as ids that do not exist', async () => {
-    const options = { key: holder.secret_key }
-    for (const p of idFilters) {
-      const idPattern: string = p.schema.items.pattern
-      const foreign = theirs().pools[idPattern] ?? []
-      expect(foreign.length, `${p.name}: ids of theirs to try`).toBeGreaterThan(0)
-      const [a, b] = [
-        await answer(t, op, pathOf(op, own()) + formatQuery({ [p.name]: foreign.slice(0, p.schema.maxItems ?? 10) }), options),
-        await answer(t, op, pathOf(op, own()) + formatQuery({ [p.name]: [missing[idPattern]!] }), options),
-      ]
-      expect(a.status, p.name).toBe(200)
-      expectSame(a, b, p.name)
-      expectNothingOf(a, theirs().secrets, p.name)
-    }
-  })
+  if (idFilters.length > 0)
+    it('their ids in the filters of my session answer as ids that do not exist', async () => {
+      const options = { key: holder.secret_key }
+      for (const p of idFilters) {
+        const idPattern: string = p.schema.items.pattern
+        const foreign = theirs().pools[idPattern] ?? []
+        expect(foreign.length, `${p.name}: ids of theirs to try`).toBeGreaterThan(0)
+        const [a, b] = [
+          await answer(
+            t,
+            op,
+            pathOf(op, own()) + formatQuery({ [p.name]: foreign.slice(0, p.schema.maxItems ?? 10) }),
+            options,
+          ),
+          await answer(t, op, pathOf(op, own()) + formatQuery({ [p.name]: [missing[idPattern]!] }), options),
+        ]
+        expect(a.status, p.name).toBe(200)
+        expectSame(a, b, p.name)
+        expectNothingOf(a, theirs().secrets, p.name)
+      }
+    })
 
   // Ids in a write's body (a run, a server, a deployment, a version, a server session): theirs against none.
   const bodyIds = op.requestBody ? idFields(op.requestBody.schema) : []
 
-  if (bodyIds.length > 0) it('their ids in the body of a write in my session answer as ids that do not exist, and write nothing', async () => {
-    const options = { key: holder.secret_key }
-    for (const field of bodyIds) {
-      const foreign = theirs().own[field.pattern] ?? []
-      const what = `body ${field.path.join('.')}`
-      expect(foreign.length, `${what}: ids of theirs to try`).toBeGreaterThan(0)
-      for (const id of foreign.slice(0, 2)) {
-        const path = pathOf(op, changesItsRun(op) ? { ...own(), ServerRunId: await freshRun(world.store, holder.id, own().SessionId) } : own())
-        const [a, b] = await writesNothing(what, async () => [
-          await answer(t, op, path, options, setAt(bodyOf(mine()), field.path, id)),
-          await answer(t, op, path, options, setAt(bodyOf(mine()), field.path, missing[field.pattern])),
-        ])
-        expect(a.status, `${what}: ${a.body}`).toBe(400)
-        expectSame(a, b, what)
-        expectNothingOf(a, theirs().secrets, what)
+  if (bodyIds.length > 0)
+    it('their ids in the body of a write in my session answer as ids that do not exist, and write nothing', async () => {
+      const options = { key: holder.secret_key }
+      for (const field of bodyIds) {
+        const foreign = theirs().own[field.pattern] ?? []
+        const what = `body ${field.path.join('.')}`
+        expect(foreign.length, `${what}: ids of theirs to try`).toBeGreaterThan(0)
+        for (const id of foreign.slice(0, 2)) {
+          const path = pathOf(
+            op,
+            changesItsRun(op)
+              ? { ...own(), ServerRunId: await freshRun(world.store, holder.id, own().SessionId) }
+              : own(),
+          )
+          const [a, b] = await writesNothing(what, async () => [
+            await answer(t, op, path, options, setAt(bodyOf(mine()), field.path, id)),
+            await answer(t, op, path, options, setAt(bodyOf(mine()), field.path, missing[field.pattern])),
+          ])
+          expect(a.status, `${what}: ${a.body}`).toBe(400)
+          expectSame(a, b, what)
+          expectNothingOf(a, theirs().secrets, what)
+        }
       }
-    }
-  })
+    })
 
   it('a publishable key gets a 403, a revoked key and no key a 401, alike for mine, theirs and missing, and write nothing', async () => {
     const keys: [string, SendOptions, number][] = [
@@ -248,7 +315,11 @@ describe.each(matrix)('isolation %s', (_, t, op, direction) => {
     const targets: [string, Entities, unknown][] = [
       ['mine', own(), bodyOf(mine())],
       ['theirs', their(), bodyOf(theirs())],
-      ['missing', { SessionId: missing.SessionId!, SessionEventId: missing.SessionEventId!, ServerRunId: missing.ServerRunId! }, bodyOf(mine())],
+      [
+        'missing',
+        { SessionId: missing.SessionId!, SessionEventId: missing.SessionEventId!, ServerRunId: missing.ServerRunId! },
+        bodyOf(mine()),
+      ],
     ]
     for (const [keyName, options, status] of keys) {
       const answers = []
@@ -263,52 +334,79 @@ describe.each(matrix)('isolation %s', (_, t, op, direction) => {
   })
 
   it('my key on my own data: a success that shows nothing of theirs', async () => {
-    const entity = changesItsRun(op) ? { ...own(), ServerRunId: await freshRun(world.store, holder.id, own().SessionId) } : own()
+    const entity = changesItsRun(op)
+      ? { ...own(), ServerRunId: await freshRun(world.store, holder.id, own().SessionId) }
+      : own()
     const a = await answer(t, op, pathOf(op, entity), { key: holder.secret_key }, bodyOf(mine()))
     expect(a.status, a.body).toBe(successStatus(op))
     expectNothingOf(a, theirs().secrets, 'my own data')
   })
 
-  if (isStream(op)) it('my stream never carries their events: appended to their session meanwhile, through the API and the writer', async () => {
-    const append = async (who: Owned, through: 'API' | 'writer', what: string) => {
-      const run = who.places.activeRuns[0]!
-      const lines = [{ type: 'stdout' as const, line: `isolation ${t.name} ${direction}: ${what}` }]
-      if (through === 'writer') return (await world.store.writer.appendEvent({ sessionId: who.entity.SessionId, serverRunId: run, lines })).event.id
-      const res = await t.send(world.app, `/sessions/${who.entity.SessionId}/events`, { method: 'POST', key: who.instance.secret_key, body: JSON.stringify({ server_run_id: run, log_lines: lines }) })
-      const text = await res.text()
-      expect(res.status, text).toBe(201)
-      return JSON.parse(text).id as string
-    }
-    // The newest events first (tail), then what is written while the stream is open.
-    const res = await t.send(world.app, pathOf(op, own()) + formatQuery({ tail: '100' }), { key: holder.secret_key })
-    expect(res.status).toBe(200)
-    const mineSent: string[] = []
-    for (const through of ['API', 'writer'] as const) {
-      await append(theirs(), through, 'theirs, before mine')
-      mineSent.push(await append(mine(), through, 'mine'))
-      await append(theirs(), through, 'theirs, after mine')
-    }
-    const checked = await checkResponse(op, res, { until: eventsAfter(EVENT_STREAM.position, EVENT_STREAM.event, mineSent.length) })
-    expect(checked.problems).toEqual([])
-    const parts = streamParts(checked.messages!)
-    expect(parts.after.map((e) => e.id)).toEqual(mineSent)
-    expect((checked.body as { session_id: string }[]).every((e) => e.session_id === own().SessionId), 'every event is of my session').toBe(true)
-    expect(parts.before.length, 'the tail').toBeGreaterThan(0)
-    expectNothingOf({ status: checked.status, headers: {}, body: checked.text, raw: checked.text }, theirs().secrets, 'my stream')
-  })
+  if (isStream(op))
+    it('my stream never carries their events: appended to their session meanwhile, through the API and the writer', async () => {
+      const append = async (who: Owned, through: 'API' | 'writer', what: string) => {
+        const run = who.places.activeRuns[0]!
+        const lines = [{ type: 'stdout' as const, line: `isolation ${t.name} ${direction}: ${what}` }]
+        if (through === 'writer')
+          return (await world.store.writer.appendEvent({ sessionId: who.entity.SessionId, serverRunId: run, lines }))
+            .event.id
+        const res = await t.send(world.app, `/sessions/${who.entity.SessionId}/events`, {
+          method: 'POST',
+          key: who.instance.secret_key,
+          body: JSON.stringify({ server_run_id: run, log_lines: lines }),
+        })
+        const text = await res.text()
+        expect(res.status, text).toBe(201)
+        return JSON.parse(text).id as string
+      }
+      // The newest events first (tail), then what is written while the stream is open.
+      const res = await t.send(world.app, pathOf(op, own()) + formatQuery({ tail: '100' }), { key: holder.secret_key })
+      expect(res.status).toBe(200)
+      const mineSent: string[] = []
+      for (const through of ['API', 'writer'] as const) {
+        await append(theirs(), through, 'theirs, before mine')
+        mineSent.push(await append(mine(), through, 'mine'))
+        await append(theirs(), through, 'theirs, after mine')
+      }
+      const checked = await checkResponse(op, res, {
+        until: eventsAfter(EVENT_STREAM.position, EVENT_STREAM.event, mineSent.length),
+      })
+      expect(checked.problems).toEqual([])
+      const parts = streamParts(checked.messages!)
+      expect(parts.after.map((e) => e.id)).toEqual(mineSent)
+      expect(
+        (checked.body as { session_id: string }[]).every((e) => e.session_id === own().SessionId),
+        'every event is of my session',
+      ).toBe(true)
+      expect(parts.before.length, 'the tail').toBeGreaterThan(0)
+      expectNothingOf(
+        { status: checked.status, headers: {}, body: checked.text, raw: checked.text },
+        theirs().secrets,
+        'my stream',
+      )
+    })
 
-  if (op.method !== 'GET') it('an Idempotency-Key is the instance’s own: the key they used neither replays their answer nor is refused', async () => {
-    const key = `isolation-${t.name}-${op.operationId}-${direction === 'a→b' ? 'ab' : 'ba'}`
-    const request = async (who: Owned) => {
-      const entity = changesItsRun(op) ? { ...who.entity, ServerRunId: await freshRun(world.store, who.instance.id, who.entity.SessionId) } : who.entity
-      return answer(t, op, pathOf(op, entity), { key: who.instance.secret_key, headers: { 'Idempotency-Key': key } }, bodyOf(who))
-    }
-    const theirAnswer = await request(theirs())
-    expect(theirAnswer.status, theirAnswer.body).toBe(successStatus(op))
-    const myAnswer = await request(mine())
-    expect(myAnswer.status, myAnswer.body).toBe(successStatus(op))
-    expect(myAnswer.headers['idempotent-replayed'], 'my request is answered, not replayed').toBeUndefined()
-    expect(myAnswer.body).not.toBe(theirAnswer.body)
-    expectNothingOf(myAnswer, theirs().secrets, 'my answer with their key')
-  })
+  if (op.method !== 'GET')
+    it('an Idempotency-Key is the instance’s own: the key they used neither replays their answer nor is refused', async () => {
+      const key = `isolation-${t.name}-${op.operationId}-${direction === 'a→b' ? 'ab' : 'ba'}`
+      const request = async (who: Owned) => {
+        const entity = changesItsRun(op)
+          ? { ...who.entity, ServerRunId: await freshRun(world.store, who.instance.id, who.entity.SessionId) }
+          : who.entity
+        return answer(
+          t,
+          op,
+          pathOf(op, entity),
+          { key: who.instance.secret_key, headers: { 'Idempotency-Key': key } },
+          bodyOf(who),
+        )
+      }
+      const theirAnswer = await request(theirs())
+      expect(theirAnswer.status, theirAnswer.body).toBe(successStatus(op))
+      const myAnswer = await request(mine())
+      expect(myAnswer.status, myAnswer.body).toBe(successStatus(op))
+      expect(myAnswer.headers['idempotent-replayed'], 'my request is answered, not replayed').toBeUndefined()
+      expect(myAnswer.body).not.toBe(theirAnswer.body)
+      expectNothingOf(myAnswer, theirs().secrets, 'my answer with their key')
+    })
 })

@@ -19,14 +19,23 @@ beforeAll(async () => {
   world = await createWorld({ sessions: 1, events: 5 })
   const sessionId = world.a.sessions[0]!.id
   places = await placesOf(world.store, world.a.id, sessionId)
-  entity = { SessionId: sessionId, SessionEventId: (await eventIds(world.store, sessionId))[0]!, ServerRunId: places.activeRuns[0]! }
+  entity = {
+    SessionId: sessionId,
+    SessionEventId: (await eventIds(world.store, sessionId))[0]!,
+    ServerRunId: places.activeRuns[0]!,
+  }
 })
 
 /** The operation's request that succeeds: its method, a body of its own, a fresh run for one that stops it. */
 async function succeeding(op: Operation, suffix = ''): Promise<[string, SendOptions]> {
-  const target = changesItsRun(op) ? { ...entity, ServerRunId: await freshRun(world.store, world.a.id, entity.SessionId) } : entity
+  const target = changesItsRun(op)
+    ? { ...entity, ServerRunId: await freshRun(world.store, world.a.id, entity.SessionId) }
+    : entity
   const [body] = op.requestBody ? fc.sample(validBody(op, places), { seed: 1, numRuns: 1 }) : []
-  return [pathOf(op, target) + suffix, { method: op.method, key: world.a.secret_key, ...(body !== undefined && { body: JSON.stringify(body) }) }]
+  return [
+    pathOf(op, target) + suffix,
+    { method: op.method, key: world.a.secret_key, ...(body !== undefined && { body: JSON.stringify(body) }) },
+  ]
 }
 
 afterAll(async () => {
@@ -54,7 +63,9 @@ describe('known findings, fixed', () => {
   // page of 16). packages/server-stubs/src/generated/routes.ts LimitParamsSchema: z.coerce.number().
   it('BUG-2: limit takes integers only in their decimal form', async () => {
     for (const limit of ['0x10', '0b11', '1e1', '+5', ' 10 ', '10.0', '.5e1']) {
-      const res = await inProcess.send(world.app, pathOf(list, entity) + formatQuery({ limit }), { key: world.a.secret_key })
+      const res = await inProcess.send(world.app, pathOf(list, entity) + formatQuery({ limit }), {
+        key: world.a.secret_key,
+      })
       expect(res.status, `limit=${JSON.stringify(limit)}`).toBe(400)
     }
   })
@@ -78,7 +89,9 @@ describe('known findings, fixed', () => {
     const eventIdPattern = new RegExp(spec.components.schemas.SessionEventId.pattern)
     for (const cursor of cursors) {
       expect(readCursor(cursor, eventIdPattern), cursor).not.toBeNull()
-      const res = await inProcess.send(world.app, pathOf(list, entity) + formatQuery({ cursor }), { key: world.a.secret_key })
+      const res = await inProcess.send(world.app, pathOf(list, entity) + formatQuery({ cursor }), {
+        key: world.a.secret_key,
+      })
       expect(res.status, cursor).toBe(200)
     }
   })
@@ -126,7 +139,9 @@ describe('known findings, fixed', () => {
       { order: 'desc', before: highest, flag: 'has_more_after', cursor: 'next_cursor' },
     ] as const
     for (const { flag, cursor, ...query } of cases) {
-      const res = await inProcess.send(world.app, pathOf(list, entity) + formatQuery(query), { key: world.a.secret_key })
+      const res = await inProcess.send(world.app, pathOf(list, entity) + formatQuery(query), {
+        key: world.a.secret_key,
+      })
       const page = (await res.json()) as { items: unknown[]; pagination: Record<string, unknown> }
       expect(page.items, JSON.stringify(query)).toEqual([])
       expect(page.pagination[flag], JSON.stringify(query)).toBe(true)

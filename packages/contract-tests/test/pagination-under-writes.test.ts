@@ -26,7 +26,9 @@ type ServerRunStart = components['schemas']['ServerRunStart']
 type SessionEventCreate = components['schemas']['SessionEventCreate']
 
 // The operation the spec pages: the one with a cursor, an order and a limit.
-const list = operations.find((op) => ['cursor', 'order', 'limit'].every((n) => op.parameters.some((p) => p.in === 'query' && p.name === n)))!
+const list = operations.find((op) =>
+  ['cursor', 'order', 'limit'].every((n) => op.parameters.some((p) => p.in === 'query' && p.name === n)),
+)!
 const parameter = (name: string) => list.parameters.find((p) => p.in === 'query' && p.name === name)!
 
 let world: World
@@ -58,7 +60,13 @@ async function tenant(events: number): Promise<Tenant> {
   const summary: SeedSummary = await seed(world.store, { instances: 1, sessions: 1, events, now: new Date(to) })
   const instance = summary.instances[0]!
   const sessionId = instance.sessions[0]!.id
-  return { key: instance.secret_key, sessionId, runs: await sessionRuns(world.store, sessionId), from: to - (events + 20) * 250, to }
+  return {
+    key: instance.secret_key,
+    sessionId,
+    runs: await sessionRuns(world.store, sessionId),
+    from: to - (events + 20) * 250,
+    to,
+  }
 }
 
 async function idsOf(t: Tenant, filter: Record<string, WireValue | undefined>): Promise<string[]> {
@@ -96,14 +104,30 @@ async function write(t: Tenant, b: Batch): Promise<void> {
   }
   if (b.count > 0) {
     await world.store.writer.appendLogEvents(
-      Array.from({ length: b.count }, (_, i) => ({ serverRunId: run.id, lines: [{ type: 'stdout' as const, line: `written during the walk ${i}` }], at: at(i) })),
+      Array.from({ length: b.count }, (_, i) => ({
+        serverRunId: run.id,
+        lines: [{ type: 'stdout' as const, line: `written during the walk ${i}` }],
+        at: at(i),
+      })),
     )
   }
-  if (b.also === 'error') await world.store.writer.recordServerRunError({ serverRunId: run.id, code: 'process_exited', message: 'exited during the walk', at: at(b.count) })
-  if (b.also === 'run-update') await world.store.writer.updateServerRun(run.id, { status: 'completed', stoppedAt: new Date() })
+  if (b.also === 'error')
+    await world.store.writer.recordServerRunError({
+      serverRunId: run.id,
+      code: 'process_exited',
+      message: 'exited during the walk',
+      at: at(b.count),
+    })
+  if (b.also === 'run-update')
+    await world.store.writer.updateServerRun(run.id, { status: 'completed', stoppedAt: new Date() })
 }
 
-async function page(transport: Transport, app: World['app'], t: Tenant, query: Record<string, WireValue | undefined>): Promise<SessionEventList> {
+async function page(
+  transport: Transport,
+  app: World['app'],
+  t: Tenant,
+  query: Record<string, WireValue | undefined>,
+): Promise<SessionEventList> {
   const res = await transport.send(app, pathOf(list, { SessionId: t.sessionId }) + formatQuery(query), { key: t.key })
   const checked = await checkResponse(list, res)
   expect(checked.problems).toEqual([])
@@ -151,9 +175,15 @@ function expectComplete(walked: Walk, before: string[], after: string[], order: 
   const duplicates = seen.filter((id, i) => seen.indexOf(id) !== i)
   expect(duplicates, `${what}: events met twice`).toEqual([])
   const seenSet = new Set(seen)
-  expect(before.filter((id) => !seenSet.has(id)), `${what}: events that existed when the walk began but were not met`).toEqual([])
+  expect(
+    before.filter((id) => !seenSet.has(id)),
+    `${what}: events that existed when the walk began but were not met`,
+  ).toEqual([])
   const existing = new Set(after)
-  expect(seen.filter((id) => !existing.has(id)), `${what}: events that do not exist`).toEqual([])
+  expect(
+    seen.filter((id) => !existing.has(id)),
+    `${what}: events that do not exist`,
+  ).toEqual([])
   const sorted = [...seen].sort()
   expect(seen, `${what}: not in ${order} order`).toEqual(order === 'desc' ? sorted.reverse() : sorted)
 }
@@ -169,7 +199,8 @@ describe('pagination under writes', () => {
   const typeSchema = parameter('type').schema
 
   it('knows the ends of the list as valid event ids', () => {
-    for (const id of [LOWEST_EVENT_ID, HIGHEST_EVENT_ID]) expect(validator.validate(parameter('before').schemaPointer, id)).toEqual([])
+    for (const id of [LOWEST_EVENT_ID, HIGHEST_EVENT_ID])
+      expect(validator.validate(parameter('before').schemaPointer, id)).toEqual([])
   })
 
   it(
@@ -185,7 +216,10 @@ describe('pagination under writes', () => {
           fc.array(batch, { minLength: 1, maxLength: 12 }),
           async (events, pageSize, order, type, byRun, writes) => {
             const t = await tenant(events)
-            const filter: Record<string, WireValue | undefined> = { type, server_run_id: byRun ? [t.runs[0]!.id] : undefined }
+            const filter: Record<string, WireValue | undefined> = {
+              type,
+              server_run_id: byRun ? [t.runs[0]!.id] : undefined,
+            }
             const query = { ...filter, limit: pageSize, order }
             const before = await idsOf(t, filter)
             const forward = await walk(inProcess, world.app, t, query, 'next', writes)
@@ -194,7 +228,10 @@ describe('pagination under writes', () => {
 
             // Back from the end, following previous_cursor, writes still going on.
             const atStart = await idsOf(t, filter)
-            const end = await page(inProcess, world.app, t, { ...query, before: order === 'desc' ? LOWEST_EVENT_ID : HIGHEST_EVENT_ID })
+            const end = await page(inProcess, world.app, t, {
+              ...query,
+              before: order === 'desc' ? LOWEST_EVENT_ID : HIGHEST_EVENT_ID,
+            })
             const backward = await walk(inProcess, world.app, t, query, 'previous', writes, end)
             expectComplete(backward, atStart, await idsOf(t, filter), order, `${order} walk back, limit ${pageSize}`)
           },
@@ -207,9 +244,17 @@ describe('pagination under writes', () => {
 
   it('a walk over HTTP while writers append concurrently (the store’s and the API’s) meets every event that existed exactly once, in both orders', async () => {
     const http = overHttp()
-    const post = async (operationId: string, entities: object, body: ServerRunStart | SessionEventCreate, t: Tenant) => {
+    const post = async (
+      operationId: string,
+      entities: object,
+      body: ServerRunStart | SessionEventCreate,
+      t: Tenant,
+    ) => {
       const op = operation(operationId)
-      const checked = await checkResponse(op, await http.send(world.app, pathOf(op, entities), { method: op.method, key: t.key, body: JSON.stringify(body) }))
+      const checked = await checkResponse(
+        op,
+        await http.send(world.app, pathOf(op, entities), { method: op.method, key: t.key, body: JSON.stringify(body) }),
+      )
       expect(checked.problems).toEqual([])
       expect(checked.status, checked.text.slice(0, 300)).toBe(201)
       return checked.body as { id: string }
@@ -218,7 +263,12 @@ describe('pagination under writes', () => {
       for (const order of ['asc', 'desc']) {
         const t = await tenant(200)
         // A run of its own for the API's writer: the store's writer ends some of the seeded ones.
-        const run = await post('startServerRun', { SessionId: t.sessionId }, { type: 'external', server: { name: 'walk-writer' } }, t)
+        const run = await post(
+          'startServerRun',
+          { SessionId: t.sessionId },
+          { type: 'external', server: { name: 'walk-writer' } },
+          t,
+        )
         const before = await idsOf(t, {})
         let writing = true
         let written = 0
@@ -226,10 +276,20 @@ describe('pagination under writes', () => {
           // A bounded writer: one that outpaces the walk forever would be chased forever.
           for (let i = 0; writing && i < 100; i++) {
             if (i % 2 === 0) {
-              await write(t, { count: 3, when: i % 3 === 0 ? 'past' : 'now', also: i % 10 === 0 ? 'error' : 'nothing', pick: i })
+              await write(t, {
+                count: 3,
+                when: i % 3 === 0 ? 'past' : 'now',
+                also: i % 10 === 0 ? 'error' : 'nothing',
+                pick: i,
+              })
               written += 3
             } else {
-              await post('createSessionEvent', { SessionId: t.sessionId }, { server_run_id: run.id, log_lines: [{ type: 'stdout', line: `appended during the walk ${i}` }] }, t)
+              await post(
+                'createSessionEvent',
+                { SessionId: t.sessionId },
+                { server_run_id: run.id, log_lines: [{ type: 'stdout', line: `appended during the walk ${i}` }] },
+                t,
+              )
               written += 1
             }
             await new Promise((resolve) => setImmediate(resolve))

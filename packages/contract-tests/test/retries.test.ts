@@ -148,7 +148,8 @@ function client(options: { withoutKeys?: boolean; through?: DroppingProxy } = {}
   })
 }
 
-const sample = <T>(arbitrary: fc.Arbitrary<T>, count: number) => fc.sample(arbitrary, { seed: FUZZ_SEED, numRuns: count })
+const sample = <T>(arbitrary: fc.Arbitrary<T>, count: number) =>
+  fc.sample(arbitrary, { seed: FUZZ_SEED, numRuns: count })
 
 interface Call {
   operationId: string
@@ -178,7 +179,8 @@ function calls(): Call[] {
     ...bodies('stopServerRun', 2).map((body) => ({
       operationId: 'stopServerRun',
       body,
-      run: async (c: ReturnType<typeof client>, run: string) => (await c.serverRuns.stop(sessionId, run, body as ServerRunStop)).id,
+      run: async (c: ReturnType<typeof client>, run: string) =>
+        (await c.serverRuns.stop(sessionId, run, body as ServerRunStop)).id,
     })),
   ]
 }
@@ -196,24 +198,41 @@ describe('retries through a connection cut after the request was sent', () => {
       expect(arrived.length - arrivedBefore, `${what}: attempts that reached the server`).toBe(drops + 1)
       expect(await rowsAdded(world.store, before), what).toEqual(rowsWritten(operation(call.operationId), call.body))
       // The answer the client returned is the first one, replayed: the server's ids.
-      expect(seen.slice(seenBefore), what).toEqual([{ status: call.operationId === 'stopServerRun' ? 200 : 201, replayed: true }])
+      expect(seen.slice(seenBefore), what).toEqual([
+        { status: call.operationId === 'stopServerRun' ? 200 : 201, replayed: true },
+      ])
       expect(id, what).toMatch(/^[a-z]+_[0-9A-Za-z]{22}$/)
     }
   })
 
   it('the ids returned are the rows written: appends through cuts land once each, in order', async () => {
     const run = places.activeRuns[0]!
-    const before = await world.store.db.selectFrom('session_events').select('id').where('session_id', '=', sessionId).execute()
+    const before = await world.store.db
+      .selectFrom('session_events')
+      .select('id')
+      .where('session_id', '=', sessionId)
+      .execute()
     const ids: string[] = []
     for (let i = 0; i < 20; i++) {
       proxy.drops = i % 3
-      ids.push((await client().events.append(sessionId, { server_run_id: run, log_lines: [{ type: 'stdout', line: `line ${i}` }] })).id)
+      ids.push(
+        (
+          await client().events.append(sessionId, {
+            server_run_id: run,
+            log_lines: [{ type: 'stdout', line: `line ${i}` }],
+          })
+        ).id,
+      )
     }
     const rows = await world.store.db
       .selectFrom('session_events')
       .select(['id', 'log_lines_json'])
       .where('session_id', '=', sessionId)
-      .where('id', 'not in', before.map((r) => r.id))
+      .where(
+        'id',
+        'not in',
+        before.map((r) => r.id),
+      )
       .orderBy('id')
       .execute()
     expect(rows.map((r) => r.id)).toEqual(ids)
@@ -224,7 +243,10 @@ describe('retries through a connection cut after the request was sent', () => {
     const run = places.activeRuns[0]!
     const before = await rowCounts(world.store)
     proxy.drops = 1
-    await client({ withoutKeys: true }).events.append(sessionId, { server_run_id: run, log_lines: [{ type: 'stdout', line: 'written twice' }] })
+    await client({ withoutKeys: true }).events.append(sessionId, {
+      server_run_id: run,
+      log_lines: [{ type: 'stdout', line: 'written twice' }],
+    })
     expect(proxy.dropped).toBeGreaterThan(0)
     expect(await rowsAdded(world.store, before)).toEqual({ session_events: 2 })
   })
@@ -237,16 +259,34 @@ describe('retries through a connection cut after the request was sent', () => {
       const run = places.activeRuns[0]!
       const before = await rowCounts(world.store)
       const seenBefore = seen.length
-      const call = client({ through: heldProxy }).events.append(sessionId, { server_run_id: run, log_lines: [{ type: 'stdout', line: 'cut mid-write' }] })
+      const call = client({ through: heldProxy }).events.append(sessionId, {
+        server_run_id: run,
+        log_lines: [{ type: 'stdout', line: 'cut mid-write' }],
+      })
       await within(held.entered, 5_000, 'the first attempt reaching its write')
       expect(heldProxy.cutClients(), 'connections cut').toBeGreaterThan(0)
       // The retry arrives while the first attempt holds its key: a 409 that says when to come back.
-      await within((async () => { while (!seen.slice(seenBefore).some((s) => s.status === 409)) await new Promise((r) => setTimeout(r, 5)) })(), 5_000, 'a 409 to the retry')
+      await within(
+        (async () => {
+          while (!seen.slice(seenBefore).some((s) => s.status === 409)) await new Promise((r) => setTimeout(r, 5))
+        })(),
+        5_000,
+        'a 409 to the retry',
+      )
       held.release()
       const event = await call
-      expect(seen.slice(seenBefore)).toEqual([{ status: 409, replayed: false }, { status: 201, replayed: true }])
+      expect(seen.slice(seenBefore)).toEqual([
+        { status: 409, replayed: false },
+        { status: 201, replayed: true },
+      ])
       expect(await rowsAdded(world.store, before)).toEqual({ session_events: 1 })
-      const [row] = await world.store.db.selectFrom('session_events').select('id').where('session_id', '=', sessionId).orderBy('id', 'desc').limit(1).execute()
+      const [row] = await world.store.db
+        .selectFrom('session_events')
+        .select('id')
+        .where('session_id', '=', sessionId)
+        .orderBy('id', 'desc')
+        .limit(1)
+        .execute()
       expect(event.id).toBe(row!.id)
     } finally {
       held.release()

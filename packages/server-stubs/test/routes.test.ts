@@ -38,12 +38,28 @@ const echo: SessionEventsHandlers = {
     return c.json(CompletedServerRunExample.value as ServerRun, 200)
   },
   listSessionEvents: (c) =>
-    c.json({ __typename: 'list', items: [], pagination: { has_more_before: false, has_more_after: false, next_cursor: JSON.stringify(c.req.valid('query')), previous_cursor: null } }, 200),
+    c.json(
+      {
+        __typename: 'list',
+        items: [],
+        pagination: {
+          has_more_before: false,
+          has_more_after: false,
+          next_cursor: JSON.stringify(c.req.valid('query')),
+          previous_cursor: null,
+        },
+      },
+      200,
+    ),
   createSessionEvent: (c) => {
     echoed(c, { lines: c.req.valid('json').log_lines.length, run: c.req.valid('json').server_run_id })
     return c.json(AppendedServerLogsEventExample.value as SessionEvent, 201)
   },
-  getSessionEvent: (c) => c.json({ __typename: 'error', ok: false, status: 404, code: 'not_found', message: c.req.valid('param').sessionEventId }, 404),
+  getSessionEvent: (c) =>
+    c.json(
+      { __typename: 'error', ok: false, status: 404, code: 'not_found', message: c.req.valid('param').sessionEventId },
+      404,
+    ),
   streamSessionEvents: (c) => {
     echoed(c, { query: c.req.valid('query'), lastEventId: c.req.valid('header')['Last-Event-ID'] ?? null })
     return c.body('retry: 2000\n\n', 200, { 'content-type': 'text/event-stream' })
@@ -77,7 +93,9 @@ const issuesOf = async (response: Response) => ((await response.json()) as { iss
 
 describe('the generated routes', () => {
   it('cover every operation of the spec, keyed by operationId', () => {
-    const specOps = Object.values<any>(spec.paths).flatMap((item) => Object.values<any>(item).map((op) => op.operationId))
+    const specOps = Object.values<any>(spec.paths).flatMap((item) =>
+      Object.values<any>(item).map((op) => op.operationId),
+    )
     expect(Object.keys(routes).sort()).toEqual(specOps.sort())
     for (const [path, item] of Object.entries<any>(spec.paths)) {
       for (const [method, op] of Object.entries<any>(item)) {
@@ -89,7 +107,13 @@ describe('the generated routes', () => {
 
   it('register on an OpenAPIHono app whose document matches the source spec', () => {
     const doc = appWithRoutes().getOpenAPI31Document({ openapi: '3.1.0', info: spec.info })
-    const deref = (d: any, node: any) => (node?.$ref ? node.$ref.split('/').slice(1).reduce((n: any, k: string) => n[k], d) : node)
+    const deref = (d: any, node: any) =>
+      node?.$ref
+        ? node.$ref
+            .split('/')
+            .slice(1)
+            .reduce((n: any, k: string) => n[k], d)
+        : node
     const shape = (d: any) =>
       Object.entries<any>(d.paths).flatMap(([path, item]) =>
         Object.entries<any>(item).map(([method, op]) => ({
@@ -103,14 +127,21 @@ describe('the generated routes', () => {
           requestBody: op.requestBody
             ? {
                 required: op.requestBody.required === true,
-                content: Object.fromEntries(Object.entries<any>(op.requestBody.content).map(([media, m]) => [media, m.schema.$ref])),
+                content: Object.fromEntries(
+                  Object.entries<any>(op.requestBody.content).map(([media, m]) => [media, m.schema.$ref]),
+                ),
               }
             : null,
           responses: Object.fromEntries(
             Object.entries<any>(op.responses).map(([status, r]) => {
               const response = deref(d, r)
               // Names only: zod-to-openapi marks every `.exactOptional()` response header required.
-              return [status, Object.keys(response.headers ?? {}).map((name) => name.toLowerCase()).sort()]
+              return [
+                status,
+                Object.keys(response.headers ?? {})
+                  .map((name) => name.toLowerCase())
+                  .sort(),
+              ]
             }),
           ),
         })),
@@ -149,7 +180,9 @@ describe('the generated routes', () => {
 
 describe('the route of the live tail', () => {
   it('is matched before getSessionEvent: `stream` is never taken for an event id', async () => {
-    const res = await appWithRoutes().request(`/sessions/${SES}/events/stream?tail=5`, { headers: { 'Last-Event-ID': SEV } })
+    const res = await appWithRoutes().request(`/sessions/${SES}/events/stream?tail=5`, {
+      headers: { 'Last-Event-ID': SEV },
+    })
     expect(res.status).toBe(200)
     expect(res.headers.get('content-type')).toBe('text/event-stream')
     expect(JSON.parse(res.headers.get('x-echo')!)).toEqual({ query: { tail: 5 }, lastEventId: SEV })
@@ -173,33 +206,54 @@ describe('the generated routes of the writes', () => {
     const key = 'k'.repeat(255)
     expect(echoOf(await post(app, '/sessions', undefined, { 'idempotency-key': key })).key).toBe(key)
     expect(echoOf(await post(app, '/sessions', {}, { 'Idempotency-Key': 'abc' })).key).toBe('abc')
-    expect(await issuesOf(await post(app, '/sessions', undefined, { 'Idempotency-Key': `${key}k` }))).toEqual(['Idempotency-Key'])
-    expect(await issuesOf(await post(app, '/sessions', undefined, { 'Idempotency-Key': '' }))).toEqual(['Idempotency-Key'])
+    expect(await issuesOf(await post(app, '/sessions', undefined, { 'Idempotency-Key': `${key}k` }))).toEqual([
+      'Idempotency-Key',
+    ])
+    expect(await issuesOf(await post(app, '/sessions', undefined, { 'Idempotency-Key': '' }))).toEqual([
+      'Idempotency-Key',
+    ])
   })
 
   it('validate the body of startServerRun, filling in the defaults', async () => {
     const started = await post(app, runs, { type: 'external', server: { name: 'GitHub' } }, { 'Idempotency-Key': 'k1' })
     expect(started.status).toBe(201)
-    expect(echoOf(started)).toEqual({ body: { type: 'external', server: { name: 'GitHub', type: 'custom' } }, key: 'k1' })
+    expect(echoOf(started)).toEqual({
+      body: { type: 'external', server: { name: 'GitHub', type: 'custom' } },
+      key: 'k1',
+    })
     const every = {
       type: 'hosted',
       server: { id: 'srv_0m2b7c8a1Uv1Wx2Yz3Ab4C' },
       server_deployment: { name: null, description: null, metadata: { a: 1 } },
       server_version_id: 'sve_0m2b7c9d0Kl7Mn8Op9Qr0S',
-      server_session: { mcp: { version: '2025-03-26', connection_type: 'sse', client: { name: 'c', version: '1' }, server: null } },
+      server_session: {
+        mcp: { version: '2025-03-26', connection_type: 'sse', client: { name: 'c', version: '1' }, server: null },
+      },
     }
     expect(echoOf(await post(app, runs, every)).body).toEqual({ ...every, server: { ...every.server, type: 'custom' } })
 
     expect(await issuesOf(await post(app, runs))).toEqual(['type', 'server'])
-    expect(await issuesOf(await post(app, runs, { type: 'local', server: { id: 'srv_bad' } }))).toEqual(['type', 'server.id'])
-    expect(await issuesOf(await post(app, runs, { type: 'hosted', server: { name: 'x'.repeat(201), description: 'y'.repeat(2001) } }))).toEqual([
-      'server.name',
-      'server.description',
+    expect(await issuesOf(await post(app, runs, { type: 'local', server: { id: 'srv_bad' } }))).toEqual([
+      'type',
+      'server.id',
     ])
     expect(
-      await issuesOf(await post(app, runs, { type: 'hosted', server: { name: 'x' }, server_session: { id: 'srs_bad', mcp: { version: '1', connection_type: 'pipe' } } })),
+      await issuesOf(
+        await post(app, runs, { type: 'hosted', server: { name: 'x'.repeat(201), description: 'y'.repeat(2001) } }),
+      ),
+    ).toEqual(['server.name', 'server.description'])
+    expect(
+      await issuesOf(
+        await post(app, runs, {
+          type: 'hosted',
+          server: { name: 'x' },
+          server_session: { id: 'srs_bad', mcp: { version: '1', connection_type: 'pipe' } },
+        }),
+      ),
     ).toEqual(['server_session.id', 'server_session.mcp.connection_type'])
-    expect((await post(app, `/sessions/ses_bad/server-runs`, { type: 'hosted', server: { name: 'x' } })).status).toBe(400)
+    expect((await post(app, `/sessions/ses_bad/server-runs`, { type: 'hosted', server: { name: 'x' } })).status).toBe(
+      400,
+    )
   })
 
   it('validate the body of createSessionEvent: 1 to 1,000 lines of at most 65,536 characters', async () => {
@@ -209,28 +263,44 @@ describe('the generated routes of the writes', () => {
     expect([appended.status, echoOf(appended)]).toEqual([201, { lines: 1000, run: SRR }])
     expect((await post(app, events, { server_run_id: SRR, log_lines: lines(1, 'x'.repeat(65_536)) })).status).toBe(201)
 
-    expect(await issuesOf(await post(app, events, { server_run_id: SRR, log_lines: lines(1001) }))).toEqual(['log_lines'])
-    expect(await issuesOf(await post(app, events, { server_run_id: SRR, log_lines: [] }))).toEqual(['log_lines'])
-    expect(await issuesOf(await post(app, events, { server_run_id: SRR, log_lines: lines(1, 'x'.repeat(65_537)) }))).toEqual(['log_lines.0.line'])
-    expect(await issuesOf(await post(app, events, { server_run_id: 'srr_bad', log_lines: [{ type: 'stdin', line: 'x' }] }))).toEqual([
-      'server_run_id',
-      'log_lines.0.type',
+    expect(await issuesOf(await post(app, events, { server_run_id: SRR, log_lines: lines(1001) }))).toEqual([
+      'log_lines',
     ])
+    expect(await issuesOf(await post(app, events, { server_run_id: SRR, log_lines: [] }))).toEqual(['log_lines'])
+    expect(
+      await issuesOf(await post(app, events, { server_run_id: SRR, log_lines: lines(1, 'x'.repeat(65_537)) })),
+    ).toEqual(['log_lines.0.line'])
+    expect(
+      await issuesOf(await post(app, events, { server_run_id: 'srr_bad', log_lines: [{ type: 'stdin', line: 'x' }] })),
+    ).toEqual(['server_run_id', 'log_lines.0.type'])
   })
 
   it('validate the body of stopServerRun', async () => {
     const stop = `${runs}/${SRR}/stop`
-    const failed = { status: 'failed', error: { code: 'process_exited', message: 'Exited with 1.', metadata: { exit_code: 1 } } }
+    const failed = {
+      status: 'failed',
+      error: { code: 'process_exited', message: 'Exited with 1.', metadata: { exit_code: 1 } },
+    }
     const stopped = await post(app, stop, failed)
-    expect([stopped.status, echoOf(stopped)]).toEqual([200, { body: failed, param: { sessionId: SES, serverRunId: SRR } }])
+    expect([stopped.status, echoOf(stopped)]).toEqual([
+      200,
+      { body: failed, param: { sessionId: SES, serverRunId: SRR } },
+    ])
     expect(await issuesOf(await post(app, stop, { status: 'done' }))).toEqual(['status'])
-    expect(await issuesOf(await post(app, stop, { status: 'failed', error: { code: '' } }))).toEqual(['error.code', 'error.message'])
+    expect(await issuesOf(await post(app, stop, { status: 'failed', error: { code: '' } }))).toEqual([
+      'error.code',
+      'error.message',
+    ])
   })
 
   it('leave the non-JSON bodies to the app: malformed JSON and other media types are HTTPExceptions', async () => {
     // @hono/zod-openapi throws these before the defaultHook runs; the app's error handler
     // turns them into the API's error shape.
-    const malformed = await app.request(runs, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"type":' })
+    const malformed = await app.request(runs, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"type":',
+    })
     expect(malformed.status).toBe(400)
     const text = await app.request(runs, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'hello' })
     expect(text.status).toBe(415)
@@ -264,7 +334,11 @@ export const wrongWriteBody: SessionEventsHandlers = {
 }
 export const newErrorCodes: SessionEventsHandlers = {
   ...echo,
-  stopServerRun: (c) => c.json({ __typename: 'error', ok: false, status: 409, code: 'conflict', message: 'The server run has stopped.' }, 409),
+  stopServerRun: (c) =>
+    c.json(
+      { __typename: 'error', ok: false, status: 409, code: 'conflict', message: 'The server run has stopped.' },
+      409,
+    ),
 }
 export const typedBody: SessionEventsHandlers = {
   ...echo,

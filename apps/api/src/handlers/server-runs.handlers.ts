@@ -46,7 +46,9 @@ export function serverRunsHandlers(
       const stop = c.req.valid('json')
       await requireSession(reader, c.get('instanceId'), sessionId)
       if (stop.error && stop.status !== 'failed') {
-        throw errors.invalidData([{ code: 'invalid_value', message: 'Only a failed run has an error.', path: ['error'] }])
+        throw errors.invalidData([
+          { code: 'invalid_value', message: 'Only a failed run has an error.', path: ['error'] },
+        ])
       }
       if (!(await writer.stopServerRun({ sessionId, serverRunId, stop }))) throw errors.serverRunNotFound()
       return sendJson(c, await runOfSession(sessionId, serverRunId), 200)

@@ -20,8 +20,6 @@ import { respond } from '../respond.js'
 const LOWEST_EVENT_ID = `sev_${'0'.repeat(22)}`
 const HIGHEST_EVENT_ID = `sev_${'z'.repeat(22)}`
 
-
-
 export interface SessionEventsDeps {
   reader: StoreReader
   writer: StoreWriter
@@ -120,7 +118,11 @@ export function sessionEventsHandlers({ reader, writer, feed, streams, shutdown 
 }
 
 /** Where a page starts: `cursor`, `after` or `before`, one of them at most. */
-function positionOf(query: { after?: string | undefined; before?: string | undefined; cursor?: string | undefined }): ListEventsQuery['position'] {
+function positionOf(query: {
+  after?: string | undefined
+  before?: string | undefined
+  cursor?: string | undefined
+}): ListEventsQuery['position'] {
   if (query.after !== undefined && query.before !== undefined) {
     throw errors.badRequest('Use either `after` or `before`, not both.')
   }

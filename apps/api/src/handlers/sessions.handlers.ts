@@ -13,7 +13,10 @@ export function sessionsHandlers(writer: StoreWriter): {
   return {
     async createSession(c) {
       const body = c.req.valid('json') ?? {}
-      const session = await writer.createSession({ instanceId: c.get('instanceId'), ...(body.metadata && { metadata: body.metadata }) })
+      const session = await writer.createSession({
+        instanceId: c.get('instanceId'),
+        ...(body.metadata && { metadata: body.metadata }),
+      })
       return sendJson(c, jsonBytes(toSession(session)), 201)
     },
   }

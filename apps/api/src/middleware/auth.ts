@@ -20,7 +20,8 @@ export function authenticate(reader: StoreReader): MiddlewareHandler<AppEnv> {
     if (!match || match[1]!.length > 512) throw errors.malformedAuthorization()
     const hash = hashSecret(match[1]!)
     const key = await reader.findApiKey(hash)
-    if (!key || !timingSafeEqual(Buffer.from(key.secret_hash, 'hex'), Buffer.from(hash, 'hex'))) throw errors.invalidKey()
+    if (!key || !timingSafeEqual(Buffer.from(key.secret_hash, 'hex'), Buffer.from(hash, 'hex')))
+      throw errors.invalidKey()
     if (key.revoked_at !== null || (key.expires_at !== null && key.expires_at <= new Date().toISOString())) {
       throw errors.revokedKey()
     }

@@ -21,10 +21,14 @@ export function idempotency(keys: IdempotencyKeys): MiddlewareHandler<AppEnv> {
     if (c.req.method !== 'POST' || key === undefined || key.length === 0 || key.length > 255) return next()
     const instanceId = c.get('instanceId')
     // The body is read once here; the route's validator reads it again from Hono's cache.
-    const fingerprint = createHash('sha256').update(`${c.req.method} ${c.req.path}\n`).update(await c.req.text()).digest('hex')
+    const fingerprint = createHash('sha256')
+      .update(`${c.req.method} ${c.req.path}\n`)
+      .update(await c.req.text())
+      .digest('hex')
     const claim = await keys.claim(instanceId, key, fingerprint)
     // The header says so on a replayed success; a replayed refusal is the same refusal again.
-    if (claim.kind === 'answered') return respond(c, claim.body, claim.status, claim.status < 300 ? { 'Idempotent-Replayed': 'true' } : undefined)
+    if (claim.kind === 'answered')
+      return respond(c, claim.body, claim.status, claim.status < 300 ? { 'Idempotent-Replayed': 'true' } : undefined)
     if (claim.kind === 'mismatch') throw errors.idempotencyKeyReused()
     if (claim.kind === 'in_flight') throw errors.idempotencyKeyInUse()
     let answered = false

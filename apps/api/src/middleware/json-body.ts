@@ -50,7 +50,10 @@ export const jsonBody: MiddlewareHandler<AppEnv> = async (c, next) => {
   if (c.req.method !== 'POST' || !c.req.header('content-type')?.includes('json')) return next()
   const text = await c.req.text()
   if (depthOf(text) > MAX_BODY_DEPTH) {
-    throw errors.badRequest(`The request body nests more than ${MAX_BODY_DEPTH} levels deep.`, 'Flatten the metadata you send.')
+    throw errors.badRequest(
+      `The request body nests more than ${MAX_BODY_DEPTH} levels deep.`,
+      'Flatten the metadata you send.',
+    )
   }
   if (text.includes('"__proto__"')) {
     let parsed: unknown

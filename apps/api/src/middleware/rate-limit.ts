@@ -18,7 +18,8 @@ export interface RateLimitOptions {
  * over the limit, a 429 adds Retry-After.
  */
 export function rateLimit(options: RateLimitOptions): MiddlewareHandler<AppEnv> {
-  const limiter = options.limiter ?? new RateLimiterMemory({ points: options.points, duration: options.durationSeconds })
+  const limiter =
+    options.limiter ?? new RateLimiterMemory({ points: options.points, duration: options.durationSeconds })
   const limit = String(options.points)
   return async (c, next) => {
     let result: RateLimiterRes

@@ -59,7 +59,10 @@ export class CachingReader implements StoreReader {
   constructor(inner: StoreReader, options: ReadCacheOptions = {}) {
     this.#inner = inner
     this.#keyTtlMs = options.keyTtlMs ?? DEFAULT_KEY_TTL_MS
-    this.#cache = new LRUCache<string, Entry>({ maxSize: options.maxBytes ?? DEFAULT_CACHE_BYTES, sizeCalculation: sizeOf })
+    this.#cache = new LRUCache<string, Entry>({
+      maxSize: options.maxBytes ?? DEFAULT_CACHE_BYTES,
+      sizeCalculation: sizeOf,
+    })
   }
 
   runsVersion(): string | undefined | Promise<string | undefined> {

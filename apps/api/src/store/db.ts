@@ -1,4 +1,10 @@
-import type { ServerPreview, ServerRun, ServerSessionPreview, Session, SessionEventType } from '@session-events/server-stubs'
+import type {
+  ServerPreview,
+  ServerRun,
+  ServerSessionPreview,
+  Session,
+  SessionEventType,
+} from '@session-events/server-stubs'
 import type { ColumnType } from 'kysely'
 
 // The tables, as Kysely sees them. Timestamps are ISO 8601 strings in UTC with milliseconds
@@ -149,4 +155,3 @@ export interface Database {
   schema_migrations: MigrationTable
   run_changes: RunChangesTable
 }
-

@@ -39,11 +39,21 @@ export class IdempotencyKeys {
         .onConflict((oc) => oc.columns(['instance_id', 'key']).doNothing())
         .executeTakeFirst()
       if (Number(inserted.numInsertedOrUpdatedRows ?? 0n) > 0) return { kind: 'claimed' }
-      const row = await this.#db.selectFrom('idempotency_keys').selectAll().where('instance_id', '=', instanceId).where('key', '=', key).executeTakeFirst()
+      const row = await this.#db
+        .selectFrom('idempotency_keys')
+        .selectAll()
+        .where('instance_id', '=', instanceId)
+        .where('key', '=', key)
+        .executeTakeFirst()
       if (!row) continue // released in between: try again
       if (Date.parse(row.created_at) < now.getTime() - KEEP_MS) {
         // Kept long enough: the key is free again.
-        await this.#db.deleteFrom('idempotency_keys').where('instance_id', '=', instanceId).where('key', '=', key).where('created_at', '=', row.created_at).execute()
+        await this.#db
+          .deleteFrom('idempotency_keys')
+          .where('instance_id', '=', instanceId)
+          .where('key', '=', key)
+          .where('created_at', '=', row.created_at)
+          .execute()
         continue
       }
       if (row.fingerprint !== fingerprint) return { kind: 'mismatch' }
@@ -65,17 +75,30 @@ export class IdempotencyKeys {
 
   /** Keeps the answer of a claimed key, for replaying. */
   async complete(instanceId: string, key: string, status: number, body: string): Promise<void> {
-    await this.#db.updateTable('idempotency_keys').set({ status, body }).where('instance_id', '=', instanceId).where('key', '=', key).execute()
+    await this.#db
+      .updateTable('idempotency_keys')
+      .set({ status, body })
+      .where('instance_id', '=', instanceId)
+      .where('key', '=', key)
+      .execute()
   }
 
   /** Frees a claimed key without an answer (the request failed on the server's side: a retry may run it). */
   async release(instanceId: string, key: string): Promise<void> {
-    await this.#db.deleteFrom('idempotency_keys').where('instance_id', '=', instanceId).where('key', '=', key).where('status', 'is', null).execute()
+    await this.#db
+      .deleteFrom('idempotency_keys')
+      .where('instance_id', '=', instanceId)
+      .where('key', '=', key)
+      .where('status', 'is', null)
+      .execute()
   }
 
   /** Forgets answers kept longer than KEEP_MS; returns how many. */
   async expire(now = new Date()): Promise<number> {
-    const result = await this.#db.deleteFrom('idempotency_keys').where('created_at', '<', new Date(now.getTime() - KEEP_MS).toISOString()).executeTakeFirst()
+    const result = await this.#db
+      .deleteFrom('idempotency_keys')
+      .where('created_at', '<', new Date(now.getTime() - KEEP_MS).toISOString())
+      .executeTakeFirst()
     return Number(result.numDeletedRows)
   }
 }

@@ -129,7 +129,11 @@ export const migrations: Migration[] = [
         .addColumn('created_at', 'text', (c) => c.notNull())
         .execute()
       // Listing is a keyset scan over (session_id, id), narrowed by one filter at a time.
-      await db.schema.createIndex('session_events_session_id').on('session_events').columns(['session_id', 'id']).execute()
+      await db.schema
+        .createIndex('session_events_session_id')
+        .on('session_events')
+        .columns(['session_id', 'id'])
+        .execute()
       await db.schema
         .createIndex('session_events_server_run_id')
         .on('session_events')
@@ -140,7 +144,11 @@ export const migrations: Migration[] = [
         .on('session_events')
         .columns(['session_id', 'server_session_id', 'id'])
         .execute()
-      await db.schema.createIndex('session_events_type').on('session_events').columns(['session_id', 'type', 'id']).execute()
+      await db.schema
+        .createIndex('session_events_type')
+        .on('session_events')
+        .columns(['session_id', 'type', 'id'])
+        .execute()
     },
   },
   {
@@ -181,7 +189,9 @@ export const migrations: Migration[] = [
       for (const table of ['server_runs', 'server_sessions', 'server_deployments', 'servers']) {
         for (const event of ['update', 'delete']) {
           await sql
-            .raw(`create trigger ${table}_${event}_counts after ${event} on ${table} begin update run_changes set n = n + 1; end`)
+            .raw(
+              `create trigger ${table}_${event}_counts after ${event} on ${table} begin update run_changes set n = n + 1; end`,
+            )
             .execute(db)
         }
       }
@@ -192,10 +202,19 @@ export const migrations: Migration[] = [
     name: 'the write half: sessions as objects, idempotency keys, keys that write',
     async up(db, dialect) {
       // A session is now written through the API and shown as an object of its own.
-      await db.schema.alterTable('sessions').addColumn('status', 'text', (c) => c.notNull().defaultTo('active')).execute()
-      await db.schema.alterTable('sessions').addColumn('metadata_json', 'text', (c) => c.notNull().defaultTo('{}')).execute()
+      await db.schema
+        .alterTable('sessions')
+        .addColumn('status', 'text', (c) => c.notNull().defaultTo('active'))
+        .execute()
+      await db.schema
+        .alterTable('sessions')
+        .addColumn('metadata_json', 'text', (c) => c.notNull().defaultTo('{}'))
+        .execute()
       await db.schema.alterTable('sessions').addColumn('updated_at', 'text').execute()
-      await db.updateTable('sessions').set({ updated_at: sql`created_at` }).execute()
+      await db
+        .updateTable('sessions')
+        .set({ updated_at: sql`created_at` })
+        .execute()
       // The answers to requests sent with an Idempotency-Key, per instance, for replaying them.
       await db.schema
         .createTable('idempotency_keys')
@@ -245,10 +264,16 @@ export const migrations: Migration[] = [
         .execute()
       await db.insertInto('run_changes').values({ id: 1, n: 0 }).execute()
       await sql
-        .raw('create function run_changes_count() returns trigger language plpgsql as $$ begin update run_changes set n = n + 1 where id = 1; return null; end $$')
+        .raw(
+          'create function run_changes_count() returns trigger language plpgsql as $$ begin update run_changes set n = n + 1 where id = 1; return null; end $$',
+        )
         .execute(db)
       for (const table of ['server_runs', 'server_sessions', 'server_deployments', 'servers']) {
-        await sql.raw(`create trigger ${table}_changes_count after update or delete on ${table} for each statement execute function run_changes_count()`).execute(db)
+        await sql
+          .raw(
+            `create trigger ${table}_changes_count after update or delete on ${table} for each statement execute function run_changes_count()`,
+          )
+          .execute(db)
       }
     },
   },
@@ -269,7 +294,9 @@ export async function migrate(db: Kysely<Database>): Promise<number> {
       .addColumn('name', 'text', (c) => c.notNull())
       .addColumn('applied_at', 'text', (c) => c.notNull())
       .execute()
-    const applied = new Set((await trx.selectFrom('schema_migrations').select('version').execute()).map((r) => Number(r.version)))
+    const applied = new Set(
+      (await trx.selectFrom('schema_migrations').select('version').execute()).map((r) => Number(r.version)),
+    )
     let ran = 0
     for (const migration of migrations) {
       if (applied.has(migration.version)) continue

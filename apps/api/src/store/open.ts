@@ -25,7 +25,10 @@ export function parseDatabaseUrl(
   if (url === undefined || url === '') return { kind: 'sqlite', path: resolve(cwd, 'data/session-events.db') }
   if (url.startsWith('sqlite:')) {
     const path = url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '')
-    if (path === '') throw new StoreConfigError('DATABASE_URL "sqlite:" needs a path, such as sqlite:./data/events.db or sqlite::memory:')
+    if (path === '')
+      throw new StoreConfigError(
+        'DATABASE_URL "sqlite:" needs a path, such as sqlite:./data/events.db or sqlite::memory:',
+      )
     return { kind: 'sqlite', path: path === ':memory:' ? ':memory:' : resolve(cwd, path) }
   }
   if (/^postgres(ql)?:\/\//.test(url)) return { kind: 'postgres', url }
@@ -48,7 +51,11 @@ export async function openStore(databaseUrl?: string, options: OpenStoreOptions 
   const target = parseDatabaseUrl(databaseUrl, options.cwd)
   if (target.kind === 'sqlite') return migrated(openSqlite(target.path))
   return migrated(
-    openPostgres(target.url, { ...DEFAULT_POOL_SETTINGS, ...options.pool }, options.applicationName ?? 'session-events-api'),
+    openPostgres(
+      target.url,
+      { ...DEFAULT_POOL_SETTINGS, ...options.pool },
+      options.applicationName ?? 'session-events-api',
+    ),
   )
 }
 

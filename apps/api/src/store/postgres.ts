@@ -35,7 +35,9 @@ export const DEFAULT_POOL_SETTINGS: PoolSettings = {
 const INT8_OID = 20
 const pgTypes = {
   getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-    oid === INT8_OID && format !== 'binary' ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+    oid === INT8_OID && format !== 'binary'
+      ? (value: string) => Number(value)
+      : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
 }
 
 /**
@@ -84,7 +86,6 @@ export function openPostgres(url: string, settings: PoolSettings, applicationNam
     feed: new PostgresFeed({ connectionString: url, application_name: `${applicationName} (listen)`, keepAlive: true }),
   })
 }
-
 
 /**
  * The runs' version on PostgreSQL: the count migration 5's triggers keep, read with each page of

@@ -26,7 +26,9 @@ export const MAX_SHAPES = 1000
 export class PreparedQueries {
   readonly #db: Kysely<any>
   readonly #fastRead: FastRead | undefined
-  readonly #shapes = new LRUCache<string, { sql: string; names: (string | undefined)[]; fixed: readonly unknown[] }>({ max: MAX_SHAPES })
+  readonly #shapes = new LRUCache<string, { sql: string; names: (string | undefined)[]; fixed: readonly unknown[] }>({
+    max: MAX_SHAPES,
+  })
 
   /** `fastRead`: an embedded database's way around Kysely's connection machinery, for reads. */
   constructor(db: Kysely<any>, fastRead?: FastRead) {
@@ -44,7 +46,9 @@ export class PreparedQueries {
       const compiled = build(<T>(name: string) => `${SLOT}${name}` as T).compile()
       prepared = {
         sql: compiled.sql,
-        names: compiled.parameters.map((p) => (typeof p === 'string' && p.startsWith(SLOT) ? p.slice(SLOT.length) : undefined)),
+        names: compiled.parameters.map((p) =>
+          typeof p === 'string' && p.startsWith(SLOT) ? p.slice(SLOT.length) : undefined,
+        ),
         fixed: compiled.parameters,
       }
       for (const name of Object.keys(values)) {

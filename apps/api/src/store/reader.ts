@@ -77,7 +77,11 @@ export class SqlReader implements StoreReader {
     if (query.position) {
       const edge = backward ? ids.at(-1) : ids[0]
       const inclusive = edge === undefined
-      const found = await this.#prepared.execute(probe.shape(inclusive), { ...values, edge: edge ?? query.position.id }, probe.build(inclusive))
+      const found = await this.#prepared.execute(
+        probe.shape(inclusive),
+        { ...values, edge: edge ?? query.position.id },
+        probe.build(inclusive),
+      )
       other = found.length > 0
     }
     const sides = backward ? { hasMoreBefore: more, hasMoreAfter: other } : { hasMoreBefore: other, hasMoreAfter: more }
@@ -92,7 +96,12 @@ export class SqlReader implements StoreReader {
   compileListEventIds(query: ListEventsQuery): CompiledQuery[] {
     const { page, probe, values } = this.#plan(query)
     const compiled = [page.build(bindValues(page.values)).compile()]
-    if (query.position) compiled.push(probe.build(false)(bindValues({ ...values, edge: query.position.id })).compile())
+    if (query.position)
+      compiled.push(
+        probe
+          .build(false)(bindValues({ ...values, edge: query.position.id }))
+          .compile(),
+      )
     return compiled
   }
 
@@ -109,16 +118,25 @@ export class SqlReader implements StoreReader {
     const scanAscending = backward ? !asc : asc
     const limit = query.limit + 1
 
-    const lists = { run: query.serverRunIds ?? [], serverSession: query.serverSessionIds ?? [], type: query.types ?? [] }
+    const lists = {
+      run: query.serverRunIds ?? [],
+      serverSession: query.serverSessionIds ?? [],
+      type: query.types ?? [],
+    }
     const values: Record<string, unknown> = { session: query.sessionId }
     for (const [name, items] of Object.entries(lists)) items.forEach((item, i) => (values[`${name}${i}`] = item))
     const filterShape = `${lists.run.length}:${lists.serverSession.length}:${lists.type.length}`
 
     const filtered = (bind: Bind): EventQuery => {
       const slots = (name: string, n: number) => Array.from({ length: n }, (_, i) => bind<string>(`${name}${i}`))
-      let q = (this.#db.selectFrom('session_events as e') as unknown as EventQuery).where('e.session_id', '=', bind<string>('session'))
+      let q = (this.#db.selectFrom('session_events as e') as unknown as EventQuery).where(
+        'e.session_id',
+        '=',
+        bind<string>('session'),
+      )
       if (lists.run.length) q = q.where('e.server_run_id', 'in', slots('run', lists.run.length))
-      if (lists.serverSession.length) q = q.where('e.server_session_id', 'in', slots('serverSession', lists.serverSession.length))
+      if (lists.serverSession.length)
+        q = q.where('e.server_session_id', 'in', slots('serverSession', lists.serverSession.length))
       if (lists.type.length) q = q.where('e.type', 'in', slots('type', lists.type.length) as typeof lists.type)
       return q
     }

@@ -8,7 +8,9 @@ import type { EventRecord, RunRecord } from './types.js'
 
 /** Every column of a table, once: a missing or unknown column is a compile error. */
 function columnsOf<T>() {
-  return <const L extends readonly (keyof T & string)[]>(list: L & ([Exclude<keyof T, L[number]>] extends [never] ? unknown : never)): L => list
+  return <const L extends readonly (keyof T & string)[]>(
+    list: L & ([Exclude<keyof T, L[number]>] extends [never] ? unknown : never),
+  ): L => list
 }
 
 export const COLUMNS = {
@@ -22,7 +24,14 @@ export const COLUMNS = {
     'log_lines_json',
     'created_at',
   ]),
-  server_run_errors: columnsOf<Database['server_run_errors']>()(['id', 'server_run_id', 'code', 'message', 'metadata_json', 'created_at']),
+  server_run_errors: columnsOf<Database['server_run_errors']>()([
+    'id',
+    'server_run_id',
+    'code',
+    'message',
+    'metadata_json',
+    'created_at',
+  ]),
   server_runs: columnsOf<Database['server_runs']>()([
     'id',
     'server_session_id',

@@ -20,12 +20,16 @@ export function openSqlite(path: string): SqlStore {
   database.pragma('busy_timeout = 5000')
   return new SqlStore({
     dialect: 'sqlite',
-    db: new Kysely<Database>({ dialect: reportingUnavailable(new SqliteDialect({ database: reusingStatements(database) })) }),
+    db: new Kysely<Database>({
+      dialect: reportingUnavailable(new SqliteDialect({ database: reusingStatements(database) })),
+    }),
     fastRead: fastSqliteRead(database),
     runsVersion: { runsVersion: sqliteRunsVersion(database) },
     // Commits of other connections (other processes) change data_version; this process's own
     // writes wake their followers directly. An in-memory database has no other connection.
-    ...(path !== ':memory:' && { feed: new PollingFeed(() => (database.open ? database.pragma('data_version', { simple: true }) : undefined)) }),
+    ...(path !== ':memory:' && {
+      feed: new PollingFeed(() => (database.open ? database.pragma('data_version', { simple: true }) : undefined)),
+    }),
   })
 }
 
@@ -115,4 +119,3 @@ function reusingStatements(database: SQLite.Database): { close(): void; prepare(
     },
   }
 }
-

@@ -51,13 +51,25 @@ interface RunPlace {
  */
 function inserts(db: Kysely<Database>) {
   return {
-    async server(input: { name: string; description: string | null; type: ServerTable['type']; at?: Date }): Promise<{ id: string }> {
+    async server(input: {
+      name: string
+      description: string | null
+      type: ServerTable['type']
+      at?: Date
+    }): Promise<{ id: string }> {
       const now = input.at ?? new Date()
       const id = newId('server', now.getTime())
       const at = now.toISOString()
       await db
         .insertInto('servers')
-        .values({ id, name: input.name, description: input.description, type: input.type, created_at: at, updated_at: at })
+        .values({
+          id,
+          name: input.name,
+          description: input.description,
+          type: input.type,
+          created_at: at,
+          updated_at: at,
+        })
         .execute()
       return { id }
     },
@@ -65,7 +77,10 @@ function inserts(db: Kysely<Database>) {
     async serverVersion(input: { serverId: string; at?: Date }): Promise<{ id: string }> {
       const now = input.at ?? new Date()
       const id = newId('serverVersion', now.getTime())
-      await db.insertInto('server_versions').values({ id, server_id: input.serverId, created_at: now.toISOString() }).execute()
+      await db
+        .insertInto('server_versions')
+        .values({ id, server_id: input.serverId, created_at: now.toISOString() })
+        .execute()
       return { id }
     },
 
@@ -290,7 +305,6 @@ export class StoreWriter {
       .execute()
   }
 
-
   // ---- the write operations of the API ----
 
   /**
@@ -298,7 +312,12 @@ export class StoreWriter {
    * deployment and server session is one written before (by id, checked to be the instance's)
    * or a new one. Returns the run's id.
    */
-  async startServerRun(input: { instanceId: string; sessionId: string; run: ServerRunStart; at?: Date }): Promise<{ id: string }> {
+  async startServerRun(input: {
+    instanceId: string
+    sessionId: string
+    run: ServerRunStart
+    at?: Date
+  }): Promise<{ id: string }> {
     const at = input.at ?? new Date()
     const { run } = input
     return writeTransaction(this.#db, async (trx) => {
@@ -313,20 +332,39 @@ export class StoreWriter {
           .where('instance_id', '=', input.instanceId)
           .limit(1)
           .executeTakeFirst()
-        if (!known) throw new InvalidReferenceError(['server', 'id'], 'No server with this id is deployed in this instance.')
+        if (!known)
+          throw new InvalidReferenceError(['server', 'id'], 'No server with this id is deployed in this instance.')
       } else {
-        if (run.server.name === undefined) throw new InvalidReferenceError(['server', 'name'], 'A new server needs a name (or give the id of one).')
-        ;({ id: serverId } = await add.server({ name: run.server.name, description: run.server.description ?? null, type: run.server.type, at }))
+        if (run.server.name === undefined)
+          throw new InvalidReferenceError(['server', 'name'], 'A new server needs a name (or give the id of one).')
+        ;({ id: serverId } = await add.server({
+          name: run.server.name,
+          description: run.server.description ?? null,
+          type: run.server.type,
+          at,
+        }))
       }
 
       // Its version: the one named, else its newest, else a new one.
       let versionId: string
       if (run.server_version_id !== undefined) {
         versionId = run.server_version_id
-        const version = await trx.selectFrom('server_versions').select('id').where('id', '=', versionId).where('server_id', '=', serverId).executeTakeFirst()
-        if (!version) throw new InvalidReferenceError(['server_version_id'], 'No version with this id belongs to the server.')
+        const version = await trx
+          .selectFrom('server_versions')
+          .select('id')
+          .where('id', '=', versionId)
+          .where('server_id', '=', serverId)
+          .executeTakeFirst()
+        if (!version)
+          throw new InvalidReferenceError(['server_version_id'], 'No version with this id belongs to the server.')
       } else {
-        const newest = await trx.selectFrom('server_versions').select('id').where('server_id', '=', serverId).orderBy('id', 'desc').limit(1).executeTakeFirst()
+        const newest = await trx
+          .selectFrom('server_versions')
+          .select('id')
+          .where('server_id', '=', serverId)
+          .orderBy('id', 'desc')
+          .limit(1)
+          .executeTakeFirst()
         versionId = newest?.id ?? (await add.serverVersion({ serverId, at })).id
       }
 
@@ -340,7 +378,11 @@ export class StoreWriter {
           .where('instance_id', '=', input.instanceId)
           .where('server_id', '=', serverId)
           .executeTakeFirst()
-        if (!deployment) throw new InvalidReferenceError(['server_deployment', 'id'], 'No deployment of this server with this id is in this instance.')
+        if (!deployment)
+          throw new InvalidReferenceError(
+            ['server_deployment', 'id'],
+            'No deployment of this server with this id is in this instance.',
+          )
       } else {
         ;({ id: deploymentId } = await add.serverDeployment({
           instanceId: input.instanceId,
@@ -362,11 +404,16 @@ export class StoreWriter {
           .where('session_id', '=', input.sessionId)
           .where('server_deployment_id', '=', deploymentId)
           .executeTakeFirst()
-        if (!serverSession) throw new InvalidReferenceError(['server_session', 'id'], 'No server session of this session and deployment has this id.')
+        if (!serverSession)
+          throw new InvalidReferenceError(
+            ['server_session', 'id'],
+            'No server session of this session and deployment has this id.',
+          )
       } else {
         const mcp = run.server_session?.mcp
-        const peer = (p: { name: string; version: string; capabilities?: Record<string, unknown> } | null | undefined) =>
-          p ? { name: p.name, version: p.version, capabilities: p.capabilities ?? {} } : null
+        const peer = (
+          p: { name: string; version: string; capabilities?: Record<string, unknown> } | null | undefined,
+        ) => (p ? { name: p.name, version: p.version, capabilities: p.capabilities ?? {} } : null)
         const client = peer(mcp?.client)
         const server = peer(mcp?.server)
         ;({ id: serverSessionId } = await add.serverSession({
@@ -391,14 +438,21 @@ export class StoreWriter {
    * Appends one `server_logs` event to an active run of the session. An unknown run is an
    * InvalidReferenceError; a stopped one, a WriteConflictError.
    */
-  async appendEvent(input: { sessionId: string; serverRunId: string; lines: readonly LogLine[]; at?: Date }): Promise<EventRecord> {
+  async appendEvent(input: {
+    sessionId: string
+    serverRunId: string
+    lines: readonly LogLine[]
+    at?: Date
+  }): Promise<EventRecord> {
     const at = input.at ?? new Date()
     return this.#writingEvents(async (trx, touched) => {
       touched.add(input.sessionId)
       const [id] = await allocateEventIds(trx, [{ sessionId: input.sessionId, at }])
       const run = (await runPlaces(trx, [input.serverRunId])).get(input.serverRunId)
-      if (!run || run.session_id !== input.sessionId) throw new InvalidReferenceError(['server_run_id'], 'No server run of this session has this id.')
-      if (run.status !== 'active') throw new WriteConflictError(`The server run has stopped (${run.status}): it takes no more log lines.`)
+      if (!run || run.session_id !== input.sessionId)
+        throw new InvalidReferenceError(['server_run_id'], 'No server run of this session has this id.')
+      if (run.status !== 'active')
+        throw new WriteConflictError(`The server run has stopped (${run.status}): it takes no more log lines.`)
       const event = {
         id: id!,
         session_id: run.session_id,
@@ -420,7 +474,12 @@ export class StoreWriter {
    * the same way again changes nothing; another way is a WriteConflictError. Returns false when
    * the session has no such run.
    */
-  async stopServerRun(input: { sessionId: string; serverRunId: string; stop: ServerRunStop; at?: Date }): Promise<boolean> {
+  async stopServerRun(input: {
+    sessionId: string
+    serverRunId: string
+    stop: ServerRunStop
+    at?: Date
+  }): Promise<boolean> {
     const at = input.at ?? new Date()
     const { stop } = input
     return this.#writingEvents(async (trx, touched) => {
@@ -429,7 +488,11 @@ export class StoreWriter {
       const run = (await runPlaces(trx, [input.serverRunId])).get(input.serverRunId)
       if (!run || run.session_id !== input.sessionId) return false
       if (run.status !== 'active') {
-        const error = await trx.selectFrom('server_run_errors').selectAll().where('server_run_id', '=', run.id).executeTakeFirst()
+        const error = await trx
+          .selectFrom('server_run_errors')
+          .selectAll()
+          .where('server_run_id', '=', run.id)
+          .executeTakeFirst()
         const same =
           run.status === stop.status &&
           (stop.error === undefined
@@ -446,7 +509,11 @@ export class StoreWriter {
         touched.add(run.session_id)
       } else {
         const stoppedAt = at.toISOString()
-        await trx.updateTable('server_runs').set({ status: stop.status, stopped_at: stoppedAt, updated_at: stoppedAt }).where('id', '=', run.id).execute()
+        await trx
+          .updateTable('server_runs')
+          .set({ status: stop.status, stopped_at: stoppedAt, updated_at: stoppedAt })
+          .where('id', '=', run.id)
+          .execute()
       }
       return true
     })
@@ -461,7 +528,10 @@ export class StoreWriter {
   async appendLogEvents(events: readonly NewLogEvent[]): Promise<string[]> {
     if (events.length === 0) return []
     return this.#writingEvents(async (trx, touched) => {
-      const runs = await runPlaces(trx, events.map((e) => e.serverRunId))
+      const runs = await runPlaces(
+        trx,
+        events.map((e) => e.serverRunId),
+      )
       const ids = await allocateEventIds(
         trx,
         events.map((event) => {
@@ -513,7 +583,10 @@ export class StoreWriter {
 }
 
 /** The session and server session of each run, read in the writing transaction. */
-export async function runPlaces(trx: Transaction<Database> | Kysely<Database>, runIds: readonly string[]): Promise<Map<string, RunPlace>> {
+export async function runPlaces(
+  trx: Transaction<Database> | Kysely<Database>,
+  runIds: readonly string[],
+): Promise<Map<string, RunPlace>> {
   const rows = await trx
     .selectFrom('server_runs as r')
     .innerJoin('server_sessions as ss', 'ss.id', 'r.server_session_id')
@@ -528,7 +601,10 @@ export async function runPlaces(trx: Transaction<Database> | Kysely<Database>, r
  * above its last event's id and above the one before it, whatever the clocks of the processes
  * that wrote before.
  */
-export async function allocateEventIds(trx: Kysely<Database>, events: readonly { sessionId: string; at: Date }[]): Promise<string[]> {
+export async function allocateEventIds(
+  trx: Kysely<Database>,
+  events: readonly { sessionId: string; at: Date }[],
+): Promise<string[]> {
   const last = new Map<string, string>()
   for (const sessionId of new Set(events.map((e) => e.sessionId))) {
     await lockSession(trx, sessionId)
@@ -583,6 +659,10 @@ export async function insertRunError(
       created_at: created,
     })
     .execute()
-  await trx.updateTable('server_runs').set({ status: 'failed', stopped_at: created, updated_at: created }).where('id', '=', run.id).execute()
+  await trx
+    .updateTable('server_runs')
+    .set({ status: 'failed', stopped_at: created, updated_at: created })
+    .where('id', '=', run.id)
+    .execute()
   return { id, eventId: eventId! }
 }

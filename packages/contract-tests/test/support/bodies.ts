@@ -41,9 +41,19 @@ export async function placesOf(store: SqlStore, instanceId: string, sessionId: s
       .where('r.status', '=', 'active')
       .orderBy('r.id')
       .execute(),
-    db.selectFrom('server_deployments').select(['id', 'server_id']).where('instance_id', '=', instanceId).orderBy('id').execute(),
+    db
+      .selectFrom('server_deployments')
+      .select(['id', 'server_id'])
+      .where('instance_id', '=', instanceId)
+      .orderBy('id')
+      .execute(),
     db.selectFrom('server_versions').select(['id', 'server_id']).orderBy('id').execute(),
-    db.selectFrom('server_sessions').select(['id', 'server_deployment_id']).where('session_id', '=', sessionId).orderBy('id').execute(),
+    db
+      .selectFrom('server_sessions')
+      .select(['id', 'server_deployment_id'])
+      .where('session_id', '=', sessionId)
+      .orderBy('id')
+      .execute(),
   ])
   return {
     instanceId,
@@ -64,12 +74,14 @@ export async function placesOf(store: SqlStore, instanceId: string, sessionId: s
  * schemas allow far more (1,000 lines of 64 KiB), so derived bodies are held to it.
  */
 export const BODY_LIMIT_BYTES = 5_000_000
-export const underBodyLimit = (body: unknown) => body === undefined || Buffer.byteLength(JSON.stringify(body)) <= BODY_LIMIT_BYTES
+export const underBodyLimit = (body: unknown) =>
+  body === undefined || Buffer.byteLength(JSON.stringify(body)) <= BODY_LIMIT_BYTES
 
 const prefixes = idPrefixes(spec)
 
 /** Text cut to a length a report can show. */
-export const brief = (text: string, length = 300) => (text.length <= length ? text : `${text.slice(0, length - 60)}…(${text.length} characters)…${text.slice(-40)}`)
+export const brief = (text: string, length = 300) =>
+  text.length <= length ? text : `${text.slice(0, length - 60)}…(${text.length} characters)…${text.slice(-40)}`
 
 /**
  * `value`, shown briefly where fast-check prints a counterexample (bodies run to megabytes). The
@@ -86,7 +98,12 @@ export function invalidBody(op: Operation): fc.Arbitrary<InvalidJson> {
   if (!op.requestBody) throw new Error(`${op.operationId} takes no body`)
   return invalidJson(op.requestBody.schema, { prefixes })
     .filter((bad) => underBodyLimit(bad.value))
-    .map((bad) => Object.defineProperty(bad, fc.toStringMethod, { value: () => `{ path: ${JSON.stringify(bad.path)}, value: ${brief(JSON.stringify(bad.value) ?? 'undefined')} }`, enumerable: false }))
+    .map((bad) =>
+      Object.defineProperty(bad, fc.toStringMethod, {
+        value: () => `{ path: ${JSON.stringify(bad.path)}, value: ${brief(JSON.stringify(bad.value) ?? 'undefined')} }`,
+        enumerable: false,
+      }),
+    )
 }
 
 /** A copy of `value` with `at` set to `to`, making the objects on the way. */
@@ -101,7 +118,9 @@ export function setAt(value: unknown, at: JsonPath, to: unknown): unknown {
 /** The fields of a body schema that hold ids (strings with a pattern), outside arrays and choices. */
 export function idFields(schema: Schema, at: JsonPath = []): { path: JsonPath; pattern: string }[] {
   if (typeof schema.pattern === 'string') return [{ path: at, pattern: schema.pattern }]
-  return Object.entries((schema.properties ?? {}) as Record<string, Schema>).flatMap(([name, s]) => idFields(s, [...at, name]))
+  return Object.entries((schema.properties ?? {}) as Record<string, Schema>).flatMap(([name, s]) =>
+    idFields(s, [...at, name]),
+  )
 }
 
 const property = (schema: Schema, name: string): Schema => {
@@ -131,7 +150,9 @@ function withRules(op: Operation, places: Places): fc.Arbitrary<unknown> {
     case 'createSessionEvent':
       // "A server_run_id that is not a run of this session is a 400 …; a run that has stopped is a 409."
       if (places.activeRuns.length === 0) throw new Error(`session ${places.sessionId} has no active run`)
-      return fc.tuple(base, fc.constantFrom(...places.activeRuns)).map(([body, run]) => ({ ...(body as SessionEventCreate), server_run_id: run }))
+      return fc
+        .tuple(base, fc.constantFrom(...places.activeRuns))
+        .map(([body, run]) => ({ ...(body as SessionEventCreate), server_run_id: run }))
 
     case 'stopServerRun':
       // "A completed stop with an error is a 400 invalid_data."
@@ -147,27 +168,32 @@ function withRules(op: Operation, places: Places): fc.Arbitrary<unknown> {
       // on that deployment), and a new server needs a name ("name is then required").
       const name = validJson(property(property(schema, 'server'), 'name')) as fc.Arbitrary<string>
       const deployments = places.deployments
-      return fc.tuple(base, name, fc.nat(3), fc.nat(), fc.nat(), fc.boolean()).map(([generated, newName, wanted, d, v, pinVersion]) => {
-        const body = structuredClone(generated) as ServerRunStart
-        const deployment = deployments.length > 0 ? deployments[d % deployments.length]! : undefined
-        const serverSession = deployment && deployment.serverSessionIds.length > 0 ? deployment.serverSessionIds[v % deployment.serverSessionIds.length] : undefined
-        // How much is reused: nothing, the server, its deployment too, and the server session too.
-        const level = !deployment ? 0 : wanted === 3 && !serverSession ? 2 : wanted
-        delete body.server.id
-        delete body.server_version_id
-        delete body.server_deployment?.id
-        delete body.server_session?.id
-        if (level === 0) {
-          body.server.name ??= newName
+      return fc
+        .tuple(base, name, fc.nat(3), fc.nat(), fc.nat(), fc.boolean())
+        .map(([generated, newName, wanted, d, v, pinVersion]) => {
+          const body = structuredClone(generated) as ServerRunStart
+          const deployment = deployments.length > 0 ? deployments[d % deployments.length]! : undefined
+          const serverSession =
+            deployment && deployment.serverSessionIds.length > 0
+              ? deployment.serverSessionIds[v % deployment.serverSessionIds.length]
+              : undefined
+          // How much is reused: nothing, the server, its deployment too, and the server session too.
+          const level = !deployment ? 0 : wanted === 3 && !serverSession ? 2 : wanted
+          delete body.server.id
+          delete body.server_version_id
+          delete body.server_deployment?.id
+          delete body.server_session?.id
+          if (level === 0) {
+            body.server.name ??= newName
+            return body
+          }
+          body.server.id = deployment!.serverId
+          const versions = deployment!.versionIds
+          if (pinVersion && versions.length > 0) body.server_version_id = versions[v % versions.length]!
+          if (level >= 2) body.server_deployment = { ...body.server_deployment, id: deployment!.id }
+          if (level >= 3) body.server_session = { ...body.server_session, id: serverSession! }
           return body
-        }
-        body.server.id = deployment!.serverId
-        const versions = deployment!.versionIds
-        if (pinVersion && versions.length > 0) body.server_version_id = versions[v % versions.length]!
-        if (level >= 2) body.server_deployment = { ...body.server_deployment, id: deployment!.id }
-        if (level >= 3) body.server_session = { ...body.server_session, id: serverSession! }
-        return body
-      })
+        })
     }
 
     default:
@@ -212,9 +238,15 @@ export function expectReadBack(op: Operation, sessionId: string | undefined, sen
       expect(run.stopped_at, what).toBeNull()
       expect(run.server_session.session_id, what).toBe(sessionId)
       if (body.server.id !== undefined) expect(run.server.id, what).toBe(body.server.id)
-      else expect(run.server, what).toMatchObject({ name: body.server.name, description: body.server.description ?? null, type: body.server.type ?? 'custom' })
+      else
+        expect(run.server, what).toMatchObject({
+          name: body.server.name,
+          description: body.server.description ?? null,
+          type: body.server.type ?? 'custom',
+        })
       if (body.server_version_id !== undefined) expect(run.server_version_id, what).toBe(body.server_version_id)
-      if (body.server_deployment?.id !== undefined) expect(run.server_deployment.id, what).toBe(body.server_deployment.id)
+      if (body.server_deployment?.id !== undefined)
+        expect(run.server_deployment.id, what).toBe(body.server_deployment.id)
       else {
         expect(run.server_deployment, what).toMatchObject({
           name: body.server_deployment?.name ?? null,
@@ -226,11 +258,20 @@ export function expectReadBack(op: Operation, sessionId: string | undefined, sen
       if (body.server_session?.id !== undefined) expect(run.server_session.id, what).toBe(body.server_session.id)
       else if (body.server_session?.mcp) {
         const { mcp } = body.server_session
-        expect(run.server_session.mcp, what).toMatchObject({ version: mcp.version, connection_type: mcp.connection_type })
+        expect(run.server_session.mcp, what).toMatchObject({
+          version: mcp.version,
+          connection_type: mcp.connection_type,
+        })
         for (const peer of ['client', 'server'] as const) {
           const given = mcp[peer]
           expect(run.server_session.mcp[peer], `${what}: mcp.${peer}`).toEqual(
-            given ? expect.objectContaining({ name: given.name, version: given.version, capabilities: given.capabilities ?? {} }) : null,
+            given
+              ? expect.objectContaining({
+                  name: given.name,
+                  version: given.version,
+                  capabilities: given.capabilities ?? {},
+                })
+              : null,
           )
         }
       }
@@ -248,7 +289,19 @@ export function expectReadBack(op: Operation, sessionId: string | undefined, sen
 }
 
 /** Rows per table, as world.ts counts them (WRITTEN_TABLES). */
-export type Rows = Partial<Record<'sessions' | 'servers' | 'server_versions' | 'server_deployments' | 'server_sessions' | 'server_runs' | 'server_run_errors' | 'session_events', number>>
+export type Rows = Partial<
+  Record<
+    | 'sessions'
+    | 'servers'
+    | 'server_versions'
+    | 'server_deployments'
+    | 'server_sessions'
+    | 'server_runs'
+    | 'server_run_errors'
+    | 'session_events',
+    number
+  >
+>
 
 /**
  * The rows one successful call adds (tables it adds none to left out), by the spec's words: a session; an event; a run, with a

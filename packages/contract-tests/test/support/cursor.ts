@@ -47,6 +47,7 @@ export function readCursor(text: string, eventIdPattern: RegExp): { direction: '
   }
   if (!Array.isArray(value) || value.length !== 2) return null
   const [direction, id] = value
-  if ((direction !== 'after' && direction !== 'before') || typeof id !== 'string' || !eventIdPattern.test(id)) return null
+  if ((direction !== 'after' && direction !== 'before') || typeof id !== 'string' || !eventIdPattern.test(id))
+    return null
   return { direction, id }
 }

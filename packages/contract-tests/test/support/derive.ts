@@ -77,7 +77,8 @@ const typesOf = (schema: Schema): string[] => [schema.type].flat().filter((t): t
 
 /** A wire value read as the schema's type: integers and booleans only in their canonical form. */
 export function decode(schema: Schema, wire: WireValue): unknown {
-  if (Array.isArray(wire)) return typesOf(schema).includes('array') ? wire.map((w) => decode(schema.items ?? {}, w)) : wire
+  if (Array.isArray(wire))
+    return typesOf(schema).includes('array') ? wire.map((w) => decode(schema.items ?? {}, w)) : wire
   const types = typesOf(schema)
   if (types.includes('array')) return [decode(schema.items ?? {}, wire)]
   if (types.includes('integer') && /^-?(0|[1-9]\d*)$/.test(wire)) return Number(wire)
@@ -106,7 +107,9 @@ function readsAsInteger(schema: Schema, text: string): boolean {
 }
 
 function stringUnit(options: DeriveOptions) {
-  return options.location === 'header' ? fc.constantFrom(...Array.from({ length: 0x7e - 0x20 + 1 }, (_, i) => String.fromCharCode(0x20 + i))) : 'grapheme'
+  return options.location === 'header'
+    ? fc.constantFrom(...Array.from({ length: 0x7e - 0x20 + 1 }, (_, i) => String.fromCharCode(0x20 + i)))
+    : 'grapheme'
 }
 
 /** Wire values that the schema accepts. */
@@ -159,7 +162,26 @@ export function idPrefixes(spec: unknown): string[] {
   return [...found].sort()
 }
 
-const STRAY_CHARACTERS = ['!', '-', '_', ' ', '/', '.', '%', '+', '=', '&', '#', '?', '\u0000', '\n', 'é', '€', 'Ａ', '😀']
+const STRAY_CHARACTERS = [
+  '!',
+  '-',
+  '_',
+  ' ',
+  '/',
+  '.',
+  '%',
+  '+',
+  '=',
+  '&',
+  '#',
+  '?',
+  '\u0000',
+  '\n',
+  'é',
+  '€',
+  'Ａ',
+  '😀',
+]
 
 /** A valid string with one small change: a character more or less, a stray one, another prefix, another case. */
 function nearMisses(valid: fc.Arbitrary<string>, prefixes: readonly string[]): fc.Arbitrary<string> {
@@ -172,12 +194,17 @@ function nearMisses(valid: fc.Arbitrary<string>, prefixes: readonly string[]): f
     }),
     valid.map((s) => s.toUpperCase()),
     valid.map((s) => ` ${s}`),
-    ...(prefixes.length > 0 ? [fc.tuple(valid, fc.constantFrom(...prefixes)).map(([s, p]) => s.replace(/^[a-z]+_/, p))] : []),
+    ...(prefixes.length > 0
+      ? [fc.tuple(valid, fc.constantFrom(...prefixes)).map(([s, p]) => s.replace(/^[a-z]+_/, p))]
+      : []),
   )
 }
 
 /** Wire values that the schema refuses. */
-export function invalidWire(schema: Schema, options: DeriveOptions & { prefixes?: readonly string[] } = {}): fc.Arbitrary<WireValue> {
+export function invalidWire(
+  schema: Schema,
+  options: DeriveOptions & { prefixes?: readonly string[] } = {},
+): fc.Arbitrary<WireValue> {
   const header = options.location === 'header'
   const transportable = (s: string) => !header || headerSafe(s)
   const lenient = (s: string) => typesOf(schema).includes('integer') && readsAsInteger(schema, s)
@@ -220,8 +247,10 @@ export function invalidWire(schema: Schema, options: DeriveOptions & { prefixes?
     )
   } else if (types.includes('integer')) {
     const { min, max } = integerBounds(schema)
-    if (min > Number.MIN_SAFE_INTEGER) choices.push(fc.integer({ min: Number.MIN_SAFE_INTEGER, max: min - 1 }).map(String))
-    if (max < Number.MAX_SAFE_INTEGER) choices.push(fc.integer({ min: max + 1, max: Number.MAX_SAFE_INTEGER }).map(String))
+    if (min > Number.MIN_SAFE_INTEGER)
+      choices.push(fc.integer({ min: Number.MIN_SAFE_INTEGER, max: min - 1 }).map(String))
+    if (max < Number.MAX_SAFE_INTEGER)
+      choices.push(fc.integer({ min: max + 1, max: Number.MAX_SAFE_INTEGER }).map(String))
     choices.push(
       fc.bigInt({ min: 10n ** 20n, max: 10n ** 60n }).map(String),
       fc.tuple(fc.integer({ min, max }), fc.integer({ min: 1, max: 999 })).map(([n, f]) => `${n}.${f}`),
@@ -229,10 +258,15 @@ export function invalidWire(schema: Schema, options: DeriveOptions & { prefixes?
     )
   } else if (types.includes('string') || types.length === 0) {
     if (typeof schema.pattern === 'string') {
-      choices.push(nearMisses(validWire(schema, { ...options, pools: {} }) as fc.Arbitrary<string>, options.prefixes ?? []), anyText)
+      choices.push(
+        nearMisses(validWire(schema, { ...options, pools: {} }) as fc.Arbitrary<string>, options.prefixes ?? []),
+        anyText,
+      )
     }
     if (typeof schema.maxLength === 'number') {
-      choices.push(fc.string({ unit: stringUnit(options), minLength: schema.maxLength + 1, maxLength: schema.maxLength + 64 }))
+      choices.push(
+        fc.string({ unit: stringUnit(options), minLength: schema.maxLength + 1, maxLength: schema.maxLength + 64 }),
+      )
     }
     if (typeof schema.minLength === 'number' && schema.minLength > 0) {
       choices.push(fc.string({ unit: stringUnit(options), maxLength: schema.minLength - 1 }))
@@ -328,7 +362,8 @@ function stringOfLength(n: number): fc.Arbitrary<string> {
 }
 
 function validString(schema: Schema, options: JsonDeriveOptions): fc.Arbitrary<string> {
-  if (typeof schema.pattern === 'string') return validWire(schema, { pools: options.pools ?? {} }) as fc.Arbitrary<string>
+  if (typeof schema.pattern === 'string')
+    return validWire(schema, { pools: options.pools ?? {} }) as fc.Arbitrary<string>
   const min: number = schema.minLength ?? 0
   const max: number | undefined = schema.maxLength
   const usual = fc
@@ -387,7 +422,10 @@ export function validJson(schema: Schema, options: JsonDeriveOptions = {}): fc.A
       const usual = fc.array(item, { minLength: min, maxLength: Math.min(max ?? Infinity, min + USUAL_ITEMS) })
       if (options.usualOnly || max === undefined || max <= min + USUAL_ITEMS) return usual
       const usualItem = validJson(schema.items ?? {}, { ...options, usualOnly: true })
-      return fc.oneof({ weight: 12, arbitrary: usual }, { weight: 1, arbitrary: fc.array(usualItem, { minLength: max, maxLength: max }) })
+      return fc.oneof(
+        { weight: 12, arbitrary: usual },
+        { weight: 1, arbitrary: fc.array(usualItem, { minLength: max, maxLength: max }) },
+      )
     }
     case 'object': {
       const properties = Object.entries((schema.properties ?? {}) as Record<string, Schema>)
@@ -412,19 +450,30 @@ function refusedHere(schema: Schema, options: { prefixes?: readonly string[] }):
   if (Array.isArray(schema.enum) || schema.const !== undefined) {
     const allowed = (schema.enum ?? [schema.const]).filter((v: unknown) => typeof v === 'string') as string[]
     if (allowed.length > 0) {
-      choices.push(fc.tuple(fc.constantFrom(...allowed), fc.nat(4)).map(([v, i]) => [v.toUpperCase(), `${v} `, `${v}x`, v.slice(1), `${v},${v}`][i]!))
+      choices.push(
+        fc
+          .tuple(fc.constantFrom(...allowed), fc.nat(4))
+          .map(([v, i]) => [v.toUpperCase(), `${v} `, `${v}x`, v.slice(1), `${v},${v}`][i]!),
+      )
     }
   }
   if (types.includes('string')) {
     choices.push(fc.constantFrom(...HOSTILE_STRINGS))
-    if (typeof schema.pattern === 'string') choices.push(nearMisses(validWire(schema, { pools: {} }) as fc.Arbitrary<string>, options.prefixes ?? []))
-    if (typeof schema.maxLength === 'number') choices.push(stringOfLength(schema.maxLength + 1), fc.integer({ min: 2, max: 64 }).chain((n) => stringOfLength(schema.maxLength + n)))
+    if (typeof schema.pattern === 'string')
+      choices.push(nearMisses(validWire(schema, { pools: {} }) as fc.Arbitrary<string>, options.prefixes ?? []))
+    if (typeof schema.maxLength === 'number')
+      choices.push(
+        stringOfLength(schema.maxLength + 1),
+        fc.integer({ min: 2, max: 64 }).chain((n) => stringOfLength(schema.maxLength + n)),
+      )
     if (typeof schema.minLength === 'number' && schema.minLength > 0) choices.push(stringOfLength(schema.minLength - 1))
   }
   if (types.includes('array')) {
     const item = validJson(schema.items ?? {})
-    if (typeof schema.maxItems === 'number') choices.push(fc.array(item, { minLength: schema.maxItems + 1, maxLength: schema.maxItems + 3 }))
-    if (typeof schema.minItems === 'number' && schema.minItems > 0) choices.push(fc.array(item, { maxLength: schema.minItems - 1 }))
+    if (typeof schema.maxItems === 'number')
+      choices.push(fc.array(item, { minLength: schema.maxItems + 1, maxLength: schema.maxItems + 3 }))
+    if (typeof schema.minItems === 'number' && schema.minItems > 0)
+      choices.push(fc.array(item, { maxLength: schema.minItems - 1 }))
   }
   if (types.includes('integer')) {
     const { min, max } = integerBounds(schema)
@@ -437,12 +486,25 @@ function refusedHere(schema: Schema, options: { prefixes?: readonly string[] }):
  * A value valid for the schema but for exactly one field (at any depth: a property, an array
  * item, a choice of a `oneOf`), or with one required property left out; with where that is.
  */
-export function invalidJson(schema: Schema, options: JsonDeriveOptions & { prefixes?: readonly string[] } = {}): fc.Arbitrary<InvalidJson> {
+export function invalidJson(
+  schema: Schema,
+  options: JsonDeriveOptions & { prefixes?: readonly string[] } = {},
+): fc.Arbitrary<InvalidJson> {
   return invalidAt(schema, [], [], options, 0)
 }
 
-function invalidAt(schema: Schema, path: JsonPath, reported: JsonPath, options: JsonDeriveOptions & { prefixes?: readonly string[] }, depth: number): fc.Arbitrary<InvalidJson> {
-  const here = refusedHere(schema, options).map((value) => ({ value, path, reported: reported.length > 0 ? reported : path }))
+function invalidAt(
+  schema: Schema,
+  path: JsonPath,
+  reported: JsonPath,
+  options: JsonDeriveOptions & { prefixes?: readonly string[] },
+  depth: number,
+): fc.Arbitrary<InvalidJson> {
+  const here = refusedHere(schema, options).map((value) => ({
+    value,
+    path,
+    reported: reported.length > 0 ? reported : path,
+  }))
   const deeper: fc.Arbitrary<InvalidJson>[] = []
   if (depth < 8) {
     const choices = schema.oneOf ?? schema.anyOf
@@ -450,7 +512,11 @@ function invalidAt(schema: Schema, path: JsonPath, reported: JsonPath, options: 
       // Inside a choice that takes objects or arrays: invalid there, and so for every choice.
       for (const choice of choices as Schema[]) {
         if (typesOf(choice).some((t) => t === 'object' || t === 'array') || choice.properties) {
-          deeper.push(invalidAt(choice, path, reported.length > 0 ? reported : path, options, depth + 1).filter((i) => !jsonValidates(schema, i.value)))
+          deeper.push(
+            invalidAt(choice, path, reported.length > 0 ? reported : path, options, depth + 1).filter(
+              (i) => !jsonValidates(schema, i.value),
+            ),
+          )
         }
       }
     }
@@ -459,7 +525,9 @@ function invalidAt(schema: Schema, path: JsonPath, reported: JsonPath, options: 
       const valid = validJson(schema, options) as fc.Arbitrary<Record<string, unknown>>
       for (const [name, s] of properties) {
         deeper.push(
-          fc.tuple(valid, invalidAt(s, [...path, name], reported, options, depth + 1)).map(([object, bad]) => ({ ...bad, value: { ...object, [name]: bad.value } })),
+          fc
+            .tuple(valid, invalidAt(s, [...path, name], reported, options, depth + 1))
+            .map(([object, bad]) => ({ ...bad, value: { ...object, [name]: bad.value } })),
         )
       }
       for (const name of (schema.required ?? []) as string[]) {
@@ -486,5 +554,7 @@ function invalidAt(schema: Schema, path: JsonPath, reported: JsonPath, options: 
       )
     }
   }
-  return deeper.length === 0 ? here : fc.oneof({ weight: 1, arbitrary: here }, ...deeper.map((arbitrary) => ({ weight: 2, arbitrary })))
+  return deeper.length === 0
+    ? here
+    : fc.oneof({ weight: 1, arbitrary: here }, ...deeper.map((arbitrary) => ({ weight: 2, arbitrary })))
 }

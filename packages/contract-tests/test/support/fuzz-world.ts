@@ -5,9 +5,29 @@ import { placesOf, validBody, type Places } from './bodies.js'
 import { cursorOf } from './cursor.js'
 import { idPrefixes, validWire } from './derive.js'
 import { REQUEST_TIMEOUT_MS } from './fuzz.js'
-import { checkResponse, formatQuery, operations, poolsOf, spec, type CheckedResponse, type Operation, type Parameter, type WireValue } from './spec.js'
+import {
+  checkResponse,
+  formatQuery,
+  operations,
+  poolsOf,
+  spec,
+  type CheckedResponse,
+  type Operation,
+  type Parameter,
+  type WireValue,
+} from './spec.js'
 import { inProcess, type SendOptions } from './transport.js'
-import { changesItsRun, createWorld, freshRun, pathOf, rowCounts, runStates, sessionIds, within, type World } from './world.js'
+import {
+  changesItsRun,
+  createWorld,
+  freshRun,
+  pathOf,
+  rowCounts,
+  runStates,
+  sessionIds,
+  within,
+  type World,
+} from './world.js'
 
 // The world of the fuzzing suites and what their properties share: requests built from the
 // spec's parameters and request bodies, sent in-process with a timeout and held to the spec.
@@ -49,8 +69,14 @@ async function setUp() {
   places = new Map()
   const ids: string[] = []
   for (const session of world.a.sessions) {
-    const events = await world.store.db.selectFrom('session_events').select(['id', 'server_run_id']).where('session_id', '=', session.id).orderBy('id').execute()
-    for (const event of events) entities.push({ SessionId: session.id, SessionEventId: event.id, ServerRunId: event.server_run_id! })
+    const events = await world.store.db
+      .selectFrom('session_events')
+      .select(['id', 'server_run_id'])
+      .where('session_id', '=', session.id)
+      .orderBy('id')
+      .execute()
+    for (const event of events)
+      entities.push({ SessionId: session.id, SessionEventId: event.id, ServerRunId: event.server_run_id! })
     ids.push(...(await sessionIds(world.store, session.id)))
     places.set(session.id, await placesOf(world.store, world.a.id, session.id))
   }
@@ -66,7 +92,11 @@ async function collectCursors(): Promise<string[]> {
   for (const order of ['asc', 'desc']) {
     let cursor: string | undefined
     do {
-      const res = await inProcess.send(world.app, pathOf(op, entities[0]!) + formatQuery({ limit: '7', order, cursor }), { key: world.a.secret_key })
+      const res = await inProcess.send(
+        world.app,
+        pathOf(op, entities[0]!) + formatQuery({ limit: '7', order, cursor }),
+        { key: world.a.secret_key },
+      )
       const page = (await res.json()) as SessionEventList
       for (const c of [page.pagination.next_cursor, page.pagination.previous_cursor]) if (c) found.add(c)
       cursor = page.pagination.next_cursor ?? undefined
@@ -93,7 +123,9 @@ export const has = (op: Operation, name: string) => op.parameters.some((p) => p.
 export const validCursor = () =>
   fc.oneof(
     fc.constantFrom(...issuedCursors),
-    fc.tuple(fc.constantFrom('after', 'before'), validWire(spec.components.schemas.SessionEventId, { pools })).map((value) => cursorOf(value)),
+    fc
+      .tuple(fc.constantFrom('after', 'before'), validWire(spec.components.schemas.SessionEventId, { pools }))
+      .map((value) => cursorOf(value)),
   )
 
 /**
@@ -137,13 +169,18 @@ export interface ValidRequest {
 
 /** Valid requests of `op`: parameters derived from their schemas, a body from its schema and the operation's rules (bodies.ts). */
 export function validRequest(op: Operation): fc.Arbitrary<ValidRequest> {
-  const optional = (ps: Parameter[]) => fc.record(Object.fromEntries(ps.map((p) => [p.name, fc.option(validValue(p), { nil: undefined, freq: 2 })])))
-  const bodies = new Map([...places].map(([sessionId, p]) => [sessionId, op.requestBody ? validBody(op, p) : fc.constant(undefined)]))
+  const optional = (ps: Parameter[]) =>
+    fc.record(Object.fromEntries(ps.map((p) => [p.name, fc.option(validValue(p), { nil: undefined, freq: 2 })])))
+  const bodies = new Map(
+    [...places].map(([sessionId, p]) => [sessionId, op.requestBody ? validBody(op, p) : fc.constant(undefined)]),
+  )
   return fc.constantFrom(...entities).chain((entity) =>
     fc.record({
       entity: fc.constant(entity),
       query: optional(byLocation(op, 'query')).map(onePosition),
-      headers: optional(byLocation(op, 'header')).map((h) => Object.fromEntries(Object.entries(h).filter(([, v]) => v !== undefined)) as Record<string, string>),
+      headers: optional(byLocation(op, 'header')).map(
+        (h) => Object.fromEntries(Object.entries(h).filter(([, v]) => v !== undefined)) as Record<string, string>,
+      ),
       indexed: fc.boolean(),
       unknown: unknownParameters(op),
       body: bodies.get(entity.SessionId)!,
@@ -156,14 +193,22 @@ export function validRequest(op: Operation): fc.Arbitrary<ValidRequest> {
  * its path gets an active run of the session, started now (a run stops once).
  */
 export async function prepared(op: Operation, entity: Entity): Promise<Entity> {
-  return changesItsRun(op) ? { ...entity, ServerRunId: await freshRun(world.store, world.a.id, entity.SessionId) } : entity
+  return changesItsRun(op)
+    ? { ...entity, ServerRunId: await freshRun(world.store, world.a.id, entity.SessionId) }
+    : entity
 }
 
-export const pathAndQuery = (op: Operation, r: { entity: object; unknown: Record<string, string>; indexed: boolean }, query: Record<string, WireValue | undefined>) =>
-  pathOf(op, r.entity) + formatQuery({ ...r.unknown, ...query }, { indexed: r.indexed })
+export const pathAndQuery = (
+  op: Operation,
+  r: { entity: object; unknown: Record<string, string>; indexed: boolean },
+  query: Record<string, WireValue | undefined>,
+) => pathOf(op, r.entity) + formatQuery({ ...r.unknown, ...query }, { indexed: r.indexed })
 
 /** The send options of a request: its headers and body, with a key. */
-export const optionsOf = (r: { headers: Record<string, string>; body: unknown }, options: SendOptions = secret()): SendOptions => ({
+export const optionsOf = (
+  r: { headers: Record<string, string>; body: unknown },
+  options: SendOptions = secret(),
+): SendOptions => ({
   ...options,
   headers: { ...r.headers, ...options.headers },
   ...(r.body !== undefined && { body: JSON.stringify(r.body) }),

@@ -108,7 +108,9 @@ function readParameter(raw: any, pointer: string): Parameter {
     ...(node.explode !== undefined && { explode: node.explode }),
     schema: deref(node.schema),
     schemaPointer: `${p}/schema`,
-    ...(schemaRef?.startsWith('#/components/schemas/') && { schemaName: schemaRef.slice('#/components/schemas/'.length) }),
+    ...(schemaRef?.startsWith('#/components/schemas/') && {
+      schemaName: schemaRef.slice('#/components/schemas/'.length),
+    }),
   }
 }
 
@@ -135,7 +137,8 @@ function readResponse(status: string, raw: any, pointer: string): DeclaredRespon
 function readRequestBody(raw: any, pointer: string): RequestBody {
   const { node, pointer: p } = resolve(raw, pointer)
   const media = Object.keys(node.content ?? {})
-  if (media.length !== 1) throw new Error(`${p}: the suite knows request bodies of one media type, not ${media.join(', ') || 'none'}`)
+  if (media.length !== 1)
+    throw new Error(`${p}: the suite knows request bodies of one media type, not ${media.join(', ') || 'none'}`)
   const mediaType = media[0]!
   return {
     required: node.required === true,
@@ -154,11 +157,19 @@ export const allOperations: Operation[] = Object.entries(spec.paths as Record<st
   return METHODS.filter((m) => item[m]).map((method) => {
     const op = item[method]
     const opPointer = `${itemPointer}/${method}`
-    const own: Parameter[] = (op.parameters ?? []).map((p: any, i: number) => readParameter(p, `${opPointer}/parameters/${i}`))
+    const own: Parameter[] = (op.parameters ?? []).map((p: any, i: number) =>
+      readParameter(p, `${opPointer}/parameters/${i}`),
+    )
     // An operation's parameter overrides a path item's of the same name and location.
-    const parameters = [...shared.filter((s: Parameter) => !own.some((o) => o.name === s.name && o.in === s.in)), ...own]
+    const parameters = [
+      ...shared.filter((s: Parameter) => !own.some((o) => o.name === s.name && o.in === s.in)),
+      ...own,
+    ]
     const responses = Object.fromEntries(
-      Object.entries(op.responses ?? {}).map(([status, r]) => [status, readResponse(status, r, `${opPointer}/responses/${status}`)]),
+      Object.entries(op.responses ?? {}).map(([status, r]) => [
+        status,
+        readResponse(status, r, `${opPointer}/responses/${status}`),
+      ]),
     )
     return {
       operationId: op.operationId,
@@ -190,7 +201,9 @@ export function operation(operationId: string): Operation {
 }
 
 /** Every operation×status pair the spec declares, as `listSessionEvents 200`. */
-export const declaredPairs = allOperations.flatMap((op) => Object.keys(op.responses).map((status) => `${op.operationId} ${status}`))
+export const declaredPairs = allOperations.flatMap((op) =>
+  Object.keys(op.responses).map((status) => `${op.operationId} ${status}`),
+)
 
 /** The declared response for a status: exact, then `4XX`-style ranges, then `default`. */
 export function declaredResponse(op: Operation, status: number): DeclaredResponse | undefined {
@@ -198,7 +211,14 @@ export function declaredResponse(op: Operation, status: number): DeclaredRespons
 }
 
 /** Headers any HTTP response may carry that an API description does not list. */
-export const TRANSPORT_HEADERS = new Set(['content-type', 'content-length', 'date', 'connection', 'keep-alive', 'transfer-encoding'])
+export const TRANSPORT_HEADERS = new Set([
+  'content-type',
+  'content-length',
+  'date',
+  'connection',
+  'keep-alive',
+  'transfer-encoding',
+])
 
 /** A header's text as the value its schema describes (headers are `simple` style). */
 function headerValue(text: string, schema: Schema): unknown {
@@ -257,7 +277,11 @@ export interface CheckOptions {
  * to its end: only as far as `options.until` says, then cancelled; its messages are held to
  * EVENT_STREAM.
  */
-export async function checkResponse(op: Operation, res: Response, options: CheckOptions = {}): Promise<CheckedResponse> {
+export async function checkResponse(
+  op: Operation,
+  res: Response,
+  options: CheckOptions = {},
+): Promise<CheckedResponse> {
   const problems: string[] = []
   const seen = new Map<string, string>()
   res.headers.forEach((value, name) => seen.set(name.toLowerCase(), value))
@@ -267,16 +291,29 @@ export async function checkResponse(op: Operation, res: Response, options: Check
   let body: unknown
   let messages: SseMessage[] | undefined
   if (contentType === EVENT_STREAM.mediaType) {
-    const read = await readEventStream(res.body, { until: options.until ?? throughPosition, timeoutMs: options.timeoutMs ?? 4_000 })
+    const read = await readEventStream(res.body, {
+      until: options.until ?? throughPosition,
+      timeoutMs: options.timeoutMs ?? 4_000,
+    })
     text = read.text
     messages = read.messages
-    const checked = checkEventStream(read, options.until === undefined ? 'its session.position message' : 'as far as the test reads')
+    const checked = checkEventStream(
+      read,
+      options.until === undefined ? 'its session.position message' : 'as far as the test reads',
+    )
     problems.push(...checked.problems)
     body = checked.events
   } else {
     text = await res.text()
   }
-  const done = (): CheckedResponse => ({ status: res.status, headers: res.headers, text, body, ...(messages && { messages }), problems })
+  const done = (): CheckedResponse => ({
+    status: res.status,
+    headers: res.headers,
+    text,
+    body,
+    ...(messages && { messages }),
+    problems,
+  })
 
   const declared = declaredResponse(op, res.status)
   if (!declared) {
@@ -303,7 +340,8 @@ export async function checkResponse(op: Operation, res: Response, options: Check
   }
   const declaredNames = new Set(declared.headers.map((h) => h.name.toLowerCase()))
   for (const name of seen.keys()) {
-    if (!declaredNames.has(name) && !TRANSPORT_HEADERS.has(name)) problems.push(`header ${name} is not declared for ${op.operationId} ${declared.status}`)
+    if (!declaredNames.has(name) && !TRANSPORT_HEADERS.has(name))
+      problems.push(`header ${name} is not declared for ${op.operationId} ${declared.status}`)
   }
 
   const mediaTypes = Object.keys(declared.content)
@@ -342,23 +380,30 @@ export function checkEventStream(read: StreamRead, goal: string): { problems: st
   const events: unknown[] = []
   const brief = (m: SseMessage) => JSON.stringify(m.raw.length > 200 ? `${m.raw.slice(0, 200)}…` : m.raw)
   if (read.failed !== undefined) problems.push(`reading the stream failed: ${String(read.failed)}`)
-  if (read.timedOut && !read.satisfied) problems.push(`the stream did not get as far as ${goal} in time (read: ${JSON.stringify(read.text.slice(0, 300))})`)
+  if (read.timedOut && !read.satisfied)
+    problems.push(`the stream did not get as far as ${goal} in time (read: ${JSON.stringify(read.text.slice(0, 300))})`)
   if (read.ended && !read.satisfied && !read.messages.some((m) => field(m, 'event') === EVENT_STREAM.position)) {
     problems.push(`the stream ended before its ${EVENT_STREAM.position} message`)
   }
   if (read.rest !== '') problems.push(`the stream ended inside a message: ${JSON.stringify(read.rest.slice(0, 200))}`)
 
-  const names = (m: SseMessage) => m.fields.map(([n]) => n).sort().join(',')
+  const names = (m: SseMessage) =>
+    m.fields
+      .map(([n]) => n)
+      .sort()
+      .join(',')
   const isComment = (m: SseMessage) => m.fields.length === 0 && m.comments.length > 0
   let position: string | undefined
   let lastEvent: string | undefined
   read.messages.forEach((m, i) => {
     for (const comment of m.comments) {
-      if (comment !== EVENT_STREAM.keepAlive) problems.push(`message ${i}: a comment the spec does not describe: ${JSON.stringify(comment)}`)
+      if (comment !== EVENT_STREAM.keepAlive)
+        problems.push(`message ${i}: a comment the spec does not describe: ${JSON.stringify(comment)}`)
     }
     if (i === 0) {
       const retry = field(m, 'retry')
-      if (names(m) !== 'retry' || retry === undefined || !/^\d+$/.test(retry)) problems.push(`the stream does not start with a retry: line: ${brief(m)}`)
+      if (names(m) !== 'retry' || retry === undefined || !/^\d+$/.test(retry))
+        problems.push(`the stream does not start with a retry: line: ${brief(m)}`)
       return
     }
     if (isComment(m)) return
@@ -366,9 +411,14 @@ export function checkEventStream(read: StreamRead, goal: string): { problems: st
     const id = field(m, 'id')
     if (event === EVENT_STREAM.position) {
       if (position !== undefined) problems.push(`message ${i}: a second ${EVENT_STREAM.position} message`)
-      if (names(m) !== 'data,event,id' || field(m, 'data') !== '') problems.push(`message ${i}: a ${EVENT_STREAM.position} message is an id:, its event: and an empty data:, not ${brief(m)}`)
-      for (const error of validator.validate(EVENT_STREAM.idSchema, id)) problems.push(`message ${i}: the position's id ${JSON.stringify(id)} ${error}`)
-      if (id !== undefined && lastEvent !== undefined && lastEvent > id) problems.push(`message ${i}: the position ${id} stands before an event sent already (${lastEvent})`)
+      if (names(m) !== 'data,event,id' || field(m, 'data') !== '')
+        problems.push(
+          `message ${i}: a ${EVENT_STREAM.position} message is an id:, its event: and an empty data:, not ${brief(m)}`,
+        )
+      for (const error of validator.validate(EVENT_STREAM.idSchema, id))
+        problems.push(`message ${i}: the position's id ${JSON.stringify(id)} ${error}`)
+      if (id !== undefined && lastEvent !== undefined && lastEvent > id)
+        problems.push(`message ${i}: the position ${id} stands before an event sent already (${lastEvent})`)
       position = id ?? ''
       return
     }
@@ -376,8 +426,12 @@ export function checkEventStream(read: StreamRead, goal: string): { problems: st
       problems.push(`message ${i}: an event the spec does not describe: ${brief(m)}`)
       return
     }
-    if (names(m) !== 'data,event,id') problems.push(`message ${i}: a ${EVENT_STREAM.event} message is an id:, its event: and one data: line, not ${brief(m)}`)
-    for (const error of validator.validate(EVENT_STREAM.idSchema, id)) problems.push(`message ${i}: id ${JSON.stringify(id)} ${error}`)
+    if (names(m) !== 'data,event,id')
+      problems.push(
+        `message ${i}: a ${EVENT_STREAM.event} message is an id:, its event: and one data: line, not ${brief(m)}`,
+      )
+    for (const error of validator.validate(EVENT_STREAM.idSchema, id))
+      problems.push(`message ${i}: id ${JSON.stringify(id)} ${error}`)
     let data: unknown
     try {
       data = JSON.parse(field(m, 'data') ?? '')
@@ -390,8 +444,10 @@ export function checkEventStream(read: StreamRead, goal: string): { problems: st
     const dataId = (data as { id?: unknown } | null)?.id
     if (dataId !== id) problems.push(`message ${i}: id: ${id} but the event's id is ${JSON.stringify(dataId)}`)
     if (id !== undefined) {
-      if (lastEvent !== undefined && id <= lastEvent) problems.push(`message ${i}: event ${id} after ${lastEvent}: not in id order, or sent twice`)
-      if (position !== undefined && id <= position) problems.push(`message ${i}: event ${id} after the position ${position}, at or before it`)
+      if (lastEvent !== undefined && id <= lastEvent)
+        problems.push(`message ${i}: event ${id} after ${lastEvent}: not in id order, or sent twice`)
+      if (position !== undefined && id <= position)
+        problems.push(`message ${i}: event ${id} after the position ${position}, at or before it`)
       lastEvent = id
     }
   })
@@ -414,7 +470,10 @@ export function fillPath(op: Operation, values: Record<string, string>): string 
  * A query string for `values`, each parameter serialised as the spec says (`form`, exploded):
  * arrays as repeated keys, or as Metorial's SDK sends them (`key[0]=a&key[1]=b`) when `indexed`.
  */
-export function formatQuery(values: Record<string, WireValue | undefined>, options: { indexed?: boolean } = {}): string {
+export function formatQuery(
+  values: Record<string, WireValue | undefined>,
+  options: { indexed?: boolean } = {},
+): string {
   const parts: string[] = []
   for (const [name, value] of Object.entries(values)) {
     if (value === undefined) continue
@@ -456,10 +515,20 @@ export const isStream = (op: Operation) => Object.values(op.responses).some((r) 
  * The parts of a stream read so far: the events sent before its `session.position` message (the
  * `tail`), where it stands, and the events after it, each with its data as sent.
  */
-export function streamParts(messages: readonly SseMessage[]): { before: string[]; position?: string; after: { id: string; data: string }[] } {
+export function streamParts(messages: readonly SseMessage[]): {
+  before: string[]
+  position?: string
+  after: { id: string; data: string }[]
+} {
   const at = messages.findIndex((m) => field(m, 'event') === EVENT_STREAM.position)
   const events = (ms: readonly SseMessage[]) =>
-    ms.filter((m) => field(m, 'event') === EVENT_STREAM.event).map((m) => ({ id: field(m, 'id') ?? '', data: field(m, 'data') ?? '' }))
+    ms
+      .filter((m) => field(m, 'event') === EVENT_STREAM.event)
+      .map((m) => ({ id: field(m, 'id') ?? '', data: field(m, 'data') ?? '' }))
   if (at < 0) return { before: events(messages).map((e) => e.id), after: [] }
-  return { before: events(messages.slice(0, at)).map((e) => e.id), position: field(messages[at]!, 'id'), after: events(messages.slice(at + 1)) }
+  return {
+    before: events(messages.slice(0, at)).map((e) => e.id),
+    position: field(messages[at]!, 'id'),
+    after: events(messages.slice(at + 1)),
+  }
 }

@@ -14,7 +14,8 @@ export interface SseMessage {
 }
 
 /** The value of a message's field (the first one of that name), or undefined. */
-export const field = (message: SseMessage, name: string): string | undefined => message.fields.find(([n]) => n === name)?.[1]
+export const field = (message: SseMessage, name: string): string | undefined =>
+  message.fields.find(([n]) => n === name)?.[1]
 
 /** The complete messages at the start of `text`, and what follows the last one (a message not yet complete). */
 export function parseEventStream(text: string): { messages: SseMessage[]; rest: string } {
@@ -66,7 +67,10 @@ export interface ReadOptions {
 }
 
 /** Reads a stream's messages until `until` holds, the stream ends, or `timeoutMs` passes; then cancels it. */
-export async function readEventStream(body: ReadableStream<Uint8Array> | null, { until = () => false, timeoutMs = 2_000 }: ReadOptions = {}): Promise<StreamRead> {
+export async function readEventStream(
+  body: ReadableStream<Uint8Array> | null,
+  { until = () => false, timeoutMs = 2_000 }: ReadOptions = {},
+): Promise<StreamRead> {
   const result: StreamRead = { text: '', messages: [], satisfied: false, ended: false, timedOut: false, rest: '' }
   if (!body) {
     result.ended = true
@@ -125,7 +129,8 @@ export async function readEventStream(body: ReadableStream<Uint8Array> | null, {
 }
 
 /** A prefix of a stream: every message up to the first whose `event:` is `name`, that one included. */
-export const throughEvent = (name: string) => (messages: SseMessage[]) => messages.some((m) => field(m, 'event') === name)
+export const throughEvent = (name: string) => (messages: SseMessage[]) =>
+  messages.some((m) => field(m, 'event') === name)
 
 /** A prefix of a stream: `count` messages of event `name` after the first of event `after`. */
 export const eventsAfter = (after: string, name: string, count: number) => (messages: SseMessage[]) => {

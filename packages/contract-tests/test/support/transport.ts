@@ -26,7 +26,8 @@ export interface Transport {
 
 function requestInit(options: SendOptions): RequestInit {
   const headers: Record<string, string> = {}
-  const contentType = options.contentType === undefined ? (options.body === undefined ? null : 'application/json') : options.contentType
+  const contentType =
+    options.contentType === undefined ? (options.body === undefined ? null : 'application/json') : options.contentType
   if (contentType !== null) headers['Content-Type'] = contentType
   Object.assign(headers, options.headers)
   if (options.authorization !== undefined) headers.Authorization = options.authorization

@@ -39,7 +39,8 @@ export async function createWorld(options: { sessions?: number; events?: number 
   const summary = await seed(store, { sessions: options.sessions ?? 2, events: options.events ?? 40 })
   const [a, b] = summary.instances
   if (!a || !b) throw new Error('the seed made fewer than two instances')
-  const appWith = (overrides: Partial<AppOptions>) => createApp({ store, logger, rateLimit: GENEROUS_RATE_LIMIT, ...overrides })
+  const appWith = (overrides: Partial<AppOptions>) =>
+    createApp({ store, logger, rateLimit: GENEROUS_RATE_LIMIT, ...overrides })
   return { store, summary, a, b, app: appWith({}), appWith }
 }
 
@@ -50,7 +51,10 @@ export interface Faults {
 }
 
 /** `target` with some of its methods replaced; every other property is the target's own. */
-function replacing<T extends object>(target: T, replace: (name: string, method: (...args: any[]) => any) => ((...args: any[]) => any) | undefined): T {
+function replacing<T extends object>(
+  target: T,
+  replace: (name: string, method: (...args: any[]) => any) => ((...args: any[]) => any) | undefined,
+): T {
   return new Proxy(target, {
     get(t, property, receiver) {
       const value = Reflect.get(t, property, receiver)
@@ -78,7 +82,10 @@ function withParts(store: Store, parts: { reader?: StoreReader; writer?: StoreWr
  * is the real store. (A store that is down or broken cannot be caused for real in-process.)
  */
 export function faultyStore(store: Store, fault: () => Error, faults: Faults): Store {
-  const failing = (names: string[] = []) => (name: string) => (names.includes(name) ? () => Promise.reject(fault()) : undefined)
+  const failing =
+    (names: string[] = []) =>
+    (name: string) =>
+      names.includes(name) ? () => Promise.reject(fault()) : undefined
   return withParts(store, {
     reader: replacing(store.reader, failing(faults.reader)),
     writer: replacing(store.writer, failing(faults.writer)),
@@ -86,7 +93,12 @@ export function faultyStore(store: Store, fault: () => Error, faults: Faults): S
 }
 
 /** The reads a request of the API makes after authentication: failing them fails the request. */
-export const READS_AFTER_AUTH: (keyof StoreReader)[] = ['sessionInstance', 'listEventIds', 'sessionEvents', 'serverRuns']
+export const READS_AFTER_AUTH: (keyof StoreReader)[] = [
+  'sessionInstance',
+  'listEventIds',
+  'sessionEvents',
+  'serverRuns',
+]
 /** The writes the API's operations make. */
 export const API_WRITES: (keyof StoreWriter)[] = ['createSession', 'startServerRun', 'appendEvent', 'stopServerRun']
 
@@ -112,7 +124,8 @@ export function heldStore(store: Store): { store: Store; entered: Promise<void>;
   return { store: withParts(store, { writer }), entered: waiting, release }
 }
 
-export const unexpectedFailure = () => new Error('SQLITE_CORRUPT: database disk image is malformed at /var/lib/secret.db')
+export const unexpectedFailure = () =>
+  new Error('SQLITE_CORRUPT: database disk image is malformed at /var/lib/secret.db')
 export const unavailable = () => new StoreUnavailableError('connect ECONNREFUSED 10.0.0.5:5432')
 
 /** The tables a write of the API may add rows to. */
@@ -133,7 +146,10 @@ export type RowCounts = Record<(typeof WRITTEN_TABLES)[number], number>
 export async function rowCounts(store: SqlStore): Promise<RowCounts> {
   const counts = await Promise.all(
     WRITTEN_TABLES.map(async (table) => {
-      const row = await store.db.selectFrom(table).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
+      const row = await store.db
+        .selectFrom(table)
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .executeTakeFirstOrThrow()
       return [table, Number(row.n)] as const
     }),
   )
@@ -148,12 +164,17 @@ export async function rowsAdded(store: SqlStore, before: RowCounts): Promise<Par
 
 /** What every run is now (status and timestamps), to tell that a refused write changed none. */
 export async function runStates(store: SqlStore): Promise<string> {
-  const rows = await store.db.selectFrom('server_runs').select(['id', 'status', 'stopped_at', 'updated_at']).orderBy('id').execute()
+  const rows = await store.db
+    .selectFrom('server_runs')
+    .select(['id', 'status', 'stopped_at', 'updated_at'])
+    .orderBy('id')
+    .execute()
   return JSON.stringify(rows)
 }
 
 /** Whether an operation changes the run in its path (stopping it): it needs an active run each time. */
-export const changesItsRun = (op: Operation) => op.method !== 'GET' && op.parameters.some((p) => p.in === 'path' && p.schemaName === 'ServerRunId')
+export const changesItsRun = (op: Operation) =>
+  op.method !== 'GET' && op.parameters.some((p) => p.in === 'path' && p.schemaName === 'ServerRunId')
 
 /** The status of an operation's success (200, 201). */
 export const successStatus = (op: Operation) => Number(Object.keys(op.responses).find((s) => s.startsWith('2')))
@@ -174,14 +195,24 @@ export async function freshRun(store: SqlStore, instanceId: string, sessionId: s
   const { id } = await store.writer.startServerRun({
     instanceId,
     sessionId,
-    run: { type: 'hosted', server: { id: place.server_id, type: 'custom' }, server_deployment: { id: place.deployment_id }, server_session: { id: place.server_session_id } },
+    run: {
+      type: 'hosted',
+      server: { id: place.server_id, type: 'custom' },
+      server_deployment: { id: place.deployment_id },
+      server_session: { id: place.server_session_id },
+    },
   })
   return id
 }
 
 /** Every event id of a session in id order, straight from the database. */
 export async function eventIds(store: SqlStore, sessionId: string): Promise<string[]> {
-  const rows = await store.db.selectFrom('session_events').select('id').where('session_id', '=', sessionId).orderBy('id', 'asc').execute()
+  const rows = await store.db
+    .selectFrom('session_events')
+    .select('id')
+    .where('session_id', '=', sessionId)
+    .orderBy('id', 'asc')
+    .execute()
   return rows.map((r) => r.id)
 }
 
@@ -201,8 +232,16 @@ export async function instanceSecrets(store: SqlStore, instance: Instance): Prom
   const db = store.db
   const sessions = instance.sessions.map((s) => s.id)
   const [keys, events, serverSessions, deployments, instances] = await Promise.all([
-    db.selectFrom('api_keys').select(['id', 'secret_hash', 'secret_preview']).where('instance_id', '=', instance.id).execute(),
-    db.selectFrom('session_events').select(['id', 'server_run_id', 'server_run_error_id']).where('session_id', 'in', sessions).execute(),
+    db
+      .selectFrom('api_keys')
+      .select(['id', 'secret_hash', 'secret_preview'])
+      .where('instance_id', '=', instance.id)
+      .execute(),
+    db
+      .selectFrom('session_events')
+      .select(['id', 'server_run_id', 'server_run_error_id'])
+      .where('session_id', 'in', sessions)
+      .execute(),
     db.selectFrom('server_sessions').select('id').where('session_id', 'in', sessions).execute(),
     db.selectFrom('server_deployments').select(['id', 'server_id']).where('instance_id', '=', instance.id).execute(),
     db.selectFrom('instances').select(['id', 'name']).where('id', '=', instance.id).execute(),
@@ -252,8 +291,10 @@ export function within<T>(promise: Promise<T>, ms: number, what: string): Promis
 export function pathOf(op: Operation, entities: object): string {
   const values: Record<string, string> = {}
   for (const p of op.parameters.filter((p) => p.in === 'path')) {
-    const value = p.schemaName === undefined ? undefined : (entities as Record<string, string | undefined>)[p.schemaName]
-    if (value === undefined) throw new Error(`${op.operationId}: no entity for path parameter ${p.name} (schema ${p.schemaName ?? 'inline'})`)
+    const value =
+      p.schemaName === undefined ? undefined : (entities as Record<string, string | undefined>)[p.schemaName]
+    if (value === undefined)
+      throw new Error(`${op.operationId}: no entity for path parameter ${p.name} (schema ${p.schemaName ?? 'inline'})`)
     values[p.name] = value
   }
   return fillPath(op, values)
@@ -266,5 +307,7 @@ export async function sessionIds(store: SqlStore, sessionId: string): Promise<st
     .select(['id', 'server_run_id', 'server_session_id'])
     .where('session_id', '=', sessionId)
     .execute()
-  return [...new Set([sessionId, ...rows.flatMap((r) => [r.id, r.server_run_id, r.server_session_id])])].filter((v): v is string => v !== null)
+  return [...new Set([sessionId, ...rows.flatMap((r) => [r.id, r.server_run_id, r.server_session_id])])].filter(
+    (v): v is string => v !== null,
+  )
 }
