@@ -4,7 +4,8 @@
 // 1. generate:check on the tree as it is (before turbo regenerates anything), so stale
 //    generated code fails here rather than being quietly rewritten;
 // 2. turbo: lint the spec, typecheck and test every workspace (built in dependency order);
-// 3. the vitest JSON report of every workspace, summed into "N passed, N failed".
+// 3. the format and lint of every hand-written file (scripts/lint.mjs, on the packages turbo built);
+// 4. the vitest JSON report of every workspace, summed into "N passed, N failed".
 import { spawnSync } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
@@ -42,6 +43,9 @@ const turbo = spawnSync('npx', ['turbo', 'run', 'lint', 'typecheck', 'test', '--
   env,
 })
 
+const lint = spawnSync('node', ['scripts/lint.mjs', '--no-build'], { cwd: root, stdio: 'inherit', env })
+if (lint.status !== 0) problems.push('lint: a file is not formatted or oxlint found a problem (see above; `npm run format` fixes what it can)')
+
 let passed = 0
 let failed = 0
 for (const d of tested) {
@@ -66,4 +70,4 @@ failed += problems.filter((p) => !p.includes('failed to run')).length
 
 if (problems.length > 0) console.log(`\nProblems:\n${problems.map((p) => `  - ${p}`).join('\n')}`)
 console.log(`${passed} passed, ${failed} failed`)
-process.exit(failed > 0 || turbo.status !== 0 || check.status !== 0 ? 1 : 0)
+process.exit(failed > 0 || turbo.status !== 0 || check.status !== 0 || lint.status !== 0 ? 1 : 0)

@@ -87,7 +87,10 @@ async function open(url: string, n: number, authorization: string): Promise<void
   // A hundred at a time: a thousand at once would overflow the listen backlog.
   for (let i = 0; i < n; i += 100) {
     const batch = await Promise.all(Array.from({ length: Math.min(100, n - i) }, () => openOne(url, authorization)))
-    for (const ok of batch) ok ? opened++ : failed++
+    for (const ok of batch) {
+      if (ok) opened++
+      else failed++
+    }
   }
   process.stdout.write(`${JSON.stringify({ opened, failed, ms: nowMs() - started })}\n`)
 }

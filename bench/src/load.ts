@@ -10,7 +10,11 @@ export interface LoadRequest {
   /** GET unless said; a POST sends `body` (JSON, with its content type set here). */
   method?: 'GET' | 'POST'
   body?: string | Buffer
+  /** Send a new `Idempotency-Key` with every request (a client's own key per write). */
+  idempotencyKeys?: boolean
 }
+
+let keys = 0
 
 export interface LoadResult {
   /** 2xx responses per second. */
@@ -73,6 +77,12 @@ export function load(options: {
                 path: r.path,
                 headers: { 'content-type': 'application/json', ...r.headers },
                 body: r.body ?? '',
+                ...(r.idempotencyKeys && {
+                  setupRequest: (request: autocannon.Request) => ({
+                    ...request,
+                    headers: { ...request.headers, 'idempotency-key': `bench-${process.pid}-${++keys}` },
+                  }),
+                }),
               }
             : { method: 'GET' as const, path: r.path, headers: r.headers ?? {} },
         ),
@@ -104,7 +114,8 @@ export function load(options: {
         })
       },
     )
-    instance.on('response', (_client, statusCode, _bytes, responseTime) => {
+    // on() returns the instance, which is also a thenable of the whole run: nothing to wait for here
+    void instance.on('response', (_client, statusCode, _bytes, responseTime) => {
       statuses[statusCode] = (statuses[statusCode] ?? 0) + 1
       if (statusCode < 200 || statusCode >= 300) return
       if (responseTime > maxMs) maxMs = responseTime

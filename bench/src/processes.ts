@@ -22,13 +22,13 @@ export interface ServerProcess {
   /** Null where /proc is not available. */
   memory(): Memory | null
   /** CPU time the process has used so far (user + system, all threads), in seconds; null without /proc. */
-  cpuSeconds(): number | null
+  cpuSeconds: () => number | null
   /**
    * The process's heap and RSS after a GC, as it sees them (process.memoryUsage()): only for a
    * server started with `probeMemory` (peers/memory-probe.ts); null otherwise.
    */
   memoryUsage(): Promise<MemoryAnswer | null>
-  stop(): Promise<void>
+  stop: () => Promise<void>
 }
 
 const running = new Set<ChildProcess>()
@@ -115,7 +115,7 @@ function spawnScript(
     child,
     exited,
     stderr: () => stderr,
-    async stop() {
+    stop: async () => {
       if (child.exitCode !== null || child.signalCode !== null) return
       child.kill('SIGTERM')
       const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
@@ -185,8 +185,8 @@ export interface WorkerProcess {
   send(line: string): void
   /** The next line the worker prints on stdout. */
   nextLine(timeoutMs?: number): Promise<string>
-  cpuSeconds(): number | null
-  stop(): Promise<void>
+  cpuSeconds: () => number | null
+  stop: () => Promise<void>
 }
 
 /** Starts a Node script that is not a server (the writer) and resolves once it prints "ready". */

@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest'
 import { createSpecValidator } from '../index.js'
 
-const { spec, validate } = createSpecValidator()
+const validator = createSpecValidator()
+const { spec } = validator
+const validate = (pointer: string, value: unknown) => validator.validate(pointer, value)
 
 type Case = { where: string; pointer: string; value: unknown }
 

@@ -68,7 +68,7 @@ export class IdSource {
 
 /** The smallest id above `id` of the same kind and time: its random part counted up by one. */
 export function nextId(id: string): string {
-  const digits = [...id.slice(-RANDOM_LENGTH)].map((c) => BASE62.indexOf(c))
+  const digits = Array.from(id.slice(-RANDOM_LENGTH), (c) => BASE62.indexOf(c))
   let i = digits.length - 1
   while (i >= 0 && digits[i] === 61) digits[i--] = 0
   // 62^13 ids in one millisecond would be needed to run over: not a case to handle.

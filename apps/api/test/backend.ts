@@ -5,6 +5,7 @@ import { defaultToOsUser, type PoolSettings } from '../src/store/postgres.js'
 import type { SqlStore } from '../src/store/sql-store.js'
 import { postgresServerUrl, type Backend } from './backend-choice.js'
 import { servePglite, type PgliteServer } from './pglite-server.js'
+import type { PGlite as PGliteInstance } from '@electric-sql/pglite'
 
 // The store under test, chosen per vitest project by TEST_STORE: SQLite in memory, a PostgreSQL
 // server (TEST_DATABASE_URL or DATABASE_URL), or PGlite. On PostgreSQL every store gets a schema
@@ -81,7 +82,6 @@ export async function freshSchema(): Promise<{ schema: string; url: string }> {
   return { schema, url: withSearchPath(base, schema) }
 }
 
-type PGliteInstance = import('@electric-sql/pglite').PGlite
 const PGLITE = Symbol.for('session-events.test.pglite')
 
 /**

@@ -238,8 +238,8 @@ describe(`the ${backend} store`, () => {
       expect(again.runs.get(runId)).toMatchObject({ status: 'completed', stopped_at: '2031-02-03T04:05:06.000Z' })
       // The events as written, byte for byte; only the run they show has changed.
       expect(again.json).toEqual(first.json)
-      expect(again.events.map(({ server_run, ...event }) => event)).toEqual(
-        first.events.map(({ server_run, ...event }) => event),
+      expect(again.events.map(({ server_run: _run, ...event }) => event)).toEqual(
+        first.events.map(({ server_run: _run, ...event }) => event),
       )
       expect(again.events.map((e) => e.server_run?.status)).toEqual(['completed', 'completed', 'completed'])
       expect((await readEvent(reader, sessionId, ids[1]!))?.server_run?.status).toBe('completed')

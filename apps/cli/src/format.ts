@@ -67,6 +67,7 @@ function summary(event: SessionEvent): string {
 // Log lines come from servers: control characters (escape sequences, carriage returns) must not
 // reach the terminal.
 function clean(text: string): string {
+  // oxlint-disable-next-line no-control-regex -- control characters are what it removes
   return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ')
 }
 

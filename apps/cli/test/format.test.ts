@@ -47,7 +47,9 @@ describe('table', () => {
       ...logsEvent,
       log_lines: [{ type: 'stdout', line: 'ok\u001b[2J\rgone\u0007' }],
     }
+    // oxlint-disable-next-line no-control-regex -- control characters are what must not be there
     expect(tableRow(hostile)).not.toMatch(/[\u0000-\u001f]/)
+    // oxlint-disable-next-line no-control-regex -- control characters are what must not be there
     expect(eventDetail(hostile)).not.toMatch(/[\u0000-\u0009\u000b-\u001f]/)
   })
 })

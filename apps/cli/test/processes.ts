@@ -42,7 +42,8 @@ export function startNode(args: string[], env: NodeJS.ProcessEnv = {}, input = '
   const watchers: (() => void)[] = []
   const onOutput = (stream: 'stdout' | 'stderr') => (chunk: Buffer) => {
     output[stream] += chunk.toString()
-    for (const watcher of [...watchers]) watcher()
+    // A copy: a watcher that is satisfied removes itself from the list.
+    for (const watcher of watchers.slice()) watcher()
   }
   child.stdout.on('data', onOutput('stdout'))
   child.stderr.on('data', onOutput('stderr'))

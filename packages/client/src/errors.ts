@@ -55,7 +55,7 @@ export class SessionEventsConnectionError extends Error {
 /** No complete response came within `timeoutMs` (on the last attempt). */
 export class SessionEventsTimeoutError extends SessionEventsConnectionError {
   override name = 'SessionEventsTimeoutError'
-  override readonly code: 'timeout' = 'timeout'
+  override readonly code = 'timeout' as const
 
   constructor(readonly timeoutMs: number) {
     super(`The request timed out after ${timeoutMs} ms.`)

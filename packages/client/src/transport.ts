@@ -61,6 +61,7 @@ async function replayable(request: Request): Promise<(signal: AbortSignal) => Re
     headers.set(IDEMPOTENCY_KEY_HEADER, globalThis.crypto.randomUUID())
   }
   const body = request.body === null ? null : await request.arrayBuffer()
+  // oxlint-disable-next-line unicorn/no-invalid-fetch-options -- body is null for a GET (it has none)
   return (signal) => new Request(request, { headers, body, signal })
 }
 

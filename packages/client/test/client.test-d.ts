@@ -17,7 +17,7 @@ import {
   type StreamSessionEventsQuery,
   type TailOptions,
   type WriteRequestOptions,
-  SessionEventsConnectionError,
+  type SessionEventsConnectionError,
   SessionEventsError,
   type SessionEventsErrorCode,
   type SessionEventList,

@@ -10,7 +10,6 @@ import { pathToFileURL } from 'node:url'
 import { createApp, openStore, seed, serve } from '@session-events/api'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import {
-  type SessionEvent,
   type SessionEventsClient,
   SessionEventsError,
   type SessionEventsClientOptions,

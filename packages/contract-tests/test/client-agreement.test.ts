@@ -290,7 +290,12 @@ describe('the generated client against the real server, over HTTP', () => {
     })
     expect(filtered.items.length).toBeGreaterThan(0)
     expect(filtered.items.every((e) => runIds.includes(e.server_run!.id))).toBe(true)
-    expect(filtered.items.map((e) => e.id)).toEqual([...filtered.items.map((e) => e.id)].sort().reverse())
+    expect(filtered.items.map((e) => e.id)).toEqual(
+      filtered.items
+        .map((e) => e.id)
+        .sort()
+        .reverse(),
+    )
 
     const afterPage = await call({ limit: 3, after: ids[4]! })
     expect(afterPage.items.map((e) => e.id)).toEqual(ids.slice(5, 8))
@@ -686,7 +691,7 @@ describe('the app’s OpenAPI document and the source spec', () => {
     const outline = (s: any) => ({
       type: s.type ?? null,
       properties: Object.keys(s.properties ?? {}).sort(),
-      required: [...(s.required ?? [])].sort(),
+      required: [...((s.required ?? []) as string[])].sort(),
       enum: s.enum ?? (s.const !== undefined ? [s.const] : null),
     })
     for (const name of Object.keys(source)) expect.soft(outline(ours[name]), name).toEqual(outline(source[name]))

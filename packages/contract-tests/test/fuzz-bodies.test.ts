@@ -148,14 +148,12 @@ describe.each(writes.map((op) => [op.operationId, op] as const))('fuzz %s bodies
           // An id that names nothing of the instance: "a 400 invalid_data whose errors name the field".
           for (const field of ids) {
             choices.push(
-              fc
-                .tuple(bodies(entity), missingId(field.pattern))
-                .map(([b, id]) => ({
-                  body: setAt(b, field.path, id),
-                  status: 400,
-                  field: field.path,
-                  code: 'invalid_data',
-                })),
+              fc.tuple(bodies(entity), missingId(field.pattern)).map(([b, id]) => ({
+                body: setAt(b, field.path, id),
+                status: 400,
+                field: field.path,
+                code: 'invalid_data',
+              })),
             )
           }
           if (op.operationId === 'startServerRun') {

@@ -94,7 +94,7 @@ const issuesOf = async (response: Response) => ((await response.json()) as { iss
 describe('the generated routes', () => {
   it('cover every operation of the spec, keyed by operationId', () => {
     const specOps = Object.values<any>(spec.paths).flatMap((item) =>
-      Object.values<any>(item).map((op) => op.operationId),
+      Object.values<any>(item).map((op): string => op.operationId),
     )
     expect(Object.keys(routes).sort()).toEqual(specOps.sort())
     for (const [path, item] of Object.entries<any>(spec.paths)) {
@@ -344,7 +344,7 @@ export const typedBody: SessionEventsHandlers = {
   ...echo,
   createSessionEvent: (c) => {
     // @ts-expect-error the validated body has no such field
-    c.req.valid('json').lines
+    const _lines = c.req.valid('json').lines
     return echo.createSessionEvent(c, async () => {})
   },
 }

@@ -3,14 +3,13 @@ import type { Routes } from '@session-events/server-stubs'
 import { decodeCursor, encodeCursor } from '../cursor.js'
 import type { AppEnv } from '../env.js'
 import { errors } from '../errors.js'
-import { sendJson } from '../respond.js'
+import { sendJson, respond } from '../respond.js'
 import { requireSession, runsOf } from '../reads.js'
 import { sessionEventBytes, sessionEventJson, sessionEventListBytes } from '../serialize.js'
 import type { ListEventsQuery, StoreReader } from '../store/types.js'
 import type { StoreWriter } from '../store/writer.js'
 import { followSession, type StreamSlots } from '../follow.js'
 import type { EventFeed } from '../store/feed.js'
-import { respond } from '../respond.js'
 
 // Session events: listed, read one at a time, appended. Thin handlers: the generated route has
 // parsed and validated the request (defaults applied); here the session is checked against the

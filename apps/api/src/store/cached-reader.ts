@@ -91,6 +91,7 @@ export class CachingReader implements StoreReader {
   }
 
   async sessionEvents(sessionId: string, ids: readonly string[]): Promise<SessionEventJson[]> {
+    // oxlint-disable-next-line unicorn/no-new-array -- sized once, filled by index
     const found: (SessionEventJson | undefined)[] = new Array(ids.length)
     const missing: string[] = []
     for (let i = 0; i < ids.length; i++) {

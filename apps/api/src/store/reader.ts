@@ -1,7 +1,7 @@
 import { sql, type CompiledQuery, type Kysely, type RawBuilder, type SelectQueryBuilder } from 'kysely'
 import { serverRunJson, sessionEventJson, type ServerRunJson, type SessionEventJson } from '../serialize.js'
 import type { Database } from './db.js'
-import { bindValues, PreparedQueries, type Bind } from './prepared.js'
+import { bindValues, type PreparedQueries, type Bind } from './prepared.js'
 import { eventFromRow, EVENT_COLUMNS, runFromRow, RUN_COLUMNS } from './rows.js'
 import type { ApiKeyRecord, EventIdPage, ListEventsQuery, StoreReader } from './types.js'
 
@@ -67,7 +67,7 @@ export class SqlReader implements StoreReader {
     const { page, probe, values, backward } = this.#plan(query)
     const rows = (await this.#prepared.execute(page.shape, page.values, page.build)) as { id: string; v?: unknown }[]
     const ids = rows.map((row) => row.id)
-    const runsVersion = rows[0]?.v == null ? undefined : String(rows[0].v)
+    const runsVersion = rows[0]?.v == null ? undefined : String(rows[0].v as string | number | bigint)
     const more = ids.length > query.limit
     if (more) ids.pop()
     if (backward) ids.reverse()

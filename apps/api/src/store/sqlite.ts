@@ -79,6 +79,7 @@ function fastSqliteRead(database: SQLite.Database): FastRead {
       }
       const { statement, columns } = read
       const rows = statement.all(parameters) as unknown[]
+      // oxlint-disable-next-line unicorn/no-new-array -- sized once, filled by index: the hot path of every read
       const objects: Record<string, unknown>[] = new Array(rows.length)
       if (columns.length === 1) {
         const column = columns[0]!

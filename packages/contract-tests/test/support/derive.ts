@@ -293,6 +293,7 @@ export function validatesAs(schema: Schema, wire: string): boolean {
   }
   if (types.includes('string') || types.length === 0) {
     if (typeof value !== 'string') return false
+    // oxlint-disable-next-line typescript/no-misused-spread -- JSON Schema counts code points
     const length = [...value].length
     if (typeof schema.minLength === 'number' && length < schema.minLength) return false
     if (typeof schema.maxLength === 'number' && length > schema.maxLength) return false
@@ -346,6 +347,7 @@ export function jsonValidates(schema: Schema, value: unknown): boolean {
   return validate(value) as boolean
 }
 
+// oxlint-disable-next-line typescript/no-misused-spread -- JSON Schema counts code points
 const codePoints = (s: string) => [...s].length
 
 /** The longest string or array a generator makes on most runs; the bounds themselves come now and then. */
@@ -356,6 +358,7 @@ const USUAL_ITEMS = 4
 function stringOfLength(n: number): fc.Arbitrary<string> {
   if (n <= 64) return fc.string({ unit: 'binary', minLength: n, maxLength: n })
   return fc.string({ unit: 'binary', minLength: 1, maxLength: 16 }).map((run) => {
+    // oxlint-disable-next-line typescript/no-misused-spread -- code points, as JSON Schema counts them
     const points = [...run]
     return Array.from({ length: n }, (_, i) => points[i % points.length]).join('')
   })

@@ -379,7 +379,10 @@ export function checkEventStream(read: StreamRead, goal: string): { problems: st
   const problems: string[] = []
   const events: unknown[] = []
   const brief = (m: SseMessage) => JSON.stringify(m.raw.length > 200 ? `${m.raw.slice(0, 200)}…` : m.raw)
-  if (read.failed !== undefined) problems.push(`reading the stream failed: ${String(read.failed)}`)
+  if (read.failed !== undefined)
+    problems.push(
+      `reading the stream failed: ${read.failed instanceof Error ? read.failed.message : String(read.failed as string)}`,
+    )
   if (read.timedOut && !read.satisfied)
     problems.push(`the stream did not get as far as ${goal} in time (read: ${JSON.stringify(read.text.slice(0, 300))})`)
   if (read.ended && !read.satisfied && !read.messages.some((m) => field(m, 'event') === EVENT_STREAM.position)) {
