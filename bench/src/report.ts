@@ -345,8 +345,8 @@ export function markdown(r: Results): string {
       let first = true
       for (const [target, x] of Object.entries(e.targets)) {
         if (!x) continue
-        const api = target.startsWith('api_')
-        const store = target.endsWith('sqlite') ? 'sqlite' : 'postgres'
+        const api = target.startsWith('api_') && !target.endsWith('_keyed')
+        const store = target.includes('sqlite') ? 'sqlite' : 'postgres'
         const key = `api_${store}/peer_${store}`
         out.push(
           `| ${first ? ENDPOINT_LABELS[endpoint] : ''} | ${sw.postgresOn === 'pglite' && target === 'api_postgres' ? 'API on PGlite (no PostgreSQL server)' : SAME_WORK_LABELS[target as keyof typeof SAME_WORK_LABELS]} | ${int(x.rps)} | ${ms(x.p50Ms)} | ${ms(x.p99Ms)} | ${x.errors} | ${x.cpuUsPerReq === null ? '–' : int(x.cpuUsPerReq)} | ` +
@@ -429,8 +429,8 @@ export function markdown(r: Results): string {
       for (const target of WRITE_TARGETS) {
         const x = b.targets[target]
         if (!x) continue
-        const api = target.startsWith('api_')
-        const store = target.endsWith('sqlite') ? 'sqlite' : 'postgres'
+        const api = target.startsWith('api_') && !target.endsWith('_keyed')
+        const store = target.includes('sqlite') ? 'sqlite' : 'postgres'
         out.push(
           `| ${first ? int(lines) : ''} | ${WRITE_TARGET_LABELS[target]} | ${int(x.linesPerS)} | ${int(x.requestsPerS)} | ${x.p50Ms === null ? '' : ms(x.p50Ms)} | ${x.p99Ms === null ? '' : ms(x.p99Ms)} | ${failed(x.errors, x.failures)} | ` +
             `${x.cpuUsPerLine === null ? '–' : x.cpuUsPerLine < 10 ? x.cpuUsPerLine.toFixed(1) : int(x.cpuUsPerLine)} | ${x.backendCpuUsPerLine === null ? '' : x.backendCpuUsPerLine < 10 ? x.backendCpuUsPerLine.toFixed(1) : int(x.backendCpuUsPerLine)} | ` +
@@ -440,6 +440,28 @@ export function markdown(r: Results): string {
       }
     }
     out.push('')
+    const keyedRows = (['sqlite', 'postgres'] as const).filter((store) => w.bytesPerEvent?.[`api_${store}_keyed`])
+    if (keyedRows.length > 0) {
+      out.push(
+        'With and without an Idempotency-Key on every request (each on a store of its own): keyed ÷ unkeyed lines/s (median of the rounds’ ratios), and the bytes on disk per event of each store once its rounds are over (every table and index).',
+        '',
+      )
+      out.push(
+        '| store | lines a request | keyed ÷ unkeyed, lines/s | bytes per event, unkeyed | bytes per event, keyed | keyed ÷ unkeyed, bytes |',
+      )
+      out.push('|---|--:|--:|--:|--:|--:|')
+      for (const store of keyedRows) {
+        const plain = w.bytesPerEvent[`api_${store}`]!
+        const keyed = w.bytesPerEvent[`api_${store}_keyed`]!
+        for (const lines of s.batches) {
+          const r = w.batches[lines]?.ratios[`api_${store}_keyed/api_${store}`]
+          out.push(
+            `| ${store === 'sqlite' ? 'SQLite' : 'PostgreSQL'} | ${int(lines)} | ${ratio(r ?? NaN)} | ${int(plain.perEvent)} | ${int(keyed.perEvent)} | ${ratio(keyed.perEvent / plain.perEvent)} |`,
+          )
+        }
+      }
+      out.push('')
+    }
     if (w.layers) {
       const l = w.layers
       out.push(

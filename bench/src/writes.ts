@@ -1,5 +1,6 @@
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import SQLite from 'better-sqlite3'
 import {
   freshLiveStore,
   logLines,
@@ -12,22 +13,35 @@ import {
 } from './api.js'
 import { inTurn, load, median, medianOrNull, summariseRounds, type LoadRequest, type LoadResult } from './load.js'
 import { dataDir, peerScript, workerScript } from './paths.js'
+import { pgQuery } from './pg.js'
 import { freePort, startServer, startWorker, type Memory, type ServerProcess, type WorkerProcess } from './processes.js'
 
 // Writes: log lines appended per second through the API over HTTP (POST /sessions/{id}/events,
 // 1, 10, 100 and 1,000 lines a request), on SQLite and on PostgreSQL, side by side with
 //   - the write limit: bare node:http that reads and parses the same bodies and answers 201 with
 //     the API's bytes, storing nothing (peers/write-limit.ts);
-//   - the store alone, in process: StoreWriter.appendEvent in a loop (store-append.ts).
+//   - the store alone, in process: StoreWriter.appendEvent in a loop (store-append.ts);
+//   - the API again with an Idempotency-Key of its own on every request (as the client and the CLI
+//     send them), on a fresh store of its own, and the bytes on disk per event of each API's store.
 // Each store is a fresh one (a new SQLite file, a PostgreSQL schema made again), with SESSIONS
 // sessions of one active run each, made through the API; every connection appends to each of them
 // in turn. The targets take turns in rounds, as in the throughput suite.
 
-export const WRITE_TARGETS = ['api_sqlite', 'api_postgres', 'limit', 'store_sqlite', 'store_postgres'] as const
+export const WRITE_TARGETS = [
+  'api_sqlite',
+  'api_sqlite_keyed',
+  'api_postgres',
+  'api_postgres_keyed',
+  'limit',
+  'store_sqlite',
+  'store_postgres',
+] as const
 export type WriteTarget = (typeof WRITE_TARGETS)[number]
 export const WRITE_TARGET_LABELS: Record<WriteTarget, string> = {
   api_sqlite: 'API on SQLite, over HTTP',
+  api_sqlite_keyed: 'API on SQLite, over HTTP, an Idempotency-Key on every request',
   api_postgres: 'API on PostgreSQL, over HTTP',
+  api_postgres_keyed: 'API on PostgreSQL, over HTTP, an Idempotency-Key on every request',
   limit: 'write limit: node:http, JSON.parse, 201 with precomputed bytes',
   store_sqlite: 'the store alone on SQLite: appendEvent in a loop',
   store_postgres: 'the store alone on PostgreSQL: appendEvent in a loop',
@@ -92,6 +106,8 @@ export interface WritesResult {
     }
   >
   memory: Partial<Record<WriteTarget, Memory | null>>
+  /** Bytes on disk per event of each API target's store once its rounds are over (tables and indexes, all of them). */
+  bytesPerEvent: Partial<Record<WriteTarget, { bytes: number; events: number; perEvent: number }>>
   /** Targets left out, and why (no PostgreSQL server). */
   skipped: string[]
 }
@@ -125,12 +141,14 @@ interface Round {
 
 export async function writesSuite(settings: WriteSettings, postgres: boolean, log: Log): Promise<WritesResult> {
   const stores: StoreKind[] = postgres ? ['sqlite', 'postgres'] : ['sqlite']
-  const targets = WRITE_TARGETS.filter((t) => postgres || !t.endsWith('postgres'))
+  const targets = WRITE_TARGETS.filter((t) => postgres || !t.includes('postgres'))
   const lives: LiveStore[] = []
   const apis: Partial<Record<StoreKind, ApiProcess>> = {}
+  /** The API with keys, each on a store of its own, so that the two stores' bytes per event compare. */
+  const keyedApis: Partial<Record<StoreKind, { api: ApiProcess; live: LiveStore }>> = {}
   const loops: Partial<Record<StoreKind, WorkerProcess>> = {}
   let limit: ServerProcess | undefined
-  const requests: Partial<Record<StoreKind, Record<number, LoadRequest[]>>> = {}
+  const requests: Partial<Record<StoreKind | `${StoreKind}_keyed`, Record<number, LoadRequest[]>>> = {}
   try {
     for (const store of stores) {
       const live = await freshLiveStore(store, 'writes')
@@ -152,6 +170,23 @@ export async function writesSuite(settings: WriteSettings, postgres: boolean, lo
           ),
         ]),
       )
+      const keyedLive = await freshLiveStore(store, 'writes_keyed')
+      lives.push(keyedLive)
+      const keyedApi = await startApi({ name: `api_${store}_keyed`, databaseUrl: keyedLive.databaseUrl })
+      keyedApis[store] = { api: keyedApi, live: keyedLive }
+      const keyedPlaces = await sessionsWithRuns(keyedApi.url, keyedLive.secretKey, SESSIONS)
+      for (const lines of settings.batches) {
+        requests[`${store}_keyed`] ??= {}
+        requests[`${store}_keyed`]![lines] = keyedPlaces.map(
+          (p): LoadRequest => ({
+            method: 'POST',
+            path: `/sessions/${p.sessionId}/events`,
+            headers: { authorization: `Bearer ${keyedLive.secretKey}` },
+            body: JSON.stringify({ server_run_id: p.runId, log_lines: logLines(lines) }),
+            idempotencyKeys: true,
+          }),
+        )
+      }
       loops[store] = await startWorker({
         name: `store_${store}`,
         script: workerScript('store-append'),
@@ -204,13 +239,15 @@ export async function writesSuite(settings: WriteSettings, postgres: boolean, lo
           backendCpuUsPerLine: null,
         }
       }
-      const api = target === 'limit' ? undefined : apis[target === 'api_sqlite' ? 'sqlite' : 'postgres']!
+      const store: StoreKind = target.includes('postgres') ? 'postgres' : 'sqlite'
+      const keyed = target.endsWith('_keyed')
+      const api = target === 'limit' ? undefined : keyed ? keyedApis[store]!.api : apis[store]!
       const server = api ?? limit!
       await api?.refreshBackends()
       const backendBefore = api?.backendCpu() ?? 0
       const result: LoadResult = await load({
         url: server.url,
-        requests: requests[target === 'api_postgres' ? 'postgres' : 'sqlite']![lines]!,
+        requests: requests[keyed ? (`${store}_keyed` as const) : store]![lines]!,
         connections: settings.connections,
         durationS,
         serverCpu: api ? () => api.cpuWithBackends() : server.cpuSeconds,
@@ -306,7 +343,9 @@ export async function writesSuite(settings: WriteSettings, postgres: boolean, lo
           ) as NonNullable<WritesResult['layers']>['targets'],
         }
       } finally {
-        await Promise.all((['hono', 'routes', 'log', 'auth', 'body'] as const).map((l) => servers[l]?.stop()))
+        await Promise.all(
+          (['hono', 'routes', 'log', 'auth', 'body'] as const).map((l) => servers[l]?.stop() ?? Promise.resolve()),
+        )
       }
     }
 
@@ -341,8 +380,10 @@ export async function writesSuite(settings: WriteSettings, postgres: boolean, lo
               ['api_postgres', 'limit'],
               ['api_postgres', 'store_postgres'],
               ['api_postgres', 'api_sqlite'],
+              ['api_postgres_keyed', 'api_postgres'],
             ] as [WriteTarget, WriteTarget][])
           : []),
+        ['api_sqlite_keyed', 'api_sqlite'],
       ]
       for (const [a, b] of pairs) {
         const mine = rounds[lines]![a]!
@@ -352,9 +393,22 @@ export async function writesSuite(settings: WriteSettings, postgres: boolean, lo
       batches[lines] = { targets: summaries, ratios }
     }
 
+    const bytesPerEvent: WritesResult['bytesPerEvent'] = {}
+    for (const store of stores) {
+      for (const [target, api, live] of [
+        [`api_${store}`, apis[store]!, lives.find((l) => l.store === store && !l.where.includes('keyed'))!],
+        [`api_${store}_keyed`, keyedApis[store]!.api, keyedApis[store]!.live],
+      ] as const) {
+        await api.stop() // SQLite checkpoints its WAL into the file as it closes
+        const { bytes, events } = await storeBytes(live)
+        bytesPerEvent[target as WriteTarget] = { bytes, events, perEvent: events > 0 ? bytes / events : NaN }
+      }
+    }
+
     return {
       settings,
       layers,
+      bytesPerEvent,
       sessions: SESSIONS,
       bodyBytes: Object.fromEntries(
         settings.batches.map((b) => [b, Buffer.byteLength(requests.sqlite![b]![0]!.body as string)]),
@@ -370,9 +424,34 @@ export async function writesSuite(settings: WriteSettings, postgres: boolean, lo
   } finally {
     await Promise.all([
       ...Object.values(apis).map((a) => a.stop()),
+      ...Object.values(keyedApis).map((k) => k.api.stop()),
       ...Object.values(loops).map((l) => l.stop()),
       limit?.stop(),
     ])
     for (const live of lives) await removeLiveStore(live)
   }
+}
+
+/** The bytes a store takes on disk, every table and index, and its events (SQLite: the file's pages in use; PostgreSQL: the schema's relations). */
+async function storeBytes(live: LiveStore): Promise<{ bytes: number; events: number }> {
+  if (live.store === 'sqlite') {
+    const database = new SQLite(live.where, { readonly: true })
+    try {
+      const pageSize = database.pragma('page_size', { simple: true }) as number
+      const pages = database.pragma('page_count', { simple: true }) as number
+      const free = database.pragma('freelist_count', { simple: true }) as number
+      const events = (database.prepare('select count(*) as n from session_events').get() as { n: number }).n
+      return { bytes: (pages - free) * pageSize, events }
+    } finally {
+      database.close()
+    }
+  }
+  const [size] = await pgQuery<{ bytes: string }>(
+    live.where,
+    `select coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint as bytes from pg_class c
+       join pg_namespace n on n.oid = c.relnamespace where n.nspname = $1 and c.relkind in ('r', 'p', 'm')`,
+    [live.where],
+  )
+  const [count] = await pgQuery<{ n: string }>(live.where, 'select count(*) as n from session_events')
+  return { bytes: Number(size!.bytes), events: Number(count!.n) }
 }
