@@ -6,8 +6,10 @@
 //
 // Targets:
 //   client        packages/client/src/generated/schema.ts  (openapi-typescript)
+//                 packages/client/src/generated/values.ts  (the spec's values, below)
 //   server-stubs  packages/server-stubs/src/generated/routes.ts    (hono-takibi: zod schemas, createRoute)
 //                 packages/server-stubs/src/generated/handlers.ts  (the handler map keyed by operationId)
+//                 packages/server-stubs/src/generated/values.ts    (the spec's values, below)
 import { readFile, writeFile, mkdir } from 'node:fs/promises'
 import { dirname, join, relative } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -29,6 +31,15 @@ async function loadSpec() {
   return parseYaml(await readFile(specPath, 'utf8'), { maxAliasCount: -1 })
 }
 
+async function formatTs(name, code, printWidth = 100) {
+  const { format } = await import('oxfmt')
+  const out = await format(name, code, { singleQuote: true, semi: false, printWidth })
+  if (out.errors.length > 0) {
+    throw new Error(`oxfmt could not format ${name}:\n${out.errors.map((e) => e.message).join('\n')}`)
+  }
+  return out.code
+}
+
 async function generateClient() {
   const { default: openapiTS, astToString } = await import('openapi-typescript')
   // defaultNonNullable would make a request field with a `default` (ServerInput.type) required
@@ -36,7 +47,89 @@ async function generateClient() {
   const ast = await openapiTS(pathToFileURL(specPath), { alphabetize: false, defaultNonNullable: false })
   return {
     'packages/client/src/generated/schema.ts': header('openapi-typescript') + '\n' + astToString(ast),
+    'packages/client/src/generated/values.ts': await generateValues(await loadSpec()),
   }
+}
+
+// The spec's values that code needs at run time, not only as types: id patterns, limits,
+// defaults, the names of a stream's messages. The types (openapi-typescript) and the zod schemas
+// (hono-takibi) carry no plain values that a client, the CLI or the store could read, so the
+// parts of the spec named here are written out as constants, the same file for the server and
+// the client. A name here that the spec lacks fails the generation.
+const VALUES = {
+  schemas: [
+    'SessionId',
+    'SessionEventId',
+    'ServerRunId',
+    'ServerSessionId',
+    'ServerId',
+    'ServerVersionId',
+    'ServerDeploymentId',
+    'ServerRunErrorId',
+    'LogLine',
+    'SessionEventCreate',
+    'ServerSessionInput',
+  ],
+  parameters: ['Limit', 'Order', 'Tail', 'IdempotencyKey', 'MetorialVersionRequest'],
+  headers: ['MetorialReqId', 'MetorialVersion'],
+}
+/** Words for people, left out of the values. */
+const PROSE = new Set(['description', 'summary', 'examples', 'example'])
+/** Keywords whose value is data (a default, an enum's values), kept as it is. */
+const DATA = new Set(['default', 'const', 'enum'])
+
+/** A part of the spec without its prose; a property named `description` is kept. */
+function withoutProse(node, keysAreNames = false) {
+  if (Array.isArray(node)) return node.map((item) => withoutProse(item))
+  if (node === null || typeof node !== 'object') return node
+  const out = {}
+  for (const [key, value] of Object.entries(node)) {
+    if (!keysAreNames && PROSE.has(key)) continue
+    out[key] = !keysAreNames && DATA.has(key) ? value : withoutProse(value, !keysAreNames && key === 'properties')
+  }
+  return out
+}
+
+/** The `x-sse-events` of the spec's one stream (`text/event-stream`), with its operationId. */
+function sseEvents(spec) {
+  const found = []
+  for (const item of Object.values(spec.paths)) {
+    for (const op of Object.values(item)) {
+      for (const response of Object.values(op?.responses ?? {})) {
+        const events = response.content?.['text/event-stream']?.['x-sse-events']
+        if (events) found.push({ operationId: op.operationId, events })
+      }
+    }
+  }
+  if (found.length !== 1) throw new Error(`expected one text/event-stream with x-sse-events, found ${found.length}`)
+  return found[0]
+}
+
+async function generateValues(spec) {
+  const pick = (kind) =>
+    Object.fromEntries(
+      VALUES[kind].map((name) => {
+        const node = spec.components?.[kind]?.[name]
+        if (node === undefined) throw new Error(`scripts/generate.mjs: the spec has no components.${kind}.${name}`)
+        return [name, withoutProse(node)]
+      }),
+    )
+  const stream = sseEvents(spec)
+  const constant = (doc, name, value) => `/** ${doc} */\nexport const ${name} = ${JSON.stringify(value)} as const\n`
+  const code = [
+    '// The parts of the spec that code reads as values, without their descriptions and examples.',
+    '',
+    constant('`servers`: where the API is served.', 'servers', withoutProse(spec.servers)),
+    constant('`components.schemas`, those named in scripts/generate.mjs.', 'schemas', pick('schemas')),
+    constant('`components.parameters`, those named in scripts/generate.mjs.', 'parameters', pick('parameters')),
+    constant('`components.headers`, those named in scripts/generate.mjs.', 'headers', pick('headers')),
+    constant(
+      `The \`x-sse-events\` of ${stream.operationId}: its messages by what they are for, each with its \`event:\` name.`,
+      'sseEvents',
+      withoutProse(stream.events, true),
+    ),
+  ].join('\n')
+  return header('spec values') + '\n' + (await formatTs('values.ts', code))
 }
 
 /** The component query parameters whose schema has the given type. */
@@ -51,7 +144,6 @@ function queryParams(spec, type) {
 async function generateServerStubs() {
   const spec = await loadSpec()
   const { zodOpenAPIHono } = await import('hono-takibi/zod-openapi-hono')
-  const { format } = await import('oxfmt')
   const raw = zodOpenAPIHono(spec, {
     exportSchemas: true,
     exportSchemasTypes: true,
@@ -69,13 +161,7 @@ async function generateServerStubs() {
     exportMediaTypes: false,
     exportMediaTypesTypes: false,
   })
-  const fmt = async (name, code) => {
-    const out = await format(name, code, { singleQuote: true, semi: false, printWidth: 100 })
-    if (out.errors.length > 0) {
-      throw new Error(`oxfmt could not format ${name}:\n${out.errors.map((e) => e.message).join('\n')}`)
-    }
-    return out.code
-  }
+  const fmt = (name, code) => formatTs(name, code)
   let routes = await fmt('routes.ts', raw)
 
   // hono's query validator hands a single value of a repeated key over as a string: accept
@@ -165,6 +251,7 @@ async function generateServerStubs() {
     'packages/server-stubs/src/generated/routes.ts': header('hono-takibi') + '\n' + (await fmt('routes.ts', routes)),
     'packages/server-stubs/src/generated/handlers.ts':
       header('handler map') + '\n' + (await fmt('handlers.ts', handlers)),
+    'packages/server-stubs/src/generated/values.ts': await generateValues(spec),
   }
 }
 

@@ -94,3 +94,33 @@ describe('every example in the spec validates against its schema', () => {
     expect(validate('#/components/schemas/SessionCreate', {})).toEqual([])
   })
 })
+
+describe("the stream's example holds to its messages (x-sse-events)", () => {
+  const media = spec.paths['/sessions/{sessionId}/events/stream'].get.responses['200'].content['text/event-stream']
+  const events: Record<string, { name: string; data?: { $ref: string } }> = media['x-sse-events']
+  const byName = new Map(Object.values(events).map((e) => [e.name, e]))
+  const examples = Object.entries<any>(media.examples)
+
+  it('names each message once, and gives a data schema that exists', () => {
+    expect(byName.size).toBe(Object.keys(events).length)
+    for (const e of byName.values()) if (e.data) expect(deref(e.data)).toBeDefined()
+  })
+
+  it.each(examples)(
+    'example "%s": every message is one of them, its data valid; every one of them is shown',
+    (_name, example) => {
+      const shown = new Set<string>()
+      for (const block of (example.value as string).split('\n\n')) {
+        const event = /^event: (.*)$/m.exec(block)?.[1]
+        if (event === undefined) continue // retry:, a comment
+        const described = byName.get(event)
+        expect(described, `event: ${event}`).toBeDefined()
+        shown.add(event)
+        const data = /^data:(?: (.*))?$/m.exec(block)?.[1]
+        if (described!.data) expect(validate(described!.data.$ref, JSON.parse(data!))).toEqual([])
+        else expect(data ?? '').toBe('')
+      }
+      expect([...shown].sort()).toEqual([...byName.keys()].sort())
+    },
+  )
+})

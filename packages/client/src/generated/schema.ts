@@ -224,6 +224,26 @@ export interface components {
          */
         ServerSessionId: string;
         /**
+         * @description The id of an MCP server.
+         * @example srv_0m2b7c8a1Uv1Wx2Yz3Ab4C
+         */
+        ServerId: string;
+        /**
+         * @description The id of a version of an MCP server.
+         * @example sve_0m2b7c9d0Kl7Mn8Op9Qr0S
+         */
+        ServerVersionId: string;
+        /**
+         * @description The id of a deployment of an MCP server.
+         * @example svd_0m3c1d2e3Ef5Gh6Ij7Kl8M
+         */
+        ServerDeploymentId: string;
+        /**
+         * @description The id of the error that ended a server run.
+         * @example sre_0m5q3k9b2Aa1Bb2Cc3Dd4E
+         */
+        ServerRunErrorId: string;
+        /**
          * @description What an event holds: `server_logs`, log lines of a server run; `server_run_error`, the
          *     error that ended a server run.
          * @enum {string}
@@ -278,7 +298,7 @@ export interface components {
              *     version is made. A version of another server is a 400 `invalid_data` naming
              *     `server_version_id`.
              */
-            server_version_id?: string;
+            server_version_id?: components["schemas"]["ServerVersionId"];
             server_session?: components["schemas"]["ServerSessionInput"];
         };
         /**
@@ -289,7 +309,7 @@ export interface components {
          */
         ServerInput: {
             /** @description The id of a server of this instance, to reuse. */
-            id?: string;
+            id?: components["schemas"]["ServerId"];
             /** @description The name of a new server; required without `id`. */
             name?: string;
             /** @description What a new server does. */
@@ -310,7 +330,7 @@ export interface components {
          */
         ServerDeploymentInput: {
             /** @description The id of a deployment of the server, to reuse. */
-            id?: string;
+            id?: components["schemas"]["ServerDeploymentId"];
             /** @description The name of a new deployment. */
             name?: string | null;
             /** @description The description of a new deployment. */
@@ -320,13 +340,20 @@ export interface components {
         /**
          * @description The server session the run belongs to: `id` reuses a server session of this session, and
          *     `mcp` is then ignored; without `id`, a new server session is made with `mcp`. Left out
-         *     (or without `id` and `mcp`), the new server session's `mcp` is `{ "version":
-         *     "2025-03-26", "connection_type": "streamable_http", "client": null, "server": null }`. An
+         *     (or without `id` and `mcp`), the new server session's `mcp` is the default of `mcp`. An
          *     unknown `id`, or a server session of another session, is a 400 `invalid_data` naming
          *     `["server_session", "id"]`. An addition to Metorial's API.
          */
         ServerSessionInput: {
             id?: components["schemas"]["ServerSessionId"];
+            /**
+             * @default {
+             *       "version": "2025-03-26",
+             *       "connection_type": "streamable_http",
+             *       "client": null,
+             *       "server": null
+             *     }
+             */
             mcp?: components["schemas"]["McpInput"];
         };
         /** @description The MCP connection of a new server session. An addition to Metorial's API. */
@@ -429,7 +456,7 @@ export interface components {
              */
             status: "active" | "failed" | "completed";
             /** @description The id of the server version that runs. */
-            server_version_id: string;
+            server_version_id: components["schemas"]["ServerVersionId"];
             server: components["schemas"]["ServerPreview"];
             server_deployment: components["schemas"]["ServerDeploymentPreview"];
             server_session: components["schemas"]["ServerSessionPreview"];
@@ -462,7 +489,7 @@ export interface components {
              */
             object: "server#preview";
             /** @description The id of the server. */
-            id: string;
+            id: components["schemas"]["ServerId"];
             /** @description The name of the server. */
             name: string;
             /** @description What the server does, if said. */
@@ -491,7 +518,7 @@ export interface components {
              */
             object: "server.server_deployment#preview";
             /** @description The id of the deployment. */
-            id: string;
+            id: components["schemas"]["ServerDeploymentId"];
             /** @description The name of the deployment, if it has one. */
             name: string | null;
             /** @description The description of the deployment, if it has one. */
@@ -605,7 +632,7 @@ export interface components {
              */
             object: "server.server_run.error";
             /** @description The id of the server run error. */
-            id: string;
+            id: components["schemas"]["ServerRunErrorId"];
             /** @description A machine-readable code, such as `process_exited`. */
             code: string;
             /** @description A human-readable message. */
@@ -795,8 +822,8 @@ export interface components {
             };
         };
         /**
-         * @description The body is over 5 MB; the server stops reading it. Send fewer lines a request. An
-         *     addition to Metorial's API.
+         * @description The body is over 5 MiB (5,242,880 bytes); the server stops reading it. Send fewer lines a
+         *     request. An addition to Metorial's API.
          */
         PayloadTooLarge: {
             headers: {
@@ -910,8 +937,9 @@ export interface components {
          */
         LastEventId: components["schemas"]["SessionEventId"];
         /**
-         * @description The API version the client was written for, such as `2025-01-01-pulsar`. Accepted and
-         *     answered with the version this server speaks.
+         * @description The API version the client was written for, such as `2025-01-01-pulsar` (the version a
+         *     request without it is taken to speak). Accepted and answered with the version this
+         *     server speaks.
          */
         MetorialVersionRequest: string;
         /**
@@ -963,8 +991,9 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description The API version the client was written for, such as `2025-01-01-pulsar`. Accepted and
-                 *     answered with the version this server speaks.
+                 * @description The API version the client was written for, such as `2025-01-01-pulsar` (the version a
+                 *     request without it is taken to speak). Accepted and answered with the version this
+                 *     server speaks.
                  */
                 "Metorial-Version"?: components["parameters"]["MetorialVersionRequest"];
                 /**
@@ -1019,8 +1048,9 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description The API version the client was written for, such as `2025-01-01-pulsar`. Accepted and
-                 *     answered with the version this server speaks.
+                 * @description The API version the client was written for, such as `2025-01-01-pulsar` (the version a
+                 *     request without it is taken to speak). Accepted and answered with the version this
+                 *     server speaks.
                  */
                 "Metorial-Version"?: components["parameters"]["MetorialVersionRequest"];
                 /**
@@ -1079,8 +1109,9 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description The API version the client was written for, such as `2025-01-01-pulsar`. Accepted and
-                 *     answered with the version this server speaks.
+                 * @description The API version the client was written for, such as `2025-01-01-pulsar` (the version a
+                 *     request without it is taken to speak). Accepted and answered with the version this
+                 *     server speaks.
                  */
                 "Metorial-Version"?: components["parameters"]["MetorialVersionRequest"];
             };
@@ -1122,8 +1153,9 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description The API version the client was written for, such as `2025-01-01-pulsar`. Accepted and
-                 *     answered with the version this server speaks.
+                 * @description The API version the client was written for, such as `2025-01-01-pulsar` (the version a
+                 *     request without it is taken to speak). Accepted and answered with the version this
+                 *     server speaks.
                  */
                 "Metorial-Version"?: components["parameters"]["MetorialVersionRequest"];
                 /**
@@ -1211,8 +1243,9 @@ export interface operations {
             };
             header?: {
                 /**
-                 * @description The API version the client was written for, such as `2025-01-01-pulsar`. Accepted and
-                 *     answered with the version this server speaks.
+                 * @description The API version the client was written for, such as `2025-01-01-pulsar` (the version a
+                 *     request without it is taken to speak). Accepted and answered with the version this
+                 *     server speaks.
                  */
                 "Metorial-Version"?: components["parameters"]["MetorialVersionRequest"];
             };
@@ -1252,8 +1285,9 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description The API version the client was written for, such as `2025-01-01-pulsar`. Accepted and
-                 *     answered with the version this server speaks.
+                 * @description The API version the client was written for, such as `2025-01-01-pulsar` (the version a
+                 *     request without it is taken to speak). Accepted and answered with the version this
+                 *     server speaks.
                  */
                 "Metorial-Version"?: components["parameters"]["MetorialVersionRequest"];
                 /**
@@ -1334,8 +1368,9 @@ export interface operations {
                  */
                 "Last-Event-ID"?: components["parameters"]["LastEventId"];
                 /**
-                 * @description The API version the client was written for, such as `2025-01-01-pulsar`. Accepted and
-                 *     answered with the version this server speaks.
+                 * @description The API version the client was written for, such as `2025-01-01-pulsar` (the version a
+                 *     request without it is taken to speak). Accepted and answered with the version this
+                 *     server speaks.
                  */
                 "Metorial-Version"?: components["parameters"]["MetorialVersionRequest"];
             };
@@ -1376,8 +1411,9 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description The API version the client was written for, such as `2025-01-01-pulsar`. Accepted and
-                 *     answered with the version this server speaks.
+                 * @description The API version the client was written for, such as `2025-01-01-pulsar` (the version a
+                 *     request without it is taken to speak). Accepted and answered with the version this
+                 *     server speaks.
                  */
                 "Metorial-Version"?: components["parameters"]["MetorialVersionRequest"];
             };

@@ -43,6 +43,47 @@ export const ServerSessionIdSchema = z
 
 export type ServerSessionId = z.infer<typeof ServerSessionIdSchema>
 
+export const ServerIdSchema = z
+  .string()
+  .regex(/^srv_[0-9a-z]{9}[0-9A-Za-z]{13}$/)
+  .openapi({ description: 'The id of an MCP server.', examples: ['srv_0m2b7c8a1Uv1Wx2Yz3Ab4C'] })
+  .openapi('ServerId')
+
+export type ServerId = z.infer<typeof ServerIdSchema>
+
+export const ServerVersionIdSchema = z
+  .string()
+  .regex(/^sve_[0-9a-z]{9}[0-9A-Za-z]{13}$/)
+  .openapi({
+    description: 'The id of a version of an MCP server.',
+    examples: ['sve_0m2b7c9d0Kl7Mn8Op9Qr0S'],
+  })
+  .openapi('ServerVersionId')
+
+export type ServerVersionId = z.infer<typeof ServerVersionIdSchema>
+
+export const ServerDeploymentIdSchema = z
+  .string()
+  .regex(/^svd_[0-9a-z]{9}[0-9A-Za-z]{13}$/)
+  .openapi({
+    description: 'The id of a deployment of an MCP server.',
+    examples: ['svd_0m3c1d2e3Ef5Gh6Ij7Kl8M'],
+  })
+  .openapi('ServerDeploymentId')
+
+export type ServerDeploymentId = z.infer<typeof ServerDeploymentIdSchema>
+
+export const ServerRunErrorIdSchema = z
+  .string()
+  .regex(/^sre_[0-9a-z]{9}[0-9A-Za-z]{13}$/)
+  .openapi({
+    description: 'The id of the error that ended a server run.',
+    examples: ['sre_0m5q3k9b2Aa1Bb2Cc3Dd4E'],
+  })
+  .openapi('ServerRunErrorId')
+
+export type ServerRunErrorId = z.infer<typeof ServerRunErrorIdSchema>
+
 export const SessionEventTypeSchema = z
   .enum(['server_logs', 'server_run_error'])
   .openapi({
@@ -90,11 +131,9 @@ export type SessionCreate = z.infer<typeof SessionCreateSchema>
 
 export const ServerInputSchema = z
   .object({
-    id: z
-      .string()
-      .regex(/^srv_[0-9a-z]{9}[0-9A-Za-z]{13}$/)
-      .optional()
-      .openapi({ description: 'The id of a server of this instance, to reuse.' }),
+    id: ServerIdSchema.optional().openapi({
+      description: 'The id of a server of this instance, to reuse.',
+    }),
     name: z
       .string()
       .min(1)
@@ -120,11 +159,9 @@ export const ServerInputSchema = z
 
 export const ServerDeploymentInputSchema = z
   .object({
-    id: z
-      .string()
-      .regex(/^svd_[0-9a-z]{9}[0-9A-Za-z]{13}$/)
-      .optional()
-      .openapi({ description: 'The id of a deployment of the server, to reuse.' }),
+    id: ServerDeploymentIdSchema.optional().openapi({
+      description: 'The id of a deployment of the server, to reuse.',
+    }),
     name: z
       .string()
       .max(200)
@@ -186,10 +223,18 @@ export const McpInputSchema = z
   .openapi('McpInput')
 
 export const ServerSessionInputSchema = z
-  .object({ id: ServerSessionIdSchema.optional(), mcp: McpInputSchema.optional() })
+  .object({
+    id: ServerSessionIdSchema.optional(),
+    mcp: McpInputSchema.default({
+      version: '2025-03-26',
+      connection_type: 'streamable_http',
+      client: null,
+      server: null,
+    }),
+  })
   .openapi({
     description:
-      'The server session the run belongs to: `id` reuses a server session of this session, and\n`mcp` is then ignored; without `id`, a new server session is made with `mcp`. Left out\n(or without `id` and `mcp`), the new server session\'s `mcp` is `{ "version":\n"2025-03-26", "connection_type": "streamable_http", "client": null, "server": null }`. An\nunknown `id`, or a server session of another session, is a 400 `invalid_data` naming\n`["server_session", "id"]`. An addition to Metorial\'s API.\n',
+      'The server session the run belongs to: `id` reuses a server session of this session, and\n`mcp` is then ignored; without `id`, a new server session is made with `mcp`. Left out\n(or without `id` and `mcp`), the new server session\'s `mcp` is the default of `mcp`. An\nunknown `id`, or a server session of another session, is a 400 `invalid_data` naming\n`["server_session", "id"]`. An addition to Metorial\'s API.\n',
   })
   .openapi('ServerSessionInput')
 
@@ -200,14 +245,10 @@ export const ServerRunStartSchema = z
     }),
     server: ServerInputSchema,
     server_deployment: ServerDeploymentInputSchema.optional(),
-    server_version_id: z
-      .string()
-      .regex(/^sve_[0-9a-z]{9}[0-9A-Za-z]{13}$/)
-      .optional()
-      .openapi({
-        description:
-          "A version of the server to run. Left out, the server's newest version runs, or a first\nversion is made. A version of another server is a 400 `invalid_data` naming\n`server_version_id`.\n",
-      }),
+    server_version_id: ServerVersionIdSchema.optional().openapi({
+      description:
+        "A version of the server to run. Left out, the server's newest version runs, or a first\nversion is made. A version of another server is a 400 `invalid_data` naming\n`server_version_id`.\n",
+    }),
     server_session: ServerSessionInputSchema.optional(),
   })
   .openapi({
@@ -298,10 +339,7 @@ export const ServerPreviewSchema = z
     object: z
       .literal('server#preview')
       .openapi({ description: 'The kind of object, always `server#preview`.' }),
-    id: z
-      .string()
-      .regex(/^srv_[0-9a-z]{9}[0-9A-Za-z]{13}$/)
-      .openapi({ description: 'The id of the server.' }),
+    id: ServerIdSchema.openapi({ description: 'The id of the server.' }),
     name: z.string().openapi({ description: 'The name of the server.' }),
     description: z.string().nullable().openapi({ description: 'What the server does, if said.' }),
     type: z.enum(['public', 'custom']).openapi({
@@ -321,10 +359,7 @@ export const ServerDeploymentPreviewSchema = z
     object: z
       .literal('server.server_deployment#preview')
       .openapi({ description: 'The kind of object, always `server.server_deployment#preview`.' }),
-    id: z
-      .string()
-      .regex(/^svd_[0-9a-z]{9}[0-9A-Za-z]{13}$/)
-      .openapi({ description: 'The id of the deployment.' }),
+    id: ServerDeploymentIdSchema.openapi({ description: 'The id of the deployment.' }),
     name: z
       .string()
       .nullable()
@@ -462,10 +497,9 @@ export const ServerRunSchema = z
     status: z
       .enum(['active', 'failed', 'completed'])
       .openapi({ description: 'Whether the run is going on, failed or completed.' }),
-    server_version_id: z
-      .string()
-      .regex(/^sve_[0-9a-z]{9}[0-9A-Za-z]{13}$/)
-      .openapi({ description: 'The id of the server version that runs.' }),
+    server_version_id: ServerVersionIdSchema.openapi({
+      description: 'The id of the server version that runs.',
+    }),
     server: ServerPreviewSchema,
     server_deployment: ServerDeploymentPreviewSchema,
     server_session: ServerSessionPreviewSchema,
@@ -504,10 +538,7 @@ export const ServerRunErrorSchema = z
     object: z
       .literal('server.server_run.error')
       .openapi({ description: 'The kind of object, always `server.server_run.error`.' }),
-    id: z
-      .string()
-      .regex(/^sre_[0-9a-z]{9}[0-9A-Za-z]{13}$/)
-      .openapi({ description: 'The id of the server run error.' }),
+    id: ServerRunErrorIdSchema.openapi({ description: 'The id of the server run error.' }),
     code: z.string().openapi({ description: 'A machine-readable code, such as `process_exited`.' }),
     message: z.string().openapi({ description: 'A human-readable message.' }),
     metadata: MetadataSchema,
@@ -741,8 +772,8 @@ export const BadRequestResponse = {
             message: 'The provided data is invalid.',
             errors: [
               {
-                code: 'not_found',
-                message: 'No server run srr_0m5q3k1f8Ab3Cd4Ef5Gh6I in this session.',
+                code: 'invalid_reference',
+                message: 'No server run of this session has this id.',
                 path: ['server_run_id'],
               },
             ],
@@ -837,6 +868,7 @@ export const ForbiddenResponse = {
             status: 403,
             code: 'forbidden',
             message: 'You do not have permission to access this resource.',
+            hint: 'Publishable keys cannot read sessions: use a secret key (metorial_sk_...).',
           },
         },
       },
@@ -951,10 +983,7 @@ export const ConflictResponse = {
             ok: false,
             status: 409,
             code: 'conflict',
-            message: 'The server run has stopped.',
-            hint: 'Start a new server run to write more lines.',
-            entity: 'server_run',
-            id: 'srr_0m5q3k1f8Ab3Cd4Ef5Gh6I',
+            message: 'The server run has stopped (completed): it takes no more log lines.',
           },
         },
         keyInUse: {
@@ -965,7 +994,7 @@ export const ConflictResponse = {
             status: 409,
             code: 'idempotency_key_in_use',
             message: 'A request with this Idempotency-Key is still being processed.',
-            hint: 'Retry after the number of seconds in the Retry-After header.',
+            hint: 'Retry after the number of seconds in the Retry-After header: you will get its answer.',
           },
         },
       },
@@ -975,7 +1004,7 @@ export const ConflictResponse = {
 
 export const PayloadTooLargeResponse = {
   description:
-    "The body is over 5 MB; the server stops reading it. Send fewer lines a request. An\naddition to Metorial's API.\n",
+    "The body is over 5 MiB (5,242,880 bytes); the server stops reading it. Send fewer lines a\nrequest. An addition to Metorial's API.\n",
   headers: z.object({
     'metorial-req-id': MetorialReqIdHeaderSchema,
     'metorial-version': MetorialVersionHeaderSchema,
@@ -985,14 +1014,14 @@ export const PayloadTooLargeResponse = {
       schema: ErrorSchema,
       examples: {
         tooLarge: {
-          summary: 'A body over 5 MB',
+          summary: 'A body over 5 MiB',
           value: {
             __typename: 'error',
             ok: false,
             status: 413,
             code: 'payload_too_large',
-            message: 'The request body is larger than 5 MB.',
-            hint: 'Split the log lines over several requests.',
+            message: 'The request body is larger than 5242880 bytes.',
+            hint: 'Send the log lines in several smaller requests.',
           },
         },
       },
@@ -1018,8 +1047,8 @@ export const IdempotencyKeyReusedResponse = {
             ok: false,
             status: 422,
             code: 'idempotency_key_reused',
-            message: 'This Idempotency-Key was used with another request body.',
-            hint: 'Use a new Idempotency-Key for a new request.',
+            message: 'This Idempotency-Key was used with another request.',
+            hint: 'Use a new key for each new request; retry a request with its own key and the same body.',
           },
         },
       },
@@ -1312,15 +1341,15 @@ export const LastEventIdParamsSchema = SessionEventIdSchema.optional().openapi({
 export const MetorialVersionRequestParamsSchema = z
   .string()
   .max(64)
-  .optional()
+  .default('2025-01-01-pulsar')
   .openapi({
     param: {
       name: 'Metorial-Version',
       in: 'header',
       required: false,
       description:
-        'The API version the client was written for, such as `2025-01-01-pulsar`. Accepted and\nanswered with the version this server speaks.\n',
-      schema: { type: 'string', maxLength: 64 },
+        'The API version the client was written for, such as `2025-01-01-pulsar` (the version a\nrequest without it is taken to speak). Accepted and answered with the version this\nserver speaks.\n',
+      schema: { type: 'string', maxLength: 64, default: '2025-01-01-pulsar' },
     },
   })
 
