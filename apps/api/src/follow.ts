@@ -1,3 +1,5 @@
+import * as specValues from '@session-events/server-stubs/values'
+import { LOWEST_EVENT_ID } from './ids.js'
 import type { EventFeed } from './store/feed.js'
 import type { ListEventsQuery, StoreReader } from './store/types.js'
 import { runsOf } from './reads.js'
@@ -18,10 +20,8 @@ const PAGE = 50
 export const KEEP_ALIVE_MS = 15_000
 /** How long a browser's EventSource waits before it reconnects. */
 export const RETRY_MS = 2_000
-/** The message that says where the stream stands, before any event. */
-const POSITION = 'session.position'
-/** An id below every event id: the position of a session without events. */
-const LOWEST_EVENT_ID = `sev_${'0'.repeat(22)}`
+/** The `event:` names of the messages (the spec's `x-sse-events`): an event, and where the stream stands. */
+const { sessionEvent: EVENT, position: POSITION } = specValues.sseEvents
 
 export interface FollowOptions {
   reader: StoreReader
@@ -42,7 +42,7 @@ const encoder = new TextEncoder()
 const NEWLINES = encoder.encode('\n\n')
 
 function message(id: string, event: Buffer): Uint8Array {
-  const head = encoder.encode(`id: ${id}\nevent: session.event\ndata: `)
+  const head = encoder.encode(`id: ${id}\nevent: ${EVENT.name}\ndata: `)
   const out = new Uint8Array(head.length + event.length + NEWLINES.length)
   out.set(head, 0)
   out.set(event, head.length)
@@ -126,7 +126,7 @@ export async function followSession(options: FollowOptions): Promise<ReadableStr
         // Where the stream stands, as an id without an event (a browser sets its Last-Event-ID
         // from it and dispatches nothing): a client that reconnects before the first event
         // resumes exactly here. An empty session stands before its first event.
-        controller.enqueue(encoder.encode(`id: ${last ?? LOWEST_EVENT_ID}\nevent: ${POSITION}\ndata:\n\n`))
+        controller.enqueue(encoder.encode(`id: ${last ?? LOWEST_EVENT_ID}\nevent: ${POSITION.name}\ndata:\n\n`))
       },
 
       async pull(controller) {

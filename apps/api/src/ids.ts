@@ -1,29 +1,60 @@
 import { randomBytes } from 'node:crypto'
 import { SessionEventIdSchema } from '@session-events/server-stubs'
+import * as specValues from '@session-events/server-stubs/values'
 
-// Ids are `<prefix>_<22 characters>`: 9 base-36 characters of the creation time in milliseconds,
-// then 13 random base-62 characters, so ids of one kind sort by creation time. Where ids must
+// Ids are a prefix, an underscore, base-36 characters of the creation time in milliseconds, then
+// random base-62 characters, so ids of one kind sort by creation time. The prefix and the
+// lengths are the spec's: each kind's are read from its pattern (specValues). Where ids must
 // also keep an order within one millisecond (the events of a session), the writer makes each
 // one above the last with nextId (store/writer.ts).
 
-export const ID_PREFIXES = {
-  session: 'ses',
-  sessionEvent: 'sev',
-  serverRun: 'srr',
-  serverRunError: 'sre',
-  server: 'srv',
-  serverVersion: 'sve',
-  serverDeployment: 'svd',
-  serverSession: 'srs',
-  instance: 'ins',
-  apiKey: 'apk',
-  request: 'req',
-} as const
-export type IdKind = keyof typeof ID_PREFIXES
+interface IdFormat {
+  prefix: string
+  /** Base-36 characters of the creation time (0: none). */
+  timeLength: number
+  /** Random base-62 characters after the time. */
+  randomLength: number
+}
+
+/**
+ * The format a pattern of the spec gives: `^ses_[0-9a-z]{9}[0-9A-Za-z]{13}$`, a prefix, the
+ * time, then random characters; or `^req_[0-9A-Za-z]{22}$` (request ids), random characters only.
+ */
+function idFormat(pattern: string): IdFormat {
+  const timed = /^\^([a-z]+)_\[0-9a-z\]\{(\d+)\}\[0-9A-Za-z\]\{(\d+)\}\$$/.exec(pattern)
+  if (timed) return { prefix: timed[1]!, timeLength: Number(timed[2]), randomLength: Number(timed[3]) }
+  const random = /^\^([a-z]+)_\[0-9A-Za-z\]\{(\d+)\}\$$/.exec(pattern)
+  if (random) return { prefix: random[1]!, timeLength: 0, randomLength: Number(random[2]) }
+  throw new Error(`ids.ts cannot make ids of the spec's pattern ${pattern}`)
+}
+
+const { schemas } = specValues
+const ID_FORMATS = {
+  session: idFormat(schemas.SessionId.pattern),
+  sessionEvent: idFormat(schemas.SessionEventId.pattern),
+  serverRun: idFormat(schemas.ServerRunId.pattern),
+  serverRunError: idFormat(schemas.ServerRunErrorId.pattern),
+  server: idFormat(schemas.ServerId.pattern),
+  serverVersion: idFormat(schemas.ServerVersionId.pattern),
+  serverDeployment: idFormat(schemas.ServerDeploymentId.pattern),
+  serverSession: idFormat(schemas.ServerSessionId.pattern),
+  request: idFormat(specValues.headers.MetorialReqId.schema.pattern),
+  // Never shown by the API, so not in the spec: made like a session's.
+  instance: { ...idFormat(schemas.SessionId.pattern), prefix: 'ins' },
+  apiKey: { ...idFormat(schemas.SessionId.pattern), prefix: 'apk' },
+} satisfies Record<string, IdFormat>
+export type IdKind = keyof typeof ID_FORMATS
 
 const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'
-const TIME_LENGTH = 9
-const RANDOM_LENGTH = 13
+
+/** An id of the kind with every character after the prefix `char`: `0` is below all, `z` above all. */
+const filledId = (kind: IdKind, char: '0' | 'z') => {
+  const { prefix, timeLength, randomLength } = ID_FORMATS[kind]
+  return `${prefix}_${char.repeat(timeLength + randomLength)}`
+}
+/** Event ids below and above every real one: where a cursor or a stream stands at either end. */
+export const LOWEST_EVENT_ID = filledId('sessionEvent', '0')
+export const HIGHEST_EVENT_ID = filledId('sessionEvent', 'z')
 
 /** Random base-62 characters, every one equally likely. */
 export function randomBase62(length: number): string {
@@ -37,9 +68,13 @@ export function randomBase62(length: number): string {
   return out
 }
 
+/** The creation time part of an id: `now` in base 36, padded to `length`. */
+const timePart = (now: number, length: number) => (length === 0 ? '' : now.toString(36).padStart(length, '0'))
+
 /** A new id of the given kind, made at `now` (milliseconds since the epoch). */
 export function newId(kind: IdKind, now: number = Date.now()): string {
-  return `${ID_PREFIXES[kind]}_${now.toString(36).padStart(TIME_LENGTH, '0')}${randomBase62(RANDOM_LENGTH)}`
+  const { prefix, timeLength, randomLength } = ID_FORMATS[kind]
+  return `${prefix}_${timePart(now, timeLength)}${randomBase62(randomLength)}`
 }
 
 /**
@@ -52,8 +87,9 @@ export class IdSource {
   #at = 0
 
   newId(kind: IdKind, now: number = Date.now()): string {
+    const { prefix, timeLength, randomLength } = ID_FORMATS[kind]
     let random = ''
-    while (random.length < RANDOM_LENGTH) {
+    while (random.length < randomLength) {
       if (this.#at >= this.#pool.length) {
         this.#pool = randomBytes(4096)
         this.#at = 0
@@ -62,25 +98,35 @@ export class IdSource {
       // 248 = 62 * 4: rejecting the rest keeps every character equally likely.
       if (byte < 248) random += BASE62[byte % 62]
     }
-    return `${ID_PREFIXES[kind]}_${now.toString(36).padStart(TIME_LENGTH, '0')}${random}`
+    return `${prefix}_${timePart(now, timeLength)}${random}`
   }
+}
+
+const FORMATS_BY_PREFIX = new Map<string, IdFormat>(Object.values(ID_FORMATS).map((f) => [f.prefix, f]))
+
+/** The format of an id, by its prefix. */
+function formatOf(id: string): IdFormat {
+  const format = FORMATS_BY_PREFIX.get(id.slice(0, id.indexOf('_')))
+  if (!format) throw new Error(`not an id of a known kind: ${id}`)
+  return format
 }
 
 /** The smallest id above `id` of the same kind and time: its random part counted up by one. */
 export function nextId(id: string): string {
-  const digits = Array.from(id.slice(-RANDOM_LENGTH), (c) => BASE62.indexOf(c))
+  const { randomLength } = formatOf(id)
+  const digits = Array.from(id.slice(-randomLength), (c) => BASE62.indexOf(c))
   let i = digits.length - 1
   while (i >= 0 && digits[i] === 61) digits[i--] = 0
   // 62^13 ids in one millisecond would be needed to run over: not a case to handle.
   if (i < 0) throw new Error(`no id after ${id}`)
   digits[i]! += 1
-  return id.slice(0, -RANDOM_LENGTH) + digits.map((d) => BASE62[d]).join('')
+  return id.slice(0, -randomLength) + digits.map((d) => BASE62[d]).join('')
 }
 
 /** The creation time encoded in an id. */
 export function idTime(id: string): Date {
-  const underscore = id.indexOf('_')
-  return new Date(parseInt(id.slice(underscore + 1, underscore + 1 + TIME_LENGTH), 36))
+  const { prefix, timeLength } = formatOf(id)
+  return new Date(parseInt(id.slice(prefix.length + 1, prefix.length + 1 + timeLength), 36))
 }
 
 /** Whether `value` is a session event id, by the spec's pattern. */

@@ -1,3 +1,4 @@
+import * as specValues from '@session-events/server-stubs/values'
 import type { Context, TypedResponse } from 'hono'
 import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import type { JSONParsed } from 'hono/utils/types'
@@ -9,8 +10,8 @@ import type { JsonBytes } from './serialize.js'
 // Response is made: set on it afterwards, they would turn its headers into a Fetch `Headers`
 // object that @hono/node-server then has to turn back into Node's, on every request.
 
-/** The API version this server speaks, sent as `metorial-version`. */
-export const API_VERSION = '2025-01-01'
+/** The API version this server speaks, sent as `metorial-version` (the spec's `const`). */
+export const API_VERSION = specValues.headers.MetorialVersion.schema.const
 
 export function respond(
   c: Context<AppEnv>,

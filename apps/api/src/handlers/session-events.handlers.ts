@@ -3,6 +3,7 @@ import type { Routes } from '@session-events/server-stubs'
 import { decodeCursor, encodeCursor } from '../cursor.js'
 import type { AppEnv } from '../env.js'
 import { errors } from '../errors.js'
+import { HIGHEST_EVENT_ID, LOWEST_EVENT_ID } from '../ids.js'
 import { sendJson, respond } from '../respond.js'
 import { requireSession, runsOf } from '../reads.js'
 import { sessionEventBytes, sessionEventJson, sessionEventListBytes } from '../serialize.js'
@@ -14,10 +15,6 @@ import type { EventFeed } from '../store/feed.js'
 // Session events: listed, read one at a time, appended. Thin handlers: the generated route has
 // parsed and validated the request (defaults applied); here the session is checked against the
 // key's instance, the store is asked, and what it serialised is sent.
-
-/** Event ids below and above every real one, for cursors that stand at either end of a list. */
-const LOWEST_EVENT_ID = `sev_${'0'.repeat(22)}`
-const HIGHEST_EVENT_ID = `sev_${'z'.repeat(22)}`
 
 export interface SessionEventsDeps {
   reader: StoreReader

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import { IdempotencyKeyParamsSchema } from '@session-events/server-stubs'
 import type { MiddlewareHandler } from 'hono'
 import type { AppEnv } from '../env.js'
 import { errors } from '../errors.js'
@@ -12,13 +13,14 @@ import type { IdempotencyKeys } from '../store/idempotency.js'
  * true`); the
  * same key with another request, 422; while the first is still running, 409 with Retry-After.
  * Keys are per instance. An answer of 5xx is not kept: the request may not have run, and a
- * retry should run it. A key that the spec refuses (empty, over 255 characters) is left to the
- * route's validation.
+ * retry should run it. A key that the spec refuses (empty, too long) is left to the route's
+ * validation.
  */
 export function idempotency(keys: IdempotencyKeys): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const key = c.req.header('idempotency-key')
-    if (c.req.method !== 'POST' || key === undefined || key.length === 0 || key.length > 255) return next()
+    if (c.req.method !== 'POST' || key === undefined || !IdempotencyKeyParamsSchema.safeParse(key).success)
+      return next()
     const instanceId = c.get('instanceId')
     // The body is read once here; the route's validator reads it again from Hono's cache.
     const fingerprint = createHash('sha256')

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { LogLine, Mcp, Metadata, ServerRunStart, ServerRunStop } from '@session-events/server-stubs'
+import * as specValues from '@session-events/server-stubs/values'
 import type { Kysely, Transaction } from 'kysely'
 import { newId, nextId, randomBase62 } from '../ids.js'
 import type { Database, ServerRunTable, ServerTable, SessionTable } from './db.js'
@@ -20,8 +21,8 @@ export function hashSecret(secret: string): string {
   return createHash('sha256').update(secret).digest('hex')
 }
 
-/** The MCP connection of a server session started without one said. */
-const DEFAULT_MCP = { version: '2025-03-26', connection_type: 'streamable_http' } as const
+/** The MCP connection of a server session started without one said: the spec's default. */
+const DEFAULT_MCP = specValues.schemas.ServerSessionInput.properties.mcp.default
 
 /** Rows a batch insert writes at once: well under SQLite's and PostgreSQL's parameter limits. */
 const BATCH_ROWS = 500
