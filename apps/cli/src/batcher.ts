@@ -3,13 +3,17 @@
 // Lines of both streams go into one queue. One sender takes a batch from its head and appends
 // it; the next batch is taken only when that append has answered, so two appends are never in
 // flight and the events' ids follow the order of the lines. A batch is sent once it is full
-// (1,000 lines, or a body near the API's 5 MB limit) or once its oldest line has waited 100 ms,
-// whichever comes first. A batch that fails with a retryable error is sent again, the same
-// lines with the same Idempotency-Key (outage.ts), while new lines wait in the queue behind it.
+// (the most lines an append takes, or a body near the API's 5 MB limit) or once its oldest line
+// has waited 100 ms, whichever comes first. A batch that fails with a retryable error is sent
+// again, the same lines with the same Idempotency-Key (outage.ts), while new lines wait in the
+// queue behind it.
 import { randomUUID } from 'node:crypto'
-import type { LogLine } from '@session-events/client'
+import { type LogLine, specValues } from '@session-events/client'
 import { MAX_LINE_LENGTH } from './lines.js'
 import { type OutageOptions, retryThroughOutage } from './outage.js'
+
+/** The most lines one append takes. */
+export const MAX_LINES_PER_APPEND = specValues.schemas.SessionEventCreate.properties.log_lines.maxItems
 
 export interface BatcherOptions extends OutageOptions {
   /**
@@ -19,7 +23,7 @@ export interface BatcherOptions extends OutageOptions {
   send: (lines: LogLine[], idempotencyKey: string, signal: AbortSignal) => Promise<void>
   /** Called once, with the error, when a batch cannot be sent: nothing is sent after it. */
   onFailure?: (error: unknown) => void
-  /** Lines a batch. Default 1,000, the most the API takes. */
+  /** Lines a batch. Default: the most an append takes (the spec's `log_lines` `maxItems`). */
   maxLines?: number
   /** Bytes of the lines of a batch, JSON-encoded. Default 4 MiB, under the API's 5 MB body. */
   maxBytes?: number
@@ -59,7 +63,7 @@ export class LogLineBatcher {
 
   constructor(options: BatcherOptions) {
     this.#options = options
-    this.#maxLines = options.maxLines ?? 1_000
+    this.#maxLines = options.maxLines ?? MAX_LINES_PER_APPEND
     this.#maxBytes = options.maxBytes ?? 4 * 1024 * 1024
     this.#maxDelayMs = options.maxDelayMs ?? 100
     this.#highWaterMark = options.highWaterMark ?? 64 * 1024 * 1024

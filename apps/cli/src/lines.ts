@@ -2,14 +2,14 @@
 // come. A line longer than the API takes is cut into pieces as soon as a piece is full, so a
 // process that writes megabytes without a line break never makes us hold more than one piece.
 import { StringDecoder } from 'node:string_decoder'
-import type { LogLine } from '@session-events/client'
+import { type LogLine, specValues } from '@session-events/client'
 
 /**
  * The longest line the API takes (the spec's `LogLine.line` `maxLength`). Pieces are cut in
  * UTF-16 code units, never inside a surrogate pair, so a piece is within the limit however the
  * server counts characters.
  */
-export const MAX_LINE_LENGTH = 65_536
+export const MAX_LINE_LENGTH = specValues.schemas.LogLine.properties.line.maxLength
 
 export class LineSplitter {
   readonly #decoder = new StringDecoder('utf8')

@@ -6,12 +6,16 @@ import {
   DEFAULT_BASE_URL,
   type ListSessionEventsQuery,
   type LogLine,
+  type SessionEvent,
   createSessionEventsClient,
+  specValues,
 } from '@session-events/client'
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { appendStdin } from './append.js'
 import { describeFailure } from './failures.js'
-import { eventDetail, tableHeader, tableRow } from './format.js'
+import { colourFor, eventDetail, eventLines, tableHeader, tableRow } from './format.js'
+import { MAX_LINES_PER_APPEND } from './batcher.js'
+import { MAX_LINE_LENGTH } from './lines.js'
 import { tailEvents } from './tail.js'
 import { run } from './run.js'
 
@@ -29,6 +33,10 @@ const STREAMS: Record<LogLine['type'], string> = {
   stdout: 'standard output',
   stderr: 'standard error',
 }
+// The spec's bounds and defaults of the parameters, as the help texts say them.
+const { Limit, Order, Tail } = specValues.parameters
+/** A count as the help says it: `1,000`. */
+const count = (n: number) => n.toLocaleString('en-US')
 
 interface GlobalOptions {
   apiKey?: string
@@ -46,6 +54,7 @@ interface ListOptions {
   cursor?: string
   all?: boolean
   json?: boolean
+  lines?: boolean
 }
 
 export function createProgram(): Command {
@@ -59,7 +68,10 @@ export function createProgram(): Command {
       ),
     )
     .addOption(
-      new Option('--base-url <url>', 'the API; http://127.0.0.1:3000 for a local server started with `npm start`')
+      new Option(
+        '--base-url <url>',
+        `the API; ${specValues.servers[1].url} for a local server started with \`npm start\``,
+      )
         .env('SESSION_EVENTS_BASE_URL')
         .default(DEFAULT_BASE_URL),
     )
@@ -80,9 +92,16 @@ export function createProgram(): Command {
     .command('list')
     .description('List the events of a session, one page or (with --all) every page.')
     .argument('<sessionId>', 'the session (ses_…)')
-    .option('--limit <n>', 'events per page, 1 to 100 (default: 20, or 100 with --all)', wholeNumber)
+    .option(
+      '--limit <n>',
+      `events per page, ${Limit.schema.minimum} to ${Limit.schema.maximum} ` +
+        `(default: ${Limit.schema.default}, or ${Limit.schema.maximum} with --all)`,
+      wholeNumber,
+    )
     .addOption(
-      new Option('--order <order>', describeChoices('the order (default: asc)', ORDERS)).choices(Object.keys(ORDERS)),
+      new Option('--order <order>', describeChoices(`the order (default: ${Order.schema.default})`, ORDERS)).choices(
+        Object.keys(ORDERS),
+      ),
     )
     .addOption(typeFilter())
     .addOption(serverRunFilter())
@@ -90,6 +109,12 @@ export function createProgram(): Command {
     .option('--cursor <cursor>', 'start where a previous page ended (its next cursor)')
     .option('--all', 'follow every page to the end of the list')
     .option('--json', 'print JSON: the page, or with --all one event per line')
+    .addOption(
+      new Option(
+        '--lines',
+        'print one line per log line (time, server, stream, the line), not a row per event',
+      ).conflicts('json'),
+    )
     .action(
       handled(async (sessionId: string, options: ListOptions, command: Command) => {
         const client = clientFor(command)
@@ -102,11 +127,16 @@ export function createProgram(): Command {
           cursor: options.cursor,
         }
         const width = terminalWidth()
+        const colour = colourFor(process.stdout)
+        // Table rows under their header, or with --lines every log line of the events.
+        const show = (events: SessionEvent[], header: boolean) =>
+          options.lines
+            ? events.flatMap((event) => eventLines(event, colour))
+            : [...(header ? [tableHeader(width)] : []), ...events.map((event) => tableRow(event, width))]
         if (options.all) {
           let count = 0
           for await (const event of client.sessionEvents.iterate(sessionId, query)) {
-            if (options.json) print(JSON.stringify(event))
-            else print(`${count === 0 ? `${tableHeader(width)}\n` : ''}${tableRow(event, width)}`)
+            print(options.json ? JSON.stringify(event) : show([event], count === 0).join('\n'))
             count++
           }
           if (!options.json) print(count === 0 ? 'No events.' : `${count} ${count === 1 ? 'event' : 'events'}.`)
@@ -115,7 +145,7 @@ export function createProgram(): Command {
         const page = await client.sessionEvents.list(sessionId, query)
         if (options.json) return print(JSON.stringify(page, null, 2))
         if (page.items.length === 0) print('No events.')
-        else print([tableHeader(width), ...page.items.map((event) => tableRow(event, width))].join('\n'))
+        else print(show(page.items, true).join('\n'))
         const next = page.pagination.next_cursor
         if (page.pagination.has_more_after && next) {
           process.stderr.write(`More events follow: add --cursor ${next} for the next page, or --all for every page.\n`)
@@ -143,16 +173,25 @@ export function createProgram(): Command {
     .addOption(typeFilter())
     .addOption(serverRunFilter())
     .addOption(serverSessionFilter())
-    .option('--tail <n>', 'first print the newest n events (0 to 100; default 0)', wholeNumber)
-    .option('--json', 'print each event as JSON, one per line (JSON Lines)')
+    .option(
+      '--tail <n>',
+      `first print the newest n events (${Tail.schema.minimum} to ${Tail.schema.maximum}; default ${Tail.schema.default})`,
+      wholeNumber,
+    )
+    .option('--json', 'print each event as JSON, one per line (JSON Lines), instead of its log lines')
     .addHelpText(
       'after',
       `
-Prints each event as it is written (table rows, or JSON Lines with --json), in
-order, each once, until Ctrl-C. A dropped connection, a restarted server or a
-429/502/503/504 is ridden out: it reconnects with backoff and resumes right
-after the last event it printed, so nothing is missed or printed twice. A
-refusal (400, 401, 403, 404) prints the API's message; the exit code is 1.`,
+Prints every log line as it is written: its time, server, stream (stdout or
+stderr) and the line; a run's error is a line of its own (stream "error").
+On a terminal stderr and errors are red, unless NO_COLOR is set (FORCE_COLOR
+colours a pipe too). With --json, each event is one line of JSON instead.
+Events come in order, each once, until Ctrl-C. A dropped connection, a
+restarted server, 45 s without a byte (the server sends a keep-alive every
+15 s) or a 429/502/503/504 is ridden out: it reconnects with backoff and
+resumes right after the last event it printed, so nothing is missed or printed
+twice. A refusal (400, 401, 403, 404) prints the API's message; the exit code
+is 1.`,
     )
     .action(
       handled(
@@ -208,8 +247,8 @@ refusal (400, 401, 403, 404) prints the API's message; the exit code is 1.`,
       'after',
       `
 Prints the id of each event as it is appended, one a batch. A batch goes when
-it holds 1,000 lines or when its oldest line has waited 100 ms; lines over
-65,536 characters are cut into pieces. An outage of the API is ridden out as
+it holds ${count(MAX_LINES_PER_APPEND)} lines or when its oldest line has waited 100 ms; lines over
+${count(MAX_LINE_LENGTH)} characters are cut into pieces. An outage of the API is ridden out as
 \`run\` does (see \`session-events run --help\`). A refusal stops the reading:
 the API's message is printed and the exit code is 1. Ctrl-C (or SIGTERM) ends
 the input: the lines read so far are appended, then the exit code is 130 (143).`,
@@ -243,8 +282,11 @@ the input: the lines read so far are appended, then the exit code is 130 (143).`
     .option('--server <name>', "the server's name (default: the command's basename)")
     .addOption(maxOutageOption())
     .option('--quiet', "do not copy the command's output to our stdout and stderr")
-    .option('--follow', "print the run's events as they are stored (instead of copying the output)")
-    .option('--json', 'with --follow: print the events as JSON, one per line')
+    .option(
+      '--follow',
+      "print the run's log lines as they are stored, as events tail does (instead of copying the output)",
+    )
+    .option('--json', 'with --follow: print the events as JSON, one per line, instead of their log lines')
     .showHelpAfterError('(add --help for usage)')
     .addHelpText(
       'after',
@@ -253,11 +295,11 @@ What it does:
   Creates a session (unless --session is given), starts an external server run
   in it and prints both ids on stderr, then starts the command with our stdin.
   Its stdout and stderr lines are appended in the order they arrive, one batch
-  at a time (never two at once): a batch goes when it holds 1,000 lines (or
-  4 MiB) or when its oldest line has waited 100 ms. Lines over 65,536
+  at a time (never two at once): a batch goes when it holds ${count(MAX_LINES_PER_APPEND)} lines (or
+  4 MiB) or when its oldest line has waited 100 ms. Lines over ${count(MAX_LINE_LENGTH)}
   characters are cut into pieces. The output is copied to ours as well, unless
-  --quiet; with --follow, the run's events are printed instead, as they are
-  stored (as \`events tail --server-run\` would). SIGINT and SIGTERM are passed
+  --quiet; with --follow, the run's log lines and its error are printed instead,
+  as they are stored (as \`events tail --server-run\` would). SIGINT and SIGTERM are passed
   on to the command.
 
   When the command exits, the lines left are appended and the run is stopped:

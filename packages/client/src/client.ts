@@ -5,6 +5,7 @@ import createClient, { type Client, type Middleware } from 'openapi-fetch'
 import { type WithDates, reviveDates } from './dates.js'
 import { errorFromResponse, parseJson } from './errors.js'
 import type { operations, paths } from './generated/schema.js'
+import * as specValues from './generated/values.js'
 import { type TailOptions, tailSessionEvents } from './tail.js'
 import { type Fetch, type RetryOptions, retryingFetch } from './transport.js'
 import type {
@@ -20,10 +21,10 @@ import type {
   SessionEventList,
 } from './types.js'
 
-/** Metorial's hosted API. For a local server started with `npm start`: `http://127.0.0.1:3000`. */
-export const DEFAULT_BASE_URL = 'https://api.metorial.com'
-/** The API version the client was written for, sent as `Metorial-Version`. */
-export const DEFAULT_METORIAL_VERSION = '2025-01-01-pulsar'
+/** Metorial's hosted API, the spec's first server; its second is a local one started with `npm start`. */
+export const DEFAULT_BASE_URL = specValues.servers[0].url
+/** The API version the client was written for, sent as `Metorial-Version` (the spec's default). */
+export const DEFAULT_METORIAL_VERSION = specValues.parameters.MetorialVersionRequest.schema.default
 
 export interface SessionEventsClientOptions<Dates extends boolean = false> {
   /** A secret key (`metorial_sk_…`) of the instance that owns the sessions. */
@@ -110,7 +111,8 @@ export interface SessionEventsResource<Dates extends boolean = false> {
   ): Promise<Decoded<SessionEvent, Dates>>
   /**
    * Every page from where `query` starts, following `pagination.next_cursor` while
-   * `has_more_after`. Pages hold 100 events unless `query.limit` says otherwise.
+   * `has_more_after`. Pages hold as many events as the spec's `limit` allows, unless
+   * `query.limit` says otherwise.
    */
   pages(
     sessionId: SessionId,
@@ -124,8 +126,8 @@ export interface SessionEventsResource<Dates extends boolean = false> {
     options?: RequestOptions,
   ): AsyncGenerator<Decoded<SessionEvent, Dates>, void, undefined>
   /**
-   * Appends 1 to 1,000 log lines of an active run as one `server_logs` event. A run that has
-   * stopped throws a 409 `conflict`.
+   * Appends log lines of an active run (at most the spec's `maxItems`) as one `server_logs`
+   * event. A run that has stopped throws a 409 `conflict`.
    */
   append(
     sessionId: SessionId,
@@ -190,7 +192,11 @@ export function createSessionEventsClient<Dates extends boolean = false>(
   }
 
   async function* pages(sessionId: SessionId, query: ListSessionEventsQuery = {}, options: RequestOptions = {}) {
-    let pageQuery: ListSessionEventsQuery = { ...query, limit: query.limit ?? 100 }
+    // The fewest requests: pages as large as the spec allows.
+    let pageQuery: ListSessionEventsQuery = {
+      ...query,
+      limit: query.limit ?? specValues.parameters.Limit.schema.maximum,
+    }
     for (;;) {
       const page = await list(sessionId, pageQuery, options)
       yield page

@@ -21,6 +21,8 @@ export {
   SessionEventsTimeoutError,
 } from './errors.js'
 export type { components, operations, paths } from './generated/schema.js'
+/** The spec's values (limits, defaults, id patterns, the stream's message names), for code that needs them at run time. */
+export * as specValues from './generated/values.js'
 export type { TailOptions } from './tail.js'
 export type { Fetch } from './transport.js'
 export type {

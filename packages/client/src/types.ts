@@ -26,9 +26,9 @@ export type ServerRun = components['schemas']['ServerRun']
 export type ServerRunStart = components['schemas']['ServerRunStart']
 /** The body of `stopServerRun`: `completed`, or `failed` with the error that ended the run. */
 export type ServerRunStop = components['schemas']['ServerRunStop']
-/** The body of `createSessionEvent`: a run and 1 to 1,000 of its log lines. */
+/** The body of `createSessionEvent`: a run and some of its log lines (`specValues.schemas.SessionEventCreate` says how many). */
 export type SessionEventCreate = components['schemas']['SessionEventCreate']
 /** One line a server wrote, to stdout or stderr. */
 export type LogLine = components['schemas']['LogLine']
-/** The `Idempotency-Key` a write may carry: 1 to 255 characters. */
+/** The `Idempotency-Key` a write may carry (`specValues.parameters.IdempotencyKey` says how long). */
 export type IdempotencyKey = components['parameters']['IdempotencyKey']
