@@ -1,4 +1,7 @@
-// How events look in a terminal: one row per event in a list, every field for a single one.
+// How events look in a terminal: one row per event in a list, every field for a single one, or
+// one line per log line (as `kubectl logs` and `heroku logs` print them), coloured when the
+// terminal can show it.
+import { stripVTControlCharacters, styleText } from 'node:util'
 import type { SessionEvent } from '@session-events/client'
 
 const COLUMNS = [
@@ -54,6 +57,47 @@ export function eventDetail(event: SessionEvent): string {
   return lines.join('\n')
 }
 
+/**
+ * An event as lines of text, one per log line: its time, its server, the stream (`stdout` or
+ * `stderr`, so that stderr shows without colour too) and the line; a `server_run_error` event is
+ * one line that says `error`. Every line of a batch is shown. With `colour`, stderr and errors are
+ * red, and the time and server dim and cyan.
+ */
+export function eventLines(event: SessionEvent, colour = false): string[] {
+  // Whether to colour was decided by the caller (colourFor): styleText is not to check again.
+  const paint = colour ? (format: Style, text: string) => styleText(format, text, { validateStream: false }) : undefined
+  const server = pad(clean(event.server_run?.server.name ?? '-'), SERVER_WIDTH)
+  const start = paint ? `${paint('dim', event.created_at)}  ${paint('cyan', server)}` : `${event.created_at}  ${server}`
+  const line = (stream: string, text: string, style?: Style) => {
+    const rest = `${pad(stream, STREAM_WIDTH)}${cleanLine(text)}`
+    return `${start}${paint && style ? paint(style, rest) : rest}`
+  }
+  const error = event.server_run_error
+  if (error) return [line('error', `${error.code}: ${error.message}`, ['red', 'bold'])]
+  if (event.log_lines.length === 0) return [line('-', '(no log lines)')]
+  return event.log_lines.map(({ type, line: text }) => line(type, text, type === 'stderr' ? 'red' : undefined))
+}
+
+type Style = Parameters<typeof styleText>[0]
+// The line view's columns between the time and the line.
+const SERVER_WIDTH = 18
+const STREAM_WIDTH = 8
+
+/**
+ * Whether to colour what is written to `stream`: `FORCE_COLOR` (but `0`) forces it, as it does
+ * for most CLIs and Node itself; else `NO_COLOR` (https://no-color.org) turns it off; else only
+ * a terminal that shows colours gets them (not a pipe, a file, or `TERM=dumb`).
+ */
+export function colourFor(
+  stream: { isTTY?: boolean; hasColors?: () => boolean },
+  env: NodeJS.ProcessEnv = process.env,
+): boolean {
+  const force = env.FORCE_COLOR
+  if (force !== undefined && force !== '') return force !== '0' && force !== 'false'
+  if (env.NO_COLOR) return false
+  return stream.isTTY === true && (stream.hasColors?.() ?? false)
+}
+
 /** What an event says, in one line: its error, or its first log line. */
 function summary(event: SessionEvent): string {
   const error = event.server_run_error
@@ -69,6 +113,14 @@ function summary(event: SessionEvent): string {
 function clean(text: string): string {
   // oxlint-disable-next-line no-control-regex -- control characters are what it removes
   return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ')
+}
+
+// A log line in the line view: its own escape sequences (colours, cursor moves, a window
+// title) are removed whole rather than shown as debris, then any control character left is made
+// a space, as in clean(). Tabs stay: they only move the cursor to the next column.
+function cleanLine(text: string): string {
+  // oxlint-disable-next-line no-control-regex -- control characters are what it removes
+  return stripVTControlCharacters(text).replace(/[\u0000-\u0008\u000a-\u001f\u007f-\u009f]/g, ' ')
 }
 
 function pad(text: string, width: number): string {

@@ -187,11 +187,10 @@ stderr) and the line; a run's error is a line of its own (stream "error").
 On a terminal stderr and errors are red, unless NO_COLOR is set (FORCE_COLOR
 colours a pipe too). With --json, each event is one line of JSON instead.
 Events come in order, each once, until Ctrl-C. A dropped connection, a
-restarted server, 45 s without a byte (the server sends a keep-alive every
-15 s) or a 429/502/503/504 is ridden out: it reconnects with backoff and
-resumes right after the last event it printed, so nothing is missed or printed
-twice. A refusal (400, 401, 403, 404) prints the API's message; the exit code
-is 1.`,
+restarted server, a connection silent for 45 s (not even a keep-alive) or a
+429/502/503/504 is ridden out: it reconnects with backoff and resumes right
+after the last event it printed, so nothing is missed or printed twice. A
+refusal (400, 401, 403, 404) prints the API's message; the exit code is 1.`,
     )
     .action(
       handled(

@@ -1,7 +1,7 @@
 // `session-events events tail <sessionId>`: follows a session as it is written, until Ctrl-C,
 // reconnecting by itself (client.events.tail resumes after the last event it printed).
 import type { SessionEvent, SessionEventsClient, StreamSessionEventsQuery } from '@session-events/client'
-import { tableHeader, tableRow } from './format.js'
+import { colourFor, eventLines } from './format.js'
 
 export interface TailOptions {
   client: SessionEventsClient
@@ -17,10 +17,13 @@ export interface TailOptions {
   onEvent?: (event: SessionEvent) => void
 }
 
-/** Prints the session's events as they come, as table rows or JSON Lines, until `signal` aborts. */
+/**
+ * Prints the session's events as they come, until `signal` aborts: each log line on a line of
+ * its own (see eventLines), or each event as JSON Lines.
+ */
 export async function tailEvents(options: TailOptions): Promise<number> {
   const write = options.write ?? ((text: string) => process.stdout.write(text))
-  const width = process.stdout.isTTY ? process.stdout.columns : undefined
+  const colour = colourFor(process.stdout)
   let count = 0
   try {
     for await (const event of options.client.events.tail(options.sessionId, {
@@ -29,7 +32,7 @@ export async function tailEvents(options: TailOptions): Promise<number> {
       signal: options.signal,
     })) {
       if (options.json) write(`${JSON.stringify(event)}\n`)
-      else write(`${count === 0 ? `${tableHeader(width)}\n` : ''}${tableRow(event, width)}\n`)
+      else write(`${eventLines(event, colour).join('\n')}\n`)
       count++
       options.onEvent?.(event)
     }
