@@ -241,20 +241,26 @@ export interface CheckedResponse {
   problems: string[]
 }
 
+/** The messages of `streamSessionEvents` by what they are for, with their `event:` names (`x-sse-events`). */
+const sseEvents: Record<'sessionEvent' | 'position', { name: string; data?: { $ref: string } }> = at(
+  `#/paths/${escapePointer('/sessions/{sessionId}/events/stream')}/get/responses/200/content/${escapePointer('text/event-stream')}/x-sse-events`,
+)
+
 /**
- * What the spec says in words, not in a schema, about the body of `streamSessionEvents`
- * (`text/event-stream`, whose schema is `type: string`): a `retry:` line, the events asked for with
- * `tail`, one `session.position` message (an `id:`, an empty `data:`), then one `session.event`
- * message per event (`id:` the event's id, `data:` the SessionEvent as JSON on one line, exactly
- * as getSessionEvent returns it), and `: keep-alive` comments.
+ * The body of `streamSessionEvents` (`text/event-stream`, whose schema is `type: string`): a
+ * `retry:` line, the events asked for with `tail`, one `session.position` message (an `id:`, an
+ * empty `data:`), then one `session.event` message per event (`id:` the event's id, `data:` the
+ * SessionEvent as JSON on one line, exactly as getSessionEvent returns it), and `: keep-alive`
+ * comments. The messages' names and data schema are the spec's `x-sse-events`; the rest it says
+ * in words.
  */
 export const EVENT_STREAM = {
   mediaType: 'text/event-stream',
-  event: 'session.event',
-  position: 'session.position',
+  event: sseEvents.sessionEvent.name,
+  position: sseEvents.position.name,
   keepAlive: ' keep-alive',
   /** The schema of a `session.event` message's data. */
-  dataSchema: '#/components/schemas/SessionEvent',
+  dataSchema: sseEvents.sessionEvent.data!.$ref,
   /** The schema of an `id:`. */
   idSchema: '#/components/schemas/SessionEventId',
 } as const
