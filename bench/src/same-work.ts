@@ -1,7 +1,7 @@
 import { readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { isDeepStrictEqual } from 'node:util'
-import { CachingReader, openStore } from '@session-events/api'
+import { CachingReader, defaultConfig, openStore } from '@session-events/api'
 import { startApi, withBackends, type ApiProcess, type StoreKind } from './api.js'
 import type { Dataset } from './datasets.js'
 import {
@@ -81,7 +81,7 @@ async function storeReadsInProcess(
 ): Promise<Record<string, { cpuUs: number; wallUs: number }>> {
   const store = await openStore(dataset.databaseUrl)
   try {
-    const reader = new CachingReader(store.reader)
+    const reader = new CachingReader(store.reader, defaultConfig())
     const sessionId = dataset.sessionList[0]!.id
     const query = { sessionId, limit: 20, order: 'asc' as const }
     const page = await reader.listEventIds(query)

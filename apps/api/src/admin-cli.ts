@@ -1,12 +1,12 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util'
-import { ConfigError, loadConfig } from './config.js'
+import { ConfigError, DEFAULT_SQLITE_PATH, loadConfig, SETTINGS } from './config.js'
 import { openStore } from './store/open.js'
 
 // Operators' commands: instances and their keys, written to the store that DATABASE_URL names,
 // through the same writer as the API and the seed.
 
-const HELP = `Manages instances and API keys in the store that DATABASE_URL names (default: ./data/session-events.db).
+const HELP = `Manages instances and API keys in the store that DATABASE_URL names (default: ./${DEFAULT_SQLITE_PATH}).
 
 Usage: npm run -s admin -- instances create --name NAME [--json]
        npm run -s admin -- keys revoke KEY
@@ -15,7 +15,8 @@ Usage: npm run -s admin -- instances create --name NAME [--json]
                      once, here, and stored only as its hash. --json prints one line:
                      {"instance_id","secret_key","publishable_key"}
   keys revoke KEY    revokes the key with this secret (it stops working within the API's key
-                     cache time, 5 seconds by default); exits 1 when no such live key exists
+                     cache time, KEY_CACHE_SECONDS, ${SETTINGS.keyCacheMs.default} by default); exits 1 when no
+                     such live key exists
   --help             this text`
 
 async function main(): Promise<number> {
@@ -47,11 +48,7 @@ async function main(): Promise<number> {
   }
 
   const config = loadConfig()
-  const store = await openStore(config.databaseUrl, {
-    cwd: config.cwd,
-    pool: config.pool,
-    applicationName: config.applicationName,
-  })
+  const store = await openStore(config.databaseUrl, config)
   try {
     if (command === 'instances create') {
       const instance = await store.writer.createInstance({ name: values.name!.trim() })

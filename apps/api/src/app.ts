@@ -13,12 +13,13 @@ import { authenticate, requireScope } from './middleware/auth.js'
 import { idempotency } from './middleware/idempotency.js'
 import { jsonBody } from './middleware/json-body.js'
 import { indexedQuery } from './middleware/indexed-query.js'
-import { rateLimit, type RateLimitOptions } from './middleware/rate-limit.js'
+import { rateLimit } from './middleware/rate-limit.js'
 import { requestContext } from './middleware/request-context.js'
-import { LoadShedder, type LoadSheddingOptions } from './middleware/shed-load.js'
+import { LoadShedder } from './middleware/shed-load.js'
 import { StreamSlots } from './follow.js'
 import { respond } from './respond.js'
-import { CachingReader, type ReadCacheOptions } from './store/cached-reader.js'
+import { defaultConfig, type Config } from './config.js'
+import { CachingReader } from './store/cached-reader.js'
 import { InvalidReferenceError, StoreUnavailableError, WriteConflictError, type Store } from './store/types.js'
 
 // The app: the generated routes with their handlers, behind the middleware every request goes
@@ -28,27 +29,20 @@ import { InvalidReferenceError, StoreUnavailableError, WriteConflictError, type 
 
 export interface AppOptions {
   store: Store
-  /** Where the access log and errors go. Default: pino at `logLevel`. */
+  /**
+   * The settings (config.ts): the rate limit, the read cache, the cap on streams, load shedding,
+   * the log level. loadConfig()'s, or only those to set: the rest are their defaults.
+   */
+  config?: Partial<Config>
+  /** Where the access log and errors go. Default: pino at the config's `logLevel`. */
   logger?: Logger
-  /** The level of the default logger (`silent` … `trace`). Default: info. */
-  logLevel?: string
-  /** A rate limit per API key; `false` turns it off. Default: 1,200 requests a minute. */
-  rateLimit?: false | RateLimitOptions
-  /** The read cache (store/cached-reader.ts); `false` reads the store every time. Default: 48 MiB, keys 5 s. */
-  cache?: false | ReadCacheOptions
-  /** Streams (streamSessionEvents) an API key may hold open at once, on this process. Default: 100. */
-  streamsPerKey?: number
   /** Aborted when the server shuts down: open streams end cleanly, so that clients reconnect elsewhere. */
   shutdown?: AbortSignal
-  /** Refuse new API requests (503) while the event loop lags past a bound. Default: off. */
-  loadShedding?: false | LoadSheddingOptions
   /** The HTML of the API reference, served at /docs. Default: the one `npm run docs` built. */
   docsHtml?: string
   /** The spec as JSON, served at /openapi.json. Default: the bundle of openapi/session-events.yaml. */
   specJson?: string
 }
-
-export const DEFAULT_RATE_LIMIT: RateLimitOptions = { points: 1200, durationSeconds: 60 }
 
 /** The largest request body a write takes: 1,000 lines of 64 KiB would not fit, 1,000 of 5 KB do. */
 export const MAX_BODY_BYTES = 5 * 1024 * 1024
@@ -61,9 +55,10 @@ const routePatterns = Object.values(routes).map((route) => ({
 
 export function createApp(options: AppOptions) {
   const { store } = options
-  const logger = options.logger ?? pino({ level: options.logLevel ?? 'info' })
-  const limit = options.rateLimit === undefined ? DEFAULT_RATE_LIMIT : options.rateLimit
-  const reader = options.cache === false ? store.reader : new CachingReader(store.reader, options.cache)
+  const config = defaultConfig(options.config)
+  const logger = options.logger ?? pino({ level: config.logLevel })
+  const limit = config.rateLimit
+  const reader = config.cacheBytes > 0 ? new CachingReader(store.reader, config) : store.reader
 
   const app = new OpenAPIHono<AppEnv>({
     // `/sessions/x/events/` is `/sessions/x/events`.
@@ -83,7 +78,8 @@ export function createApp(options: AppOptions) {
   })
 
   app.use(requestContext(logger))
-  const shedder = options.loadShedding ? new LoadShedder(options.loadShedding) : undefined
+  const shedder =
+    config.shedLoadAfterMs === false ? undefined : new LoadShedder({ maxEventLoopDelayMs: config.shedLoadAfterMs })
   if (shedder) {
     options.shutdown?.addEventListener('abort', () => shedder.stop(), { once: true })
     app.use('/sessions/*', shedder.middleware())
@@ -120,7 +116,7 @@ export function createApp(options: AppOptions) {
       reader,
       writer: store.writer,
       feed: store.feed,
-      streams: new StreamSlots(options.streamsPerKey ?? 100),
+      streams: new StreamSlots(config.streamsPerKey),
       shutdown: options.shutdown,
     }),
   })

@@ -1,116 +1,262 @@
-import { parseDatabaseUrl } from './store/open.js'
-import { DEFAULT_POOL_SETTINGS, type PoolSettings } from './store/postgres.js'
+import { resolve } from 'node:path'
 
-// The settings of the server, all from the environment, read here and nowhere else, once, at
-// start. A bad one stops the server with a message that says which and why. The rest of the
-// code takes what it needs of the Config as arguments.
+// The settings of the server. Each one is written here once, in SETTINGS: the environment
+// variable it comes from, its default, what --help says of it, and how its text becomes a value.
+// This module is the only reader of the environment (node-postgres reads its own PG* variables,
+// PGPASSWORD, PGSSLMODE…, as psql does); the rest of the code takes the Config it is given:
+//
+//   loadConfig()             the environment, as `npm start` reads it, once, at start; a bad
+//                            value stops the server with a message that says which and why
+//   defaultConfig({ … })     the settings an embedder or a test gives, the defaults for the rest
+//
+// A new setting is one more field of Config and one more entry of SETTINGS (TypeScript asks for
+// both); --help lists it, and a test checks that the README's table does.
 
 export class ConfigError extends Error {
   override name = 'ConfigError'
 }
 
 export interface Config {
+  /** HOST: the address to listen on. */
   host: string
+  /** PORT: the port to listen on; 0 picks a free one. */
   port: number
-  /** As given; unset means the embedded SQLite file under `cwd`. */
+  /** DATABASE_URL, as given; undefined means the embedded SQLite file under `cwd`. */
   databaseUrl: string | undefined
   /** Where relative SQLite paths are: the directory npm was run from (INIT_CWD), else this process's. */
   cwd: string
-  pool: PoolSettings
-  /** PostgreSQL's application_name for this process (PGAPPNAME). */
+  /** DATABASE_POOL_MAX: PostgreSQL connections this process opens at most. */
+  databasePoolMax: number
+  /** DATABASE_POOL_TIMEOUT_MS: how long a request waits for a connection before it gets a 503. */
+  databasePoolTimeoutMs: number
+  /** DATABASE_IDLE_TIMEOUT_MS: an idle connection is closed after this long. */
+  databaseIdleTimeoutMs: number
+  /** DATABASE_STATEMENT_TIMEOUT_MS: PostgreSQL cancels a statement that runs longer (0: never). */
+  databaseStatementTimeoutMs: number
+  /** PGAPPNAME: PostgreSQL's application_name for this process's connections. */
   applicationName: string
+  /** SEED: seed demo data into an empty store at start. */
   seed: boolean
+  /** DEMO_API_KEY: the demo instance's secret key. */
   demoApiKey: string
-  /** Requests per API key per minute; false: no limit. */
-  rateLimitPerMinute: number | false
+  /** RATE_LIMIT_PER_MINUTE: requests per API key in a window; false: no limit. */
+  rateLimit: false | { points: number; durationSeconds: number }
+  /** LOG_LEVEL: pino's level (`silent` … `trace`). */
   logLevel: string
-  /** The read cache's memory budget, in bytes (0: no cache). */
+  /** CACHE_MB: the read cache's memory budget, in bytes (0: no cache). */
   cacheBytes: number
-  /** How long an API key lookup is cached, in milliseconds (a revocation takes this long at most). */
+  /** KEY_CACHE_SECONDS: how long an API key lookup is cached, in ms (a revocation takes this long at most). */
   keyCacheMs: number
-  /** Streams (the live tail) an API key may hold open at once, per process. */
+  /** STREAMS_PER_KEY: streams (the live tail) an API key may hold open at once, per process. */
   streamsPerKey: number
-  /** New requests get a 503 while the event loop lags more than this (false: never). */
+  /** SHED_LOAD_AFTER_MS: new requests get a 503 while the event loop lags more than this (false: never). */
   shedLoadAfterMs: number | false
 }
 
-export const DEFAULT_DEMO_API_KEY = 'metorial_sk_demo0000000000000000000000000000000000'
+interface Setting<T> {
+  /** The environment variable. */
+  variable: string
+  /** The default, written as it would be in the environment ('': unset); a function when computed at load. */
+  default: string | (() => string)
+  /** What --help says of it (the default is added); none: not shown (INIT_CWD is npm's). */
+  help?: string
+  /** The value of the variable's text, or a ConfigError that says what is wrong with it. */
+  parse(text: string, variable: string): T
+}
+
+/** Where the embedded store is when DATABASE_URL is unset, under the working directory. */
+export const DEFAULT_SQLITE_PATH = 'data/session-events.db'
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
+const MIB = 1024 * 1024
+const OFF = /^(off|false)$/i
 
-function bool(name: string, value: string | undefined, fallback: boolean): boolean {
-  if (value === undefined || value === '') return fallback
-  if (/^(1|true|yes|on)$/i.test(value)) return true
-  if (/^(0|false|no|off)$/i.test(value)) return false
-  throw new ConfigError(`${name} must be true or false (got "${value}")`)
+function wholeNumber(text: string, variable: string, min = 0, max?: number): number {
+  const value = Number(text)
+  if (!/^\d+$/.test(text) || value < min || (max !== undefined && value > max)) {
+    const range = max === undefined ? `of at least ${min}` : `from ${min} to ${max}`
+    throw new ConfigError(`${variable} must be a whole number ${range} (got "${text}")`)
+  }
+  return value
 }
 
-function wholeNumber(name: string, value: string | undefined, fallback: number, min = 0): number {
-  if (value === undefined || value === '') return fallback
-  if (!/^\d+$/.test(value) || Number(value) < min)
-    throw new ConfigError(`${name} must be a whole number of at least ${min} (got "${value}")`)
-  return Number(value)
-}
+const text = (value: string) => value
 
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const host = env.HOST || '127.0.0.1'
-  const port = wholeNumber('PORT', env.PORT, 3000)
-  if (port > 65535) throw new ConfigError(`PORT must be a whole number from 0 to 65535 (got "${env.PORT}")`)
-  const cwd = env.INIT_CWD || process.cwd()
-  try {
-    parseDatabaseUrl(env.DATABASE_URL, cwd)
-  } catch (error) {
-    throw new ConfigError((error as Error).message)
-  }
-  const demoApiKey = env.DEMO_API_KEY || DEFAULT_DEMO_API_KEY
-  if (!/^metorial_sk_[0-9A-Za-z_]{8,200}$/.test(demoApiKey)) {
-    throw new ConfigError(
-      'DEMO_API_KEY must look like a secret key: metorial_sk_ followed by at least 8 letters or digits',
-    )
-  }
-  const perMinute = env.RATE_LIMIT_PER_MINUTE
-  const rateLimitPerMinute =
-    perMinute !== undefined && /^(0|off|false)$/i.test(perMinute)
-      ? false
-      : wholeNumber('RATE_LIMIT_PER_MINUTE', perMinute, 1200, 1)
-  const logLevel = env.LOG_LEVEL || 'info'
-  if (!LOG_LEVELS.includes(logLevel))
-    throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (got "${logLevel}")`)
-  return {
-    host,
-    port,
-    databaseUrl: env.DATABASE_URL || undefined,
-    cwd,
-    pool: {
-      max: wholeNumber('DATABASE_POOL_MAX', env.DATABASE_POOL_MAX, DEFAULT_POOL_SETTINGS.max, 1),
-      acquireTimeoutMs: wholeNumber(
-        'DATABASE_POOL_TIMEOUT_MS',
-        env.DATABASE_POOL_TIMEOUT_MS,
-        DEFAULT_POOL_SETTINGS.acquireTimeoutMs,
-        1,
-      ),
-      idleTimeoutMs: wholeNumber(
-        'DATABASE_IDLE_TIMEOUT_MS',
-        env.DATABASE_IDLE_TIMEOUT_MS,
-        DEFAULT_POOL_SETTINGS.idleTimeoutMs,
-      ),
-      statementTimeoutMs: wholeNumber(
-        'DATABASE_STATEMENT_TIMEOUT_MS',
-        env.DATABASE_STATEMENT_TIMEOUT_MS,
-        DEFAULT_POOL_SETTINGS.statementTimeoutMs,
-      ),
+export const SETTINGS: { readonly [K in keyof Config]: Setting<Config[K]> } = {
+  host: { variable: 'HOST', default: '127.0.0.1', help: 'address to listen on', parse: text },
+  port: {
+    variable: 'PORT',
+    default: '3000',
+    help: 'port to listen on; 0 picks a free one',
+    parse: (value, variable) => wholeNumber(value, variable, 0, 65535),
+  },
+  databaseUrl: {
+    variable: 'DATABASE_URL',
+    default: '',
+    help:
+      `the store: unset = embedded SQLite in ./${DEFAULT_SQLITE_PATH}, sqlite:PATH = another SQLite file, ` +
+      'sqlite::memory: = in memory, postgres://USER@HOST:PORT/DB = PostgreSQL',
+    parse: (value) => {
+      parseDatabaseUrl(value)
+      return value || undefined
     },
-    applicationName: env.PGAPPNAME || 'session-events-api',
-    seed: bool('SEED', env.SEED, true),
-    demoApiKey,
-    rateLimitPerMinute,
-    logLevel,
-    cacheBytes: wholeNumber('CACHE_MB', env.CACHE_MB, 48) * 1024 * 1024,
-    keyCacheMs: wholeNumber('KEY_CACHE_SECONDS', env.KEY_CACHE_SECONDS, 5) * 1000,
-    streamsPerKey: wholeNumber('STREAMS_PER_KEY', env.STREAMS_PER_KEY, 100, 1),
-    shedLoadAfterMs:
-      env.SHED_LOAD_AFTER_MS !== undefined && /^(off|false)$/i.test(env.SHED_LOAD_AFTER_MS)
-        ? false
-        : wholeNumber('SHED_LOAD_AFTER_MS', env.SHED_LOAD_AFTER_MS, 200, 10),
+  },
+  cwd: { variable: 'INIT_CWD', default: () => process.cwd(), parse: text },
+  seed: {
+    variable: 'SEED',
+    default: 'true',
+    help: 'seed demo data into an empty store; false turns it off',
+    parse: (value, variable) => {
+      if (/^(1|true|yes|on)$/i.test(value)) return true
+      if (/^(0|false|no|off)$/i.test(value)) return false
+      throw new ConfigError(`${variable} must be true or false (got "${value}")`)
+    },
+  },
+  demoApiKey: {
+    variable: 'DEMO_API_KEY',
+    default: 'metorial_sk_demo0000000000000000000000000000000000',
+    help: "the demo instance's secret key",
+    parse: (value, variable) => {
+      if (!/^metorial_sk_[0-9A-Za-z_]{8,200}$/.test(value)) {
+        throw new ConfigError(
+          `${variable} must look like a secret key: metorial_sk_ followed by at least 8 letters or digits`,
+        )
+      }
+      return value
+    },
+  },
+  rateLimit: {
+    variable: 'RATE_LIMIT_PER_MINUTE',
+    default: '1200',
+    help: 'requests per API key per minute; off or 0 turns it off',
+    parse: (value, variable) =>
+      OFF.test(value) || value === '0' ? false : { points: wholeNumber(value, variable, 1), durationSeconds: 60 },
+  },
+  logLevel: {
+    variable: 'LOG_LEVEL',
+    default: 'info',
+    help: `the level of the JSON logs: ${LOG_LEVELS.join(', ')}`,
+    parse: (value, variable) => {
+      if (!LOG_LEVELS.includes(value))
+        throw new ConfigError(`${variable} must be one of ${LOG_LEVELS.join(', ')} (got "${value}")`)
+      return value
+    },
+  },
+  databasePoolMax: {
+    variable: 'DATABASE_POOL_MAX',
+    default: '10',
+    help: 'PostgreSQL connections per process',
+    parse: (value, variable) => wholeNumber(value, variable, 1),
+  },
+  databasePoolTimeoutMs: {
+    variable: 'DATABASE_POOL_TIMEOUT_MS',
+    default: '5000',
+    help: 'how long a request waits for a PostgreSQL connection before it gets a 503',
+    parse: (value, variable) => wholeNumber(value, variable, 1),
+  },
+  databaseIdleTimeoutMs: {
+    variable: 'DATABASE_IDLE_TIMEOUT_MS',
+    default: '30000',
+    help: 'an idle PostgreSQL connection is closed after this long',
+    parse: wholeNumber,
+  },
+  databaseStatementTimeoutMs: {
+    variable: 'DATABASE_STATEMENT_TIMEOUT_MS',
+    default: '15000',
+    help: 'PostgreSQL cancels a statement that runs longer; 0 = never',
+    parse: wholeNumber,
+  },
+  cacheBytes: {
+    variable: 'CACHE_MB',
+    default: '48',
+    help: 'memory for the events, runs, sessions and keys read before; 0 = no cache',
+    parse: (value, variable) => wholeNumber(value, variable) * MIB,
+  },
+  keyCacheMs: {
+    variable: 'KEY_CACHE_SECONDS',
+    default: '5',
+    help: 'how long a key lookup is kept: a revoked key works this long at most',
+    parse: (value, variable) => wholeNumber(value, variable) * 1000,
+  },
+  streamsPerKey: {
+    variable: 'STREAMS_PER_KEY',
+    default: '100',
+    help: 'live-tail streams one API key may hold open at once, per process',
+    parse: (value, variable) => wholeNumber(value, variable, 1),
+  },
+  shedLoadAfterMs: {
+    variable: 'SHED_LOAD_AFTER_MS',
+    default: '200',
+    help: 'new requests get 503 + Retry-After while the event loop lags more than this; off turns it off',
+    parse: (value, variable) => (OFF.test(value) ? false : wholeNumber(value, variable, 10)),
+  },
+  applicationName: {
+    variable: 'PGAPPNAME',
+    default: 'session-events-api',
+    help: 'PostgreSQL application_name of the connections',
+    parse: text,
+  },
+}
+
+/** Every setting from the environment: an unset or empty variable is its default. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const config: Record<string, unknown> = {}
+  for (const [key, setting] of Object.entries(SETTINGS) as [string, Setting<unknown>][]) {
+    const given = env[setting.variable]
+    const value = given === undefined || given === '' ? defaultText(setting) : given
+    config[key] = setting.parse(value, setting.variable)
   }
+  return config as unknown as Config
+}
+
+/** The settings given (an embedder's, a test's), each one not given at its default. */
+export function defaultConfig(settings: Partial<Config> = {}): Config {
+  const given = Object.entries(settings).filter(([, value]) => value !== undefined)
+  return { ...loadConfig({}), ...Object.fromEntries(given) }
+}
+
+function defaultText(setting: Setting<unknown>): string {
+  return typeof setting.default === 'function' ? setting.default() : setting.default
+}
+
+/** The settings as --help lists them: the variable, what it does, its default; 100 columns wide. */
+export function settingsHelp(): string {
+  const settings = (Object.values(SETTINGS) as Setting<unknown>[]).filter((setting) => setting.help !== undefined)
+  const indent = 4 + Math.max(...settings.map((setting) => setting.variable.length))
+  const lines: string[] = []
+  for (const setting of settings) {
+    const shown = defaultText(setting)
+    const words = [...setting.help!.split(' '), ...(shown === '' ? [] : [`(default ${shown})`])]
+    let line = `  ${setting.variable}`.padEnd(indent)
+    for (const word of words) {
+      if (line.length + word.length > 100 && line.length > indent) {
+        lines.push(line.trimEnd())
+        line = ' '.repeat(indent)
+      }
+      line += `${word} `
+    }
+    lines.push(line.trimEnd())
+  }
+  return lines.join('\n')
+}
+
+/**
+ * What DATABASE_URL names: `sqlite:PATH`, `sqlite::memory:`, or `postgres://…`; unset, the
+ * embedded store in DEFAULT_SQLITE_PATH under `cwd`.
+ */
+export function parseDatabaseUrl(
+  url: string | undefined,
+  cwd: string = process.cwd(),
+): { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string } {
+  if (url === undefined || url === '') return { kind: 'sqlite', path: resolve(cwd, DEFAULT_SQLITE_PATH) }
+  if (url.startsWith('sqlite:')) {
+    const path = url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '')
+    if (path === '')
+      throw new ConfigError('DATABASE_URL "sqlite:" needs a path, such as sqlite:./data/events.db or sqlite::memory:')
+    return { kind: 'sqlite', path: path === ':memory:' ? ':memory:' : resolve(cwd, path) }
+  }
+  if (/^postgres(ql)?:\/\//.test(url)) return { kind: 'postgres', url }
+  throw new ConfigError(
+    `DATABASE_URL must start with sqlite: or postgres:// (got "${url.replace(/\/\/[^@]*@/, '//***@')}")`,
+  )
 }

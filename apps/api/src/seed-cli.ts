@@ -1,22 +1,22 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util'
 import cliProgress from 'cli-progress'
-import { ConfigError, loadConfig } from './config.js'
-import { seed } from './seed.js'
+import { ConfigError, DEFAULT_SQLITE_PATH, loadConfig } from './config.js'
+import { SEED_DEFAULTS, seed } from './seed.js'
 import { openStore } from './store/open.js'
 
-const HELP = `Adds demo data to the store that DATABASE_URL names (default: ./data/session-events.db).
+const HELP = `Adds demo data to the store that DATABASE_URL names (default: ./${DEFAULT_SQLITE_PATH}).
 
 Usage: npm run seed -- [--sessions N] [--events N] [--instances N] [--json]
 
-  --sessions N    sessions per instance (default 3)
-  --events N      server_logs events per session (default 500)
-  --instances N   instances, each with a secret, a publishable and a revoked key (default 2)
+  --sessions N    sessions per instance (default ${SEED_DEFAULTS.sessions})
+  --events N      server_logs events per session (default ${SEED_DEFAULTS.events})
+  --instances N   instances, each with a secret, a publishable and a revoked key (default ${SEED_DEFAULTS.instances})
   --json          print only the summary, as one line of JSON
   --help          this text`
 
-function count(name: string, value: string | undefined, fallback: number): number {
-  if (value === undefined) return fallback
+function count(name: keyof typeof SEED_DEFAULTS, value: string | undefined): number {
+  if (value === undefined) return SEED_DEFAULTS[name]
   if (!/^\d+$/.test(value)) throw new Error(`--${name} must be a whole number (got "${value}")`)
   return Number(value)
 }
@@ -35,16 +35,12 @@ async function main() {
     console.log(HELP)
     return
   }
-  const sessions = count('sessions', values.sessions, 3)
-  const events = count('events', values.events, 500)
-  const instances = count('instances', values.instances, 2)
+  const sessions = count('sessions', values.sessions)
+  const events = count('events', values.events)
+  const instances = count('instances', values.instances)
 
   const config = loadConfig()
-  const store = await openStore(config.databaseUrl, {
-    cwd: config.cwd,
-    pool: config.pool,
-    applicationName: config.applicationName,
-  })
+  const store = await openStore(config.databaseUrl, config)
   const bar = values.json
     ? undefined
     : new cliProgress.SingleBar(

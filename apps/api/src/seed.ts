@@ -6,12 +6,15 @@ import type { NewLogEvent, StoreWriter } from './store/writer.js'
 // that are active, completed and failed, log lines on stdout and stderr, and the errors that
 // ended the failed runs.
 
+/** How much demo data, unless told: sessions per instance, `server_logs` events per session, instances. */
+export const SEED_DEFAULTS = { sessions: 3, events: 500, instances: 2 }
+
 export interface SeedOptions {
-  /** Sessions per instance. Default 3. */
+  /** Sessions per instance. Default: SEED_DEFAULTS. */
   sessions?: number
-  /** `server_logs` events per session. Default 500. */
+  /** `server_logs` events per session. Default: SEED_DEFAULTS. */
   events?: number
-  /** How many instances. Default 2. */
+  /** How many instances. Default: SEED_DEFAULTS. */
   instances?: number
   /** The secret key of the first instance (otherwise a random one). */
   secretKey?: string
@@ -97,9 +100,9 @@ const EVENT_SPACING_MS = 250
 /** Writes demo data through the store's writer (the same write path as the API's). */
 export async function seed(store: { writer: StoreWriter }, options: SeedOptions = {}): Promise<SeedSummary> {
   const writer = store.writer
-  const sessionsPerInstance = options.sessions ?? 3
-  const eventsPerSession = options.events ?? 500
-  const instanceCount = options.instances ?? 2
+  const sessionsPerInstance = options.sessions ?? SEED_DEFAULTS.sessions
+  const eventsPerSession = options.events ?? SEED_DEFAULTS.events
+  const instanceCount = options.instances ?? SEED_DEFAULTS.instances
   const rand = random(0x5eed + sessionsPerInstance * 31 + eventsPerSession)
   const pick = <T>(items: readonly T[]): T => items[Math.floor(rand() * items.length)]!
 

@@ -1,13 +1,15 @@
 import type { AddressInfo, Socket } from 'node:net'
 import { serve as serveNode, type ServerType } from '@hono/node-server'
+import { defaultConfig } from './config.js'
 import { API_VERSION } from './respond.js'
 import { errors } from './errors.js'
 import { newId } from './ids.js'
 
 export interface ServeOptions {
   app: { fetch: (request: Request, ...rest: any[]) => Response | Promise<Response> }
+  /** Default: HOST's default (config.ts). */
   host?: string
-  /** 0 picks a free port. */
+  /** 0 picks a free port. Default: PORT's default (config.ts). */
   port?: number
 }
 
@@ -21,40 +23,37 @@ export interface RunningServer {
 
 /** Serves the app over HTTP with @hono/node-server. */
 export function serve(options: ServeOptions): Promise<RunningServer> {
-  const host = options.host ?? '127.0.0.1'
+  const { host, port } = defaultConfig({ host: options.host, port: options.port })
   return new Promise((resolve, reject) => {
-    const server = serveNode(
-      { fetch: options.app.fetch, hostname: host, port: options.port ?? 0 },
-      (info: AddressInfo) => {
-        const shownHost = host.includes(':') ? `[${host}]` : host
-        resolve({
-          url: `http://${shownHost}:${info.port}`,
-          port: info.port,
-          server,
-          close: ({ timeoutMs = 10_000 } = {}) =>
-            new Promise<void>((done) => {
-              // close() stops accepting connections, ends idle keep-alive ones and calls back once
-              // every request in flight has been answered; past the timeout, the rest are cut.
-              const timer = setTimeout(() => {
-                if ('closeAllConnections' in server) server.closeAllConnections()
-              }, timeoutMs)
-              timer.unref()
-              // A connection whose last response ends after this (a stream, a slow request) is
-              // idle from then on, and ended at the next sweep rather than at its keep-alive timeout.
-              const sweep = setInterval(() => {
-                if ('closeIdleConnections' in server) server.closeIdleConnections()
-              }, 50)
-              sweep.unref()
-              server.close(() => {
-                clearTimeout(timer)
-                clearInterval(sweep)
-                done()
-              })
+    const server = serveNode({ fetch: options.app.fetch, hostname: host, port }, (info: AddressInfo) => {
+      const shownHost = host.includes(':') ? `[${host}]` : host
+      resolve({
+        url: `http://${shownHost}:${info.port}`,
+        port: info.port,
+        server,
+        close: ({ timeoutMs = 10_000 } = {}) =>
+          new Promise<void>((done) => {
+            // close() stops accepting connections, ends idle keep-alive ones and calls back once
+            // every request in flight has been answered; past the timeout, the rest are cut.
+            const timer = setTimeout(() => {
+              if ('closeAllConnections' in server) server.closeAllConnections()
+            }, timeoutMs)
+            timer.unref()
+            // A connection whose last response ends after this (a stream, a slow request) is
+            // idle from then on, and ended at the next sweep rather than at its keep-alive timeout.
+            const sweep = setInterval(() => {
               if ('closeIdleConnections' in server) server.closeIdleConnections()
-            }),
-        })
-      },
-    )
+            }, 50)
+            sweep.unref()
+            server.close(() => {
+              clearTimeout(timer)
+              clearInterval(sweep)
+              done()
+            })
+            if ('closeIdleConnections' in server) server.closeIdleConnections()
+          }),
+      })
+    })
     server.once('error', reject)
     server.on('clientError', answerClientError)
   })

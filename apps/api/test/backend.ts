@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
 import { openPgliteStore, openStore } from '../src/store/open.js'
-import { defaultToOsUser, type PoolSettings } from '../src/store/postgres.js'
+import type { Config } from '../src/config.js'
+import { defaultToOsUser } from '../src/store/postgres.js'
 import type { SqlStore } from '../src/store/sql-store.js'
 import { postgresServerUrl, type Backend } from './backend-choice.js'
 import { servePglite, type PgliteServer } from './pglite-server.js'
@@ -112,9 +113,7 @@ function track(store: SqlStore): SqlStore {
  * On PostgreSQL it lives in a new schema; `schema` names one that exists, to open a second
  * store over the same data.
  */
-export async function openTestStore(
-  options: { schema?: string; pool?: Partial<PoolSettings> } = {},
-): Promise<SqlStore> {
+export async function openTestStore(options: { schema?: string; settings?: Partial<Config> } = {}): Promise<SqlStore> {
   if (backend === 'sqlite') return track(await openStore('sqlite::memory:'))
   if (backend === 'pglite') {
     const db = await sharedPglite()
@@ -126,7 +125,7 @@ export async function openTestStore(
     return track(await openPgliteStore(db, { schema, closeOnDestroy: false }))
   }
   const url = options.schema ? withSearchPath(postgresServerUrl()!, options.schema) : (await freshSchema()).url
-  return track(await openStore(url, { pool: { max: 4, ...options.pool } }))
+  return track(await openStore(url, { databasePoolMax: 4, ...options.settings }))
 }
 
 /** The schema a PostgreSQL store works in. */

@@ -1,6 +1,7 @@
 import type { ServerRun } from '@session-events/server-stubs'
 import { sql } from 'kysely'
 import { describe, expect, it } from 'vitest'
+import { defaultConfig } from '../src/config.js'
 import { newId } from '../src/ids.js'
 import type { ServerRunJson } from '../src/serialize.js'
 import { CachingReader, type ReadCacheOptions } from '../src/store/cached-reader.js'
@@ -12,7 +13,7 @@ import { readEvent, sessionWithRun } from './store-reads.js'
 
 // The caching reader (src/store/cached-reader.ts) over a real store, one freshness rule at a
 // time: events for good, runs while the store's runs version stands (never on PostgreSQL, which
-// has none), a session's instance once found, API key lookups (misses too) for keyTtlMs; never
+// has none), a session's instance once found, API key lookups (misses too) for keyCacheMs; never
 // an event of another session; all within one byte budget. Whether something was served without
 // the database is told by taking it away underneath (a row deleted with plain SQL: these stores
 // are thrown away), or by counting what the inner reader was asked.
@@ -32,9 +33,9 @@ function counting(inner: StoreReader) {
 }
 
 /** A caching reader around the store's reader, and what it asked of it. */
-function cachedOver(store: SqlStore, options?: ReadCacheOptions) {
+function cachedOver(store: SqlStore, settings: Partial<ReadCacheOptions> = {}) {
   const inner = counting(store.reader)
-  return { cache: new CachingReader(inner.reader, options), asked: inner.asked }
+  return { cache: new CachingReader(inner.reader, defaultConfig(settings)), asked: inner.asked }
 }
 
 const runOf = (json: ServerRunJson | undefined) => (json ? (JSON.parse(json.bytes.toString()) as ServerRun) : undefined)
@@ -184,12 +185,12 @@ describe(`the caching reader over the ${backend} store`, () => {
     expect(asked.sessionInstance).toBe(3)
   })
 
-  it('keeps a key lookup for keyTtlMs: a revoked key works until then, and not after', async () => {
+  it('keeps a key lookup for keyCacheMs: a revoked key works until then, and not after', async () => {
     const store = await openTestStore()
     const { id: instanceId } = await store.writer.createInstance({ name: 'i' })
     const key = await store.writer.createApiKey({ instanceId, kind: 'secret' })
     const hash = hashSecret(key.secret)
-    const { cache, asked } = cachedOver(store, { keyTtlMs: KEY_TTL_MS })
+    const { cache, asked } = cachedOver(store, { keyCacheMs: KEY_TTL_MS })
     expect(await cache.findApiKey(hash)).toMatchObject({ id: key.id, revoked_at: null })
 
     expect(await store.writer.revokeApiKey(key.secret)).toBe(true)
@@ -202,11 +203,11 @@ describe(`the caching reader over the ${backend} store`, () => {
     expect(asked.findApiKey).toBe(2)
   })
 
-  it('keeps a key miss for keyTtlMs too', async () => {
+  it('keeps a key miss for keyCacheMs too', async () => {
     const store = await openTestStore()
     const { id: instanceId } = await store.writer.createInstance({ name: 'i' })
     const secret = `metorial_sk_${'m'.repeat(40)}`
-    const { cache, asked } = cachedOver(store, { keyTtlMs: KEY_TTL_MS })
+    const { cache, asked } = cachedOver(store, { keyCacheMs: KEY_TTL_MS })
     expect(await cache.findApiKey(hashSecret(secret))).toBeUndefined()
     // A flood of one bad key is one query.
     for (let i = 0; i < 10; i++) expect(await cache.findApiKey(hashSecret(secret))).toBeUndefined()
@@ -220,11 +221,11 @@ describe(`the caching reader over the ${backend} store`, () => {
     expect(asked.findApiKey).toBe(2)
   })
 
-  it('keeps no key lookup with keyTtlMs 0', async () => {
+  it('keeps no key lookup with keyCacheMs 0', async () => {
     const store = await openTestStore()
     const { id: instanceId } = await store.writer.createInstance({ name: 'i' })
     const key = await store.writer.createApiKey({ instanceId, kind: 'secret' })
-    const { cache, asked } = cachedOver(store, { keyTtlMs: 0 })
+    const { cache, asked } = cachedOver(store, { keyCacheMs: 0 })
     expect((await cache.findApiKey(hashSecret(key.secret)))?.id).toBe(key.id)
     await store.writer.revokeApiKey(key.secret)
     expect((await cache.findApiKey(hashSecret(key.secret)))?.revoked_at).not.toBeNull()
@@ -270,7 +271,7 @@ describe(`the caching reader over the ${backend} store`, () => {
         lines: [{ type: 'stdout' as const, line: `${i} ${'x'.repeat(1000)}` }],
       })),
     )
-    const { cache } = cachedOver(store, { maxBytes })
+    const { cache } = cachedOver(store, { cacheBytes: maxBytes })
     // Read one at a time, oldest first: about 2 KB each, some 400 KB in all.
     for (const id of ids) expect((await cache.sessionEvents(sessionId, [id])).map((e) => e.id)).toEqual([id])
     await cache.serverRuns([runId])

@@ -7,7 +7,7 @@ import { seed } from '../src/seed.js'
 import { openStore } from '../src/store/open.js'
 import type { StoreReader } from '../src/store/types.js'
 import { backend, onPostgres } from './backend.js'
-import { eventIds, fixture, sessionRuns, silent, type Fixture } from './helpers.js'
+import { eventIds, fixture, sessionRuns, silent, testSettings, type Fixture } from './helpers.js'
 import { messages } from './sse.js'
 import { overriding } from './store-overrides.js'
 
@@ -119,7 +119,7 @@ describe(`streamSessionEvents (${backend})`, () => {
         },
       } satisfies Partial<StoreReader>,
     })
-    const app = createApp({ store: counting, logger: silent, rateLimit: false, cache: false })
+    const app = createApp({ store: counting, logger: silent, config: { ...testSettings, cacheBytes: 0 } })
     const res = await stream('', {}, app)
     const sse = messages(res)
     expect(await sse.next()).toEqual({ retry: '2000' })
@@ -143,7 +143,7 @@ describe(`streamSessionEvents (${backend})`, () => {
   }, 60_000)
 
   it('caps the streams of one key (429 with Retry-After), and frees a slot as soon as a stream closes', async () => {
-    const app = createApp({ store: f.store, logger: silent, rateLimit: false, streamsPerKey: 2 })
+    const app = createApp({ store: f.store, logger: silent, config: { ...testSettings, streamsPerKey: 2 } })
     const one = messages(await stream('', {}, app))
     const two = messages(await stream('', {}, app))
     await Promise.all([one.next(), two.next()])
@@ -163,7 +163,7 @@ describe(`streamSessionEvents (${backend})`, () => {
 
   it('ends open streams cleanly when the server shuts down', async () => {
     const shutdown = new AbortController()
-    const app = createApp({ store: f.store, logger: silent, rateLimit: false, shutdown: shutdown.signal })
+    const app = createApp({ store: f.store, logger: silent, config: testSettings, shutdown: shutdown.signal })
     const sse = messages(await stream('', {}, app))
     expect(await sse.next()).toEqual({ retry: '2000' })
     shutdown.abort()
@@ -186,7 +186,7 @@ describe.runIf(!onPostgres)('a writer on another connection to the same SQLite f
       const summary = await seed(other, { sessions: 1, events: 3, instances: 1 })
       const session = summary.instances[0]!.sessions[0]!.id
       const run = (await sessionRuns(other, session))[0]!.id
-      const app = createApp({ store: served, logger: silent, rateLimit: false })
+      const app = createApp({ store: served, logger: silent, config: testSettings })
       const res = await app.request(`/sessions/${session}/events/stream`, {
         headers: { Authorization: `Bearer ${summary.instances[0]!.secret_key}` },
       })

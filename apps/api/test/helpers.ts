@@ -1,11 +1,18 @@
 import pino from 'pino'
 import { createApp, type AppOptions } from '../src/app.js'
+import type { Config } from '../src/config.js'
 import { seed, type SeedSummary } from '../src/seed.js'
 import { openStore } from '../src/store/open.js'
 import type { SqlStore } from '../src/store/sql-store.js'
 import { openTestStore } from './backend.js'
 
 export const silent = pino({ level: 'silent' })
+
+/**
+ * The settings of the tests' apps: no rate limit (but where a test sets one), and no load
+ * shedding, which a busy machine's lag (or a synchronous seed) would make refuse a test's requests.
+ */
+export const testSettings = { rateLimit: false, shedLoadAfterMs: false } satisfies Partial<Config>
 
 export interface Fixture {
   store: SqlStore
@@ -26,7 +33,7 @@ export async function fixture(
 ): Promise<Fixture> {
   const store = options.databaseUrl ? await openStore(options.databaseUrl) : await openTestStore()
   const summary = await seed(store, { sessions: options.sessions ?? 2, events: options.events ?? 60 })
-  const app = createApp({ store, logger: silent, rateLimit: false, ...options.app })
+  const app = createApp({ store, logger: silent, config: testSettings, ...options.app })
   const [a, b] = summary.instances as [SeedSummary['instances'][number], SeedSummary['instances'][number]]
   return {
     store,

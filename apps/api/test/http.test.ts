@@ -2,7 +2,7 @@ import { request as httpRequest } from 'node:http'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createApp } from '../src/app.js'
 import { serve, type RunningServer } from '../src/server.js'
-import { fixture, silent, type Fixture } from './helpers.js'
+import { fixture, silent, testSettings, type Fixture } from './helpers.js'
 import { overriding } from './store-overrides.js'
 
 // Over real HTTP with @hono/node-server: what app.request() cannot show.
@@ -63,6 +63,7 @@ describe('over HTTP', () => {
     const app = createApp({
       store: f.store,
       logger: silent,
+      config: testSettings,
       docsHtml: '<!doctype html><title>Session Events API</title>',
     })
     const s = await serve({ app, port: 0 })
@@ -86,7 +87,7 @@ describe('over HTTP', () => {
         },
       },
     })
-    const s = await serve({ app: createApp({ store: slow, logger: silent, rateLimit: false }), port: 0 })
+    const s = await serve({ app: createApp({ store: slow, logger: silent, config: testSettings }), port: 0 })
     const response = fetch(`${s.url}/sessions/${f.a.sessions[0]!.id}/events?limit=3`, {
       headers: { ...auth(), Connection: 'close' },
     })

@@ -4,11 +4,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createApp } from '../src/app.js'
 import { seed, type SeedSummary } from '../src/seed.js'
 import { openStore } from '../src/store/open.js'
-import type { PoolSettings } from '../src/store/postgres.js'
+import type { Config } from '../src/config.js'
 import type { SqlStore } from '../src/store/sql-store.js'
 import { StoreUnavailableError } from '../src/store/types.js'
 import { backend, killConnections, networkPostgres } from './backend.js'
-import { silent } from './helpers.js'
+import { silent, testSettings } from './helpers.js'
 import { startTcpProxy, type TcpProxy } from './tcp-proxy.js'
 
 // The PostgreSQL store when the database misbehaves, caused for real: a database that goes
@@ -33,14 +33,14 @@ describe('PostgreSQL faults, behind a TCP proxy', () => {
   const stores: SqlStore[] = []
 
   /** A store over the proxy, in the test schema, with its own application_name to find its connections by. */
-  async function open(pool: Partial<PoolSettings> = {}) {
+  async function open(settings: Partial<Config> = {}) {
     const name = `se_faults_${randomBytes(4).toString('hex')}`
     const url = new URL(target.url)
     url.host = `127.0.0.1:${proxy.port}`
     url.searchParams.set('application_name', name)
-    const store = await openStore(url.toString(), { pool: { acquireTimeoutMs: 1_000, ...pool } })
+    const store = await openStore(url.toString(), { databasePoolTimeoutMs: 1_000, ...settings })
     stores.push(store)
-    return { store, name, app: createApp({ store, logger: silent, rateLimit: false, cache: { keyTtlMs: 0 } }) }
+    return { store, name, app: createApp({ store, logger: silent, config: { ...testSettings, keyCacheMs: 0 } }) }
   }
 
   const list = (app: ReturnType<typeof createApp>) =>
@@ -80,7 +80,7 @@ describe('PostgreSQL faults, behind a TCP proxy', () => {
   })
 
   it('survives its connections being killed, idle or in the middle of a transaction', async () => {
-    const { store, name, app } = await open({ max: 2 })
+    const { store, name, app } = await open({ databasePoolMax: 2 })
     expect((await list(app)).status).toBe(200)
     let killed!: () => void
     const afterKill = new Promise<void>((resolve) => (killed = resolve))
@@ -106,7 +106,7 @@ describe('PostgreSQL faults, behind a TCP proxy', () => {
   })
 
   it('answers 503 when no connection frees up in time, and serves again once one does', async () => {
-    const { store, app } = await open({ max: 1, acquireTimeoutMs: 300 })
+    const { store, app } = await open({ databasePoolMax: 1, databasePoolTimeoutMs: 300 })
     let release!: () => void
     const held = new Promise<void>((resolve) => (release = resolve))
     const holding = store.db.transaction().execute(async (trx) => {
@@ -125,7 +125,7 @@ describe('PostgreSQL faults, behind a TCP proxy', () => {
   it.runIf(onServer)(
     'cancels a statement past DATABASE_STATEMENT_TIMEOUT_MS as unavailable, not as a bug',
     async () => {
-      const { store } = await open({ statementTimeoutMs: 200 })
+      const { store } = await open({ databaseStatementTimeoutMs: 200 })
       await expect(sql`select pg_sleep(2)`.execute(store.db)).rejects.toBeInstanceOf(StoreUnavailableError)
       // A wrong query stays a wrong query (a 500), not a 503.
       const wrong = await sql`select * from no_such_table`.execute(store.db).catch((e: unknown) => e)
@@ -136,27 +136,8 @@ describe('PostgreSQL faults, behind a TCP proxy', () => {
 })
 
 describe('the pool settings', () => {
-  it('come from DATABASE_POOL_* and DATABASE_*_TIMEOUT_MS, and a bad one says which', async () => {
-    const { loadConfig } = await import('../src/config.js')
-    const { DEFAULT_POOL_SETTINGS } = await import('../src/store/postgres.js')
-    const poolSettingsFromEnv = (env: NodeJS.ProcessEnv) => loadConfig(env).pool
-    expect(poolSettingsFromEnv({})).toEqual(DEFAULT_POOL_SETTINGS)
-    expect(
-      poolSettingsFromEnv({
-        DATABASE_POOL_MAX: '25',
-        DATABASE_POOL_TIMEOUT_MS: '2000',
-        DATABASE_IDLE_TIMEOUT_MS: '0',
-        DATABASE_STATEMENT_TIMEOUT_MS: '0',
-      }),
-    ).toEqual({ max: 25, acquireTimeoutMs: 2000, idleTimeoutMs: 0, statementTimeoutMs: 0 })
-    expect(() => poolSettingsFromEnv({ DATABASE_POOL_MAX: '0' })).toThrow(
-      /DATABASE_POOL_MAX must be a whole number of at least 1/,
-    )
-    expect(() => poolSettingsFromEnv({ DATABASE_POOL_TIMEOUT_MS: 'soon' })).toThrow(/DATABASE_POOL_TIMEOUT_MS/)
-  })
-
   it('turn an unreachable database into StoreUnavailableError at once', async () => {
-    const error = await openStore('postgres://127.0.0.1:1/nothing', { pool: { acquireTimeoutMs: 2_000 } }).catch(
+    const error = await openStore('postgres://127.0.0.1:1/nothing', { databasePoolTimeoutMs: 2_000 }).catch(
       (e: unknown) => e,
     )
     expect(error).toBeInstanceOf(StoreUnavailableError)

@@ -3,7 +3,7 @@ import { createApp } from '../src/app.js'
 import { encodeCursor } from '../src/cursor.js'
 import { base62ToBytes, bytesToBase62, newId } from '../src/ids.js'
 import { StoreUnavailableError } from '../src/store/types.js'
-import { eventIds, fixture, silent, withoutRequestId, type Fixture } from './helpers.js'
+import { eventIds, fixture, silent, testSettings, withoutRequestId, type Fixture } from './helpers.js'
 import { overriding } from './store-overrides.js'
 
 let f: Fixture
@@ -297,7 +297,7 @@ describe('routing, headers and failures', () => {
     const broken = overriding(f.store, {
       reader: { listEventIds: async () => Promise.reject(new Error('SQLITE_CORRUPT: secret internals at /var/db')) },
     })
-    const app = createApp({ store: broken, logger: silent, rateLimit: false })
+    const app = createApp({ store: broken, logger: silent, config: testSettings })
     const res = await app.request(`/sessions/${sessionId}/events`, {
       headers: { Authorization: `Bearer ${f.a.secret_key}` },
     })
@@ -318,7 +318,7 @@ describe('routing, headers and failures', () => {
       reader: { sessionInstance: async () => Promise.reject(new StoreUnavailableError('connection refused')) },
       ping: async () => Promise.reject(new StoreUnavailableError('connection refused')),
     })
-    const app = createApp({ store: down, logger: silent, rateLimit: false })
+    const app = createApp({ store: down, logger: silent, config: testSettings })
     const res = await app.request(`/sessions/${newId('session')}/events`, {
       headers: { Authorization: `Bearer ${f.a.secret_key}` },
     })
@@ -330,7 +330,11 @@ describe('routing, headers and failures', () => {
   })
 
   it('429s a key over its rate limit, with RateLimit-* and Retry-After, and not another key', async () => {
-    const app = createApp({ store: f.store, logger: silent, rateLimit: { points: 3, durationSeconds: 60 } })
+    const app = createApp({
+      store: f.store,
+      logger: silent,
+      config: { ...testSettings, rateLimit: { points: 3, durationSeconds: 60 } },
+    })
     const call = (key: string) =>
       app.request(`/sessions/${sessionId}/events?limit=1`, { headers: { Authorization: `Bearer ${key}` } })
     const first = await call(f.a.secret_key)

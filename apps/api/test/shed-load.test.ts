@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createApp } from '../src/app.js'
-import { fixture, silent, type Fixture } from './helpers.js'
+import { fixture, silent, testSettings, type Fixture } from './helpers.js'
 
 // Shedding load: while the event loop lags past its bound, new API requests are answered 503 at
 // once (the client and CLI retry them), /readyz says the process is not ready, /healthz that it
@@ -28,9 +28,8 @@ describe('load shedding', () => {
     const app = createApp({
       store: f.store,
       logger: silent,
-      rateLimit: false,
+      config: { ...testSettings, shedLoadAfterMs: 150 },
       shutdown: shutdown.signal,
-      loadShedding: { maxEventLoopDelayMs: 150, windowMs: 300 },
     })
     const list = () =>
       app.request(`/sessions/${f.a.sessions[0]!.id}/events?limit=1`, {

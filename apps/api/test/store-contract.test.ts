@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { sql } from 'kysely'
 import { describe, expect, it } from 'vitest'
 import { idTime, newId } from '../src/ids.js'
+import { defaultConfig } from '../src/config.js'
 import { CachingReader } from '../src/store/cached-reader.js'
 import { migrate, migrations } from '../src/store/migrations.js'
 import { openStore } from '../src/store/open.js'
@@ -20,7 +21,7 @@ import { readEvent, readPage, sessionWithRun } from './store-reads.js'
 /** The store's own reader, and a caching reader around it (what the API reads through). */
 const readersOf = (store: SqlStore): [string, StoreReader][] => [
   ['the store reader', store.reader],
-  ['a caching reader', new CachingReader(store.reader)],
+  ['a caching reader', new CachingReader(store.reader, defaultConfig())],
 ]
 
 describe(`the ${backend} store`, () => {
@@ -215,7 +216,7 @@ describe(`the ${backend} store`, () => {
 
   for (const [name, readerOf] of [
     ['the store reader', (store: SqlStore): StoreReader => store.reader],
-    ['a caching reader', (store: SqlStore): StoreReader => new CachingReader(store.reader)],
+    ['a caching reader', (store: SqlStore): StoreReader => new CachingReader(store.reader, defaultConfig())],
   ] as const) {
     it(`shows a run as it is now on every read, the events around it as they were written (${name})`, async () => {
       const store = await openTestStore()

@@ -8,7 +8,8 @@ import { idTime, isSessionEventId, newId, nextId } from '../src/ids.js'
 import { seed } from '../src/seed.js'
 import { CachingReader } from '../src/store/cached-reader.js'
 import { migrate, migrations } from '../src/store/migrations.js'
-import { openStore, parseDatabaseUrl } from '../src/store/open.js'
+import { defaultConfig, parseDatabaseUrl } from '../src/config.js'
+import { openStore } from '../src/store/open.js'
 import { MAX_SHAPES, PreparedQueries } from '../src/store/prepared.js'
 import type { ListEventsQuery, StoreReader } from '../src/store/types.js'
 import { hashSecret } from '../src/store/writer.js'
@@ -40,7 +41,7 @@ async function twoConnections(file: string) {
     },
     runsVersion: () => inner.runsVersion(),
   }
-  const reader = new CachingReader(counting)
+  const reader = new CachingReader(counting, defaultConfig())
   const close = async () => {
     await writer.close()
     await readerStore.close()

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createApp } from '../src/app.js'
 import { newId } from '../src/ids.js'
 import { backend } from './backend.js'
-import { fixture, silent, type Fixture } from './helpers.js'
+import { fixture, silent, testSettings, type Fixture } from './helpers.js'
 import { overriding } from './store-overrides.js'
 
 // The write half through the real app (app.request), on every store: sessions, runs, appends and
@@ -437,7 +437,7 @@ describe(`Idempotency-Key (${backend})`, () => {
         },
       }),
     })
-    const app = createApp({ store: slow, logger: silent, rateLimit: false })
+    const app = createApp({ store: slow, logger: silent, config: testSettings })
     const send = () =>
       app.request(`/sessions/${sessionId}/events`, {
         method: 'POST',

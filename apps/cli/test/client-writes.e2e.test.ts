@@ -25,7 +25,7 @@ let proxy: TcpProxy | undefined
 beforeAll(async () => {
   const store = await openStore('sqlite::memory:')
   ;[a] = (await seed(store, { sessions: 1, events: 1 })).instances as [Instance]
-  app = createApp({ store, logLevel: 'silent', rateLimit: false })
+  app = createApp({ store, config: { logLevel: 'silent', rateLimit: false, shedLoadAfterMs: false } })
 })
 
 afterAll(async () => {

@@ -31,7 +31,7 @@ beforeAll(async () => {
   ;[a, b] = summary.instances as [Instance, Instance]
   sessionId = a.sessions[0]!.id
   expectedCount = a.sessions[0]!.events
-  app = createApp({ store, logLevel: 'silent', rateLimit: false })
+  app = createApp({ store, config: { logLevel: 'silent', rateLimit: false, shedLoadAfterMs: false } })
 })
 
 let server: Awaited<ReturnType<typeof serve>> | undefined
@@ -230,7 +230,10 @@ describe('client e2e, over HTTP only', () => {
     const store = await openStore('sqlite::memory:')
     const { instances } = await seed(store, { sessions: 1, events: 5 })
     const limited = await serve({
-      app: createApp({ store, logLevel: 'silent', rateLimit: { points: 2, durationSeconds: 1 } }),
+      app: createApp({
+        store,
+        config: { logLevel: 'silent', rateLimit: { points: 2, durationSeconds: 1 }, shedLoadAfterMs: false },
+      }),
       port: 0,
     })
     try {
@@ -274,7 +277,10 @@ describe('client e2e, over HTTP only', () => {
 
   it('throws a SessionEventsConnectionError when nothing listens', async () => {
     const store = await openStore('sqlite::memory:')
-    const gone = await serve({ app: createApp({ store, logLevel: 'silent', rateLimit: false }), port: 0 })
+    const gone = await serve({
+      app: createApp({ store, config: { logLevel: 'silent', rateLimit: false, shedLoadAfterMs: false } }),
+      port: 0,
+    })
     await gone.close()
     await store.close()
     const client = createSessionEventsClient({

@@ -2,7 +2,8 @@
 import { createApp, openStore, seed } from '@session-events/api'
 import { type SessionEvent, createSessionEventsClient } from '@session-events/client'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { eventDetail, tableHeader, tableRow } from '../src/format.js'
+import { stripVTControlCharacters } from 'node:util'
+import { colourFor, eventDetail, eventLines, tableHeader, tableRow } from '../src/format.js'
 
 process.env.LOG_LEVEL = 'silent' // the app's request log
 
@@ -12,7 +13,7 @@ let errorEvent: SessionEvent
 beforeAll(async () => {
   const store = await openStore('sqlite::memory:')
   const { instances } = await seed(store, { sessions: 1, events: 20 })
-  const app = createApp({ store, logLevel: 'silent', rateLimit: false })
+  const app = createApp({ store, config: { logLevel: 'silent', rateLimit: false, shedLoadAfterMs: false } })
   const client = createSessionEventsClient({
     apiKey: instances[0]!.secret_key,
     fetch: (input, init) => app.fetch(new Request(input, init)),
@@ -64,5 +65,81 @@ describe('detail', () => {
     expect(text).toMatch(new RegExp(`^log lines\\s+${logsEvent.log_lines.length}$`, 'm'))
     for (const line of logsEvent.log_lines) expect(text).toContain(`  ${line.type.padEnd(8)}${line.line}`)
     expect(eventDetail(errorEvent)).toMatch(new RegExp(`^error\\s+${errorEvent.server_run_error!.code}: `, 'm'))
+  })
+})
+
+describe('line view', () => {
+  const batch = (): SessionEvent => ({
+    ...logsEvent,
+    log_lines: [
+      { type: 'stdout', line: 'listening on stdio' },
+      { type: 'stderr', line: 'warning: no config, using defaults' },
+      { type: 'stdout', line: '\tindented by a tab' },
+    ],
+  })
+
+  it('prints every line of an event, each with its time, server and stream: stderr shows without colour', () => {
+    const server = logsEvent.server_run!.server.name
+    expect(eventLines(batch())).toEqual([
+      `${logsEvent.created_at}  ${server.padEnd(18)}stdout  listening on stdio`,
+      `${logsEvent.created_at}  ${server.padEnd(18)}stderr  warning: no config, using defaults`,
+      `${logsEvent.created_at}  ${server.padEnd(18)}stdout  \tindented by a tab`,
+    ])
+  })
+
+  it("prints a run's error as a line of its own", () => {
+    const error = errorEvent.server_run_error!
+    const lines = eventLines(errorEvent)
+    expect(lines).toHaveLength(1)
+    expect(lines[0]).toMatch(new RegExp(`^${errorEvent.created_at}  \\S.{17}error   `))
+    expect(lines[0]!.endsWith(`${error.code}: ${error.message}`)).toBe(true)
+  })
+
+  it('colours stderr and errors red, and nothing else of the line, only when asked', () => {
+    const [out, err] = eventLines(batch(), true)
+    expect(err).toContain('\u001b[31mstderr  warning: no config, using defaults\u001b[39m')
+    expect(out).not.toContain('\u001b[31m')
+    expect(eventLines(errorEvent, true)[0]).toMatch(/\u001b\[31m\u001b\[1merror {3}/)
+    // Without colour there is no escape sequence at all; with it, taking ours away leaves the same text.
+    expect(eventLines(batch()).join('\n')).not.toContain('\u001b')
+    expect(eventLines(batch(), true).map((line) => stripVTControlCharacters(line))).toEqual(eventLines(batch()))
+  })
+
+  it("never lets a log line's control sequences reach the terminal: they are removed, not shown as debris", () => {
+    const hostile: SessionEvent = {
+      ...logsEvent,
+      server_run: { ...logsEvent.server_run!, server: { ...logsEvent.server_run!.server, name: 'evil\u001b[2J' } },
+      log_lines: [
+        // Clear the screen, move the cursor up, set the window's title, ring the bell, go back
+        // over the line, an 8-bit CSI, its own colours.
+        { type: 'stderr', line: 'ok\u001b[2J\u001b[1A\u001b]0;pwned\u0007\r\bgone\u009b2J \u001b[31mred\u001b[0m' },
+      ],
+    }
+    for (const colour of [false, true]) {
+      const [line] = eventLines(hostile, colour)
+      // Ours are the only sequences left: SGR colours (dim, cyan, red, bold and their resets).
+      const ours = /\u001b\[(2|22|36|39|31|1)m/g
+      expect([...line!.matchAll(/\u001b\[[\d;]*m/g)].every(([sequence]) => sequence.match(ours))).toBe(true)
+      // oxlint-disable-next-line no-control-regex -- control characters are what must not be there
+      expect(line!.replace(ours, '')).not.toMatch(/[\u0000-\u0008\u000a-\u001f\u007f-\u009f]/)
+      expect(stripVTControlCharacters(line!)).toMatch(/stderr {2}ok {2}gone {2}red$/)
+      expect(line).not.toContain('pwned')
+    }
+  })
+
+  it('colours a terminal that shows colours; never a pipe, unless FORCE_COLOR; never with NO_COLOR', () => {
+    const terminal = { isTTY: true, hasColors: () => true }
+    expect(colourFor(terminal, {})).toBe(true)
+    expect(colourFor(terminal, { NO_COLOR: '1' })).toBe(false)
+    // no-color.org: an empty NO_COLOR does not count.
+    expect(colourFor(terminal, { NO_COLOR: '' })).toBe(true)
+    expect(colourFor(terminal, { FORCE_COLOR: '0' })).toBe(false)
+    // A terminal without colours (TERM=dumb): hasColors() says so.
+    expect(colourFor({ isTTY: true, hasColors: () => false }, {})).toBe(false)
+    // This test's own stdout, a pipe to vitest.
+    expect(process.stdout.isTTY).toBeFalsy()
+    expect(colourFor(process.stdout, {})).toBe(false)
+    expect(colourFor(process.stdout, { FORCE_COLOR: '1' })).toBe(true)
+    expect(colourFor(process.stdout, { FORCE_COLOR: '1', NO_COLOR: '1' })).toBe(true)
   })
 })

@@ -56,7 +56,10 @@ describe('packages/client/README.md example', () => {
   it('runs against the API', async () => {
     const store = await openStore('sqlite::memory:')
     const { instances } = await seed(store, { sessions: 1, events: 30 })
-    const server = await serve({ app: createApp({ store, logLevel: 'silent', rateLimit: false }), port: 0 })
+    const server = await serve({
+      app: createApp({ store, config: { logLevel: 'silent', rateLimit: false, shedLoadAfterMs: false } }),
+      port: 0,
+    })
     try {
       const sessionId = instances[0]!.sessions[0]!.id
       // Node runs the TypeScript as it is: the example uses no syntax that needs compiling.

@@ -1,5 +1,4 @@
-import { createApp, openStore, serve, type StoreReader } from '@session-events/api'
-import pino from 'pino'
+import { createApp, loadConfig, openStore, serve, type StoreReader } from '@session-events/api'
 
 // A diagnostic, not a peer: the API exactly as it runs, but with the reads of its store answered
 // from memory after the first time. What it costs is everything but the store (HTTP, Hono,
@@ -26,5 +25,5 @@ const store = new Proxy(real, {
   get: (target, property) => (property === 'reader' ? reader : Reflect.get(target, property)),
 })
 
-const app = createApp({ store, rateLimit: false, logger: pino({ level: process.env.LOG_LEVEL ?? 'info' }) })
+const app = createApp({ store, config: { ...loadConfig(), rateLimit: false, shedLoadAfterMs: false } })
 await serve({ app, host: '127.0.0.1', port: Number(process.argv[3]) })

@@ -1,13 +1,13 @@
 import { writeFileSync } from 'node:fs'
 import { PGlite } from '@electric-sql/pglite'
-import { createApp, openPgliteStore, seed, serve } from '@session-events/api'
+import { createApp, loadConfig, openPgliteStore, seed, serve } from '@session-events/api'
 
 // The API on PGlite (PostgreSQL compiled to WebAssembly, in the API's own process): the PostgreSQL
 // rows of the peers suite when there is no PostgreSQL server to reach. The store is in memory, so
 // the dataset is seeded here, with the same shape as the throughput dataset, before it serves;
 // what the driver needs of it (the key, the sessions and their middle events) is written to
-// DATASET_JSON first. The app is the API's own (createApp), as main.js makes it, with its default
-// logging and without the rate limit. No peer can share the database: PGlite is one process's.
+// DATASET_JSON first. The app is the API's own (createApp), as main.js makes it, with its settings
+// from the environment, without the rate limit and load shedding. No peer can share the database: PGlite is one process's.
 // Usage: node api-pglite.js PORT SESSIONS EVENTS DATASET_JSON
 
 const [port, sessions, events, out] = process.argv.slice(2)
@@ -46,5 +46,5 @@ writeFileSync(
   }),
 )
 
-const app = createApp({ store, rateLimit: false, logLevel: process.env.LOG_LEVEL ?? 'info' })
+const app = createApp({ store, config: { ...loadConfig(), rateLimit: false, shedLoadAfterMs: false } })
 await serve({ app, host: '127.0.0.1', port: Number(port) })

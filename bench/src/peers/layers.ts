@@ -3,6 +3,8 @@ import { OpenAPIHono } from '@hono/zod-openapi'
 import {
   authenticate,
   CachingReader,
+  defaultConfig,
+  loadConfig,
   openStore,
   requestContext,
   requireScope,
@@ -20,7 +22,7 @@ import { peerArgs } from './fixtures.js'
 // with the fixtures' precomputed bytes, so that the cost of a request splits by layer.
 //   hono    a bare Hono app on @hono/node-server, one route
 //   routes  the generated routes (@hono/zod-openapi) and their validators
-//   log     + the API's request context: request id, headers, access log (LOG_LEVEL, info by default),
+//   log     + the API's request context: request id, headers, access log (LOG_LEVEL, as the API reads it),
 //           and from here on the bytes are sent as the API sends them, its headers in place
 //   auth    + authentication and the scope check, against the store
 //   body    + the body limit on writes (hono/body-limit, as the API mounts it)
@@ -72,9 +74,9 @@ if (layer === 'hono') {
   const routes = new OpenAPIHono<AppEnv>({ strict: false })
   if (layer === 'log' || layer === 'auth' || layer === 'body') {
     const store = await openStore(process.env.DATABASE_URL)
-    routes.use(requestContext(pino({ level: process.env.LOG_LEVEL ?? 'info' })))
+    routes.use(requestContext(pino({ level: loadConfig().logLevel })))
     if (layer === 'auth' || layer === 'body') {
-      routes.use('/sessions/*', authenticate(new CachingReader(store.reader)))
+      routes.use('/sessions/*', authenticate(new CachingReader(store.reader, defaultConfig())))
       routes.on('GET', '/sessions/*', requireScope('sessions:read'))
       routes.on('POST', '/sessions/*', requireScope('sessions:write'))
     }

@@ -97,7 +97,7 @@ describe('known findings, fixed', () => {
   })
 
   // BUG-4: the spec makes RateLimit-Limit, -Remaining and -Reset required on every 200, but a
-  // server started with RATE_LIMIT_PER_MINUTE=off (createApp({ rateLimit: false })) sends none.
+  // server started with RATE_LIMIT_PER_MINUTE=off (createApp({ config: { rateLimit: false } })) sends none.
   it('BUG-4: a success carries the required RateLimit-* headers when rate limiting is off', async () => {
     const app = world.appWith({ rateLimit: false })
     for (const op of operations) {

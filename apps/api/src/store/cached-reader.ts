@@ -1,4 +1,5 @@
 import { LRUCache } from 'lru-cache'
+import type { Config } from '../config.js'
 import { sizeOfEventJson, type ServerRunJson, type SessionEventJson } from '../serialize.js'
 import type { ApiKeyRecord, EventIdPage, ListEventsQuery, StoreReader } from './types.js'
 
@@ -13,22 +14,18 @@ import type { ApiKeyRecord, EventIdPage, ListEventsQuery, StoreReader } from './
 //                   writing transaction, migrations 3 and 5); never when the store cannot tell;
 //   session → instance   for good once found: a session never moves to another instance
 //                   (a session not found is asked again: it may be created later);
-//   API key lookups `keyTtlMs`, misses included (a revocation takes effect within that time,
+//   API key lookups `keyCacheMs`, misses included (a revocation takes effect within that time,
 //                   and a flood of bad keys does not become a flood of queries).
 // The page of ids a listing reads is never kept: it is where new events show up.
 //
-// All of them share one memory budget, `maxBytes`, in one LRU: whatever was used least
+// All of them share one memory budget, `cacheBytes`, in one LRU: whatever was used least
 // recently goes first, whatever its kind.
 
-export interface ReadCacheOptions {
-  /** The memory the kept objects may take, roughly, in bytes. Default 48 MiB. */
-  maxBytes?: number
-  /** How long an API key lookup is kept, in milliseconds (0: not at all). Default 5,000. */
-  keyTtlMs?: number
-}
-
-export const DEFAULT_CACHE_BYTES = 48 * 1024 * 1024
-export const DEFAULT_KEY_TTL_MS = 5_000
+/**
+ * The settings it takes (config.ts, CACHE_MB and KEY_CACHE_SECONDS): the memory the kept objects
+ * may take, roughly, in bytes; how long an API key lookup is kept, in milliseconds (0: not at all).
+ */
+export type ReadCacheOptions = Pick<Config, 'cacheBytes' | 'keyCacheMs'>
 
 type Entry =
   | { kind: 'event'; event: SessionEventJson }
@@ -56,11 +53,11 @@ export class CachingReader implements StoreReader {
   readonly #cache: LRUCache<string, Entry>
   readonly #keyTtlMs: number
 
-  constructor(inner: StoreReader, options: ReadCacheOptions = {}) {
+  constructor(inner: StoreReader, options: ReadCacheOptions) {
     this.#inner = inner
-    this.#keyTtlMs = options.keyTtlMs ?? DEFAULT_KEY_TTL_MS
+    this.#keyTtlMs = options.keyCacheMs
     this.#cache = new LRUCache<string, Entry>({
-      maxSize: options.maxBytes ?? DEFAULT_CACHE_BYTES,
+      maxSize: options.cacheBytes,
       sizeCalculation: sizeOf,
     })
   }

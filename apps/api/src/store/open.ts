@@ -1,62 +1,31 @@
-import { resolve } from 'node:path'
 import { Kysely } from 'kysely'
+import { defaultConfig, parseDatabaseUrl, type Config } from '../config.js'
 import type { Database } from './db.js'
 import { reportingUnavailable } from './dialect.js'
 import { migrate } from './migrations.js'
 import { pgliteDialect, type PGliteDialectOptions, type PGliteLike } from './pglite.js'
-import { DEFAULT_POOL_SETTINGS, openPostgres, postgresRunsVersion, type PoolSettings } from './postgres.js'
+import { openPostgres, postgresRunsVersion } from './postgres.js'
 import { openSqlite } from './sqlite.js'
 import { SqlStore } from './sql-store.js'
 
 // Opens the store that a DATABASE_URL names and brings its schema up to date.
 
-export class StoreConfigError extends Error {
-  override name = 'StoreConfigError'
-}
-
 /**
- * What DATABASE_URL names: `sqlite:PATH`, `sqlite::memory:`, or `postgres://…`; unset, the
- * embedded store in `data/session-events.db` under `cwd`.
+ * The store that DATABASE_URL names, migrated. Its settings (the
+ * pool, application_name, where a relative SQLite path is) are the Config's: loadConfig()'s, or
+ * those given, the rest at their defaults (config.ts).
  */
-export function parseDatabaseUrl(
-  url: string | undefined,
-  cwd: string = process.cwd(),
-): { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string } {
-  if (url === undefined || url === '') return { kind: 'sqlite', path: resolve(cwd, 'data/session-events.db') }
-  if (url.startsWith('sqlite:')) {
-    const path = url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '')
-    if (path === '')
-      throw new StoreConfigError(
-        'DATABASE_URL "sqlite:" needs a path, such as sqlite:./data/events.db or sqlite::memory:',
-      )
-    return { kind: 'sqlite', path: path === ':memory:' ? ':memory:' : resolve(cwd, path) }
-  }
-  if (/^postgres(ql)?:\/\//.test(url)) return { kind: 'postgres', url }
-  throw new StoreConfigError(
-    `DATABASE_URL must start with sqlite: or postgres:// (got "${url.replace(/\/\/[^@]*@/, '//***@')}")`,
-  )
-}
-
-export interface OpenStoreOptions {
-  /** PostgreSQL's pool; the defaults are DEFAULT_POOL_SETTINGS. */
-  pool?: Partial<PoolSettings>
-  /** PostgreSQL's application_name for this process's connections. Default: session-events-api. */
-  applicationName?: string
-  /** Where a relative SQLite path (and the default one) is. Default: the working directory. */
-  cwd?: string
-}
-
-/** Opens the store that DATABASE_URL names and brings its schema up to date. */
-export async function openStore(databaseUrl?: string, options: OpenStoreOptions = {}): Promise<SqlStore> {
-  const target = parseDatabaseUrl(databaseUrl, options.cwd)
+export async function openStore(databaseUrl?: string, settings: Partial<Config> = {}): Promise<SqlStore> {
+  const config = defaultConfig(settings)
+  const target = parseDatabaseUrl(databaseUrl, config.cwd)
   if (target.kind === 'sqlite') return migrated(openSqlite(target.path))
-  return migrated(
-    openPostgres(
-      target.url,
-      { ...DEFAULT_POOL_SETTINGS, ...options.pool },
-      options.applicationName ?? 'session-events-api',
-    ),
-  )
+  const pool = {
+    max: config.databasePoolMax,
+    acquireTimeoutMs: config.databasePoolTimeoutMs,
+    idleTimeoutMs: config.databaseIdleTimeoutMs,
+    statementTimeoutMs: config.databaseStatementTimeoutMs,
+  }
+  return migrated(openPostgres(target.url, pool, config.applicationName))
 }
 
 /**

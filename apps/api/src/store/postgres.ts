@@ -11,7 +11,7 @@ import { SqlStore } from './sql-store.js'
 // PostgreSQL (node-postgres): the store when a deployment outgrows one machine. Several API
 // processes share one database; each has a pool of its own.
 
-/** The PostgreSQL connection pool of one API process; every setting has an environment variable (config.ts). */
+/** The PostgreSQL connection pool of one API process, from the Config (config.ts), as openStore gives it. */
 export interface PoolSettings {
   /** DATABASE_POOL_MAX: connections this process opens at most. */
   max: number
@@ -21,13 +21,6 @@ export interface PoolSettings {
   idleTimeoutMs: number
   /** DATABASE_STATEMENT_TIMEOUT_MS: the server cancels a statement that runs longer (0: never). */
   statementTimeoutMs: number
-}
-
-export const DEFAULT_POOL_SETTINGS: PoolSettings = {
-  max: 10,
-  acquireTimeoutMs: 5_000,
-  idleTimeoutMs: 30_000,
-  statementTimeoutMs: 15_000,
 }
 
 // node-postgres returns int8 (count(*), sums, sizes) as strings; PGlite returns numbers. The
@@ -42,10 +35,11 @@ const pgTypes = {
 
 /**
  * A URL without a user means the operating system's user, as for psql; node-postgres takes it
- * from $USER only, which a service manager or CI may not set.
+ * from $USER only, which a service manager or CI may not set. It reads PGUSER before this
+ * default, so PGUSER still wins.
  */
 export function defaultToOsUser(): void {
-  if (!pg.defaults.user && !process.env.PGUSER) pg.defaults.user = userInfo().username
+  if (!pg.defaults.user) pg.defaults.user = userInfo().username
 }
 
 export function openPostgres(url: string, settings: PoolSettings, applicationName: string): SqlStore {

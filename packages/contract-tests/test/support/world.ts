@@ -4,6 +4,7 @@ import {
   seed,
   StoreUnavailableError,
   type AppOptions,
+  type Config,
   type SeedSummary,
   type SqlStore,
   type Store,
@@ -30,17 +31,26 @@ export interface World {
   a: Instance
   b: Instance
   app: App
-  /** Another app over the same store (a tiny rate limit, a failing store…). */
-  appWith(options: Partial<AppOptions>): App
+  /** Another app: over another store (a failing one…), with other settings (a tiny rate limit…). */
+  appWith(options: AppWith): App
 }
+
+/** An app's store and shutdown signal, and the settings (config.ts) that differ from the world's. */
+export type AppWith = Partial<Pick<AppOptions, 'store' | 'shutdown'>> & Partial<Config>
 
 export async function createWorld(options: { sessions?: number; events?: number } = {}): Promise<World> {
   const store = await openStore('sqlite::memory:')
   const summary = await seed(store, { sessions: options.sessions ?? 2, events: options.events ?? 40 })
   const [a, b] = summary.instances
   if (!a || !b) throw new Error('the seed made fewer than two instances')
-  const appWith = (overrides: Partial<AppOptions>) =>
-    createApp({ store, logger, rateLimit: GENEROUS_RATE_LIMIT, ...overrides })
+  // No load shedding: a busy machine's lag would refuse the suites' requests.
+  const appWith = ({ store: over = store, shutdown, ...settings }: AppWith) =>
+    createApp({
+      store: over,
+      logger,
+      shutdown,
+      config: { rateLimit: GENEROUS_RATE_LIMIT, shedLoadAfterMs: false, ...settings },
+    })
   return { store, summary, a, b, app: appWith({}), appWith }
 }
 
