@@ -90,18 +90,22 @@ function withoutProse(node, keysAreNames = false) {
   return out
 }
 
-/** The `x-sse-events` of the spec's one stream (`text/event-stream`), with its operationId. */
-function sseEvents(spec) {
+/** The spec's one stream (a `text/event-stream` response), with its operationId. */
+function stream(spec) {
   const found = []
   for (const item of Object.values(spec.paths)) {
     for (const op of Object.values(item)) {
       for (const response of Object.values(op?.responses ?? {})) {
-        const events = response.content?.['text/event-stream']?.['x-sse-events']
-        if (events) found.push({ operationId: op.operationId, events })
+        const media = response.content?.['text/event-stream']
+        if (media) found.push({ operationId: op.operationId, media })
       }
     }
   }
-  if (found.length !== 1) throw new Error(`expected one text/event-stream with x-sse-events, found ${found.length}`)
+  if (found.length !== 1) throw new Error(`expected one text/event-stream response, found ${found.length}`)
+  for (const extension of ['x-sse-events', 'x-sse-keep-alive']) {
+    if (!found[0].media[extension])
+      throw new Error(`the text/event-stream of ${found[0].operationId} has no ${extension}`)
+  }
   return found[0]
 }
 
@@ -114,7 +118,7 @@ async function generateValues(spec) {
         return [name, withoutProse(node)]
       }),
     )
-  const stream = sseEvents(spec)
+  const { operationId, media } = stream(spec)
   const constant = (doc, name, value) => `/** ${doc} */\nexport const ${name} = ${JSON.stringify(value)} as const\n`
   const code = [
     '// The parts of the spec that code reads as values, without their descriptions and examples.',
@@ -124,9 +128,14 @@ async function generateValues(spec) {
     constant('`components.parameters`, those named in scripts/generate.mjs.', 'parameters', pick('parameters')),
     constant('`components.headers`, those named in scripts/generate.mjs.', 'headers', pick('headers')),
     constant(
-      `The \`x-sse-events\` of ${stream.operationId}: its messages by what they are for, each with its \`event:\` name.`,
+      `The \`x-sse-events\` of ${operationId}: its messages by what they are for, each with its \`event:\` name.`,
       'sseEvents',
-      withoutProse(stream.events, true),
+      withoutProse(media['x-sse-events'], true),
+    ),
+    constant(
+      `The \`x-sse-keep-alive\` of ${operationId}: the comment line sent while there is nothing to send, and how often.`,
+      'sseKeepAlive',
+      media['x-sse-keep-alive'],
     ),
   ].join('\n')
   return header('spec values') + '\n' + (await formatTs('values.ts', code))

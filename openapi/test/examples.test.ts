@@ -95,7 +95,7 @@ describe('every example in the spec validates against its schema', () => {
   })
 })
 
-describe("the stream's example holds to its messages (x-sse-events)", () => {
+describe("the stream's example holds to its messages (x-sse-events) and its keep-alive (x-sse-keep-alive)", () => {
   const media = spec.paths['/sessions/{sessionId}/events/stream'].get.responses['200'].content['text/event-stream']
   const events: Record<string, { name: string; data?: { $ref: string } }> = media['x-sse-events']
   const byName = new Map(Object.values(events).map((e) => [e.name, e]))
@@ -111,6 +111,7 @@ describe("the stream's example holds to its messages (x-sse-events)", () => {
     (_name, example) => {
       const shown = new Set<string>()
       for (const block of (example.value as string).split('\n\n')) {
+        if (block.startsWith(':')) expect(block.trimEnd()).toBe(media['x-sse-keep-alive'].line)
         const event = /^event: (.*)$/m.exec(block)?.[1]
         if (event === undefined) continue // retry:, a comment
         const described = byName.get(event)

@@ -1,7 +1,8 @@
 import * as specValues from '@session-events/server-stubs/values'
 import { LOWEST_EVENT_ID } from './ids.js'
 import type { EventFeed } from './store/feed.js'
-import type { ListEventsQuery, StoreReader } from './store/types.js'
+import type { JsonReader } from './json-reader.js'
+import type { ListEventsQuery } from './store/types.js'
 import { runsOf } from './reads.js'
 import { sessionEventBytes } from './serialize.js'
 
@@ -16,15 +17,15 @@ import { sessionEventBytes } from './serialize.js'
 
 /** How many events one read of the store sends at most. */
 const PAGE = 50
-/** A comment line this often keeps proxies from closing an idle stream. */
-export const KEEP_ALIVE_MS = 15_000
+/** A comment line this often keeps proxies from closing an idle stream (the spec's `x-sse-keep-alive`). */
+export const KEEP_ALIVE_MS = specValues.sseKeepAlive.everySeconds * 1000
 /** How long a browser's EventSource waits before it reconnects. */
 export const RETRY_MS = 2_000
 /** The `event:` names of the messages (the spec's `x-sse-events`): an event, and where the stream stands. */
 const { sessionEvent: EVENT, position: POSITION } = specValues.sseEvents
 
 export interface FollowOptions {
-  reader: StoreReader
+  reader: JsonReader
   feed: EventFeed
   sessionId: string
   /** Send the events after this id; undefined: from the session's newest event on (after `tail`). */
@@ -159,7 +160,7 @@ export async function followSession(options: FollowOptions): Promise<ReadableStr
             waiting = undefined
             if (ended) return
             if (!woken) {
-              controller.enqueue(encoder.encode(': keep-alive\n\n'))
+              controller.enqueue(encoder.encode(`${specValues.sseKeepAlive.line}\n\n`))
               return
             }
           }

@@ -102,3 +102,6 @@ export const sseEvents = {
   sessionEvent: { name: 'session.event', data: { $ref: '#/components/schemas/SessionEvent' } },
   position: { name: 'session.position' },
 } as const
+
+/** The `x-sse-keep-alive` of streamSessionEvents: the comment line sent while there is nothing to send, and how often. */
+export const sseKeepAlive = { line: ': keep-alive', everySeconds: 15 } as const

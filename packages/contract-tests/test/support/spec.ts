@@ -241,24 +241,29 @@ export interface CheckedResponse {
   problems: string[]
 }
 
-/** The messages of `streamSessionEvents` by what they are for, with their `event:` names (`x-sse-events`). */
-const sseEvents: Record<'sessionEvent' | 'position', { name: string; data?: { $ref: string } }> = at(
-  `#/paths/${escapePointer('/sessions/{sessionId}/events/stream')}/get/responses/200/content/${escapePointer('text/event-stream')}/x-sse-events`,
+const streamMedia = at(
+  `#/paths/${escapePointer('/sessions/{sessionId}/events/stream')}/get/responses/200/content/${escapePointer('text/event-stream')}`,
 )
+/** The messages of `streamSessionEvents` by what they are for, with their `event:` names (`x-sse-events`). */
+const sseEvents: Record<'sessionEvent' | 'position', { name: string; data?: { $ref: string } }> =
+  streamMedia['x-sse-events']
+/** Its comment line while there is nothing to send (`x-sse-keep-alive`). */
+const sseKeepAlive: { line: string } = streamMedia['x-sse-keep-alive']
 
 /**
  * The body of `streamSessionEvents` (`text/event-stream`, whose schema is `type: string`): a
  * `retry:` line, the events asked for with `tail`, one `session.position` message (an `id:`, an
  * empty `data:`), then one `session.event` message per event (`id:` the event's id, `data:` the
  * SessionEvent as JSON on one line, exactly as getSessionEvent returns it), and `: keep-alive`
- * comments. The messages' names and data schema are the spec's `x-sse-events`; the rest it says
- * in words.
+ * comments. The messages' names and data schema are the spec's `x-sse-events`, the comment its
+ * `x-sse-keep-alive`; the rest it says in words.
  */
 export const EVENT_STREAM = {
   mediaType: 'text/event-stream',
   event: sseEvents.sessionEvent.name,
   position: sseEvents.position.name,
-  keepAlive: ' keep-alive',
+  /** The text of the keep-alive comment, after its colon. */
+  keepAlive: sseKeepAlive.line.slice(1),
   /** The schema of a `session.event` message's data. */
   dataSchema: sseEvents.sessionEvent.data!.$ref,
   /** The schema of an `id:`. */
