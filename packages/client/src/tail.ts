@@ -5,7 +5,10 @@
 //
 // It does not go through transport.ts's retryingFetch, which reads a whole body under one
 // timeout: a stream lasts for hours. Here the timeout covers the wait for the response's head
-// (and an error's body) only; the stream then lasts as long as the caller reads.
+// (and an error's body) only; the stream then lasts as long as the caller reads. What guards the
+// stream is the idle watchdog: the server sends a keep-alive comment every 15 s, so a connection
+// that sends nothing for much longer is dead on one side (a half-open TCP connection after a
+// network change), and only a new connection can tell.
 import { type EventSourceMessage, createParser } from 'eventsource-parser'
 import type { Client } from 'openapi-fetch'
 import {
@@ -17,6 +20,7 @@ import {
   parseJson,
 } from './errors.js'
 import type { paths } from './generated/schema.js'
+import { sseEvents, sseKeepAlive } from './generated/values.js'
 import {
   type Fetch,
   RETRYABLE_STATUSES,
@@ -31,13 +35,24 @@ import type { SessionEvent, StreamSessionEventsQuery } from './types.js'
 export interface TailOptions {
   /** Start right after this event, with what was written since. Default: from now on. */
   after?: StreamSessionEventsQuery['after']
-  /** First yield this many (0 to 100) of the newest events. Ignored with `after`. Default 0. */
+  /** First yield this many of the newest events (the spec's `tail`). Ignored with `after`. Default: none. */
   tail?: StreamSessionEventsQuery['tail']
   /** Only events of these server runs, server sessions or types, as in `list`. */
   filters?: Omit<StreamSessionEventsQuery, 'after' | 'tail'>
   /** Ends the tail at once: the generator returns, and the connection is closed. */
   signal?: AbortSignal
+  /**
+   * How long the stream may send no byte at all (no event, not even the server's keep-alive,
+   * sent every 15 s) before the connection is taken for dead: it is closed, and a new one
+   * resumes after the last event yielded. `0` turns the watchdog off. Default 45 000.
+   */
+  idleTimeoutMs?: number
 }
+
+/** Three of the server's keep-alives (the spec's `x-sse-keep-alive`: every 15 s) missed in a row. */
+const DEFAULT_IDLE_TIMEOUT_MS = 3 * sseKeepAlive.everySeconds * 1000
+/** The longest delay setTimeout takes; a longer one fires at once. */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1
 
 /** What a tail needs of its client: the raw client (base URL, headers), its fetch and timings. */
 export interface TailTransport {
@@ -47,10 +62,11 @@ export interface TailTransport {
 }
 
 const STREAM_PATH = '/sessions/{sessionId}/events/stream' satisfies keyof paths
-/** The `event:` of the messages that carry a SessionEvent; others are skipped. */
-const SESSION_EVENT = 'session.event'
-/** The `event:` of the message whose `id:` says where the stream stands, before any event. */
-const POSITION = 'session.position'
+/**
+ * The messages by their `event:` name (the spec's `x-sse-events`): those that carry a SessionEvent
+ * (others are skipped), and the one whose `id:` says where the stream stands, before any event.
+ */
+const { sessionEvent: SESSION_EVENT, position: POSITION } = sseEvents
 
 /** Why a connection ended without an event to yield: what decides the wait before the next one. */
 interface Failure {
@@ -63,8 +79,20 @@ interface Failure {
 export async function* tailSessionEvents(
   { raw, fetch, retry }: TailTransport,
   sessionId: string,
-  { after, tail, filters, signal = new AbortController().signal }: TailOptions = {},
+  {
+    after,
+    tail,
+    filters,
+    signal = new AbortController().signal,
+    idleTimeoutMs = DEFAULT_IDLE_TIMEOUT_MS,
+  }: TailOptions = {},
 ): AsyncGenerator<SessionEvent, void, undefined> {
+  // A NaN or a negative number would make setTimeout fire at once: a reconnect loop.
+  if (!(idleTimeoutMs >= 0 && idleTimeoutMs <= MAX_TIMEOUT_MS)) {
+    throw new TypeError(
+      `events.tail: \`idleTimeoutMs\` must be 0 (off) or a number of milliseconds up to ${MAX_TIMEOUT_MS}.`,
+    )
+  }
   /** The last event yielded (at first the caller's `after`): the stream resumes right after it. */
   let lastId = after
   let reconnecting = false
@@ -90,6 +118,11 @@ export async function* tailSessionEvents(
     // Settles a pending read at once when the attempt ends, even for a fetch that ignores the
     // request's signal (an in-process app), and tells the server to stop.
     attempt.signal.addEventListener('abort', cancel, { once: true })
+    /** Ends the attempt when a read has waited idleTimeoutMs for a byte. */
+    let watchdog: ReturnType<typeof setTimeout> | undefined
+    const watch = () => {
+      if (idleTimeoutMs > 0) watchdog = setTimeout(() => attempt.abort(), idleTimeoutMs)
+    }
     try {
       const opening = await open(
         { raw, fetch, retry },
@@ -115,18 +148,23 @@ export async function* tailSessionEvents(
         // chunks is decoded once its last byte arrives.
         const decoder = new TextDecoder()
         for (;;) {
-          // A read that fails is a connection dropped mid-body: reconnect, as when it ends.
+          // Only the wait for bytes counts as silence, not the time the caller spends on an
+          // event it was given: a slow consumer is not a dead connection.
+          watch()
+          // A read that fails is a connection dropped mid-body: reconnect, as when it ends. So
+          // is one that the watchdog ends (it cancels the body, which ends the read).
           const chunk = await reader.read().catch(() => undefined)
+          clearTimeout(watchdog)
           if (chunk === undefined || chunk.done) break
           parser.feed(decoder.decode(chunk.value, { stream: true }))
           for (const message of messages.splice(0)) {
             failures = 0
             // Where the stream stands before its first event: a reconnect resumes there.
-            if (message.event === POSITION) {
+            if (message.event === POSITION.name) {
               if (message.id && (lastId === undefined || message.id > lastId)) lastId = message.id
               continue
             }
-            if (message.event !== SESSION_EVENT) continue
+            if (message.event !== SESSION_EVENT.name) continue
             const event = sessionEventOf(message, opening.response)
             // Ids sort bytewise (they are ASCII, so `<=` on strings is bytewise): anything at or
             // before the last event yielded was yielded already.
@@ -136,9 +174,11 @@ export async function* tailSessionEvents(
             yield event
           }
         }
+        // (Never thrown: a stream had opened, so the tail reconnects.)
         failure = { error: new SessionEventsConnectionError('The stream of session events ended.') }
       }
     } finally {
+      clearTimeout(watchdog)
       signal.removeEventListener('abort', stopAttempt)
       // Closes the connection if it is still open: the caller broke out of the loop, or it ended.
       attempt.abort()
@@ -236,7 +276,7 @@ function sessionEventOf(message: EventSourceMessage, response: Response): Sessio
   throw new SessionEventsError({
     status: response.status,
     code: 'malformed_response',
-    message: `The stream sent a ${SESSION_EVENT} message whose data is not a session event: ${JSON.stringify(snippet)}`,
+    message: `The stream sent a ${SESSION_EVENT.name} message whose data is not a session event: ${JSON.stringify(snippet)}`,
     requestId: response.headers.get('metorial-req-id') ?? undefined,
     body: message.data,
   })

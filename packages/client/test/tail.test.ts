@@ -352,6 +352,91 @@ describe('client.events.tail: reconnecting', () => {
   )
 })
 
+describe('client.events.tail: a silent connection', () => {
+  it('ends a stream that sends nothing for idleTimeoutMs and resumes after the last event, none twice', async () => {
+    // The first connection goes silent (a half-open TCP connection: no end, no error, no bytes).
+    const silent = eventStream([message(1), message(2)], 'hang')
+    // The server sends event 2 again (as a proxy's replay might), then what is new.
+    const next = eventStream([message(2) + message(3)])
+    const { fetch, client } = clientWith([silent.response, next.response])
+    expect(await take(client, 3, { idleTimeoutMs: 50 })).toEqual([1, 2, 3].map(id))
+    expect(fetch.requests.map((r) => r.headers.get('last-event-id'))).toEqual([null, id(2)])
+    expect(silent.cancelled).toBe(true)
+  })
+
+  it('waits 45 s by default: three of the server’s 15 s keep-alives missed', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
+    try {
+      const { fetch, client } = clientWith([eventStream([message(1)]).response, eventStream([message(2)]).response])
+      const tail = client.events.tail(sessionId)
+      expect((await tail.next()).value?.id).toBe(id(1))
+      const second = tail.next()
+      await vi.advanceTimersByTimeAsync(44_999)
+      expect(fetch.requests).toHaveLength(1)
+      await vi.advanceTimersByTimeAsync(1 + 10) // the watchdog, then the backoff (retryDelayMs 1)
+      expect((await second).value?.id).toBe(id(2))
+      expect(fetch.requests[1]!.headers.get('last-event-id')).toBe(id(1))
+      await tail.return()
+    } finally {
+      vi.useRealTimers()
+    }
+  })
+
+  it('keeps a connection whose only bytes are keep-alives, for as long as they come', async () => {
+    let controller!: ReadableStreamDefaultController<Uint8Array>
+    const body = new ReadableStream<Uint8Array>({ start: (c) => void (controller = c) })
+    const quiet = new Response(body, { headers: { 'content-type': 'text/event-stream' } })
+    const { fetch, client } = clientWith([quiet])
+    const reading = take(client, 1, { idleTimeoutMs: 100 })
+    // 300 ms without an event, a comment every 30 ms: three times the watchdog's limit.
+    for (let i = 0; i < 10; i++) {
+      controller.enqueue(new TextEncoder().encode(': keep-alive\n\n'))
+      await new Promise((resolve) => setTimeout(resolve, 30))
+    }
+    controller.enqueue(new TextEncoder().encode(message(1)))
+    expect(await reading).toEqual([id(1)])
+    expect(fetch.requests).toHaveLength(1)
+  })
+
+  it('does not count the time the caller spends on an event: a slow consumer keeps its connection', async () => {
+    const stream = eventStream([message(1), message(2)])
+    const { fetch, client } = clientWith([stream.response])
+    const ids: string[] = []
+    for await (const sessionEvent of client.events.tail(sessionId, { idleTimeoutMs: 30 })) {
+      ids.push(sessionEvent.id)
+      if (ids.length === 2) break
+      await new Promise((resolve) => setTimeout(resolve, 150))
+    }
+    expect(ids).toEqual([id(1), id(2)])
+    expect(fetch.requests).toHaveLength(1)
+  })
+
+  it('idleTimeoutMs: 0 turns the watchdog off', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
+    try {
+      const { fetch, client } = clientWith([eventStream([message(1)]).response])
+      const controller = new AbortController()
+      const tail = client.events.tail(sessionId, { idleTimeoutMs: 0, signal: controller.signal })
+      expect((await tail.next()).value?.id).toBe(id(1))
+      const second = tail.next()
+      await vi.advanceTimersByTimeAsync(0)
+      expect(vi.getTimerCount()).toBe(0)
+      await vi.advanceTimersByTimeAsync(3_600_000)
+      controller.abort()
+      await expect(second).resolves.toEqual({ done: true, value: undefined })
+      expect(fetch.requests).toHaveLength(1)
+    } finally {
+      vi.useRealTimers()
+    }
+  })
+
+  it.each([-1, Number.NaN, 2 ** 31])('refuses idleTimeoutMs %s, which would reconnect without end', async (value) => {
+    const { fetch, client } = clientWith([eventStream([message(1)]).response])
+    await expect(take(client, 1, { idleTimeoutMs: value })).rejects.toThrow(TypeError)
+    expect(fetch.requests).toHaveLength(0)
+  })
+})
+
 describe('client.events.tail: errors that stop it', () => {
   it('throws not_found for a 404, decoded, without retrying', async () => {
     const { fetch, client } = clientWith([
@@ -466,7 +551,7 @@ describe('client.events.tail: stopping', () => {
     expect(fetch.requests).toHaveLength(1)
   })
 
-  it('leaves no timer behind: none while the stream is open, none once it stops', async () => {
+  it('leaves no timer behind: only the watchdog while the stream is open, none once it stops', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
     try {
       const stream = eventStream([message(1)])
@@ -478,10 +563,12 @@ describe('client.events.tail: stopping', () => {
       const first = tail.next()
       await vi.advanceTimersByTimeAsync(10) // the backoff after the 503
       expect((await first).value?.id).toBe(id(1))
-      // The stream is open and waits for more: the head's timeout is gone.
+      // While the caller holds an event, nothing runs; then the stream waits for more: the
+      // head's timeout is gone, and the idle watchdog is the one timer.
+      expect(vi.getTimerCount()).toBe(0)
       const second = tail.next()
       await vi.advanceTimersByTimeAsync(0)
-      expect(vi.getTimerCount()).toBe(0)
+      expect(vi.getTimerCount()).toBe(1)
       controller.abort()
       await expect(second).resolves.toEqual({ done: true, value: undefined })
       expect(vi.getTimerCount()).toBe(0)
