@@ -1,7 +1,8 @@
 import { readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { isDeepStrictEqual } from 'node:util'
-import { CachingReader, defaultConfig, openStore } from '@session-events/api'
+import { defaultConfig, openStore } from '@session-events/api'
+import { CachingReader } from '@session-events/api/internal/store/cached-reader.js'
 import { startApi, withBackends, type ApiProcess, type StoreKind } from './api.js'
 import type { Dataset } from './datasets.js'
 import {

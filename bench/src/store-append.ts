@@ -1,5 +1,6 @@
 import { createInterface } from 'node:readline'
-import { hashSecret, openStore } from '@session-events/api'
+import { openStore } from '@session-events/api'
+import { hashSecret } from '@session-events/api/internal/store/writer.js'
 import { logLines } from './api.js'
 
 // The store alone, in process: StoreWriter.appendEvent in a loop, one call after the other, as the

@@ -1,5 +1,6 @@
 import { createInterface } from 'node:readline'
-import { hashSecret, openStore, type Store } from '@session-events/api'
+import { openStore, type Store } from '@session-events/api'
+import { hashSecret } from '@session-events/api/internal/store/writer.js'
 
 // A writer beside the API, as ingestion would be: another process appending log events to a
 // session of its own on the same database, in small transactions at a steady pace. It writes only
@@ -26,16 +27,16 @@ const store: Store = await openStore(process.env.DATABASE_URL)
 const key = await store.reader.findApiKey(hashSecret(secret))
 if (!key) throw new Error('writer: no API key with that secret in the dataset')
 
-const server = await store.writer.createServer({ name: 'bench-writer', description: null, type: 'custom' })
-const version = await store.writer.createServerVersion({ serverId: server.id })
-const deployment = await store.writer.createServerDeployment({
+const server = await store.seeding.createServer({ name: 'bench-writer', description: null, type: 'custom' })
+const version = await store.seeding.createServerVersion({ serverId: server.id })
+const deployment = await store.seeding.createServerDeployment({
   instanceId: key.instance_id,
   serverId: server.id,
   name: 'bench writer',
   description: null,
 })
 const session = await store.writer.createSession({ instanceId: key.instance_id })
-const serverSession = await store.writer.createServerSession({
+const serverSession = await store.seeding.createServerSession({
   sessionId: session.id,
   serverDeploymentId: deployment.id,
   mcp: {
@@ -51,7 +52,7 @@ const serverSession = await store.writer.createServerSession({
     },
   },
 })
-const run = await store.writer.createServerRun({
+const run = await store.seeding.createServerRun({
   serverSessionId: serverSession.id,
   serverVersionId: version.id,
   type: 'hosted',
@@ -78,7 +79,7 @@ function tick(): void {
           },
         ],
       }))
-      await store.writer.appendLogEvents(lines)
+      await store.seeding.appendLogEvents(lines)
       due += 1
       report.commits += 1
       report.events += eventsPerCommit

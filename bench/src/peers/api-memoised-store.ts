@@ -1,4 +1,5 @@
-import { createApp, loadConfig, openStore, serve, type StoreReader } from '@session-events/api'
+import { createApp, loadConfig, openStore, serve } from '@session-events/api'
+import type { StoreReader } from '@session-events/api/internal/store/types.js'
 
 // A diagnostic, not a peer: the API exactly as it runs, but with the reads of its store answered
 // from memory after the first time. What it costs is everything but the store (HTTP, Hono,

@@ -1,6 +1,7 @@
 import { writeFileSync } from 'node:fs'
 import { PGlite } from '@electric-sql/pglite'
-import { createApp, loadConfig, openPgliteStore, seed, serve } from '@session-events/api'
+import { createApp, loadConfig, seed, serve } from '@session-events/api'
+import { openPgliteStore } from '@session-events/api/internal/store/open.js'
 
 // The API on PGlite (PostgreSQL compiled to WebAssembly, in the API's own process): the PostgreSQL
 // rows of the peers suite when there is no PostgreSQL server to reach. The store is in memory, so

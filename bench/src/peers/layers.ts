@@ -1,16 +1,11 @@
 import { serve } from '@hono/node-server'
 import { OpenAPIHono } from '@hono/zod-openapi'
-import {
-  authenticate,
-  CachingReader,
-  defaultConfig,
-  loadConfig,
-  openStore,
-  requestContext,
-  requireScope,
-  respond,
-  type AppEnv,
-} from '@session-events/api'
+import { defaultConfig, loadConfig, openStore } from '@session-events/api'
+import type { AppEnv } from '@session-events/api/internal/env.js'
+import { authenticate, requireScope } from '@session-events/api/internal/middleware/auth.js'
+import { requestContext } from '@session-events/api/internal/middleware/request-context.js'
+import { respond } from '@session-events/api/internal/respond.js'
+import { CachingReader } from '@session-events/api/internal/store/cached-reader.js'
 import { registerRoutes, type SessionEventsHandlers } from '@session-events/server-stubs'
 import { Hono, type Context } from 'hono'
 import { bodyLimit } from 'hono/body-limit'

@@ -2,15 +2,14 @@ import {
   createApp,
   openStore,
   seed,
-  StoreUnavailableError,
   type AppOptions,
   type Config,
   type SeedSummary,
   type SqlStore,
   type Store,
-  type StoreReader,
-  type StoreWriter,
 } from '@session-events/api'
+import { StoreUnavailableError, type StoreReader } from '@session-events/api/internal/store/types.js'
+import type { StoreWriter } from '@session-events/api/internal/store/writer.js'
 import pino from 'pino'
 import { fillPath, type Operation } from './spec.js'
 
