@@ -945,8 +945,11 @@ export interface components {
         /**
          * @description A key of the client's choosing, such as a UUID, that makes a retry of this request safe
          *     (IETF draft "The Idempotency-Key HTTP Header Field"). A retry with the same key and the
-         *     same body gets the first answer again (the same ids), with `Idempotent-Replayed: true`,
-         *     for 24 hours. The same key with another body is refused with 422
+         *     same body gets the first answer again (the same status and the same ids), with
+         *     `Idempotent-Replayed: true`, for 24 hours: the resource it names is shown as it is then,
+         *     as a GET shows it (an event never changes; the run it shows, and a run stopped or started,
+         *     may have changed since). A refusal is sent again as it was. The same key with another
+         *     body is refused with 422
          *     `idempotency_key_reused`; while the first request with the key is still in flight, a
          *     retry gets 409 `idempotency_key_in_use` with `Retry-After`. Keys are per instance.
          *     Without a key, a retry writes again. An addition to Metorial's API.
@@ -999,8 +1002,11 @@ export interface operations {
                 /**
                  * @description A key of the client's choosing, such as a UUID, that makes a retry of this request safe
                  *     (IETF draft "The Idempotency-Key HTTP Header Field"). A retry with the same key and the
-                 *     same body gets the first answer again (the same ids), with `Idempotent-Replayed: true`,
-                 *     for 24 hours. The same key with another body is refused with 422
+                 *     same body gets the first answer again (the same status and the same ids), with
+                 *     `Idempotent-Replayed: true`, for 24 hours: the resource it names is shown as it is then,
+                 *     as a GET shows it (an event never changes; the run it shows, and a run stopped or started,
+                 *     may have changed since). A refusal is sent again as it was. The same key with another
+                 *     body is refused with 422
                  *     `idempotency_key_reused`; while the first request with the key is still in flight, a
                  *     retry gets 409 `idempotency_key_in_use` with `Retry-After`. Keys are per instance.
                  *     Without a key, a retry writes again. An addition to Metorial's API.
@@ -1056,8 +1062,11 @@ export interface operations {
                 /**
                  * @description A key of the client's choosing, such as a UUID, that makes a retry of this request safe
                  *     (IETF draft "The Idempotency-Key HTTP Header Field"). A retry with the same key and the
-                 *     same body gets the first answer again (the same ids), with `Idempotent-Replayed: true`,
-                 *     for 24 hours. The same key with another body is refused with 422
+                 *     same body gets the first answer again (the same status and the same ids), with
+                 *     `Idempotent-Replayed: true`, for 24 hours: the resource it names is shown as it is then,
+                 *     as a GET shows it (an event never changes; the run it shows, and a run stopped or started,
+                 *     may have changed since). A refusal is sent again as it was. The same key with another
+                 *     body is refused with 422
                  *     `idempotency_key_reused`; while the first request with the key is still in flight, a
                  *     retry gets 409 `idempotency_key_in_use` with `Retry-After`. Keys are per instance.
                  *     Without a key, a retry writes again. An addition to Metorial's API.
@@ -1161,8 +1170,11 @@ export interface operations {
                 /**
                  * @description A key of the client's choosing, such as a UUID, that makes a retry of this request safe
                  *     (IETF draft "The Idempotency-Key HTTP Header Field"). A retry with the same key and the
-                 *     same body gets the first answer again (the same ids), with `Idempotent-Replayed: true`,
-                 *     for 24 hours. The same key with another body is refused with 422
+                 *     same body gets the first answer again (the same status and the same ids), with
+                 *     `Idempotent-Replayed: true`, for 24 hours: the resource it names is shown as it is then,
+                 *     as a GET shows it (an event never changes; the run it shows, and a run stopped or started,
+                 *     may have changed since). A refusal is sent again as it was. The same key with another
+                 *     body is refused with 422
                  *     `idempotency_key_reused`; while the first request with the key is still in flight, a
                  *     retry gets 409 `idempotency_key_in_use` with `Retry-After`. Keys are per instance.
                  *     Without a key, a retry writes again. An addition to Metorial's API.
@@ -1293,8 +1305,11 @@ export interface operations {
                 /**
                  * @description A key of the client's choosing, such as a UUID, that makes a retry of this request safe
                  *     (IETF draft "The Idempotency-Key HTTP Header Field"). A retry with the same key and the
-                 *     same body gets the first answer again (the same ids), with `Idempotent-Replayed: true`,
-                 *     for 24 hours. The same key with another body is refused with 422
+                 *     same body gets the first answer again (the same status and the same ids), with
+                 *     `Idempotent-Replayed: true`, for 24 hours: the resource it names is shown as it is then,
+                 *     as a GET shows it (an event never changes; the run it shows, and a run stopped or started,
+                 *     may have changed since). A refusal is sent again as it was. The same key with another
+                 *     body is refused with 422
                  *     `idempotency_key_reused`; while the first request with the key is still in flight, a
                  *     retry gets 409 `idempotency_key_in_use` with `Retry-After`. Keys are per instance.
                  *     Without a key, a retry writes again. An addition to Metorial's API.

@@ -1364,7 +1364,7 @@ export const IdempotencyKeyParamsSchema = z
       in: 'header',
       required: false,
       description:
-        'A key of the client\'s choosing, such as a UUID, that makes a retry of this request safe\n(IETF draft "The Idempotency-Key HTTP Header Field"). A retry with the same key and the\nsame body gets the first answer again (the same ids), with `Idempotent-Replayed: true`,\nfor 24 hours. The same key with another body is refused with 422\n`idempotency_key_reused`; while the first request with the key is still in flight, a\nretry gets 409 `idempotency_key_in_use` with `Retry-After`. Keys are per instance.\nWithout a key, a retry writes again. An addition to Metorial\'s API.\n',
+        'A key of the client\'s choosing, such as a UUID, that makes a retry of this request safe\n(IETF draft "The Idempotency-Key HTTP Header Field"). A retry with the same key and the\nsame body gets the first answer again (the same status and the same ids), with\n`Idempotent-Replayed: true`, for 24 hours: the resource it names is shown as it is then,\nas a GET shows it (an event never changes; the run it shows, and a run stopped or started,\nmay have changed since). A refusal is sent again as it was. The same key with another\nbody is refused with 422\n`idempotency_key_reused`; while the first request with the key is still in flight, a\nretry gets 409 `idempotency_key_in_use` with `Retry-After`. Keys are per instance.\nWithout a key, a retry writes again. An addition to Metorial\'s API.\n',
       schema: {
         type: 'string',
         minLength: 1,
