@@ -66,7 +66,7 @@ export function eventDetail(event: SessionEvent): string {
 export function eventLines(event: SessionEvent, colour = false): string[] {
   // Whether to colour was decided by the caller (colourFor): styleText is not to check again.
   const paint = colour ? (format: Style, text: string) => styleText(format, text, { validateStream: false }) : undefined
-  const server = pad(clean(event.server_run?.server.name ?? '-'), SERVER_WIDTH)
+  const server = pad(cleanLine(event.server_run?.server.name ?? '-'), SERVER_WIDTH)
   const start = paint ? `${paint('dim', event.created_at)}  ${paint('cyan', server)}` : `${event.created_at}  ${server}`
   const line = (stream: string, text: string, style?: Style) => {
     const rest = `${pad(stream, STREAM_WIDTH)}${cleanLine(text)}`
@@ -115,7 +115,7 @@ function clean(text: string): string {
   return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ')
 }
 
-// A log line in the line view: its own escape sequences (colours, cursor moves, a window
+// A log line (or a server's name) in the line view: its own escape sequences (colours, cursor moves, a window
 // title) are removed whole rather than shown as debris, then any control character left is made
 // a space, as in clean(). Tabs stay: they only move the cursor to the next column.
 function cleanLine(text: string): string {

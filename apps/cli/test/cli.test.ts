@@ -100,6 +100,36 @@ describe('session-events events list', () => {
     expect(lines.at(-1)).toBe(`${eventCount} events.`)
   })
 
+  it('prints every log line of every event with --all --lines, and an error as a line of its own', async () => {
+    const run = await cli(['events', 'list', sessionId, '--all', '--lines'])
+    expect(run.code, run.stderr).toBe(0)
+    const lines = run.stdout.trimEnd().split('\n')
+    expect(lines.pop()).toBe(`${eventCount} events.`)
+    // Time, server (18 columns), stream (8), the line: what the JSON of the same events holds.
+    const printed = lines.map((line) => {
+      const [, time, server, stream, text] = /^(\S+) {2}(.{18})(.{8})(.*)$/.exec(line)!
+      return [time, server!.trimEnd(), stream!.trimEnd(), text]
+    })
+    const expected = everything.flatMap((event) => {
+      const at = (stream: string, text: string) => [event.created_at, event.server_run!.server.name, stream, text]
+      const error = event.server_run_error
+      return error ? [at('error', `${error.code}: ${error.message}`)] : event.log_lines.map((l) => at(l.type, l.line))
+    })
+    expect(printed).toEqual(expected)
+    expect(new Set(printed.map(([, , stream]) => stream))).toEqual(new Set(['stdout', 'stderr', 'error']))
+  })
+
+  it('prints one page as lines with --lines, and refuses --lines with --json', async () => {
+    const page = await cli(['events', 'list', sessionId, '--limit', '5', '--lines'])
+    expect(page.code, page.stderr).toBe(0)
+    const lineCount = everything.slice(0, 5).reduce((sum, e) => sum + (e.server_run_error ? 1 : e.log_lines.length), 0)
+    expect(page.stdout.trimEnd().split('\n')).toHaveLength(lineCount)
+    expect(page.stderr).toMatch(/--cursor cur_\w+ for the next page/)
+    const both = await cli(['events', 'list', sessionId, '--lines', '--json'])
+    expect(both.code).toBe(1)
+    expect(both.stderr).toMatch(/'--lines' cannot be used with option '--json'/)
+  })
+
   it('filters by --type and by repeated --server-run', async () => {
     const errors = await allEvents(['--type', 'server_run_error'])
     expect(errors.map((e) => e.id)).toEqual(everything.filter((e) => e.type === 'server_run_error').map((e) => e.id))

@@ -83,7 +83,7 @@ describe('packages/client/README.md example', () => {
 describe('apps/cli/README.md', () => {
   const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
 
-  it.each([[['events', 'list']], [['events', 'get']], [['events', 'append']], [['run']], [[]]])(
+  it.each([[['events', 'list']], [['events', 'get']], [['events', 'tail']], [['events', 'append']], [['run']], [[]]])(
     'documents every option of session-events %j',
     async (command) => {
       const help = await runNode([cliMain, ...command, '--help'])

@@ -56,14 +56,25 @@ describe('session-events events tail', () => {
     expect(lines.map((e) => e.log_lines[0]!.line)).toEqual(['before', 'live 0', 'live 1', 'live 2'])
   })
 
-  it('prints table rows, and says why when the API refuses', async () => {
+  it('prints every line of every event, stderr marked, without colour (NO_COLOR); says why when the API refuses', async () => {
     const session = await client.sessions.create()
-    const run = await client.serverRuns.start(session.id, { type: 'external', server: { name: 'rows' } })
+    const run = await client.serverRuns.start(session.id, { type: 'external', server: { name: 'lines' } })
     const tail = startNode([cliMain, 'events', 'tail', session.id], env)
     await new Promise((r) => setTimeout(r, 500))
-    await client.events.append(session.id, { server_run_id: run.id, log_lines: [{ type: 'stdout', line: 'a row' }] })
-    await tail.printed(/a row/)
-    expect(tail.output.stdout).toMatch(/^ID\s+CREATED\s+TYPE/)
+    // One batch that holds both streams' lines, as `run` appends a command's output.
+    const batch = await client.events.append(session.id, {
+      server_run_id: run.id,
+      log_lines: [
+        { type: 'stdout', line: 'line 1' },
+        { type: 'stderr', line: 'oops \u001b[31mred\u001b[0m' },
+        { type: 'stdout', line: 'line 3' },
+      ],
+    })
+    await tail.printed(/line 3/)
+    const start = `${batch.created_at}  lines${' '.repeat(13)}`
+    expect(tail.output.stdout).toBe(
+      [`${start}stdout  line 1`, `${start}stderr  oops red`, `${start}stdout  line 3`, ''].join('\n'),
+    )
     tail.child.kill('SIGTERM')
     expect((await tail.finished).code).toBe(0)
     const refused = await runNode([cliMain, 'events', 'tail', 'ses_0000000000000000000000'], env)
@@ -72,7 +83,59 @@ describe('session-events events tail', () => {
   })
 })
 
+describe('session-events events tail: colour', () => {
+  it('colours stderr red when FORCE_COLOR says so, even into a pipe; not on a pipe otherwise', async () => {
+    const session = await client.sessions.create()
+    const run = await client.serverRuns.start(session.id, { type: 'external', server: { name: 'coloured' } })
+    const lines = [
+      { type: 'stdout' as const, line: 'plain' },
+      { type: 'stderr' as const, line: 'alarming' },
+    ]
+    await client.events.append(session.id, { server_run_id: run.id, log_lines: lines })
+    const tailOf = async (colourEnv: NodeJS.ProcessEnv) => {
+      // NO_COLOR is unset here (startNode sets it): the choice is FORCE_COLOR's, or the pipe's.
+      const tail = startNode([cliMain, 'events', 'tail', session.id, '--tail', '1'], {
+        ...env,
+        NO_COLOR: undefined,
+        ...colourEnv,
+      })
+      await tail.printed(/alarming/)
+      tail.child.kill('SIGINT')
+      return (await tail.finished).stdout
+    }
+    const forced = await tailOf({ FORCE_COLOR: '1' })
+    expect(forced).toContain('\u001b[31mstderr  alarming\u001b[39m')
+    expect(forced).toContain(`\u001b[36mcoloured${' '.repeat(10)}\u001b[39mstdout  plain\n`)
+    const piped = await tailOf({ FORCE_COLOR: undefined })
+    expect(piped).not.toContain('\u001b')
+    expect(piped).toContain('stderr  alarming')
+  })
+})
+
 describe('session-events run --follow', () => {
+  it("prints the run's lines as they are stored, then its error, and exits with the command's code", async () => {
+    const script = join(dir, 'lines.mjs')
+    writeFileSync(
+      script,
+      // Apart in time, so that the order across the two pipes is certain; within one batch's 100 ms.
+      "console.log('out one'); setTimeout(() => console.error('err one'), 30); setTimeout(() => console.log('out two'), 60); setTimeout(() => process.exit(3), 150)\n",
+    )
+    const result = await runNode(
+      [cliMain, 'run', '--follow', '--server', 'wrapped', '--', process.execPath, script],
+      env,
+    )
+    expect(result.code).toBe(3)
+    const printed = result.stdout.trimEnd().split('\n')
+    for (const line of printed) expect(line).toMatch(/^\d{4}-\d\d-\d\dT[\d:.]+Z {2}wrapped {11}/)
+    // Every line, in order, however they were batched; then the error that stopped the run.
+    expect(printed.map((line) => line.slice(line.indexOf('wrapped') + 18))).toEqual([
+      'stdout  out one',
+      'stderr  err one',
+      'stdout  out two',
+      'error   process_exited: The process exited with code 3.',
+    ])
+  })
+
   it("prints the run's events as they are stored, the error event included, and exits with the command's code", async () => {
     const script = join(dir, 'child.mjs')
     writeFileSync(
