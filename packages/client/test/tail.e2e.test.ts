@@ -44,10 +44,8 @@ function app(options: { streamsPerKey?: number } = {}) {
   return {
     app: createApp({
       store,
-      logLevel: 'silent',
-      rateLimit: false,
+      config: { logLevel: 'silent', rateLimit: false, shedLoadAfterMs: false, ...options },
       shutdown: shutdown.signal,
-      ...options,
     }),
     shutdown,
   }
@@ -312,6 +310,52 @@ describe('tail e2e, over HTTP', () => {
         }
       })
     }
+  })
+})
+
+describe('tail e2e, a connection that goes silent', () => {
+  it('is ended after idleTimeoutMs and resumed after the last event: what it swallowed comes, once', async () => {
+    const { app: target } = app()
+    const server = await serve({ app: target, port: 0 })
+    servers.push(server)
+    const { sessionId, append } = await newRun(inProcess(target))
+    /** The Last-Event-ID of each stream request (null for the first). */
+    const lastEventIds: (string | null)[] = []
+    let silence = () => {}
+    const client = createSessionEventsClient({
+      apiKey,
+      baseUrl: server.url,
+      retryDelayMs: 20,
+      fetch: async (request) => {
+        const response = await globalThis.fetch(request)
+        if (!request.url.includes('/events/stream')) return response
+        lastEventIds.push(request.headers.get('last-event-id'))
+        if (lastEventIds.length > 1) return response
+        // The first connection goes silent when told, as a half-open TCP connection does after
+        // a network change: the server's bytes stop arriving, and nothing ends or fails. A
+        // cancel still reaches the real body, which closes the real connection.
+        let silent = false
+        silence = () => void (silent = true)
+        const body = response.body!.pipeThrough(
+          new TransformStream<Uint8Array, Uint8Array>({
+            transform: (chunk, controller) => void (silent || controller.enqueue(chunk)),
+          }),
+        )
+        return new Response(body, response)
+      },
+    })
+    const start = await append('s0', client)
+    const tail = reader(client.events.tail(sessionId, { after: start, idleTimeoutMs: 300 }))
+    const written = [await append('s1', client)]
+    const received = (await tail.take(1)).map((e) => e.id)
+
+    silence()
+    // Sent by the server while the connection is silent: lost on the way, unless resumed.
+    for (let i = 2; i <= 3; i++) written.push(await append(`s${i}`, client))
+    received.push(...(await tail.take(2)).map((e) => e.id))
+    expect(received).toEqual(written)
+    expect(lastEventIds).toEqual([null, written[0]])
+    await tail.stop()
   })
 })
 
