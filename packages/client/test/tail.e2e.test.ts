@@ -338,7 +338,9 @@ describe('tail e2e, a connection that goes silent', () => {
         silence = () => void (silent = true)
         const body = response.body!.pipeThrough(
           new TransformStream<Uint8Array, Uint8Array>({
-            transform: (chunk, controller) => void (silent || controller.enqueue(chunk)),
+            transform(chunk, controller) {
+              if (!silent) controller.enqueue(chunk)
+            },
           }),
         )
         return new Response(body, response)
