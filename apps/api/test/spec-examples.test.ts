@@ -91,7 +91,7 @@ function heldWriter(writer: Store['writer']) {
 }
 
 /** How the server is brought to answer each example. */
-const cases: Record<string, () => Promise<Response>> = {
+const cases: Record<string, () => Response | Promise<Response>> = {
   'BadRequest/invalidData': () => f.get(`/sessions/${f.a.sessions[0]!.id}/events?limit=101`),
   'BadRequest/unknownId': async () => {
     const { sessionId } = await newRun()
