@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { openStore, seed } from '@session-events/api'
-import { hashSecret } from '@session-events/api/internal/store/writer.js'
+import { hashSecret } from '@session-events/api/internal/api-keys.js'
 import { dataDir } from './paths.js'
 import { ensureSchema, schemaHolds, vacuumSchema } from './pg.js'
 

@@ -2,7 +2,8 @@ import { readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { isDeepStrictEqual } from 'node:util'
 import { defaultConfig, openStore } from '@session-events/api'
-import { CachingReader } from '@session-events/api/internal/store/cached-reader.js'
+import { CachingReader } from '@session-events/api/internal/cached-reader.js'
+import { SerializingReader } from '@session-events/api/internal/json-reader.js'
 import { startApi, withBackends, type ApiProcess, type StoreKind } from './api.js'
 import type { Dataset } from './datasets.js'
 import {
@@ -82,7 +83,7 @@ async function storeReadsInProcess(
 ): Promise<Record<string, { cpuUs: number; wallUs: number }>> {
   const store = await openStore(dataset.databaseUrl)
   try {
-    const reader = new CachingReader(store.reader, defaultConfig())
+    const reader = new CachingReader(new SerializingReader(store.reader), defaultConfig())
     const sessionId = dataset.sessionList[0]!.id
     const query = { sessionId, limit: 20, order: 'asc' as const }
     const page = await reader.listEventIds(query)

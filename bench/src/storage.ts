@@ -333,10 +333,10 @@ async function planTable(
   const schema = atOnce ? 'bench_interleaved' : 'bench_sequential'
   const databaseUrl = await ensureSchema(schema, { fresh: true })
   const store = await openStore(databaseUrl)
-  const { id: instanceId } = await store.writer.createInstance({ name: schema })
-  const { id: serverId } = await store.writer.createServer({ name: 'S', description: null, type: 'public' })
-  const { id: versionId } = await store.writer.createServerVersion({ serverId })
-  const { id: deploymentId } = await store.writer.createServerDeployment({
+  const { id: instanceId } = await store.admin.createInstance({ name: schema })
+  const { id: serverId } = await store.seeding.createServer({ name: 'S', description: null, type: 'public' })
+  const { id: versionId } = await store.seeding.createServerVersion({ serverId })
+  const { id: deploymentId } = await store.seeding.createServerDeployment({
     instanceId,
     serverId,
     name: null,
@@ -346,13 +346,13 @@ async function planTable(
   for (let s = 0; s < sessions; s++) {
     const { id: sessionId } = await store.writer.createSession({ instanceId })
     for (let k = 0; k < 2; k++) {
-      const { id: serverSessionId } = await store.writer.createServerSession({
+      const { id: serverSessionId } = await store.seeding.createServerSession({
         sessionId,
         serverDeploymentId: deploymentId,
         mcp: { object: 'mcp', version: '2025-03-26', connection_type: 'streamable_http', client: null, server: null },
       })
       for (let r = 0; r < 2; r++)
-        await store.writer.createServerRun({ serverSessionId, serverVersionId: versionId, type: 'hosted' })
+        await store.seeding.createServerRun({ serverSessionId, serverVersionId: versionId, type: 'hosted' })
     }
   }
   const lines = JSON.stringify([

@@ -1,6 +1,6 @@
 import { createInterface } from 'node:readline'
 import { openStore } from '@session-events/api'
-import { hashSecret } from '@session-events/api/internal/store/writer.js'
+import { hashSecret } from '@session-events/api/internal/api-keys.js'
 import { logLines } from './api.js'
 
 // The store alone, in process: StoreWriter.appendEvent in a loop, one call after the other, as the

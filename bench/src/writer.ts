@@ -1,6 +1,6 @@
 import { createInterface } from 'node:readline'
 import { openStore, type Store } from '@session-events/api'
-import { hashSecret } from '@session-events/api/internal/store/writer.js'
+import { hashSecret } from '@session-events/api/internal/api-keys.js'
 
 // A writer beside the API, as ingestion would be: another process appending log events to a
 // session of its own on the same database, in small transactions at a steady pace. It writes only

@@ -2,6 +2,7 @@ import { OpenAPIHono } from '@hono/zod-openapi'
 import { registerRoutes, routes } from '@session-events/server-stubs'
 import pino, { type Logger } from 'pino'
 import { loadBuiltAsset } from './assets.js'
+import { ASSET_PREFIX, loadWebPage, PAGE_CSP } from './web-page.js'
 import type { AppEnv } from './env.js'
 import { ApiError, errorResponse, errors } from './errors.js'
 import { bodyLimit } from 'hono/body-limit'
@@ -19,8 +20,17 @@ import { LoadShedder } from './middleware/shed-load.js'
 import { StreamSlots } from './follow.js'
 import { respond } from './respond.js'
 import { defaultConfig, type Config } from './config.js'
-import { CachingReader } from './store/cached-reader.js'
-import { InvalidReferenceError, StoreUnavailableError, WriteConflictError, type Store } from './store/types.js'
+import { CachingReader } from './cached-reader.js'
+import { SerializingReader } from './json-reader.js'
+import {
+  IdempotencyKeyInUseError,
+  IdempotencyKeyReusedError,
+  InvalidReferenceError,
+  RecordedRefusal,
+  StoreUnavailableError,
+  WriteConflictError,
+  type Store,
+} from './store/types.js'
 
 // The app: the generated routes with their handlers, behind the middleware every request goes
 // through, in this order: request context → indexed query keys → authentication → rate limit →
@@ -42,6 +52,8 @@ export interface AppOptions {
   docsHtml?: string
   /** The spec as JSON, served at /openapi.json. Default: the bundle of openapi/session-events.yaml. */
   specJson?: string
+  /** The built page that watches a session (apps/web/dist), served at `/`. Default: the one `npm run build` built. */
+  webDir?: string
 }
 
 /** The largest request body a write takes: 1,000 lines of 64 KiB would not fit, 1,000 of 5 KB do. */
@@ -58,7 +70,9 @@ export function createApp(options: AppOptions) {
   const config = defaultConfig(options.config)
   const logger = options.logger ?? pino({ level: config.logLevel })
   const limit = config.rateLimit
-  const reader = config.cacheBytes > 0 ? new CachingReader(store.reader, config) : store.reader
+  // The store's reads as the bytes the API sends, kept by the one cache unless it has no memory.
+  const serializing = new SerializingReader(store.reader)
+  const reader = config.cacheBytes > 0 ? new CachingReader(serializing, config) : serializing
 
   const app = new OpenAPIHono<AppEnv>({
     // `/sessions/x/events/` is `/sessions/x/events`.
@@ -110,7 +124,7 @@ export function createApp(options: AppOptions) {
   app.on('POST', '/sessions/*', idempotency(store.idempotencyKeys))
 
   registerRoutes(app, {
-    ...sessionsHandlers(store.writer),
+    ...sessionsHandlers(reader, store.writer),
     ...serverRunsHandlers(reader, store.writer),
     ...sessionEventsHandlers({
       reader,
@@ -152,6 +166,31 @@ export function createApp(options: AppOptions) {
         }),
   )
 
+  // The page that watches a session (apps/web, web-page.ts): `/` and its assets under one
+  // prefix, nothing else, so that every other path still answers the API's 404.
+  const webPage = loadWebPage(options.webDir)
+  app.get('/', (c) =>
+    webPage
+      ? respond(c, webPage.indexHtml, 200, {
+          'content-type': 'text/html; charset=UTF-8',
+          'content-security-policy': PAGE_CSP,
+          'cache-control': 'no-cache',
+          'referrer-policy': 'no-referrer',
+        })
+      : respond(c, 'The page is not built: run `npm run build`.', 404, {
+          'content-type': 'text/plain; charset=UTF-8',
+        }),
+  )
+  app.get(`${ASSET_PREFIX}*`, (c) => {
+    const asset = webPage?.assets.get(c.req.path)
+    if (!asset) return c.notFound()
+    // Their names carry a hash of their content: a new build makes new names.
+    return respond(c, asset.body, 200, {
+      'content-type': asset.type,
+      'cache-control': 'public, max-age=31536000, immutable',
+    })
+  })
+
   app.notFound((c) => {
     const allowed = routePatterns.filter((r) => r.pattern.test(c.req.path)).map((r) => r.method)
     const error =
@@ -170,6 +209,11 @@ export function createApp(options: AppOptions) {
       )
     }
     if (error instanceof WriteConflictError) return errorResponse(c, errors.conflict(error.message))
+    // The Idempotency-Key's own answers (middleware/idempotency.ts): the refusal its first request
+    // got, as it was sent; another request with it; one writing with it right now.
+    if (error instanceof RecordedRefusal) return respond(c, error.body, error.status)
+    if (error instanceof IdempotencyKeyReusedError) return errorResponse(c, errors.idempotencyKeyReused())
+    if (error instanceof IdempotencyKeyInUseError) return errorResponse(c, errors.idempotencyKeyInUse())
     // What @hono/zod-openapi refuses before the body's schema is applied.
     if (error instanceof HTTPException && error.status === 400)
       return errorResponse(c, errors.badRequest('The request body is not valid JSON.'))

@@ -10,5 +10,7 @@ export interface AppEnv {
     scopes: string
     /** The rate limit's state, sent with a successful response, when there is a limit. */
     rateLimitHeaders?: Record<string, string>
+    /** A write's Idempotency-Key, for its handler to hand to the store (middleware/idempotency.ts). */
+    idempotencyKey?: { instanceId: string; key: string; fingerprint: string }
   }
 }

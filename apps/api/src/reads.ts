@@ -1,17 +1,17 @@
 import { errors } from './errors.js'
+import type { JsonReader } from './json-reader.js'
 import type { ServerRunJson, SessionEventJson } from './serialize.js'
-import type { StoreReader } from './store/types.js'
 
 // Reads that the handlers and the live tail share.
 
 /** 404 unless the session exists in the key's instance; another instance's answers the same. */
-export async function requireSession(reader: StoreReader, instanceId: string, sessionId: string): Promise<void> {
+export async function requireSession(reader: JsonReader, instanceId: string, sessionId: string): Promise<void> {
   if ((await reader.sessionInstance(sessionId)) !== instanceId) throw errors.sessionNotFound()
 }
 
 /** The runs that these events show, by id (`version`: the runs' version read with their page). */
 export async function runsOf(
-  reader: StoreReader,
+  reader: JsonReader,
   events: readonly SessionEventJson[],
   version?: string,
 ): Promise<Map<string, ServerRunJson>> {

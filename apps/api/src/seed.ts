@@ -1,5 +1,5 @@
 import type { LogLine, Mcp, ServerRun } from '@session-events/server-stubs'
-import type { NewLogEvent, StoreWriter } from './store/writer.js'
+import type { AdminWriter, NewLogEvent, SeedWriter } from './store/types.js'
 
 // Demo data that looks like the real thing: two instances (so isolation can be tried), servers
 // from the catalogue and a custom one, deployments, server sessions over each transport, runs
@@ -97,9 +97,12 @@ function random(seed: number) {
 const BATCH_EVENTS = 5_000
 const EVENT_SPACING_MS = 250
 
-/** Writes demo data through the store's writer (the same write path as the API's). */
-export async function seed(store: { writer: StoreWriter }, options: SeedOptions = {}): Promise<SeedSummary> {
-  const writer = store.writer
+/** Writes demo data through the store's seed and operator writers (the API's rows and id order). */
+export async function seed(
+  store: { admin: AdminWriter; seeding: SeedWriter },
+  options: SeedOptions = {},
+): Promise<SeedSummary> {
+  const { admin, seeding } = store
   const sessionsPerInstance = options.sessions ?? SEED_DEFAULTS.sessions
   const eventsPerSession = options.events ?? SEED_DEFAULTS.events
   const instanceCount = options.instances ?? SEED_DEFAULTS.instances
@@ -116,45 +119,45 @@ export async function seed(store: { writer: StoreWriter }, options: SeedOptions 
 
   const catalogue = []
   for (const server of CATALOGUE) {
-    const { id } = await writer.createServer({
+    const { id } = await seeding.createServer({
       name: server.name,
       description: server.description,
       type: 'public',
       at: setupAt,
     })
-    const version = await writer.createServerVersion({ serverId: id, at: setupAt })
+    const version = await seeding.createServerVersion({ serverId: id, at: setupAt })
     catalogue.push({ ...server, id, versionId: version.id })
   }
 
   const summary: SeedSummary = { instances: [] }
   for (let i = 0; i < instanceCount; i++) {
-    const instance = await writer.createInstance({
+    const instance = await admin.createInstance({
       name: i === 0 ? 'Acme Production' : `Globex Staging ${i}`,
       at: setupAt,
     })
-    const secret = await writer.createApiKey({
+    const secret = await admin.createApiKey({
       instanceId: instance.id,
       kind: 'secret',
       ...(i === 0 && options.secretKey !== undefined && { secret: options.secretKey }),
       at: setupAt,
     })
-    const publishable = await writer.createApiKey({ instanceId: instance.id, kind: 'publishable', at: setupAt })
-    const revoked = await writer.createApiKey({ instanceId: instance.id, kind: 'secret', revoked: true, at: setupAt })
+    const publishable = await admin.createApiKey({ instanceId: instance.id, kind: 'publishable', at: setupAt })
+    const revoked = await admin.createApiKey({ instanceId: instance.id, kind: 'secret', revoked: true, at: setupAt })
 
-    const custom = await writer.createServer({
+    const custom = await seeding.createServer({
       name: `${i === 0 ? 'acme' : 'globex'}-internal-tools`,
       description: 'Internal tools: deploys, feature flags and the on-call rota.',
       type: 'custom',
       at: setupAt,
     })
-    const customVersion = await writer.createServerVersion({ serverId: custom.id, at: setupAt })
+    const customVersion = await seeding.createServerVersion({ serverId: custom.id, at: setupAt })
     const servers = [
       ...catalogue,
       { id: custom.id, versionId: customVersion.id, name: 'internal-tools', description: null, mcp: 'internal-tools' },
     ]
     const deployments = []
     for (const [n, server] of servers.entries()) {
-      const deployment = await writer.createServerDeployment({
+      const deployment = await seeding.createServerDeployment({
         instanceId: instance.id,
         serverId: server.id,
         name: n === 0 ? `${server.name} (read-only)` : n === 3 ? null : server.name,
@@ -169,7 +172,7 @@ export async function seed(store: { writer: StoreWriter }, options: SeedOptions 
     for (let s = 0; s < sessionsPerInstance; s++) {
       const startAt = sessionStart
       sessionStart += sessionSpan
-      const session = await writer.createSession({ instanceId: instance.id, at: new Date(startAt) })
+      const session = await seeding.createSession({ instanceId: instance.id, at: new Date(startAt) })
       const client = pick(CLIENTS)
 
       // Two or three servers per session, each with one or two runs.
@@ -198,7 +201,7 @@ export async function seed(store: { writer: StoreWriter }, options: SeedOptions 
                 },
         }
         const clientMessages = 3 + Math.floor(rand() * 40)
-        const serverSession = await writer.createServerSession({
+        const serverSession = await seeding.createServerSession({
           sessionId: session.id,
           serverDeploymentId: deployment.id,
           mcp,
@@ -210,7 +213,7 @@ export async function seed(store: { writer: StoreWriter }, options: SeedOptions 
         const statuses =
           k === 0 ? (['completed', 'active'] as const) : k === 1 ? (['failed'] as const) : (['active'] as const)
         for (const status of statuses) {
-          const run = await writer.createServerRun({
+          const run = await seeding.createServerRun({
             serverSessionId: serverSession.id,
             serverVersionId: deployment.server.versionId,
             type: k === 2 ? 'external' : 'hosted',
@@ -234,14 +237,14 @@ export async function seed(store: { writer: StoreWriter }, options: SeedOptions 
         batch.push({ serverRunId: runs[e % runs.length]!.id, lines, at: new Date(at) })
         at += EVENT_SPACING_MS
         if (batch.length >= BATCH_EVENTS) {
-          await writer.appendLogEvents(batch)
+          await seeding.appendLogEvents(batch)
           written += batch.length
           options.onProgress?.(written, total)
           batch = []
         }
       }
       if (batch.length > 0) {
-        await writer.appendLogEvents(batch)
+        await seeding.appendLogEvents(batch)
         written += batch.length
         options.onProgress?.(written, total)
       }
@@ -250,9 +253,9 @@ export async function seed(store: { writer: StoreWriter }, options: SeedOptions 
       for (const run of runs) {
         at += EVENT_SPACING_MS
         if (run.status === 'completed') {
-          await writer.updateServerRun(run.id, { status: 'completed', stoppedAt: new Date(at), at: new Date(at) })
+          await seeding.updateServerRun(run.id, { status: 'completed', stoppedAt: new Date(at), at: new Date(at) })
         } else if (run.status === 'failed') {
-          await writer.recordServerRunError({ serverRunId: run.id, ...pick(RUN_ERRORS), at: new Date(at) })
+          await seeding.recordServerRunError({ serverRunId: run.id, ...pick(RUN_ERRORS), at: new Date(at) })
           errorEvents += 1
         }
       }

@@ -3,27 +3,28 @@ import { sql } from 'kysely'
 import { describe, expect, it } from 'vitest'
 import { defaultConfig } from '../src/config.js'
 import { newId } from '../src/ids.js'
+import { hashSecret } from '../src/api-keys.js'
+import { CachingReader, type ReadCacheOptions } from '../src/cached-reader.js'
+import type { JsonReader } from '../src/json-reader.js'
 import type { ServerRunJson } from '../src/serialize.js'
-import { CachingReader, type ReadCacheOptions } from '../src/store/cached-reader.js'
 import type { SqlStore } from '../src/store/sql-store.js'
-import type { StoreReader } from '../src/store/types.js'
-import { hashSecret } from '../src/store/writer.js'
 import { backend, onPostgres, openTestStore } from './backend.js'
-import { readEvent, sessionWithRun } from './store-reads.js'
+import { asJson, readEvent, sessionWithRun } from './store-reads.js'
 
-// The caching reader (src/store/cached-reader.ts) over a real store, one freshness rule at a
+// The caching reader (src/cached-reader.ts) over a real store, one freshness rule at a
 // time: events for good, runs while the store's runs version stands (never on PostgreSQL, which
 // has none), a session's instance once found, API key lookups (misses too) for keyCacheMs; never
 // an event of another session; all within one byte budget. Whether something was served without
 // the database is told by taking it away underneath (a row deleted with plain SQL: these stores
 // are thrown away), or by counting what the inner reader was asked.
 
-/** The store's reader, counting what it is asked, by method (ids for the batch methods). */
-function counting(inner: StoreReader) {
+/** The store's reader (as JSON), counting what it is asked, by method (ids for the batch methods). */
+function counting(inner: JsonReader) {
   const asked = { findApiKey: 0, sessionInstance: 0, sessionEvents: 0, serverRuns: 0 }
-  const reader: StoreReader = {
+  const reader: JsonReader = {
     findApiKey: (hash) => (asked.findApiKey++, inner.findApiKey(hash)),
     sessionInstance: (id) => (asked.sessionInstance++, inner.sessionInstance(id)),
+    listSessions: (query) => inner.listSessions(query),
     listEventIds: (query) => inner.listEventIds(query),
     sessionEvents: (sessionId, ids) => ((asked.sessionEvents += ids.length), inner.sessionEvents(sessionId, ids)),
     serverRuns: (ids) => ((asked.serverRuns += ids.length), inner.serverRuns(ids)),
@@ -34,7 +35,7 @@ function counting(inner: StoreReader) {
 
 /** A caching reader around the store's reader, and what it asked of it. */
 function cachedOver(store: SqlStore, settings: Partial<ReadCacheOptions> = {}) {
-  const inner = counting(store.reader)
+  const inner = counting(asJson(store.reader))
   return { cache: new CachingReader(inner.reader, defaultConfig(settings)), asked: inner.asked }
 }
 
@@ -49,7 +50,9 @@ describe(`the caching reader over the ${backend} store`, () => {
   it('serves an event read once without the database: events never change', async () => {
     const store = await openTestStore()
     const { sessionId, runId } = await sessionWithRun(store)
-    const [id] = await store.writer.appendLogEvents([{ serverRunId: runId, lines: [{ type: 'stdout', line: 'kept' }] }])
+    const [id] = await store.seeding.appendLogEvents([
+      { serverRunId: runId, lines: [{ type: 'stdout', line: 'kept' }] },
+    ])
     const { cache, asked } = cachedOver(store)
     const [read] = await cache.sessionEvents(sessionId, [id!])
     expect(read?.id).toBe(id)
@@ -66,7 +69,7 @@ describe(`the caching reader over the ${backend} store`, () => {
   it('reads from the store only the events it does not keep, and answers in the order asked', async () => {
     const store = await openTestStore()
     const { sessionId, runId } = await sessionWithRun(store)
-    const ids = await store.writer.appendLogEvents(
+    const ids = await store.seeding.appendLogEvents(
       Array.from({ length: 6 }, (_, i) => ({ serverRunId: runId, lines: [{ type: 'stdout' as const, line: `${i}` }] })),
     )
     const { cache, asked } = cachedOver(store)
@@ -94,14 +97,14 @@ describe(`the caching reader over the ${backend} store`, () => {
       expect(await store.reader.runsVersion()).not.toBe(before)
     }
     const before = await store.reader.runsVersion()
-    await store.writer.appendLogEvents([{ serverRunId: runId, lines: [] }])
+    await store.seeding.appendLogEvents([{ serverRunId: runId, lines: [] }])
     expect(await store.reader.runsVersion()).toBe(before)
   })
 
   it('keeps a run while the runs version stands, and shows one changed by updateServerRun at once', async () => {
     const store = await openTestStore()
     const { sessionId, runId } = await sessionWithRun(store)
-    const [eventId] = await store.writer.appendLogEvents([{ serverRunId: runId, lines: [] }])
+    const [eventId] = await store.seeding.appendLogEvents([{ serverRunId: runId, lines: [] }])
     const { cache, asked } = cachedOver(store)
     const version = await store.reader.runsVersion()
     expect(version).toMatch(/^\d+$/)
@@ -110,12 +113,12 @@ describe(`the caching reader over the ${backend} store`, () => {
     expect(runOf((await cache.serverRuns([runId]))[0])?.status).toBe('active')
     expect(runOf((await cache.serverRuns([runId]))[0])?.status).toBe('active')
     // Appending events writes no run: the runs version stands.
-    await store.writer.appendLogEvents([{ serverRunId: runId, lines: [{ type: 'stdout', line: 'more' }] }])
+    await store.seeding.appendLogEvents([{ serverRunId: runId, lines: [{ type: 'stdout', line: 'more' }] }])
     expect(await store.reader.runsVersion()).toBe(version)
     expect(runOf((await cache.serverRuns([runId]))[0])?.status).toBe('active')
     expect(asked.serverRuns).toBe(1)
 
-    await store.writer.updateServerRun(runId, { status: 'completed', stoppedAt: new Date('2030-01-01T00:00:00.000Z') })
+    await store.seeding.updateServerRun(runId, { status: 'completed', stoppedAt: new Date('2030-01-01T00:00:00.000Z') })
     expect(await store.reader.runsVersion()).not.toBe(version)
     expect(runOf((await cache.serverRuns([runId]))[0])).toMatchObject({
       status: 'completed',
@@ -155,7 +158,7 @@ describe(`the caching reader over the ${backend} store`, () => {
 
   it('asks again for a session not found, and keeps one once found', async () => {
     const store = await openTestStore()
-    const { id: instanceId } = await store.writer.createInstance({ name: 'i' })
+    const { id: instanceId } = await store.admin.createInstance({ name: 'i' })
     const { cache, asked } = cachedOver(store)
     const sessionId = newId('session')
     expect(await cache.sessionInstance(sessionId)).toBeUndefined()
@@ -187,13 +190,13 @@ describe(`the caching reader over the ${backend} store`, () => {
 
   it('keeps a key lookup for keyCacheMs: a revoked key works until then, and not after', async () => {
     const store = await openTestStore()
-    const { id: instanceId } = await store.writer.createInstance({ name: 'i' })
-    const key = await store.writer.createApiKey({ instanceId, kind: 'secret' })
+    const { id: instanceId } = await store.admin.createInstance({ name: 'i' })
+    const key = await store.admin.createApiKey({ instanceId, kind: 'secret' })
     const hash = hashSecret(key.secret)
     const { cache, asked } = cachedOver(store, { keyCacheMs: KEY_TTL_MS })
     expect(await cache.findApiKey(hash)).toMatchObject({ id: key.id, revoked_at: null })
 
-    expect(await store.writer.revokeApiKey(key.secret)).toBe(true)
+    expect(await store.admin.revokeApiKey(key.secret)).toBe(true)
     expect((await store.reader.findApiKey(hash))?.revoked_at).not.toBeNull()
     expect(await cache.findApiKey(hash)).toMatchObject({ id: key.id, revoked_at: null })
     expect(asked.findApiKey).toBe(1)
@@ -205,7 +208,7 @@ describe(`the caching reader over the ${backend} store`, () => {
 
   it('keeps a key miss for keyCacheMs too', async () => {
     const store = await openTestStore()
-    const { id: instanceId } = await store.writer.createInstance({ name: 'i' })
+    const { id: instanceId } = await store.admin.createInstance({ name: 'i' })
     const secret = `metorial_sk_${'m'.repeat(40)}`
     const { cache, asked } = cachedOver(store, { keyCacheMs: KEY_TTL_MS })
     expect(await cache.findApiKey(hashSecret(secret))).toBeUndefined()
@@ -213,7 +216,7 @@ describe(`the caching reader over the ${backend} store`, () => {
     for (let i = 0; i < 10; i++) expect(await cache.findApiKey(hashSecret(secret))).toBeUndefined()
     expect(asked.findApiKey).toBe(1)
 
-    const key = await store.writer.createApiKey({ instanceId, kind: 'secret', secret })
+    const key = await store.admin.createApiKey({ instanceId, kind: 'secret', secret })
     expect((await store.reader.findApiKey(hashSecret(secret)))?.id).toBe(key.id)
     expect(await cache.findApiKey(hashSecret(secret))).toBeUndefined()
     await sleep(KEY_TTL_MS + 30)
@@ -223,11 +226,11 @@ describe(`the caching reader over the ${backend} store`, () => {
 
   it('keeps no key lookup with keyCacheMs 0', async () => {
     const store = await openTestStore()
-    const { id: instanceId } = await store.writer.createInstance({ name: 'i' })
-    const key = await store.writer.createApiKey({ instanceId, kind: 'secret' })
+    const { id: instanceId } = await store.admin.createInstance({ name: 'i' })
+    const key = await store.admin.createApiKey({ instanceId, kind: 'secret' })
     const { cache, asked } = cachedOver(store, { keyCacheMs: 0 })
     expect((await cache.findApiKey(hashSecret(key.secret)))?.id).toBe(key.id)
-    await store.writer.revokeApiKey(key.secret)
+    await store.admin.revokeApiKey(key.secret)
     expect((await cache.findApiKey(hashSecret(key.secret)))?.revoked_at).not.toBeNull()
     expect(asked.findApiKey).toBe(2)
     expect(cache.stats.entries).toBe(0)
@@ -237,10 +240,10 @@ describe(`the caching reader over the ${backend} store`, () => {
     const store = await openTestStore()
     const a = await sessionWithRun(store)
     const b = await sessionWithRun(store)
-    const [aEvent] = await store.writer.appendLogEvents([
+    const [aEvent] = await store.seeding.appendLogEvents([
       { serverRunId: a.runId, lines: [{ type: 'stdout', line: 'a' }] },
     ])
-    const [bEvent] = await store.writer.appendLogEvents([
+    const [bEvent] = await store.seeding.appendLogEvents([
       { serverRunId: b.runId, lines: [{ type: 'stdout', line: 'b' }] },
     ])
     const { cache } = cachedOver(store)
@@ -251,7 +254,7 @@ describe(`the caching reader over the ${backend} store`, () => {
     expect((await cache.sessionEvents(b.sessionId, [aEvent!, bEvent!])).map((e) => e.id)).toEqual([bEvent])
     expect(await readEvent(cache, b.sessionId, aEvent!)).toBeUndefined()
     // Asked for through the other session first (nothing to keep then), then through its own.
-    const [cEvent] = await store.writer.appendLogEvents([
+    const [cEvent] = await store.seeding.appendLogEvents([
       { serverRunId: a.runId, lines: [{ type: 'stdout', line: 'c' }] },
     ])
     expect(await cache.sessionEvents(b.sessionId, [cEvent!])).toEqual([])
@@ -265,7 +268,7 @@ describe(`the caching reader over the ${backend} store`, () => {
     const store = await openTestStore()
     const { sessionId, runId } = await sessionWithRun(store)
     const maxBytes = 64 * 1024
-    const ids = await store.writer.appendLogEvents(
+    const ids = await store.seeding.appendLogEvents(
       Array.from({ length: 200 }, (_, i) => ({
         serverRunId: runId,
         lines: [{ type: 'stdout' as const, line: `${i} ${'x'.repeat(1000)}` }],

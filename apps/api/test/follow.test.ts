@@ -28,7 +28,7 @@ const auth = (key = f.a.secret_key) => ({ Authorization: `Bearer ${key}` })
 const stream = (query = '', headers: Record<string, string> = {}, app = f.app) =>
   app.request(`/sessions/${sessionId}/events/stream${query}`, { headers: { ...auth(), ...headers } })
 const append = (line: string, serverRunId = runId) =>
-  f.store.writer.appendLogEvents([{ serverRunId, lines: [{ type: 'stdout', line }] }])
+  f.store.seeding.appendLogEvents([{ serverRunId, lines: [{ type: 'stdout', line }] }])
 
 describe(`streamSessionEvents (${backend})`, () => {
   it('answers text/event-stream: retry first, then each new event as getSessionEvent shows it', async () => {
@@ -90,7 +90,9 @@ describe(`streamSessionEvents (${backend})`, () => {
     const runs = await sessionRuns(f.store, sessionId)
     const other = runs.find((r) => r.id !== runId && r.status === 'active') ?? runs.find((r) => r.id !== runId)!
     const filtered = messages(await stream(`?server_run_id=${runId}&type=server_logs`))
-    await f.store.writer.appendLogEvents([{ serverRunId: other.id, lines: [{ type: 'stdout', line: 'not followed' }] }])
+    await f.store.seeding.appendLogEvents([
+      { serverRunId: other.id, lines: [{ type: 'stdout', line: 'not followed' }] },
+    ])
     const [mine] = await append('followed')
     const [got] = await filtered.events(1)
     expect(got!.id).toBe(mine)
@@ -126,7 +128,7 @@ describe(`streamSessionEvents (${backend})`, () => {
     const written: string[] = []
     for (let batch = 0; batch < 20; batch++) {
       written.push(
-        ...(await f.store.writer.appendLogEvents(
+        ...(await f.store.seeding.appendLogEvents(
           Array.from({ length: 500 }, (_, i) => ({
             serverRunId: runId,
             lines: [{ type: 'stdout' as const, line: `bulk ${batch}.${i}` }],
@@ -194,7 +196,7 @@ describe.runIf(!onPostgres)('a writer on another connection to the same SQLite f
       expect(await sse.next()).toEqual({ retry: '2000' })
       await new Promise((r) => setTimeout(r, 150))
       const started = performance.now()
-      const [id] = await other.writer.appendLogEvents([
+      const [id] = await other.seeding.appendLogEvents([
         { serverRunId: run, lines: [{ type: 'stdout', line: 'from the other process' }] },
       ])
       const [got] = await sse.events(1, 2_000)

@@ -61,10 +61,10 @@ beforeAll(async () => {
   const started = Date.now()
   // The shape through the store: sessions with two server sessions of two runs each, and a
   // failed run per session (a server_run_error event).
-  const { id: instanceId } = await store.writer.createInstance({ name: 'plans' })
-  const { id: serverId } = await store.writer.createServer({ name: 'S', description: null, type: 'public' })
-  const { id: versionId } = await store.writer.createServerVersion({ serverId })
-  const { id: deploymentId } = await store.writer.createServerDeployment({
+  const { id: instanceId } = await store.admin.createInstance({ name: 'plans' })
+  const { id: serverId } = await store.seeding.createServer({ name: 'S', description: null, type: 'public' })
+  const { id: versionId } = await store.seeding.createServerVersion({ serverId })
+  const { id: deploymentId } = await store.seeding.createServerDeployment({
     instanceId,
     serverId,
     name: null,
@@ -75,13 +75,13 @@ beforeAll(async () => {
     const { id: sessionId } = await store.writer.createSession({ instanceId })
     sessionIds.push(sessionId)
     for (let k = 0; k < 2; k++) {
-      const { id: serverSessionId } = await store.writer.createServerSession({
+      const { id: serverSessionId } = await store.seeding.createServerSession({
         sessionId,
         serverDeploymentId: deploymentId,
         mcp: { object: 'mcp', version: '2025-03-26', connection_type: 'streamable_http', client: null, server: null },
       })
       for (let r = 0; r < 2; r++)
-        await store.writer.createServerRun({ serverSessionId, serverVersionId: versionId, type: 'hosted' })
+        await store.seeding.createServerRun({ serverSessionId, serverVersionId: versionId, type: 'hosted' })
     }
   }
   // The events in one statement: half of them in the first session, the rest spread over all,
@@ -114,7 +114,7 @@ beforeAll(async () => {
       .where('ss.session_id', '=', sessionId)
       .limit(1)
       .execute()
-    await store.writer.recordServerRunError({ serverRunId: run!.id, code: 'process_exited', message: 'It exited.' })
+    await store.seeding.recordServerRunError({ serverRunId: run!.id, code: 'process_exited', message: 'It exited.' })
   }
   await sql`analyze`.execute(store.db)
 
@@ -199,7 +199,7 @@ describe(`listing over ${EVENTS.toLocaleString('en')} events on PostgreSQL (${ba
       const { ids } = await store.reader.listEventIds(query)
       const events = await store.reader.sessionEvents(query.sessionId, ids)
       expect(events).toHaveLength(query.limit)
-      await store.reader.serverRuns([...new Set(events.flatMap((e) => e.server_run_id ?? []))])
+      await store.reader.serverRuns([...new Set(events.flatMap((e) => e.event.server_run_id ?? []))])
     }
     const time = async (query: ListEventsQuery) => {
       const t = performance.now()

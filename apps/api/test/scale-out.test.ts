@@ -82,7 +82,7 @@ describe(`two API processes over one PostgreSQL database (${backend})`, () => {
       // A steady trickle of appends, as ingestion would write them, until the walk has reached
       // the newest events a few times (however fast this machine walks).
       for (let i = 0; i < 40 || (caughtUp < 3 && i < 1000); i++) {
-        await store.writer.appendLogEvents(
+        await store.seeding.appendLogEvents(
           [0, 1, 2].map((k) => ({
             serverRunId: runIds[(i + k) % runIds.length]!,
             lines: [{ type: 'stdout' as const, line: `live ${i}.${k}` }],

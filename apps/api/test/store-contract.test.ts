@@ -6,22 +6,22 @@ import { sql } from 'kysely'
 import { describe, expect, it } from 'vitest'
 import { idTime, newId } from '../src/ids.js'
 import { defaultConfig } from '../src/config.js'
-import { CachingReader } from '../src/store/cached-reader.js'
+import { CachingReader } from '../src/cached-reader.js'
+import { hashSecret, SECRET_KEY_SCOPES } from '../src/api-keys.js'
+import type { JsonReader } from '../src/json-reader.js'
 import { migrate, migrations } from '../src/store/migrations.js'
 import { openStore } from '../src/store/open.js'
 import type { SqlStore } from '../src/store/sql-store.js'
-import type { StoreReader } from '../src/store/types.js'
-import { hashSecret, SECRET_KEY_SCOPES } from '../src/store/writer.js'
 import { backend, onPostgres, openTestStore, schemaOf } from './backend.js'
-import { readEvent, readPage, sessionWithRun } from './store-reads.js'
+import { asJson, readEvent, readPage, sessionWithRun } from './store-reads.js'
 
 // What every store must do, whatever the database under it: this file runs once per backend
 // (SQLite, and PostgreSQL on a server or on PGlite). SQLite-only behaviour is in store.test.ts.
 
-/** The store's own reader, and a caching reader around it (what the API reads through). */
-const readersOf = (store: SqlStore): [string, StoreReader][] => [
-  ['the store reader', store.reader],
-  ['a caching reader', new CachingReader(store.reader, defaultConfig())],
+/** The store's own reader (as JSON), and a caching reader around it (what the API reads through). */
+const readersOf = (store: SqlStore): [string, JsonReader][] => [
+  ['the store reader', asJson(store.reader)],
+  ['a caching reader', new CachingReader(asJson(store.reader), defaultConfig())],
 ]
 
 describe(`the ${backend} store`, () => {
@@ -84,8 +84,8 @@ describe(`the ${backend} store`, () => {
 
   it('stores keys only as hashes', async () => {
     const store = await openTestStore()
-    const { id } = await store.writer.createInstance({ name: 'i' })
-    const key = await store.writer.createApiKey({ instanceId: id, kind: 'secret' })
+    const { id } = await store.admin.createInstance({ name: 'i' })
+    const key = await store.admin.createApiKey({ instanceId: id, kind: 'secret' })
     const rows = await store.db.selectFrom('api_keys').selectAll().execute()
     expect(JSON.stringify(rows)).not.toContain(key.secret)
     const found = await store.reader.findApiKey(hashSecret(key.secret))
@@ -97,34 +97,35 @@ describe(`the ${backend} store`, () => {
       revoked_at: null,
     })
     expect(await store.reader.findApiKey(hashSecret('metorial_sk_nope'))).toBeUndefined()
-    const publishable = await store.writer.createApiKey({ instanceId: id, kind: 'publishable' })
+    const publishable = await store.admin.createApiKey({ instanceId: id, kind: 'publishable' })
     expect((await store.reader.findApiKey(hashSecret(publishable.secret)))?.scopes).toBe('')
   })
 
   it('revokes a key by its secret, once', async () => {
     const store = await openTestStore()
-    const { id } = await store.writer.createInstance({ name: 'i' })
-    const key = await store.writer.createApiKey({ instanceId: id, kind: 'secret' })
-    const other = await store.writer.createApiKey({ instanceId: id, kind: 'secret' })
+    const { id } = await store.admin.createInstance({ name: 'i' })
+    const key = await store.admin.createApiKey({ instanceId: id, kind: 'secret' })
+    const other = await store.admin.createApiKey({ instanceId: id, kind: 'secret' })
     const at = new Date('2030-05-06T07:08:09.000Z')
-    expect(await store.writer.revokeApiKey(key.secret, at)).toBe(true)
+    expect(await store.admin.revokeApiKey(key.secret, at)).toBe(true)
     expect((await store.reader.findApiKey(hashSecret(key.secret)))?.revoked_at).toBe(at.toISOString())
     // Revoked before: nothing to revoke, and the first revocation stays.
-    expect(await store.writer.revokeApiKey(key.secret)).toBe(false)
+    expect(await store.admin.revokeApiKey(key.secret)).toBe(false)
     expect((await store.reader.findApiKey(hashSecret(key.secret)))?.revoked_at).toBe(at.toISOString())
-    expect(await store.writer.revokeApiKey('metorial_sk_nope')).toBe(false)
+    expect(await store.admin.revokeApiKey('metorial_sk_nope')).toBe(false)
     // Only that key.
     expect((await store.reader.findApiKey(hashSecret(other.secret)))?.revoked_at).toBeNull()
   })
 
   it('appends events in order, records errors, and shows runs as they are now', async () => {
     const store = await openTestStore()
-    const { writer, reader } = store
+    const { seeding } = store
+    const reader = asJson(store.reader)
     const { instanceId, sessionId, runId } = await sessionWithRun(store)
     expect(await store.firstSession(instanceId)).toBe(sessionId)
     expect(await reader.sessionInstance(sessionId)).toBe(instanceId)
     expect(await reader.sessionInstance(newId('session'))).toBeUndefined()
-    const ids = await writer.appendLogEvents(
+    const ids = await seeding.appendLogEvents(
       Array.from({ length: 1200 }, (_, i) => ({
         serverRunId: runId,
         lines: [{ type: 'stdout' as const, line: `line ${i}` }],
@@ -132,7 +133,7 @@ describe(`the ${backend} store`, () => {
     )
     expect(ids).toHaveLength(1200)
     expect([...ids].sort()).toEqual(ids)
-    const error = await writer.recordServerRunError({
+    const error = await seeding.recordServerRunError({
       serverRunId: runId,
       code: 'crashed',
       message: 'It crashed.',
@@ -169,11 +170,11 @@ describe(`the ${backend} store`, () => {
     expect(page.hasMoreAfter).toBe(true)
     expect(page.hasMoreBefore).toBe(false)
 
-    await writer.updateServerRun(runId, { status: 'completed', stoppedAt: new Date('2030-01-01T00:00:00.000Z') })
+    await seeding.updateServerRun(runId, { status: 'completed', stoppedAt: new Date('2030-01-01T00:00:00.000Z') })
     const one = await readEvent(reader, sessionId, ids[0]!)
     expect(one?.server_run).toMatchObject({ status: 'completed', stopped_at: '2030-01-01T00:00:00.000Z' })
     expect(await readEvent(reader, sessionId, newId('sessionEvent'))).toBeUndefined()
-    await expect(writer.appendLogEvents([{ serverRunId: newId('serverRun'), lines: [] }])).rejects.toThrow(
+    await expect(seeding.appendLogEvents([{ serverRunId: newId('serverRun'), lines: [] }])).rejects.toThrow(
       /no server run/,
     )
     // The failed append wrote nothing.
@@ -188,10 +189,10 @@ describe(`the ${backend} store`, () => {
     const store = await openTestStore()
     const a = await sessionWithRun(store)
     const b = await sessionWithRun(store)
-    const [aEvent] = await store.writer.appendLogEvents([
+    const [aEvent] = await store.seeding.appendLogEvents([
       { serverRunId: a.runId, lines: [{ type: 'stdout', line: 'a' }] },
     ])
-    const [bEvent] = await store.writer.appendLogEvents([
+    const [bEvent] = await store.seeding.appendLogEvents([
       { serverRunId: b.runId, lines: [{ type: 'stdout', line: 'b' }] },
     ])
     for (const [name, reader] of readersOf(store)) {
@@ -215,14 +216,14 @@ describe(`the ${backend} store`, () => {
   })
 
   for (const [name, readerOf] of [
-    ['the store reader', (store: SqlStore): StoreReader => store.reader],
-    ['a caching reader', (store: SqlStore): StoreReader => new CachingReader(store.reader, defaultConfig())],
+    ['the store reader', (store: SqlStore): JsonReader => asJson(store.reader)],
+    ['a caching reader', (store: SqlStore): JsonReader => new CachingReader(asJson(store.reader), defaultConfig())],
   ] as const) {
     it(`shows a run as it is now on every read, the events around it as they were written (${name})`, async () => {
       const store = await openTestStore()
       const reader = readerOf(store)
       const { sessionId, runId } = await sessionWithRun(store)
-      const ids = await store.writer.appendLogEvents(
+      const ids = await store.seeding.appendLogEvents(
         Array.from({ length: 3 }, (_, i) => ({
           serverRunId: runId,
           lines: [{ type: 'stdout' as const, line: `${i}` }],
@@ -231,7 +232,7 @@ describe(`the ${backend} store`, () => {
       const first = await readPage(reader, { sessionId, limit: 10, order: 'asc' })
       expect(first.runs.get(runId)?.status).toBe('active')
       expect(first.events.map((e) => e.server_run?.status)).toEqual(['active', 'active', 'active'])
-      await store.writer.updateServerRun(runId, {
+      await store.seeding.updateServerRun(runId, {
         status: 'completed',
         stoppedAt: new Date('2031-02-03T04:05:06.000Z'),
       })
@@ -245,7 +246,7 @@ describe(`the ${backend} store`, () => {
       expect(again.events.map((e) => e.server_run?.status)).toEqual(['completed', 'completed', 'completed'])
       expect((await readEvent(reader, sessionId, ids[1]!))?.server_run?.status).toBe('completed')
       // New events show on the page that was read before they came.
-      const [more] = await store.writer.appendLogEvents([{ serverRunId: runId, lines: [] }])
+      const [more] = await store.seeding.appendLogEvents([{ serverRunId: runId, lines: [] }])
       expect((await readPage(reader, { sessionId, limit: 10, order: 'asc' })).events.map((e) => e.id)).toEqual([
         ...ids,
         more,
@@ -255,13 +256,13 @@ describe(`the ${backend} store`, () => {
 
   it("hands out a session's event ids in the order its events are written, whatever their time", async () => {
     const store = await openTestStore()
-    const { writer } = store
+    const { writer, seeding } = store
     const { sessionId, runId } = await sessionWithRun(store)
     const line = (text: string) => [{ type: 'stdout' as const, line: text }]
     // A thousand events of one millisecond in one append: the clock gives them one time, the
     // writer their order.
     const at = new Date()
-    const batch = await writer.appendLogEvents(
+    const batch = await seeding.appendLogEvents(
       Array.from({ length: 1000 }, (_, i) => ({ serverRunId: runId, lines: line(`${i}`), at })),
     )
     expect([...batch].sort()).toEqual(batch)
@@ -270,19 +271,19 @@ describe(`the ${backend} store`, () => {
     // One at a time in that millisecond: each above the one before.
     const single: string[] = []
     for (let i = 0; i < 20; i++)
-      single.push(...(await writer.appendLogEvents([{ serverRunId: runId, lines: line(`single ${i}`), at }])))
+      single.push(...(await seeding.appendLogEvents([{ serverRunId: runId, lines: line(`single ${i}`), at }])))
     expect([batch.at(-1)!, ...single].sort()).toEqual([batch.at(-1)!, ...single])
     // Written with a time in the past (a backfill): above every id before it, not among them,
     // and with the time it was given as its created_at. The same for the API's appendEvent and
     // for an error event.
     const past = new Date(at.getTime() - 3_600_000)
-    const [late] = await writer.appendLogEvents([{ serverRunId: runId, lines: line('late'), at: past }])
+    const [late] = await seeding.appendLogEvents([{ serverRunId: runId, lines: line('late'), at: past }])
     expect(late! > single.at(-1)!).toBe(true)
-    expect((await readEvent(store.reader, sessionId, late!))?.created_at).toBe(past.toISOString())
+    expect((await readEvent(asJson(store.reader), sessionId, late!))?.created_at).toBe(past.toISOString())
     const appended = await writer.appendEvent({ sessionId, serverRunId: runId, lines: line('appended'), at: past })
     expect(appended.event.id > late!).toBe(true)
     expect(appended.event.created_at).toBe(past.toISOString())
-    const error = await writer.recordServerRunError({
+    const error = await seeding.recordServerRunError({
       serverRunId: runId,
       code: 'crashed',
       message: 'It crashed.',
@@ -297,9 +298,9 @@ describe(`the ${backend} store`, () => {
 
   it('gives events written to one session at the same time ids of their own, each above the last committed', async () => {
     const store = await openTestStore()
-    const { writer } = store
+    const { writer, seeding } = store
     const { sessionId, runId } = await sessionWithRun(store)
-    const [first] = await writer.appendLogEvents([{ serverRunId: runId, lines: [] }])
+    const [first] = await seeding.appendLogEvents([{ serverRunId: runId, lines: [] }])
     // From the past, so that every id is the last one counted up by one (nextId): two writers
     // that did not wait for each other (the session's lock) would make the same one.
     const past = new Date(Date.now() - 3_600_000)
@@ -314,7 +315,7 @@ describe(`the ${backend} store`, () => {
                 at: past,
               })
               .then((r) => r.event.id)
-          : writer
+          : seeding
               .appendLogEvents([{ serverRunId: runId, lines: [{ type: 'stdout', line: `together ${i}` }], at: past }])
               .then(([id]) => id!),
       ),
@@ -334,12 +335,12 @@ describe(`the ${backend} store`, () => {
       { type: 'stdout' as const, line: 'x'.repeat(100_000) },
       { type: 'stdout' as const, line: '' },
     ]
-    const [id] = await store.writer.appendLogEvents([{ serverRunId: runId, lines }])
-    const got = await readEvent(store.reader, sessionId, id!)
+    const [id] = await store.seeding.appendLogEvents([{ serverRunId: runId, lines }])
+    const got = await readEvent(asJson(store.reader), sessionId, id!)
     expect(got!.log_lines).toEqual(lines)
     // And as the API appends them.
     const appended = await store.writer.appendEvent({ sessionId, serverRunId: runId, lines })
-    expect((await readEvent(store.reader, sessionId, appended.event.id))!.log_lines).toEqual(lines)
+    expect((await readEvent(asJson(store.reader), sessionId, appended.event.id))!.log_lines).toEqual(lines)
   })
 
   it('orders ids byte-wise, as JavaScript compares them: mixed case, one millisecond', async () => {
@@ -404,7 +405,7 @@ describe(`the ${backend} store`, () => {
       })
       expect(back.ids).toEqual(expected.slice(-4, -1))
       // The events come back in the order asked for, too.
-      expect((await store.reader.sessionEvents(sessionId, expected)).map((e) => e.id)).toEqual(expected)
+      expect((await store.reader.sessionEvents(sessionId, expected)).map((e) => e.event.id)).toEqual(expected)
     }
   })
 

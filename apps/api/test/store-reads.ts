@@ -1,16 +1,20 @@
 import type { ServerRun, SessionEvent } from '@session-events/server-stubs'
 import { expect } from 'vitest'
+import { SerializingReader, type JsonReader } from '../src/json-reader.js'
 import { sessionEventBytes, type ServerRunJson } from '../src/serialize.js'
 import type { SqlStore } from '../src/store/sql-store.js'
 import type { ListEventsQuery, StoreReader } from '../src/store/types.js'
 
 // Reading and writing through the store as the API does, for the store's tests.
 
+/** The store's reader as the API reads through it: its records made into the bytes the API sends. */
+export const asJson = (reader: StoreReader): JsonReader => new SerializingReader(reader)
+
 /**
  * A page read the way the list handler reads it (ids, then their events, then the runs they
  * show), as the API's objects; `json` is the events as the reader gave them.
  */
-export async function readPage(reader: StoreReader, query: ListEventsQuery) {
+export async function readPage(reader: JsonReader, query: ListEventsQuery) {
   const page = await reader.listEventIds(query)
   const json = await reader.sessionEvents(query.sessionId, page.ids)
   expect(json.map((e) => e.id)).toEqual(page.ids)
@@ -30,7 +34,7 @@ export async function readPage(reader: StoreReader, query: ListEventsQuery) {
 }
 
 /** One event read the way getSessionEvent reads it, as the API's object; undefined when the session has no such event. */
-export async function readEvent(reader: StoreReader, sessionId: string, id: string): Promise<SessionEvent | undefined> {
+export async function readEvent(reader: JsonReader, sessionId: string, id: string): Promise<SessionEvent | undefined> {
   const [event] = await reader.sessionEvents(sessionId, [id])
   if (!event) return undefined
   const [run] = event.server_run_id === null ? [] : await reader.serverRuns([event.server_run_id])
@@ -39,8 +43,8 @@ export async function readEvent(reader: StoreReader, sessionId: string, id: stri
 
 /** A session with one run, made through the store's own write path. */
 export async function sessionWithRun(store: SqlStore) {
-  const { writer } = store
-  const { id: instanceId } = await writer.createInstance({ name: 'i' })
+  const { admin, seeding: writer } = store
+  const { id: instanceId } = await admin.createInstance({ name: 'i' })
   const { id: serverId } = await writer.createServer({ name: 'S', description: null, type: 'custom' })
   const { id: versionId } = await writer.createServerVersion({ serverId })
   const { id: deploymentId } = await writer.createServerDeployment({

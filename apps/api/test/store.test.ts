@@ -6,14 +6,15 @@ import { sql } from 'kysely'
 import { afterAll, describe, expect, it } from 'vitest'
 import { idTime, isSessionEventId, newId, nextId } from '../src/ids.js'
 import { seed } from '../src/seed.js'
-import { CachingReader } from '../src/store/cached-reader.js'
+import { hashSecret } from '../src/api-keys.js'
+import { CachingReader } from '../src/cached-reader.js'
+import type { JsonReader } from '../src/json-reader.js'
 import { migrate, migrations } from '../src/store/migrations.js'
 import { defaultConfig, parseDatabaseUrl } from '../src/config.js'
 import { openStore } from '../src/store/open.js'
 import { MAX_SHAPES, PreparedQueries } from '../src/store/prepared.js'
-import type { ListEventsQuery, StoreReader } from '../src/store/types.js'
-import { hashSecret } from '../src/store/writer.js'
-import { readEvent, readPage } from './store-reads.js'
+import type { ListEventsQuery } from '../src/store/types.js'
+import { asJson, readEvent, readPage } from './store-reads.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'session-events-store-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -29,10 +30,11 @@ async function twoConnections(file: string) {
   const writer = await openStore(url)
   const summary = await seed(writer, { sessions: 1, events: 5 })
   const asked = { runs: 0 }
-  const inner = readerStore.reader
-  const counting: StoreReader = {
+  const inner = asJson(readerStore.reader)
+  const counting: JsonReader = {
     findApiKey: (hash) => inner.findApiKey(hash),
     sessionInstance: (id) => inner.sessionInstance(id),
+    listSessions: (query) => inner.listSessions(query),
     listEventIds: (query) => inner.listEventIds(query),
     sessionEvents: (sessionId, ids) => inner.sessionEvents(sessionId, ids),
     serverRuns: (ids) => {
@@ -122,7 +124,7 @@ describe('the SQLite store', () => {
     await store.close()
     const reopened = await openStore(url)
     const sessionId = summary.instances[0]!.sessions[0]!.id
-    const page = await readPage(reopened.reader, { sessionId, limit: 100, order: 'asc' })
+    const page = await readPage(asJson(reopened.reader), { sessionId, limit: 100, order: 'asc' })
     expect(page.events).toHaveLength(summary.instances[0]!.sessions[0]!.events)
     const mode = await reopened.db.selectFrom('schema_migrations').select('version').execute()
     expect(mode.length).toBe(migrations.length)
@@ -142,8 +144,8 @@ describe('the SQLite store', () => {
     )
     expect(asked.runs).toBe(runsAsked)
 
-    await writer.writer.updateServerRun(runId!, { status, stoppedAt: new Date('2032-01-01T00:00:00.000Z') })
-    const [added] = await writer.writer.appendLogEvents([
+    await writer.seeding.updateServerRun(runId!, { status, stoppedAt: new Date('2032-01-01T00:00:00.000Z') })
+    const [added] = await writer.seeding.appendLogEvents([
       { serverRunId: runId!, lines: [{ type: 'stderr', line: 'late' }] },
     ])
     const after = await readPage(reader, { sessionId, limit: 100, order: 'asc' })
@@ -203,31 +205,31 @@ describe('the SQLite store', () => {
     const summary = await seed(store, { sessions: 1, events: 5 })
     const sessionId = summary.instances[0]!.sessions[0]!.id
     const count = async () => Number((await store.db.selectFrom('run_changes').select('n').executeTakeFirstOrThrow()).n)
-    const { runs } = await readPage(store.reader, { sessionId, limit: 5, order: 'asc' })
+    const { runs } = await readPage(asJson(store.reader), { sessionId, limit: 5, order: 'asc' })
     const runId = [...runs.keys()][0]!
     expect(store.reader.runsVersion()).toBe(String(await count()))
 
     const start = await count()
-    await store.writer.appendLogEvents([{ serverRunId: runId, lines: [{ type: 'stdout', line: 'one more' }] }])
+    await store.seeding.appendLogEvents([{ serverRunId: runId, lines: [{ type: 'stdout', line: 'one more' }] }])
     const firstId = (await store.reader.listEventIds({ sessionId, limit: 1, order: 'asc' })).ids[0]!
-    const run = (await readEvent(store.reader, sessionId, firstId))!.server_run!
-    await store.writer.createServerRun({
+    const run = (await readEvent(asJson(store.reader), sessionId, firstId))!.server_run!
+    await store.seeding.createServerRun({
       serverSessionId: run.server_session.id,
       serverVersionId: run.server_version_id,
       type: 'hosted',
     })
     expect(await count()).toBe(start)
-    await store.writer.updateServerRun(runId, { status: 'completed' })
+    await store.seeding.updateServerRun(runId, { status: 'completed' })
     expect(await count()).toBe(start + 1)
     expect(store.reader.runsVersion()).toBe(String(start + 1))
-    await store.writer.recordServerRunError({ serverRunId: runId, code: 'boom', message: 'it failed' })
+    await store.seeding.recordServerRunError({ serverRunId: runId, code: 'boom', message: 'it failed' })
     expect(await count()).toBeGreaterThan(start + 1)
     await store.close()
   })
 
   it('keeps a bounded number of query shapes compiled, however many requests ask for', async () => {
     const store = await openStore('sqlite::memory:')
-    const { id } = await store.writer.createInstance({ name: 'shapes' })
+    const { id } = await store.admin.createInstance({ name: 'shapes' })
     const prepared = new PreparedQueries(store.db)
     const run = (shape: string) =>
       prepared.execute<{ id: string }>(shape, { id }, (bind) =>
@@ -242,8 +244,8 @@ describe('the SQLite store', () => {
 
   it('stores keys only as hashes', async () => {
     const store = await openStore('sqlite::memory:')
-    const { id } = await store.writer.createInstance({ name: 'i' })
-    const key = await store.writer.createApiKey({ instanceId: id, kind: 'secret' })
+    const { id } = await store.admin.createInstance({ name: 'i' })
+    const key = await store.admin.createApiKey({ instanceId: id, kind: 'secret' })
     expect(key.secret).toMatch(/^metorial_sk_[0-9A-Za-z]{40}$/)
     const rows = await store.db.selectFrom('api_keys').selectAll().execute()
     expect(JSON.stringify(rows)).not.toContain(key.secret)
@@ -253,8 +255,9 @@ describe('the SQLite store', () => {
 
   it('appends events in order, records errors, and shows runs as they are now', async () => {
     const store = await openStore('sqlite::memory:')
-    const { writer, reader } = store
-    const { id: instanceId } = await writer.createInstance({ name: 'i' })
+    const { seeding: writer, admin } = store
+    const reader = asJson(store.reader)
+    const { id: instanceId } = await admin.createInstance({ name: 'i' })
     const { id: serverId } = await writer.createServer({ name: 'S', description: null, type: 'custom' })
     const { id: versionId } = await writer.createServerVersion({ serverId })
     const { id: deploymentId } = await writer.createServerDeployment({

@@ -376,7 +376,7 @@ describe(`writes (${backend})`, () => {
     )
     expect(listed).toEqual([...ids].sort())
     // Appended with the clock set back, an event still lands after every one before it.
-    const [late] = await f.store.writer.appendLogEvents([
+    const [late] = await f.store.seeding.appendLogEvents([
       { serverRunId: runs[0].id, lines: [], at: new Date('2001-01-01T00:00:00Z') },
     ])
     expect(late! > listed.at(-1)).toBe(true)

@@ -5,7 +5,8 @@ import type { AppEnv } from '@session-events/api/internal/env.js'
 import { authenticate, requireScope } from '@session-events/api/internal/middleware/auth.js'
 import { requestContext } from '@session-events/api/internal/middleware/request-context.js'
 import { respond } from '@session-events/api/internal/respond.js'
-import { CachingReader } from '@session-events/api/internal/store/cached-reader.js'
+import { CachingReader } from '@session-events/api/internal/cached-reader.js'
+import { SerializingReader } from '@session-events/api/internal/json-reader.js'
 import { registerRoutes, type SessionEventsHandlers } from '@session-events/server-stubs'
 import { Hono, type Context } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
@@ -71,7 +72,7 @@ if (layer === 'hono') {
     const store = await openStore(process.env.DATABASE_URL)
     routes.use(requestContext(pino({ level: loadConfig().logLevel })))
     if (layer === 'auth' || layer === 'body') {
-      routes.use('/sessions/*', authenticate(new CachingReader(store.reader, defaultConfig())))
+      routes.use('/sessions/*', authenticate(new CachingReader(new SerializingReader(store.reader), defaultConfig())))
       routes.on('GET', '/sessions/*', requireScope('sessions:read'))
       routes.on('POST', '/sessions/*', requireScope('sessions:write'))
     }

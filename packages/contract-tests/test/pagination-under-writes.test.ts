@@ -103,7 +103,7 @@ async function write(t: Tenant, b: Batch): Promise<void> {
     return new Date(t.from + ((b.pick * 7919 + i * 104_729) % Math.max(1, t.to - t.from)))
   }
   if (b.count > 0) {
-    await world.store.writer.appendLogEvents(
+    await world.store.seeding.appendLogEvents(
       Array.from({ length: b.count }, (_, i) => ({
         serverRunId: run.id,
         lines: [{ type: 'stdout' as const, line: `written during the walk ${i}` }],
@@ -112,14 +112,14 @@ async function write(t: Tenant, b: Batch): Promise<void> {
     )
   }
   if (b.also === 'error')
-    await world.store.writer.recordServerRunError({
+    await world.store.seeding.recordServerRunError({
       serverRunId: run.id,
       code: 'process_exited',
       message: 'exited during the walk',
       at: at(b.count),
     })
   if (b.also === 'run-update')
-    await world.store.writer.updateServerRun(run.id, { status: 'completed', stoppedAt: new Date() })
+    await world.store.seeding.updateServerRun(run.id, { status: 'completed', stoppedAt: new Date() })
 }
 
 async function page(

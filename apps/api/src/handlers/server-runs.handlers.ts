@@ -2,17 +2,18 @@ import type { RouteHandler } from '@hono/zod-openapi'
 import type { Routes, ServerRun } from '@session-events/server-stubs'
 import type { AppEnv } from '../env.js'
 import { errors } from '../errors.js'
+import type { JsonReader } from '../json-reader.js'
+import { claimOf, replayed } from '../middleware/idempotency.js'
+import { requireSession } from '../reads.js'
 import { sendJson } from '../respond.js'
 import type { JsonBytes } from '../serialize.js'
-import type { StoreReader } from '../store/types.js'
-import type { StoreWriter } from '../store/writer.js'
-import { requireSession } from '../reads.js'
+import type { StoreWriter } from '../store/types.js'
 
 // Server runs: started in a session, read as they are now, stopped. Every answer is the run as
-// the reader serialises it, read after the write.
+// the reader serialises it, read after the write (a replayed one too: as it is now).
 
 export function serverRunsHandlers(
-  reader: StoreReader,
+  reader: JsonReader,
   writer: StoreWriter,
 ): {
   startServerRun: RouteHandler<Routes['startServerRun'], AppEnv>
@@ -31,8 +32,13 @@ export function serverRunsHandlers(
       const { sessionId } = c.req.valid('param')
       const instanceId = c.get('instanceId')
       await requireSession(reader, instanceId, sessionId)
-      const { id } = await writer.startServerRun({ instanceId, sessionId, run: c.req.valid('json') })
-      return sendJson(c, await runOfSession(sessionId, id), 201)
+      const started = await writer.startServerRun({
+        instanceId,
+        sessionId,
+        run: c.req.valid('json'),
+        claim: claimOf(c, 201),
+      })
+      return sendJson(c, await runOfSession(sessionId, started.id), 201, replayed(started))
     },
 
     async getServerRun(c) {
@@ -50,8 +56,9 @@ export function serverRunsHandlers(
           { code: 'invalid_value', message: 'Only a failed run has an error.', path: ['error'] },
         ])
       }
-      if (!(await writer.stopServerRun({ sessionId, serverRunId, stop }))) throw errors.serverRunNotFound()
-      return sendJson(c, await runOfSession(sessionId, serverRunId), 200)
+      const stopped = await writer.stopServerRun({ sessionId, serverRunId, stop, claim: claimOf(c, 200) })
+      if (!stopped.found) throw errors.serverRunNotFound()
+      return sendJson(c, await runOfSession(sessionId, serverRunId), 200, replayed(stopped))
     },
   }
 }

@@ -1,14 +1,15 @@
 import type { RouteHandler } from '@hono/zod-openapi'
 import type { Routes } from '@session-events/server-stubs'
-import { decodeCursor, encodeCursor } from '../cursor.js'
+import { encodeCursor, positionOf } from '../cursor.js'
 import type { AppEnv } from '../env.js'
 import { errors } from '../errors.js'
 import { HIGHEST_EVENT_ID, LOWEST_EVENT_ID } from '../ids.js'
 import { sendJson, respond } from '../respond.js'
 import { requireSession, runsOf } from '../reads.js'
 import { sessionEventBytes, sessionEventJson, sessionEventListBytes } from '../serialize.js'
-import type { ListEventsQuery, StoreReader } from '../store/types.js'
-import type { StoreWriter } from '../store/writer.js'
+import type { JsonReader } from '../json-reader.js'
+import { claimOf, replayed } from '../middleware/idempotency.js'
+import type { StoreWriter } from '../store/types.js'
 import { followSession, type StreamSlots } from '../follow.js'
 import type { EventFeed } from '../store/feed.js'
 
@@ -17,7 +18,7 @@ import type { EventFeed } from '../store/feed.js'
 // key's instance, the store is asked, and what it serialised is sent.
 
 export interface SessionEventsDeps {
-  reader: StoreReader
+  reader: JsonReader
   writer: StoreWriter
   feed: EventFeed
   /** Streams per API key. */
@@ -106,36 +107,15 @@ export function sessionEventsHandlers({ reader, writer, feed, streams, shutdown 
       const { sessionId } = c.req.valid('param')
       const body = c.req.valid('json')
       await requireSession(reader, c.get('instanceId'), sessionId)
-      const record = await writer.appendEvent({ sessionId, serverRunId: body.server_run_id, lines: body.log_lines })
-      const [run] = await reader.serverRuns([body.server_run_id])
-      return sendJson(c, sessionEventBytes(sessionEventJson(record), run), 201)
+      const appended = await writer.appendEvent({
+        sessionId,
+        serverRunId: body.server_run_id,
+        lines: body.log_lines,
+        claim: claimOf(c, 201),
+      })
+      // The run as it is now: the version read with the append keeps a cached one good.
+      const [run] = await reader.serverRuns([body.server_run_id], appended.runsVersion)
+      return sendJson(c, sessionEventBytes(sessionEventJson(appended), run), 201, replayed(appended))
     },
   }
-}
-
-/** Where a page starts: `cursor`, `after` or `before`, one of them at most. */
-function positionOf(query: {
-  after?: string | undefined
-  before?: string | undefined
-  cursor?: string | undefined
-}): ListEventsQuery['position'] {
-  if (query.after !== undefined && query.before !== undefined) {
-    throw errors.badRequest('Use either `after` or `before`, not both.')
-  }
-  if (query.cursor !== undefined) {
-    if (query.after !== undefined || query.before !== undefined) {
-      throw errors.badRequest('Use either `cursor` or `after`/`before`, not both.')
-    }
-    const cursor = decodeCursor(query.cursor)
-    if (!cursor) {
-      throw errors.badRequest(
-        'The cursor is invalid.',
-        'Pass a cursor exactly as a previous response gave it in pagination.next_cursor or pagination.previous_cursor.',
-      )
-    }
-    return cursor
-  }
-  if (query.after !== undefined) return { direction: 'after', id: query.after }
-  if (query.before !== undefined) return { direction: 'before', id: query.before }
-  return undefined
 }

@@ -2,8 +2,8 @@ import { timingSafeEqual } from 'node:crypto'
 import type { MiddlewareHandler } from 'hono'
 import type { AppEnv } from '../env.js'
 import { errors } from '../errors.js'
+import { hashSecret } from '../api-keys.js'
 import type { StoreReader } from '../store/types.js'
-import { hashSecret } from '../store/writer.js'
 
 const BEARER = /^Bearer[ \t]+([^\s]+)[ \t]*$/i
 
@@ -12,7 +12,7 @@ const BEARER = /^Bearer[ \t]+([^\s]+)[ \t]*$/i
  * looked up by hash (the caching reader keeps lookups for a few seconds); the stored hash is
  * compared in constant time. Sets the key's instance, id and scopes on the context.
  */
-export function authenticate(reader: StoreReader): MiddlewareHandler<AppEnv> {
+export function authenticate(reader: Pick<StoreReader, 'findApiKey'>): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const header = c.req.header('authorization')
     if (header === undefined || header.trim() === '') throw errors.missingAuthorization()

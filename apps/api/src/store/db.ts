@@ -42,18 +42,24 @@ export interface SessionTable {
   updated_at: string | null
 }
 
-/** The answer to a request sent with an Idempotency-Key (middleware/idempotency.ts). */
-export interface IdempotencyKeyTable {
-  instance_id: string
-  key: string
-  /** sha256 of the request's method, path and body: a retry must send the same. */
-  fingerprint: string
-  /** The answer, once there is one; null while the first request is in flight. */
-  status: number | null
-  body: string | null
-  created_at: string
-  /** When the request in flight took the key; one that holds it too long is taken over. */
-  locked_at: string
+/**
+ * The answer to a request sent with an Idempotency-Key (store/idempotency.ts), kept small: the
+ * key and the request as hashes, the time as milliseconds since the epoch (8 bytes where an ISO
+ * string takes 24), the answer as the resource it named (a success) or the body it sent (a
+ * refusal).
+ */
+export interface IdempotencyAnswerTable {
+  /** When the answer was made: it is kept for a day (KEEP_MS). */
+  created_ms: number
+  status: number
+  /** sha256 of the instance's id and the key, its first 16 bytes. */
+  key_hash: Uint8Array
+  /** The first 16 bytes of the request's sha256 (method, path, body): a retry must send the same. */
+  fingerprint: Uint8Array
+  /** The session, run or event a success answered with. */
+  resource_id: string | null
+  /** The body of a refusal, as it was sent. */
+  refusal: string | null
 }
 
 export interface ServerTable {
@@ -151,7 +157,7 @@ export interface Database {
   server_runs: ServerRunTable
   server_run_errors: ServerRunErrorTable
   session_events: SessionEventTable
-  idempotency_keys: IdempotencyKeyTable
+  idempotency_answers: IdempotencyAnswerTable
   schema_migrations: MigrationTable
   run_changes: RunChangesTable
 }

@@ -10,7 +10,7 @@ import {
   type TransactionSettings,
 } from 'kysely'
 import { NOTIFY_CHANNEL } from './feed.js'
-import { StoreUnavailableError } from './types.js'
+import { StoreUnavailableError } from './errors.js'
 
 // Everything that differs between SQLite and PostgreSQL lives here; the queries themselves are
 // written once, in reader.ts and writer.ts, and the migrations once, in migrations.ts.

@@ -1,103 +1,143 @@
-import type { Kysely } from 'kysely'
-import type { Database } from './db.js'
+import { createHash } from 'node:crypto'
+import { sql, type Kysely } from 'kysely'
+import type { Database, IdempotencyAnswerTable } from './db.js'
+import { dialectOf, writeTransaction } from './dialect.js'
+import { IdempotencyKeyInUseError, IdempotencyKeyReusedError } from './errors.js'
+import type { IdempotencyClaim, IdempotencyKeys, KeptAnswer } from './types.js'
 
 // The answers to requests sent with an Idempotency-Key (the IETF draft's semantics; the
-// middleware is middleware/idempotency.ts). A key is taken by inserting its row, so two
-// requests with one key, on any number of processes, cannot both run: the second finds the row.
+// middleware is middleware/idempotency.ts), kept as a record, not a copy: a write claims its key,
+// writes, and keeps its answer in one transaction (claimIn, then keepAnswer), so there is never a
+// key without its write or a write without its answer; a crash in between leaves neither. A
+// success is kept as its status and the id of the resource it answered with (a replay shows that
+// resource as the store holds it then); a refusal, which wrote nothing, as its status and body.
+//
+// A key is kept as a 128-bit hash of the instance and the key, the request as the first 128 bits
+// of its fingerprint, the time as milliseconds: an answer costs about a hundred bytes, whatever
+// the request wrote.
+//
+// While a write holds a key, another request with it is told to come back (409): on this process
+// the middleware knows; across processes, PostgreSQL's advisory lock on the key's hash, taken
+// without waiting; on SQLite the write's transaction holds the database, and the other request
+// waits for it and then finds its answer.
 
 /** How long an answer is kept for replaying: a day, as Stripe keeps them. */
 export const KEEP_MS = 24 * 60 * 60 * 1000
+
+/** A claim as the store keeps it. */
+export interface ClaimedKey {
+  /** The instance and the key, hashed: the answer's primary key. */
+  keyHash: Buffer
+  /** PostgreSQL's advisory lock on the key while a write holds it: the hash's first 64 bits. */
+  lock: string
+  /** The first 128 bits of the request's fingerprint. */
+  fingerprint: Buffer
+  /** The status the write's success answers with. */
+  status: number
+}
+
+export function claimedKey(claim: IdempotencyClaim): ClaimedKey {
+  const keyHash = createHash('sha256').update(`${claim.instanceId}\n${claim.key}`).digest().subarray(0, 16)
+  return {
+    keyHash,
+    lock: keyHash.readBigInt64BE(0).toString(),
+    fingerprint: Buffer.from(claim.fingerprint.slice(0, 32), 'hex'),
+    status: claim.status,
+  }
+}
+
+const sameBytes = (a: Uint8Array, b: Uint8Array) => Buffer.compare(Buffer.from(a), Buffer.from(b)) === 0
+
+/** The answer a key holds for this request (`key`), or an IdempotencyKeyReusedError when it holds another request's. */
+function answerTo(
+  key: ClaimedKey,
+  row: Pick<IdempotencyAnswerTable, 'fingerprint' | 'status' | 'resource_id' | 'refusal'>,
+): KeptAnswer {
+  if (!sameBytes(row.fingerprint, key.fingerprint)) throw new IdempotencyKeyReusedError()
+  return { status: Number(row.status), resourceId: row.resource_id, refusal: row.refusal }
+}
+
 /**
- * How long a request may hold its key before another with the same key takes it over: a process
- * that died mid-request leaves its key held, and the client's retries must get through.
+ * Claims a key in a write's transaction: undefined when it is free (the write goes on, then
+ * keeps its answer with keepAnswer), or the answer it holds for this same request. A key held by
+ * a write in flight on another process is an IdempotencyKeyInUseError; one that came with another
+ * request, an IdempotencyKeyReusedError. An answer older than KEEP_MS is gone, whether or not the
+ * pruner has removed it yet.
  */
-export const HOLD_MS = 60 * 1000
+export async function claimIn(trx: Kysely<Database>, key: ClaimedKey, now: Date): Promise<KeptAnswer | undefined> {
+  if (dialectOf(trx) === 'postgres') {
+    const { rows } = await sql<{
+      locked: boolean
+    }>`select pg_try_advisory_xact_lock(${key.lock}::bigint) as locked`.execute(trx)
+    if (!rows[0]?.locked) throw new IdempotencyKeyInUseError()
+  }
+  const row = await trx
+    .selectFrom('idempotency_answers')
+    .select(['fingerprint', 'status', 'resource_id', 'refusal', 'created_ms'])
+    .where('key_hash', '=', key.keyHash)
+    .executeTakeFirst()
+  if (!row) return undefined
+  if (Number(row.created_ms) < now.getTime() - KEEP_MS) {
+    await trx.deleteFrom('idempotency_answers').where('key_hash', '=', key.keyHash).execute()
+    return undefined
+  }
+  return answerTo(key, row)
+}
 
-export type Claim =
-  /** The key is this request's now: run it, then complete() or release(). */
-  | { kind: 'claimed' }
-  /** The first request with this key was answered: send its answer again. */
-  | { kind: 'answered'; status: number; body: string }
-  /** Another request with this key is running. */
-  | { kind: 'in_flight' }
-  /** The key was used with another request (another method, path or body). */
-  | { kind: 'mismatch' }
+/** Keeps a write's answer, in its transaction: its status, and the resource it answered with or the refusal it sent. */
+export async function keepAnswer(
+  trx: Kysely<Database>,
+  key: ClaimedKey,
+  answer: { resourceId: string | null; refusal?: string },
+  now: Date,
+): Promise<void> {
+  await trx
+    .insertInto('idempotency_answers')
+    .values({
+      created_ms: now.getTime(),
+      status: key.status,
+      key_hash: key.keyHash,
+      fingerprint: key.fingerprint,
+      resource_id: answer.resourceId,
+      refusal: answer.refusal ?? null,
+    })
+    .execute()
+}
 
-export class IdempotencyKeys {
+export class SqlIdempotencyKeys implements IdempotencyKeys {
   readonly #db: Kysely<Database>
 
   constructor(db: Kysely<Database>) {
     this.#db = db
   }
 
-  async claim(instanceId: string, key: string, fingerprint: string, now = new Date()): Promise<Claim> {
-    const at = now.toISOString()
-    for (let attempt = 0; attempt < 3; attempt++) {
-      const inserted = await this.#db
-        .insertInto('idempotency_keys')
-        .values({ instance_id: instanceId, key, fingerprint, status: null, body: null, created_at: at, locked_at: at })
-        .onConflict((oc) => oc.columns(['instance_id', 'key']).doNothing())
+  async keepRefusal(
+    claim: Omit<IdempotencyClaim, 'status'>,
+    status: number,
+    body: string,
+    now = new Date(),
+  ): Promise<KeptAnswer | undefined> {
+    const key = claimedKey({ ...claim, status })
+    return writeTransaction(this.#db, async (trx) => {
+      // A write in flight with the key on another process keeps its answer first: wait for it.
+      if (dialectOf(trx) === 'postgres') await sql`select pg_advisory_xact_lock(${key.lock}::bigint)`.execute(trx)
+      const row = await trx
+        .selectFrom('idempotency_answers')
+        .select(['fingerprint', 'status', 'resource_id', 'refusal'])
+        .where('key_hash', '=', key.keyHash)
+        .where('created_ms', '>=', now.getTime() - KEEP_MS)
         .executeTakeFirst()
-      if (Number(inserted.numInsertedOrUpdatedRows ?? 0n) > 0) return { kind: 'claimed' }
-      const row = await this.#db
-        .selectFrom('idempotency_keys')
-        .selectAll()
-        .where('instance_id', '=', instanceId)
-        .where('key', '=', key)
-        .executeTakeFirst()
-      if (!row) continue // released in between: try again
-      if (Date.parse(row.created_at) < now.getTime() - KEEP_MS) {
-        // Kept long enough: the key is free again.
-        await this.#db
-          .deleteFrom('idempotency_keys')
-          .where('instance_id', '=', instanceId)
-          .where('key', '=', key)
-          .where('created_at', '=', row.created_at)
-          .execute()
-        continue
-      }
-      if (row.fingerprint !== fingerprint) return { kind: 'mismatch' }
-      if (row.status !== null && row.body !== null) return { kind: 'answered', status: row.status, body: row.body }
-      if (Date.parse(row.locked_at) >= now.getTime() - HOLD_MS) return { kind: 'in_flight' }
-      // Held too long by a request that will not answer: take it over, unless another did first.
-      const taken = await this.#db
-        .updateTable('idempotency_keys')
-        .set({ locked_at: at })
-        .where('instance_id', '=', instanceId)
-        .where('key', '=', key)
-        .where('locked_at', '=', row.locked_at)
-        .where('status', 'is', null)
-        .executeTakeFirst()
-      return Number(taken.numUpdatedRows) > 0 ? { kind: 'claimed' } : { kind: 'in_flight' }
-    }
-    return { kind: 'in_flight' }
+      if (row) return answerTo(key, row)
+      await trx.deleteFrom('idempotency_answers').where('key_hash', '=', key.keyHash).execute()
+      await keepAnswer(trx, key, { resourceId: null, refusal: body }, now)
+      return undefined
+    })
   }
 
-  /** Keeps the answer of a claimed key, for replaying. */
-  async complete(instanceId: string, key: string, status: number, body: string): Promise<void> {
-    await this.#db
-      .updateTable('idempotency_keys')
-      .set({ status, body })
-      .where('instance_id', '=', instanceId)
-      .where('key', '=', key)
-      .execute()
-  }
-
-  /** Frees a claimed key without an answer (the request failed on the server's side: a retry may run it). */
-  async release(instanceId: string, key: string): Promise<void> {
-    await this.#db
-      .deleteFrom('idempotency_keys')
-      .where('instance_id', '=', instanceId)
-      .where('key', '=', key)
-      .where('status', 'is', null)
-      .execute()
-  }
-
-  /** Forgets answers kept longer than KEEP_MS; returns how many. */
-  async expire(now = new Date()): Promise<number> {
+  async expire(before: Date = new Date(Date.now() - KEEP_MS)): Promise<number> {
     const result = await this.#db
-      .deleteFrom('idempotency_keys')
-      .where('created_at', '<', new Date(now.getTime() - KEEP_MS).toISOString())
+      .deleteFrom('idempotency_answers')
+      .where('created_ms', '<', before.getTime())
       .executeTakeFirst()
     return Number(result.numDeletedRows)
   }

@@ -1,13 +1,23 @@
 import { sql, type CompiledQuery, type Kysely, type RawBuilder, type SelectQueryBuilder } from 'kysely'
-import { serverRunJson, sessionEventJson, type ServerRunJson, type SessionEventJson } from '../serialize.js'
 import type { Database } from './db.js'
 import { bindValues, type PreparedQueries, type Bind } from './prepared.js'
 import { eventFromRow, EVENT_COLUMNS, runFromRow, RUN_COLUMNS } from './rows.js'
-import type { ApiKeyRecord, EventIdPage, ListEventsQuery, StoreReader } from './types.js'
+import type {
+  ApiKeyRecord,
+  EventIdPage,
+  EventRecord,
+  ListEventsQuery,
+  ListSessionsQuery,
+  RunRecord,
+  SessionPage,
+  SessionRecord,
+  StoreReader,
+} from './types.js'
 
-// The API's reads, in SQL, the same for SQLite and PostgreSQL. Nothing is cached here: every
-// call asks the database (the caching reader, cached-reader.ts, is the one place that keeps
-// anything). Every query runs through PreparedQueries, which compiles each shape once.
+// The API's reads, in SQL, the same for SQLite and PostgreSQL, answered as records. Nothing is
+// cached here: every call asks the database (the caching reader, ../cached-reader.ts, is the one
+// place that keeps anything). Every query runs through PreparedQueries, which compiles each shape
+// once.
 
 type EventQuery = SelectQueryBuilder<Database & { e: Database['session_events'] }, 'e', object>
 
@@ -61,6 +71,72 @@ export class SqlReader implements StoreReader {
       this.#db.selectFrom('sessions').select('instance_id').where('id', '=', bind<string>('id')),
     )
     return row?.instance_id
+  }
+
+  async session(sessionId: string): Promise<SessionRecord | undefined> {
+    const [row] = await this.#prepared.execute('session', { id: sessionId }, (bind) =>
+      this.#db.selectFrom('sessions').selectAll().where('id', '=', bind<string>('id')),
+    )
+    return row
+  }
+
+  async listSessions(query: ListSessionsQuery): Promise<SessionPage> {
+    // Newest first: a page after X holds older sessions (ids below X), read downward from X; a
+    // page before X newer ones, read upward from X and turned around. The index
+    // sessions_instance_id (instance_id, id) serves both, and the probe.
+    const backward = query.position?.direction === 'before'
+    const toward = backward ? ('>' as const) : ('<' as const)
+    const away = backward ? ('<' as const) : ('>' as const)
+    const statuses = query.statuses ?? []
+    const values: Record<string, unknown> = { instance: query.instanceId }
+    statuses.forEach((status, i) => (values[`status${i}`] = status))
+    const filtered = (bind: Bind) => {
+      let q = this.#db.selectFrom('sessions').where('instance_id', '=', bind<string>('instance'))
+      if (statuses.length > 0)
+        q = q.where(
+          'status',
+          'in',
+          statuses.map((_, i) => bind<SessionRecord['status']>(`status${i}`)),
+        )
+      return q
+    }
+    const limit = query.limit + 1
+    const sessions = await this.#prepared.execute(
+      `sessions:${statuses.length}:${query.position ? toward : '-'}:${limit}`,
+      query.position ? { ...values, position: query.position.id } : values,
+      (bind) => {
+        let q = filtered(bind)
+        if (query.position) q = q.where('id', toward, bind<string>('position'))
+        return q
+          .selectAll()
+          .orderBy('id', backward ? 'asc' : 'desc')
+          .limit(literalLimit(limit))
+      },
+    )
+    const more = sessions.length > query.limit
+    if (more) sessions.pop()
+    if (backward) sessions.reverse()
+    // As in listEventIds: whether anything lies on the other side of the page's edge (of the
+    // position itself, for an empty page).
+    let other = false
+    if (query.position) {
+      const edge = (backward ? sessions.at(-1) : sessions[0])?.id
+      const inclusive = edge === undefined
+      const found = await this.#prepared.execute(
+        `sessions-probe:${statuses.length}:${away}${inclusive ? '=' : ''}`,
+        { ...values, edge: edge ?? query.position.id },
+        (bind) =>
+          filtered(bind)
+            .select('id')
+            .where('id', inclusive ? (`${away}=` as const) : away, bind<string>('edge'))
+            .orderBy('id', away === '<' ? 'desc' : 'asc')
+            .limit(literalLimit(1)),
+      )
+      other = found.length > 0
+    }
+    return backward
+      ? { sessions, hasMoreBefore: more, hasMoreAfter: other }
+      : { sessions, hasMoreBefore: other, hasMoreAfter: more }
   }
 
   async listEventIds(query: ListEventsQuery): Promise<EventIdPage> {
@@ -168,7 +244,7 @@ export class SqlReader implements StoreReader {
     return { page, probe, values, backward }
   }
 
-  async sessionEvents(sessionId: string, ids: readonly string[]): Promise<SessionEventJson[]> {
+  async sessionEvents(sessionId: string, ids: readonly string[]): Promise<EventRecord[]> {
     if (ids.length === 0) return []
     const values: Record<string, string> = { session: sessionId }
     ids.forEach((id, i) => (values[`id${i}`] = id))
@@ -184,15 +260,15 @@ export class SqlReader implements StoreReader {
           ids.map((_, i) => bind<string>(`id${i}`)),
         ),
     )
-    const byId = new Map<string, SessionEventJson>()
+    const byId = new Map<string, EventRecord>()
     for (const row of rows) {
-      const event = sessionEventJson(eventFromRow(row as Record<string, unknown>))
-      byId.set(event.id, event)
+      const event = eventFromRow(row as Record<string, unknown>)
+      byId.set(event.event.id, event)
     }
     return ids.flatMap((id) => byId.get(id) ?? [])
   }
 
-  async serverRuns(ids: readonly string[], _version?: string): Promise<ServerRunJson[]> {
+  async serverRuns(ids: readonly string[], _version?: string): Promise<RunRecord[]> {
     if (ids.length === 0) return []
     const values = Object.fromEntries(ids.map((id, i) => [`run${i}`, id]))
     const rows = await this.#prepared.execute(`runs:${ids.length}`, values, (bind) =>
@@ -208,6 +284,6 @@ export class SqlReader implements StoreReader {
           ids.map((_, i) => bind<string>(`run${i}`)),
         ),
     )
-    return rows.map((row) => serverRunJson(runFromRow(row as Record<string, unknown>)))
+    return rows.map((row) => runFromRow(row as Record<string, unknown>))
   }
 }

@@ -1,14 +1,17 @@
 import type { Kysely } from 'kysely'
+import { SqlAdminWriter } from './admin-writer.js'
+import { postgresAppend, type AppendOne } from './append.js'
+import { SqlApiWriter } from './api-writer.js'
 import type { Database } from './db.js'
 import { LocalFeed, type EventFeed } from './feed.js'
-import { IdempotencyKeys } from './idempotency.js'
+import { SqlIdempotencyKeys } from './idempotency.js'
 import { PreparedQueries, type FastRead } from './prepared.js'
 import { SqlReader, type SqlReaderOptions } from './reader.js'
+import { SqlSeedWriter } from './seed-writer.js'
 import type { Store } from './types.js'
-import { StoreWriter } from './writer.js'
 
-// The store over one database (SQLite or PostgreSQL, through Kysely): its reader and writer, and
-// what an operator asks of it. open.ts makes one for a DATABASE_URL.
+// The store over one database (SQLite or PostgreSQL, through Kysely): its reader, its writers by
+// job, and what an operator asks of it. open.ts makes one for a DATABASE_URL.
 
 export interface SqlStoreOptions {
   dialect: 'sqlite' | 'postgres'
@@ -23,14 +26,18 @@ export interface SqlStoreOptions {
   feed?: EventFeed
   /** A rate limiter that all processes over this database share (PostgreSQL). */
   rateLimiter?: Store['rateLimiter']
+  /** The API's append in one commit (append.ts); PostgreSQL's function unless said (SQLite: sqlite.ts). */
+  append?: AppendOne
 }
 
 export class SqlStore implements Store {
   readonly dialect: 'sqlite' | 'postgres'
   readonly db: Kysely<Database>
   readonly reader: SqlReader
-  readonly writer: StoreWriter
-  readonly idempotencyKeys: IdempotencyKeys
+  readonly writer: SqlApiWriter
+  readonly admin: SqlAdminWriter
+  readonly seeding: SqlSeedWriter
+  readonly idempotencyKeys: SqlIdempotencyKeys
   readonly feed: EventFeed
   readonly rateLimiter: Store['rateLimiter']
   readonly #onClose: SqlStoreOptions['onClose']
@@ -42,8 +49,10 @@ export class SqlStore implements Store {
     this.reader = new SqlReader(options.db, new PreparedQueries(options.db, options.fastRead), options.runsVersion)
     this.feed = options.feed ?? new LocalFeed()
     this.rateLimiter = options.rateLimiter
-    this.writer = new StoreWriter(options.db, this.feed)
-    this.idempotencyKeys = new IdempotencyKeys(options.db)
+    this.writer = new SqlApiWriter(options.db, this.feed, options.append ?? postgresAppend(options.db))
+    this.admin = new SqlAdminWriter(options.db)
+    this.seeding = new SqlSeedWriter(options.db, this.feed)
+    this.idempotencyKeys = new SqlIdempotencyKeys(options.db)
   }
 
   async ping(): Promise<void> {

@@ -4,6 +4,7 @@ import SQLite from 'better-sqlite3'
 import { Kysely, SqliteDialect } from 'kysely'
 import type { Database } from './db.js'
 import { asStoreError, reportingUnavailable } from './dialect.js'
+import { sqliteAppend } from './append.js'
 import { PollingFeed } from './feed.js'
 import type { FastRead } from './prepared.js'
 import { SqlStore } from './sql-store.js'
@@ -18,12 +19,14 @@ export function openSqlite(path: string): SqlStore {
   database.pragma('synchronous = NORMAL')
   database.pragma('foreign_keys = ON')
   database.pragma('busy_timeout = 5000')
+  const db = new Kysely<Database>({
+    dialect: reportingUnavailable(new SqliteDialect({ database: reusingStatements(database) })),
+  })
   return new SqlStore({
     dialect: 'sqlite',
-    db: new Kysely<Database>({
-      dialect: reportingUnavailable(new SqliteDialect({ database: reusingStatements(database) })),
-    }),
+    db,
     fastRead: fastSqliteRead(database),
+    append: sqliteAppend(database, db),
     runsVersion: { runsVersion: sqliteRunsVersion(database) },
     // Commits of other connections (other processes) change data_version; this process's own
     // writes wake their followers directly. An in-memory database has no other connection.

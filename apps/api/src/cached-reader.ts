@@ -1,10 +1,13 @@
 import { LRUCache } from 'lru-cache'
-import type { Config } from '../config.js'
-import { sizeOfEventJson, type ServerRunJson, type SessionEventJson } from '../serialize.js'
-import type { ApiKeyRecord, EventIdPage, ListEventsQuery, StoreReader } from './types.js'
+import type { Config } from './config.js'
+import type { JsonReader } from './json-reader.js'
+import { sizeOfEventJson, type ServerRunJson, type SessionEventJson } from './serialize.js'
+import type { ApiKeyRecord, EventIdPage, ListEventsQuery, ListSessionsQuery, SessionPage } from './store/types.js'
 
-// The one place where the API keeps what it has read. It implements the reader's interface
-// around another reader, so a reader who skips it still understands the whole.
+// The one place where the API keeps what it has read, as the bytes it sends (serialize.ts): an
+// event's JSON is made once, a run's once per version of it. It implements the API's reader
+// (json-reader.ts) around another one, so a reader who skips it still understands the whole; the
+// store below knows nothing of it.
 //
 // What is kept, and until when (one freshness rule per kind):
 //   events          for good: an event never changes once written (the store appends events
@@ -16,7 +19,7 @@ import type { ApiKeyRecord, EventIdPage, ListEventsQuery, StoreReader } from './
 //                   (a session not found is asked again: it may be created later);
 //   API key lookups `keyCacheMs`, misses included (a revocation takes effect within that time,
 //                   and a flood of bad keys does not become a flood of queries).
-// The page of ids a listing reads is never kept: it is where new events show up.
+// A page that a listing reads (event ids, sessions) is never kept: it is where new ones show up.
 //
 // All of them share one memory budget, `cacheBytes`, in one LRU: whatever was used least
 // recently goes first, whatever its kind.
@@ -48,12 +51,12 @@ function sizeOf(entry: Entry): number {
   }
 }
 
-export class CachingReader implements StoreReader {
-  readonly #inner: StoreReader
+export class CachingReader implements JsonReader {
+  readonly #inner: JsonReader
   readonly #cache: LRUCache<string, Entry>
   readonly #keyTtlMs: number
 
-  constructor(inner: StoreReader, options: ReadCacheOptions) {
+  constructor(inner: JsonReader, options: ReadCacheOptions) {
     this.#inner = inner
     this.#keyTtlMs = options.keyCacheMs
     this.#cache = new LRUCache<string, Entry>({
@@ -68,6 +71,10 @@ export class CachingReader implements StoreReader {
 
   listEventIds(query: ListEventsQuery): Promise<EventIdPage> {
     return this.#inner.listEventIds(query)
+  }
+
+  listSessions(query: ListSessionsQuery): Promise<SessionPage> {
+    return this.#inner.listSessions(query)
   }
 
   async findApiKey(secretHash: string): Promise<ApiKeyRecord | undefined> {
