@@ -10,7 +10,6 @@ import {
 } from '@session-events/api'
 import { StoreUnavailableError, type StoreReader } from '@session-events/api/internal/store/types.js'
 import type { StoreWriter } from '@session-events/api/internal/store/types.js'
-import { specValues } from '@session-events/client'
 import pino from 'pino'
 import { fillPath, type Operation } from './spec.js'
 
@@ -104,7 +103,6 @@ export function faultyStore(store: Store, fault: () => Error, faults: Faults): S
 
 /** The reads a request of the API makes after authentication: failing them fails the request. */
 export const READS_AFTER_AUTH: (keyof StoreReader)[] = [
-  'listSessions',
   'sessionInstance',
   'listEventIds',
   'sessionEvents',
@@ -210,11 +208,7 @@ export async function freshRun(store: SqlStore, instanceId: string, sessionId: s
       type: 'hosted',
       server: { id: place.server_id, type: 'custom' },
       server_deployment: { id: place.deployment_id },
-      // A validated body has every default filled in: the spec's `mcp`, which `id` makes unused.
-      server_session: {
-        id: place.server_session_id,
-        mcp: specValues.schemas.ServerSessionInput.properties.mcp.default,
-      },
+      server_session: { id: place.server_session_id },
     },
   })
   return id
