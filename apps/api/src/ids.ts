@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { SessionEventIdSchema } from '@session-events/server-stubs'
+import { SessionEventIdSchema, SessionIdSchema } from '@session-events/server-stubs'
 import * as specValues from '@session-events/server-stubs/values'
 
 // Ids are a prefix, an underscore, base-36 characters of the creation time in milliseconds, then
@@ -55,6 +55,9 @@ const filledId = (kind: IdKind, char: '0' | 'z') => {
 /** Event ids below and above every real one: where a cursor or a stream stands at either end. */
 export const LOWEST_EVENT_ID = filledId('sessionEvent', '0')
 export const HIGHEST_EVENT_ID = filledId('sessionEvent', 'z')
+/** Session ids below and above every real one, for the same at either end of the sessions. */
+export const LOWEST_SESSION_ID = filledId('session', '0')
+export const HIGHEST_SESSION_ID = filledId('session', 'z')
 
 /** Random base-62 characters, every one equally likely. */
 export function randomBase62(length: number): string {
@@ -131,6 +134,8 @@ export function idTime(id: string): Date {
 
 /** Whether `value` is a session event id, by the spec's pattern. */
 export const isSessionEventId = (value: string): boolean => SessionEventIdSchema.safeParse(value).success
+/** Whether `value` is a session id, by the spec's pattern. */
+export const isSessionId = (value: string): boolean => SessionIdSchema.safeParse(value).success
 
 /**
  * Base-62 of bytes, read as one big-endian number (Metorial's cursor encoding). Every page that

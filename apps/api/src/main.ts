@@ -5,6 +5,7 @@ import { ConfigError, loadConfig, settingsHelp } from './config.js'
 import { seed } from './seed.js'
 import { serve } from './server.js'
 import { openStore } from './store/open.js'
+import { schedulePruning } from './store/prune-schedule.js'
 import { hashSecret } from './api-keys.js'
 
 const HELP = `session-events-api: serves the Session Events API.
@@ -15,7 +16,8 @@ Usage: npm start            (from the repository root: builds what it needs, the
 Settings, from the environment (an unset or empty one is its default):
 ${settingsHelp()}
 
-Endpoints: the API (see /docs), /openapi.json, /healthz, /readyz.
+Endpoints: the API (see /docs), the page that watches a session live (/), /openapi.json,
+/healthz, /readyz.
 SIGTERM or SIGINT stops it gracefully: streams end (their clients reconnect elsewhere),
 requests in flight are answered, then it exits 0.`
 
@@ -52,6 +54,8 @@ async function main() {
   const app = createApp({ store, config, logger, shutdown: shutdown.signal })
   const running = await serve({ app, host: config.host, port: config.port })
   logger.info({ url: running.url, store: store.dialect }, 'listening')
+  // Retention: every few minutes one process of those over the store prunes (store/prune-schedule.ts).
+  const pruning = schedulePruning({ store, defaultRetentionMs: config.eventRetentionMs, logger })
 
   const demoKey = await store.reader.findApiKey(hashSecret(config.demoApiKey))
   const demoSession = demoKey && (await store.firstSession(demoKey.instance_id))
@@ -61,6 +65,12 @@ async function main() {
     console.log(
       `  curl -H 'Authorization: Bearer ${config.demoApiKey}' '${running.url}/sessions/${demoSession}/events?limit=2'\n`,
     )
+    // The page (apps/web) asks for the key itself: a key never goes into a URL.
+    console.log(
+      `Or watch it live in a browser (it asks for the key above):\n\n  ${running.url}/?session=${demoSession}\n`,
+    )
+  } else {
+    console.log(`Watch a session live in a browser: ${running.url}/\n`)
   }
 
   let stopping = false
@@ -70,6 +80,7 @@ async function main() {
     logger.info({ signal }, 'stopping: ending streams, finishing requests in flight')
     shutdown.abort()
     await running.close()
+    await pruning.stop()
     await store.close()
     logger.info('stopped')
     process.exit(0)

@@ -23,6 +23,9 @@ export function respond(
     'content-type': 'application/json',
     'metorial-req-id': c.get('requestId'),
     'metorial-version': API_VERSION,
+    // A browser takes the body for what content-type says and nothing else: a log line in a
+    // JSON answer is never sniffed into HTML.
+    'x-content-type-options': 'nosniff',
   }
   if (status < 300) Object.assign(headers, c.get('rateLimitHeaders'))
   if (extra) Object.assign(headers, extra)

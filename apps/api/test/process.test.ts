@@ -15,14 +15,18 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }))
 const baseEnv = { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'warn' }
 
 describe('the server process', () => {
-  it('seeds an empty store, prints a curl line that works, and stops on SIGTERM with exit 0', async () => {
+  it('seeds an empty store, prints a curl line that works and the page of its session, and stops on SIGTERM with exit 0', async () => {
     const server = await startServerProcess(
       { DATABASE_URL: `sqlite:${join(dir, 'demo.db')}`, DEMO_API_KEY: 'metorial_sk_testdemo12345678' },
-      { until: /curl -H 'Authorization: Bearer (metorial_sk_\w+)' '([^']+)'/ },
+      { until: /curl -H 'Authorization: Bearer (metorial_sk_\w+)' '([^']+)'[\s\S]*?in a browser[^\n]*\n\s+(\S+)/ },
     )
     const url = server.url
     const curl = server.match
     expect(curl?.[1]).toBe('metorial_sk_testdemo12345678')
+    // The page of the session the curl line reads (its key is asked for by the page, never in the URL).
+    const sessionId = /\/sessions\/(ses_\w+)\//.exec(curl![2]!)?.[1]
+    expect(curl?.[3]).toBe(`${url}/?session=${sessionId}`)
+    expect(curl?.[3]).not.toContain('metorial_sk_')
     const res = await fetch(curl![2]!, { headers: { Authorization: `Bearer ${curl![1]}` } })
     expect(res.status).toBe(200)
     expect(((await res.json()) as any).items).toHaveLength(2)

@@ -9,7 +9,17 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /**
+         * List sessions
+         * @description Returns the sessions of the key's instance, newest first, one page at a time, in
+         *     Metorial's list shape. `after` walks on to older sessions, `before` back to newer ones.
+         *
+         *     `status` takes one value, repeated keys (`status=active&status=deleted`) or indexed keys
+         *     as Metorial's SDK sends them (`status[0]=active`). Unknown query parameters are ignored.
+         *     An addition to Metorial's API as this service implements it: it lists the part of a
+         *     session this service holds.
+         */
+        get: operations["listSessions"];
         put?: never;
         /**
          * Create a session
@@ -250,6 +260,11 @@ export interface components {
          */
         SessionEventType: "server_logs" | "server_run_error";
         /**
+         * @description Whether the session is in use; a new session is `active`.
+         * @enum {string}
+         */
+        SessionStatus: "active" | "deleted";
+        /**
          * @description A session, as far as this service holds it: a subset of Metorial's Session object (which
          *     also carries its server deployments, client and usage). An addition to Metorial's API.
          */
@@ -260,11 +275,7 @@ export interface components {
              */
             object: "session";
             id: components["schemas"]["SessionId"];
-            /**
-             * @description Whether the session is in use; a new session is `active`.
-             * @enum {string}
-             */
-            status: "active" | "deleted";
+            status: components["schemas"]["SessionStatus"];
             metadata: components["schemas"]["Metadata"];
             /**
              * Format: date-time
@@ -656,6 +667,17 @@ export interface components {
             items: components["schemas"]["SessionEvent"][];
             pagination: components["schemas"]["Pagination"];
         };
+        /** @description A page of sessions, newest first. An addition to Metorial's API as this service implements it. */
+        SessionList: {
+            /**
+             * @description The kind of response, always `list`.
+             * @constant
+             */
+            __typename: "list";
+            /** @description The sessions of the page, newest first. */
+            items: components["schemas"]["Session"][];
+            pagination: components["schemas"]["Pagination"];
+        };
         /** @description Where the page stands in the whole list, in the requested order. */
         Pagination: {
             /** @description Whether items precede the first item of the page. */
@@ -909,8 +931,8 @@ export interface components {
         Before: components["schemas"]["SessionEventId"];
         /**
          * @description An opaque cursor from `pagination.next_cursor` or `pagination.previous_cursor` (or from
-         *     Metorial), standing for `after` or `before` an event. Cannot be combined with `after` or
-         *     `before`.
+         *     Metorial), standing for `after` or `before` an item of the list. Cannot be combined with
+         *     `after` or `before`.
          */
         Cursor: string;
         /** @description The order of the events, by id, which is creation order. */
@@ -921,6 +943,20 @@ export interface components {
         ServerSessionIdFilter: components["schemas"]["ServerSessionId"][];
         /** @description Only events of these types. An addition to Metorial's API. */
         TypeFilter: components["schemas"]["SessionEventType"][];
+        /** @description How many sessions a page holds at the most. */
+        SessionsLimit: number;
+        /**
+         * @description A session id: the page starts right after this session, newest first (so with older
+         *     sessions). Cannot be combined with `before`.
+         */
+        SessionsAfter: components["schemas"]["SessionId"];
+        /**
+         * @description A session id: the page ends right before this session, newest first (so with newer
+         *     sessions). Cannot be combined with `after`.
+         */
+        SessionsBefore: components["schemas"]["SessionId"];
+        /** @description Only sessions with one of these statuses. */
+        SessionStatusFilter: components["schemas"]["SessionStatus"][];
         /**
          * @description An event id: the stream starts right after this event, with what was written since.
          *     The `Last-Event-ID` header wins over it.
@@ -989,6 +1025,65 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    listSessions: {
+        parameters: {
+            query?: {
+                /** @description How many sessions a page holds at the most. */
+                limit?: components["parameters"]["SessionsLimit"];
+                /**
+                 * @description A session id: the page starts right after this session, newest first (so with older
+                 *     sessions). Cannot be combined with `before`.
+                 */
+                after?: components["parameters"]["SessionsAfter"];
+                /**
+                 * @description A session id: the page ends right before this session, newest first (so with newer
+                 *     sessions). Cannot be combined with `after`.
+                 */
+                before?: components["parameters"]["SessionsBefore"];
+                /**
+                 * @description An opaque cursor from `pagination.next_cursor` or `pagination.previous_cursor` (or from
+                 *     Metorial), standing for `after` or `before` an item of the list. Cannot be combined with
+                 *     `after` or `before`.
+                 */
+                cursor?: components["parameters"]["Cursor"];
+                /** @description Only sessions with one of these statuses. */
+                status?: components["parameters"]["SessionStatusFilter"];
+            };
+            header?: {
+                /**
+                 * @description The API version the client was written for, such as `2025-01-01-pulsar` (the version a
+                 *     request without it is taken to speak). Accepted and answered with the version this
+                 *     server speaks.
+                 */
+                "Metorial-Version"?: components["parameters"]["MetorialVersionRequest"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of the instance's sessions, newest first. */
+            200: {
+                headers: {
+                    "metorial-req-id": components["headers"]["MetorialReqId"];
+                    "metorial-version": components["headers"]["MetorialVersion"];
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalServerError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
     createSession: {
         parameters: {
             query?: never;
@@ -1240,8 +1335,8 @@ export interface operations {
                 before?: components["parameters"]["Before"];
                 /**
                  * @description An opaque cursor from `pagination.next_cursor` or `pagination.previous_cursor` (or from
-                 *     Metorial), standing for `after` or `before` an event. Cannot be combined with `after` or
-                 *     `before`.
+                 *     Metorial), standing for `after` or `before` an item of the list. Cannot be combined with
+                 *     `after` or `before`.
                  */
                 cursor?: components["parameters"]["Cursor"];
                 /** @description The order of the events, by id, which is creation order. */

@@ -65,6 +65,12 @@ export const parameters = {
     required: false,
     schema: { type: 'integer', minimum: 1, maximum: 100, default: 20 },
   },
+  SessionsLimit: {
+    name: 'limit',
+    in: 'query',
+    required: false,
+    schema: { type: 'integer', minimum: 1, maximum: 100, default: 20 },
+  },
   Order: {
     name: 'order',
     in: 'query',

@@ -4,6 +4,7 @@
 import type { OpenAPIHono, RouteHandler } from '@hono/zod-openapi'
 import type { Env } from 'hono'
 import {
+  getSessionsRoute,
   postSessionsRoute,
   postSessionsSessionIdServerRunsRoute,
   getSessionsSessionIdServerRunsServerRunIdRoute,
@@ -16,6 +17,7 @@ import {
 
 /** Every route of the spec, keyed by its operationId. */
 export const routes = {
+  listSessions: getSessionsRoute,
   createSession: postSessionsRoute,
   startServerRun: postSessionsSessionIdServerRunsRoute,
   getServerRun: getSessionsSessionIdServerRunsServerRunIdRoute,
@@ -39,6 +41,7 @@ export function registerRoutes<E extends Env>(
   app: OpenAPIHono<E>,
   handlers: SessionEventsHandlers<E>,
 ): OpenAPIHono<E> {
+  app.openapi(routes.listSessions, handlers.listSessions)
   app.openapi(routes.createSession, handlers.createSession)
   app.openapi(routes.startServerRun, handlers.startServerRun)
   app.openapi(routes.getServerRun, handlers.getServerRun)

@@ -94,6 +94,13 @@ export const SessionEventTypeSchema = z
 
 export type SessionEventType = z.infer<typeof SessionEventTypeSchema>
 
+export const SessionStatusSchema = z
+  .enum(['active', 'deleted'])
+  .openapi({ description: 'Whether the session is in use; a new session is `active`.' })
+  .openapi('SessionStatus')
+
+export type SessionStatus = z.infer<typeof SessionStatusSchema>
+
 export const MetadataSchema = z
   .looseObject({})
   .openapi({
@@ -106,9 +113,7 @@ export const SessionSchema = z
   .object({
     object: z.literal('session').openapi({ description: 'The kind of object, always `session`.' }),
     id: SessionIdSchema,
-    status: z
-      .enum(['active', 'deleted'])
-      .openapi({ description: 'Whether the session is in use; a new session is `active`.' }),
+    status: SessionStatusSchema,
     metadata: MetadataSchema,
     created_at: z.iso.datetime().openapi({ description: 'When the session was created.' }),
     updated_at: z.iso.datetime().openapi({ description: 'When the session last changed.' }),
@@ -651,6 +656,23 @@ export const SessionEventListSchema = z
   .openapi('SessionEventList')
 
 export type SessionEventList = z.infer<typeof SessionEventListSchema>
+
+export const SessionListSchema = z
+  .object({
+    __typename: z.literal('list').openapi({ description: 'The kind of response, always `list`.' }),
+    items: z
+      .array(SessionSchema)
+      .openapi({ description: 'The sessions of the page, newest first.' }),
+    pagination: PaginationSchema,
+  })
+  .openapi({
+    description:
+      "A page of sessions, newest first. An addition to Metorial's API as this service implements it.",
+    required: ['__typename', 'items', 'pagination'],
+  })
+  .openapi('SessionList')
+
+export type SessionList = z.infer<typeof SessionListSchema>
 
 export type Pagination = z.infer<typeof PaginationSchema>
 
@@ -1231,7 +1253,7 @@ export const CursorParamsSchema = z
       in: 'query',
       required: false,
       description:
-        'An opaque cursor from `pagination.next_cursor` or `pagination.previous_cursor` (or from\nMetorial), standing for `after` or `before` an event. Cannot be combined with `after` or\n`before`.\n',
+        'An opaque cursor from `pagination.next_cursor` or `pagination.previous_cursor` (or from\nMetorial), standing for `after` or `before` an item of the list. Cannot be combined with\n`after` or `before`.\n',
       schema: { type: 'string', pattern: '^cur_[0-9A-Za-z]{1,200}$' },
     },
   })
@@ -1299,6 +1321,56 @@ export const TypeFilterParamsSchema = z
         maxItems: 2,
         items: { $ref: '#/components/schemas/SessionEventType' },
       },
+    },
+  })
+
+export const SessionsLimitParamsSchema = z
+  .preprocess(queryInteger, z.int().min(1).max(100))
+  .default(20)
+  .openapi({
+    param: {
+      name: 'limit',
+      in: 'query',
+      required: false,
+      description: 'How many sessions a page holds at the most.',
+      schema: { type: 'integer', minimum: 1, maximum: 100, default: 20 },
+    },
+  })
+
+export const SessionsAfterParamsSchema = SessionIdSchema.optional().openapi({
+  param: {
+    name: 'after',
+    in: 'query',
+    required: false,
+    description:
+      'A session id: the page starts right after this session, newest first (so with older\nsessions). Cannot be combined with `before`.\n',
+    schema: { $ref: '#/components/schemas/SessionId' },
+  },
+})
+
+export const SessionsBeforeParamsSchema = SessionIdSchema.optional().openapi({
+  param: {
+    name: 'before',
+    in: 'query',
+    required: false,
+    description:
+      'A session id: the page ends right before this session, newest first (so with newer\nsessions). Cannot be combined with `after`.\n',
+    schema: { $ref: '#/components/schemas/SessionId' },
+  },
+})
+
+export const SessionStatusFilterParamsSchema = z
+  .preprocess(queryArray, z.array(SessionStatusSchema).max(2))
+  .optional()
+  .openapi({
+    param: {
+      name: 'status',
+      in: 'query',
+      required: false,
+      description: 'Only sessions with one of these statuses.',
+      style: 'form',
+      explode: true,
+      schema: { type: 'array', maxItems: 2, items: { $ref: '#/components/schemas/SessionStatus' } },
     },
   })
 
@@ -1871,6 +1943,37 @@ export const SessionExample = {
   },
 }
 
+export const SessionPageExample = {
+  summary: 'A page of two sessions, newest first',
+  value: {
+    __typename: 'list',
+    items: [
+      {
+        object: 'session',
+        id: 'ses_0m5q4a1b2Cd3Ef4Gh5Ij6K',
+        status: 'active',
+        metadata: {},
+        created_at: '2025-07-20T12:41:10.250Z',
+        updated_at: '2025-07-20T12:41:10.250Z',
+      },
+      {
+        object: 'session',
+        id: 'ses_0m5q3jz7a4GhR2sLmN8pQ1',
+        status: 'active',
+        metadata: { user: 'ada@example.com' },
+        created_at: '2025-07-20T12:25:36.901Z',
+        updated_at: '2025-07-20T12:25:36.901Z',
+      },
+    ],
+    pagination: {
+      has_more_before: false,
+      has_more_after: true,
+      next_cursor: 'cur_RrIbPjvkP8VARuT2K2aLGjAkmFhA1OfPq2snB0gpckAMVXLAPcb',
+      previous_cursor: null,
+    },
+  },
+}
+
 export const ActiveServerRunExample = {
   summary: 'A run that has started and not stopped',
   value: {
@@ -2184,6 +2287,47 @@ export const SecretKeySecurityScheme = {
   description:
     'A secret key of the instance that owns the session, such as\n`metorial_sk_1a2b3c…`. Publishable keys (`metorial_pk_…`) are refused with 403.\n',
 }
+
+export const getSessionsRoute = createRoute({
+  method: 'get',
+  path: '/sessions',
+  tags: ['Sessions'],
+  summary: 'List sessions',
+  description:
+    "Returns the sessions of the key's instance, newest first, one page at a time, in\nMetorial's list shape. `after` walks on to older sessions, `before` back to newer ones.\n\n`status` takes one value, repeated keys (`status=active&status=deleted`) or indexed keys\nas Metorial's SDK sends them (`status[0]=active`). Unknown query parameters are ignored.\nAn addition to Metorial's API as this service implements it: it lists the part of a\nsession this service holds.\n",
+  operationId: 'listSessions',
+  request: {
+    query: z.object({
+      limit: SessionsLimitParamsSchema,
+      after: SessionsAfterParamsSchema,
+      before: SessionsBeforeParamsSchema,
+      cursor: CursorParamsSchema,
+      status: SessionStatusFilterParamsSchema,
+    }),
+    headers: z.object({ 'Metorial-Version': MetorialVersionRequestParamsSchema }),
+  },
+  responses: {
+    200: {
+      description: "A page of the instance's sessions, newest first.",
+      headers: z.object({
+        'metorial-req-id': MetorialReqIdHeaderSchema,
+        'metorial-version': MetorialVersionHeaderSchema,
+        'RateLimit-Limit': RateLimitLimitHeaderSchema,
+        'RateLimit-Remaining': RateLimitRemainingHeaderSchema,
+        'RateLimit-Reset': RateLimitResetHeaderSchema,
+      }),
+      content: {
+        'application/json': { schema: SessionListSchema, examples: { page: SessionPageExample } },
+      },
+    },
+    400: BadRequestResponse,
+    401: UnauthorizedResponse,
+    403: ForbiddenResponse,
+    429: TooManyRequestsResponse,
+    500: InternalServerErrorResponse,
+    503: ServiceUnavailableResponse,
+  },
+})
 
 export const postSessionsRoute = createRoute({
   method: 'post',
