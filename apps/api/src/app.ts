@@ -2,6 +2,7 @@ import { OpenAPIHono } from '@hono/zod-openapi'
 import { registerRoutes, routes } from '@session-events/server-stubs'
 import pino, { type Logger } from 'pino'
 import { loadBuiltAsset } from './assets.js'
+import { ASSET_PREFIX, loadWebPage, PAGE_CSP } from './web-page.js'
 import type { AppEnv } from './env.js'
 import { ApiError, errorResponse, errors } from './errors.js'
 import { bodyLimit } from 'hono/body-limit'
@@ -51,6 +52,8 @@ export interface AppOptions {
   docsHtml?: string
   /** The spec as JSON, served at /openapi.json. Default: the bundle of openapi/session-events.yaml. */
   specJson?: string
+  /** The built page that watches a session (apps/web/dist), served at `/`. Default: the one `npm run build` built. */
+  webDir?: string
 }
 
 /** The largest request body a write takes: 1,000 lines of 64 KiB would not fit, 1,000 of 5 KB do. */
@@ -121,7 +124,7 @@ export function createApp(options: AppOptions) {
   app.on('POST', '/sessions/*', idempotency(store.idempotencyKeys))
 
   registerRoutes(app, {
-    ...sessionsHandlers(store.writer),
+    ...sessionsHandlers(reader, store.writer),
     ...serverRunsHandlers(reader, store.writer),
     ...sessionEventsHandlers({
       reader,
@@ -162,6 +165,31 @@ export function createApp(options: AppOptions) {
           'content-type': 'text/plain; charset=UTF-8',
         }),
   )
+
+  // The page that watches a session (apps/web, web-page.ts): `/` and its assets under one
+  // prefix, nothing else, so that every other path still answers the API's 404.
+  const webPage = loadWebPage(options.webDir)
+  app.get('/', (c) =>
+    webPage
+      ? respond(c, webPage.indexHtml, 200, {
+          'content-type': 'text/html; charset=UTF-8',
+          'content-security-policy': PAGE_CSP,
+          'cache-control': 'no-cache',
+          'referrer-policy': 'no-referrer',
+        })
+      : respond(c, 'The page is not built: run `npm run build`.', 404, {
+          'content-type': 'text/plain; charset=UTF-8',
+        }),
+  )
+  app.get(`${ASSET_PREFIX}*`, (c) => {
+    const asset = webPage?.assets.get(c.req.path)
+    if (!asset) return c.notFound()
+    // Their names carry a hash of their content: a new build makes new names.
+    return respond(c, asset.body, 200, {
+      'content-type': asset.type,
+      'cache-control': 'public, max-age=31536000, immutable',
+    })
+  })
 
   app.notFound((c) => {
     const allowed = routePatterns.filter((r) => r.pattern.test(c.req.path)).map((r) => r.method)

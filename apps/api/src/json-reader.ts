@@ -6,7 +6,10 @@ import type { StoreReader } from './store/types.js'
 // every time; the caching reader (cached-reader.ts) implements the same interface around it and
 // keeps what it made.
 
-export interface JsonReader extends Pick<StoreReader, 'findApiKey' | 'sessionInstance' | 'listEventIds' | 'runsVersion'> {
+export interface JsonReader extends Pick<
+  StoreReader,
+  'findApiKey' | 'sessionInstance' | 'listSessions' | 'listEventIds' | 'runsVersion'
+> {
   /** The events of a session with these ids, in the order of `ids`, each as JSON less its run; unknown ids are left out. */
   sessionEvents(sessionId: string, ids: readonly string[]): Promise<SessionEventJson[]>
   /** Runs as they are now, as JSON; `version`: the runs' version read with their page (StoreReader). */
@@ -26,6 +29,10 @@ export class SerializingReader implements JsonReader {
 
   sessionInstance(sessionId: string) {
     return this.#store.sessionInstance(sessionId)
+  }
+
+  listSessions(query: Parameters<StoreReader['listSessions']>[0]) {
+    return this.#store.listSessions(query)
   }
 
   listEventIds(query: Parameters<StoreReader['listEventIds']>[0]) {

@@ -24,6 +24,7 @@ function counting(inner: JsonReader) {
   const reader: JsonReader = {
     findApiKey: (hash) => (asked.findApiKey++, inner.findApiKey(hash)),
     sessionInstance: (id) => (asked.sessionInstance++, inner.sessionInstance(id)),
+    listSessions: (query) => inner.listSessions(query),
     listEventIds: (query) => inner.listEventIds(query),
     sessionEvents: (sessionId, ids) => ((asked.sessionEvents += ids.length), inner.sessionEvents(sessionId, ids)),
     serverRuns: (ids) => ((asked.serverRuns += ids.length), inner.serverRuns(ids)),

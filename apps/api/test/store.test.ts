@@ -34,6 +34,7 @@ async function twoConnections(file: string) {
   const counting: JsonReader = {
     findApiKey: (hash) => inner.findApiKey(hash),
     sessionInstance: (id) => inner.sessionInstance(id),
+    listSessions: (query) => inner.listSessions(query),
     listEventIds: (query) => inner.listEventIds(query),
     sessionEvents: (sessionId, ids) => inner.sessionEvents(sessionId, ids),
     serverRuns: (ids) => {

@@ -1,6 +1,6 @@
 import type { RouteHandler } from '@hono/zod-openapi'
 import type { Routes } from '@session-events/server-stubs'
-import { decodeCursor, encodeCursor } from '../cursor.js'
+import { encodeCursor, positionOf } from '../cursor.js'
 import type { AppEnv } from '../env.js'
 import { errors } from '../errors.js'
 import { HIGHEST_EVENT_ID, LOWEST_EVENT_ID } from '../ids.js'
@@ -9,7 +9,7 @@ import { requireSession, runsOf } from '../reads.js'
 import { sessionEventBytes, sessionEventJson, sessionEventListBytes } from '../serialize.js'
 import type { JsonReader } from '../json-reader.js'
 import { claimOf, replayed } from '../middleware/idempotency.js'
-import type { ListEventsQuery, StoreWriter } from '../store/types.js'
+import type { StoreWriter } from '../store/types.js'
 import { followSession, type StreamSlots } from '../follow.js'
 import type { EventFeed } from '../store/feed.js'
 
@@ -118,31 +118,4 @@ export function sessionEventsHandlers({ reader, writer, feed, streams, shutdown 
       return sendJson(c, sessionEventBytes(sessionEventJson(appended), run), 201, replayed(appended))
     },
   }
-}
-
-/** Where a page starts: `cursor`, `after` or `before`, one of them at most. */
-function positionOf(query: {
-  after?: string | undefined
-  before?: string | undefined
-  cursor?: string | undefined
-}): ListEventsQuery['position'] {
-  if (query.after !== undefined && query.before !== undefined) {
-    throw errors.badRequest('Use either `after` or `before`, not both.')
-  }
-  if (query.cursor !== undefined) {
-    if (query.after !== undefined || query.before !== undefined) {
-      throw errors.badRequest('Use either `cursor` or `after`/`before`, not both.')
-    }
-    const cursor = decodeCursor(query.cursor)
-    if (!cursor) {
-      throw errors.badRequest(
-        'The cursor is invalid.',
-        'Pass a cursor exactly as a previous response gave it in pagination.next_cursor or pagination.previous_cursor.',
-      )
-    }
-    return cursor
-  }
-  if (query.after !== undefined) return { direction: 'after', id: query.after }
-  if (query.before !== undefined) return { direction: 'before', id: query.before }
-  return undefined
 }

@@ -7,7 +7,9 @@ import type {
   EventIdPage,
   EventRecord,
   ListEventsQuery,
+  ListSessionsQuery,
   RunRecord,
+  SessionPage,
   SessionRecord,
   StoreReader,
 } from './types.js'
@@ -76,6 +78,65 @@ export class SqlReader implements StoreReader {
       this.#db.selectFrom('sessions').selectAll().where('id', '=', bind<string>('id')),
     )
     return row
+  }
+
+  async listSessions(query: ListSessionsQuery): Promise<SessionPage> {
+    // Newest first: a page after X holds older sessions (ids below X), read downward from X; a
+    // page before X newer ones, read upward from X and turned around. The index
+    // sessions_instance_id (instance_id, id) serves both, and the probe.
+    const backward = query.position?.direction === 'before'
+    const toward = backward ? ('>' as const) : ('<' as const)
+    const away = backward ? ('<' as const) : ('>' as const)
+    const statuses = query.statuses ?? []
+    const values: Record<string, unknown> = { instance: query.instanceId }
+    statuses.forEach((status, i) => (values[`status${i}`] = status))
+    const filtered = (bind: Bind) => {
+      let q = this.#db.selectFrom('sessions').where('instance_id', '=', bind<string>('instance'))
+      if (statuses.length > 0)
+        q = q.where(
+          'status',
+          'in',
+          statuses.map((_, i) => bind<SessionRecord['status']>(`status${i}`)),
+        )
+      return q
+    }
+    const limit = query.limit + 1
+    const sessions = await this.#prepared.execute(
+      `sessions:${statuses.length}:${query.position ? toward : '-'}:${limit}`,
+      query.position ? { ...values, position: query.position.id } : values,
+      (bind) => {
+        let q = filtered(bind)
+        if (query.position) q = q.where('id', toward, bind<string>('position'))
+        return q
+          .selectAll()
+          .orderBy('id', backward ? 'asc' : 'desc')
+          .limit(literalLimit(limit))
+      },
+    )
+    const more = sessions.length > query.limit
+    if (more) sessions.pop()
+    if (backward) sessions.reverse()
+    // As in listEventIds: whether anything lies on the other side of the page's edge (of the
+    // position itself, for an empty page).
+    let other = false
+    if (query.position) {
+      const edge = (backward ? sessions.at(-1) : sessions[0])?.id
+      const inclusive = edge === undefined
+      const found = await this.#prepared.execute(
+        `sessions-probe:${statuses.length}:${away}${inclusive ? '=' : ''}`,
+        { ...values, edge: edge ?? query.position.id },
+        (bind) =>
+          filtered(bind)
+            .select('id')
+            .where('id', inclusive ? (`${away}=` as const) : away, bind<string>('edge'))
+            .orderBy('id', away === '<' ? 'desc' : 'asc')
+            .limit(literalLimit(1)),
+      )
+      other = found.length > 0
+    }
+    return backward
+      ? { sessions, hasMoreBefore: more, hasMoreAfter: other }
+      : { sessions, hasMoreBefore: other, hasMoreAfter: more }
   }
 
   async listEventIds(query: ListEventsQuery): Promise<EventIdPage> {

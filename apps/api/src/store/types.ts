@@ -76,6 +76,22 @@ export interface EventIdPage {
   runsVersion?: string | undefined
 }
 
+/** A page of an instance's sessions to read (listSessions): a keyset scan over their ids, newest first. */
+export interface ListSessionsQuery {
+  instanceId: string
+  limit: number
+  /** Where the page starts: right after (older than) or right before (newer than) this session id. */
+  position?: { direction: 'after' | 'before'; id: string } | undefined
+  statuses?: readonly SessionRecord['status'][] | undefined
+}
+
+/** The sessions of a page, newest first, and whether more lie on either side. */
+export interface SessionPage {
+  sessions: SessionRecord[]
+  hasMoreBefore: boolean
+  hasMoreAfter: boolean
+}
+
 /**
  * Everything the API's reads ask of the store, as records. The SQL reader (reader.ts) asks the
  * database every time; what the API keeps of what it read is kept outside the store, in the one
@@ -87,6 +103,8 @@ export interface StoreReader {
   sessionInstance(sessionId: string): Promise<string | undefined>
   /** A session as it is now; undefined when there is none. */
   session(sessionId: string): Promise<SessionRecord | undefined>
+  /** One page of an instance's sessions, newest first. */
+  listSessions(query: ListSessionsQuery): Promise<SessionPage>
   /** The ids of one page of a session's events (an index-only read). */
   listEventIds(query: ListEventsQuery): Promise<EventIdPage>
   /** The events of a session with these ids, in the order of `ids`; ids of no event of the session are left out. */
