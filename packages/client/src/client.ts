@@ -4,13 +4,14 @@
 import createClient, { type Client, type Middleware } from 'openapi-fetch'
 import { type WithDates, reviveDates } from './dates.js'
 import { errorFromResponse, parseJson } from './errors.js'
-import type { operations, paths } from './generated/schema.js'
+import type { components, operations, paths } from './generated/schema.js'
 import * as specValues from './generated/values.js'
 import { type TailOptions, tailSessionEvents } from './tail.js'
 import { type Fetch, type RetryOptions, retryingFetch } from './transport.js'
 import type {
   IdempotencyKey,
   ListSessionEventsQuery,
+  ListSessionsQuery,
   ServerRun,
   ServerRunStart,
   ServerRunStop,
@@ -19,6 +20,7 @@ import type {
   SessionEvent,
   SessionEventCreate,
   SessionEventList,
+  SessionList,
 } from './types.js'
 
 /** Metorial's hosted API, the spec's first server; its second is a local one started with `npm start`. */
@@ -75,6 +77,19 @@ type SessionEventId = operations['getSessionEvent']['parameters']['path']['sessi
 type ServerRunId = operations['getServerRun']['parameters']['path']['serverRunId']
 
 export interface SessionsResource<Dates extends boolean = false> {
+  /** One page of the instance's sessions, newest first. */
+  list(query?: ListSessionsQuery, options?: RequestOptions): Promise<Decoded<SessionList, Dates>>
+  /**
+   * Every page from where `query` starts, newest first, following `pagination.next_cursor` while
+   * `has_more_after`. Pages hold as many sessions as the spec's `limit` allows, unless
+   * `query.limit` says otherwise.
+   */
+  pages(
+    query?: ListSessionsQuery,
+    options?: RequestOptions,
+  ): AsyncGenerator<Decoded<SessionList, Dates>, void, undefined>
+  /** Every session from where `query` starts, newest first, page after page. */
+  iterate(query?: ListSessionsQuery, options?: RequestOptions): AsyncGenerator<Decoded<Session, Dates>, void, undefined>
   /** Creates a session, `active`; `body` (its metadata) may be left out. */
   create(body?: SessionCreate, options?: WriteRequestOptions): Promise<Decoded<Session, Dates>>
 }
@@ -191,25 +206,20 @@ export function createSessionEventsClient<Dates extends boolean = false>(
     return data! // throwOnFailure has thrown for any response without a JSON object
   }
 
-  async function* pages(sessionId: SessionId, query: ListSessionEventsQuery = {}, options: RequestOptions = {}) {
-    // The fewest requests: pages as large as the spec allows.
-    let pageQuery: ListSessionEventsQuery = {
-      ...query,
-      limit: query.limit ?? specValues.parameters.Limit.schema.maximum,
-    }
-    for (;;) {
-      const page = await list(sessionId, pageQuery, options)
-      yield page
-      const last = page.items.at(-1)
-      if (!page.pagination.has_more_after || last === undefined) return
-      // The walk goes on from the cursor the server gave. Metorial's own API gives none: there,
-      // `after` the last event is the same place.
-      const { after: _after, before: _before, cursor: _cursor, ...rest } = pageQuery
-      pageQuery = page.pagination.next_cursor
-        ? { ...rest, cursor: page.pagination.next_cursor }
-        : { ...rest, after: last.id }
-    }
+  async function listSessions(query: ListSessionsQuery = {}, { signal }: RequestOptions = {}) {
+    const { data } = await raw.GET('/sessions', {
+      params: { query },
+      signal,
+      middleware: [throwOnFailure],
+    })
+    return data! // as in list()
   }
+
+  // The fewest requests: pages as large as the spec allows.
+  const pages = (sessionId: SessionId, query: ListSessionEventsQuery = {}, options: RequestOptions = {}) =>
+    walk((q) => list(sessionId, q, options), query, specValues.parameters.Limit.schema.maximum)
+  const sessionPages = (query: ListSessionsQuery = {}, options: RequestOptions = {}) =>
+    walk((q) => listSessions(q, options), query, specValues.parameters.SessionsLimit.schema.maximum)
 
   const events: SessionEventsResource<Dates> = {
     list: async (sessionId, query, options) => decode(await list(sessionId, query, options)),
@@ -256,6 +266,18 @@ export function createSessionEventsClient<Dates extends boolean = false>(
     events,
     sessionEvents: events,
     sessions: {
+      list: async (query, options) => decode(await listSessions(query, options)),
+      async *pages(query, options) {
+        for await (const page of sessionPages(query, options)) yield decode(page)
+      },
+      async *iterate(query, options) {
+        for await (const page of sessionPages(query, options)) {
+          for (const session of page.items) {
+            options?.signal?.throwIfAborted()
+            yield decode(session)
+          }
+        }
+      },
       async create(body, { signal, idempotencyKey } = {}) {
         const { data } = await raw.POST('/sessions', {
           params: { header: { 'Idempotency-Key': idempotencyKey } },
@@ -297,6 +319,40 @@ export function createSessionEventsClient<Dates extends boolean = false>(
         return decode(data!) // as in list()
       },
     },
+  }
+}
+
+type Pagination = components['schemas']['Pagination']
+
+/** What a walk over a list needs of a query: where a page starts, and its size. */
+interface PageQuery {
+  limit?: number
+  after?: string
+  before?: string
+  cursor?: string
+}
+
+/**
+ * Every page of a list from where `query` starts, following `pagination.next_cursor` while
+ * `has_more_after`, `maxLimit` items a page unless `query.limit` says otherwise.
+ */
+async function* walk<Q extends PageQuery, P extends { items: { id: string }[]; pagination: Pagination }>(
+  read: (query: Q) => Promise<P>,
+  query: Q,
+  maxLimit: number,
+): AsyncGenerator<P, void, undefined> {
+  let pageQuery: Q = { ...query, limit: query.limit ?? maxLimit }
+  for (;;) {
+    const page = await read(pageQuery)
+    yield page
+    const last = page.items.at(-1)
+    if (!page.pagination.has_more_after || last === undefined) return
+    // The walk goes on from the cursor the server gave. Metorial's own API gives none: there,
+    // `after` the last item is the same place.
+    const { after: _after, before: _before, cursor: _cursor, ...rest } = pageQuery
+    pageQuery = (
+      page.pagination.next_cursor ? { ...rest, cursor: page.pagination.next_cursor } : { ...rest, after: last.id }
+    ) as Q
   }
 }
 

@@ -30,6 +30,7 @@ export type {
   ApiErrorCode,
   IdempotencyKey,
   ListSessionEventsQuery,
+  ListSessionsQuery,
   LogLine,
   ServerRun,
   ServerRunStart,
@@ -39,6 +40,7 @@ export type {
   SessionEvent,
   SessionEventCreate,
   SessionEventList,
+  SessionList,
   StreamSessionEventsQuery,
   ValidationIssue,
 } from './types.js'

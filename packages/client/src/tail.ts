@@ -47,6 +47,12 @@ export interface TailOptions {
    * resumes after the last event yielded. `0` turns the watchdog off. Default 45 000.
    */
   idleTimeoutMs?: number
+  /**
+   * Told when a stream opens (`true`), and when an attempt fails or a stream is lost and the tail
+   * waits to try again (`false`, with why): for a status line or a page that says so while it
+   * reconnects. Not told of the tail's own end (the caller's abort, an error it throws).
+   */
+  onConnection?: (connected: boolean, error?: Error) => void
 }
 
 /** Three of the server's keep-alives (the spec's `x-sse-keep-alive`: every 15 s) missed in a row. */
@@ -85,6 +91,7 @@ export async function* tailSessionEvents(
     filters,
     signal = new AbortController().signal,
     idleTimeoutMs = DEFAULT_IDLE_TIMEOUT_MS,
+    onConnection,
   }: TailOptions = {},
 ): AsyncGenerator<SessionEvent, void, undefined> {
   // A NaN or a negative number would make setTimeout fire at once: a reconnect loop.
@@ -136,6 +143,7 @@ export async function* tailSessionEvents(
         failure = opening
       } else {
         opened = true
+        onConnection?.(true)
         reader = opening.body.getReader()
         if (signal.aborted) return // the finally block cancels the body
         const messages: EventSourceMessage[] = []
@@ -193,6 +201,7 @@ export async function* tailSessionEvents(
         : retryDelay(failure.headers, failures - 1, retry)
     // The server asked for a longer wait than maxRetryDelayMs: its answer goes to the caller.
     if (delay === undefined) throw failure.error
+    onConnection?.(false, failure.error)
     try {
       await sleep(delay, signal)
     } catch {

@@ -18,6 +18,10 @@ export type ApiErrorCode = ApiErrorBody['code']
 export type ValidationIssue = components['schemas']['ValidationIssue']
 /** A session, as far as this service holds it (`createSession` answers one). */
 export type Session = components['schemas']['Session']
+/** A page of sessions, newest first, as `listSessions` answers. */
+export type SessionList = components['schemas']['SessionList']
+/** The query of `listSessions`: `limit`, `after`, `before`, `cursor` and the `status` filter. */
+export type ListSessionsQuery = NonNullable<operations['listSessions']['parameters']['query']>
 /** The body of `createSession`: the session's metadata. */
 export type SessionCreate = components['schemas']['SessionCreate']
 /** One run of an MCP server in a session. */

@@ -125,6 +125,42 @@ describe('pagination', () => {
   })
 })
 
+describe('sessions', () => {
+  const session = (id: string) => ({ object: 'session', id, status: 'active', metadata: {} })
+  const sessionPage = (ids: string[], pagination: Record<keyof typeof noMore, boolean | string | null>) =>
+    json(200, { __typename: 'list', items: ids.map(session), pagination })
+
+  it('list: GET /sessions with the query, statuses as repeated keys', async () => {
+    const fetch = scriptedFetch(sessionPage(['ses_2'], noMore))
+    const client = createSessionEventsClient({ apiKey: 'metorial_sk_abc', fetch })
+    const page = await client.sessions.list({ limit: 5, status: ['active', 'deleted'], after: 'ses_3' })
+    expect(page.items.map((s) => s.id)).toEqual(['ses_2'])
+    const url = new URL(fetch.requests[0]!.url)
+    expect(url.pathname).toBe('/sessions')
+    expect([...url.searchParams]).toEqual([
+      ['limit', '5'],
+      ['status', 'active'],
+      ['status', 'deleted'],
+      ['after', 'ses_3'],
+    ])
+  })
+
+  it('iterate: every session, page after page, following next_cursor', async () => {
+    const fetch = scriptedFetch(
+      sessionPage(['ses_3', 'ses_2'], { ...noMore, has_more_after: true, next_cursor: 'cur_s' }),
+      sessionPage(['ses_1'], { ...noMore, has_more_before: true }),
+    )
+    const client = createSessionEventsClient({ apiKey: 'metorial_sk_abc', fetch })
+    const ids: string[] = []
+    for await (const s of client.sessions.iterate({ status: ['active'] })) ids.push(s.id)
+    expect(ids).toEqual(['ses_3', 'ses_2', 'ses_1'])
+    expect(fetch.requests.map((r) => new URL(r.url).search)).toEqual([
+      '?status=active&limit=100',
+      '?status=active&limit=100&cursor=cur_s',
+    ])
+  })
+})
+
 describe('reviveDates', () => {
   const run = {
     created_at: '2025-07-20T12:25:37.500Z',

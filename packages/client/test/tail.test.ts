@@ -181,6 +181,23 @@ describe('client.events.tail: reconnecting', () => {
     expect(fetch.requests.map((r) => r.headers.get('last-event-id'))).toEqual([null, id(1), id(1)])
   })
 
+  it('tells onConnection when a stream opens, and when one is lost or an attempt fails, with why', async () => {
+    const { client } = clientWith([
+      eventStream([message(1)], 'end').response,
+      connectionRefused(),
+      eventStream([message(2)]).response,
+    ])
+    const told: [boolean, string | undefined][] = []
+    const onConnection = (connected: boolean, error?: Error) => told.push([connected, error?.constructor.name])
+    expect(await take(client, 2, { onConnection })).toEqual([id(1), id(2)])
+    expect(told).toEqual([
+      [true, undefined],
+      [false, 'SessionEventsConnectionError'],
+      [false, 'SessionEventsConnectionError'],
+      [true, undefined],
+    ])
+  })
+
   it('sends the latest id on every reconnect, not the first one', async () => {
     const { fetch, client } = clientWith([
       eventStream([message(1)], 'drop').response,
