@@ -1,8 +1,8 @@
-// How events look in a terminal: one row per event in a list, every field for a single one, or
-// one line per log line (as `kubectl logs` and `heroku logs` print them), coloured when the
-// terminal can show it.
+// How events and sessions look in a terminal: one row per event or session in a list, every
+// field for a single event, or one line per log line (as `kubectl logs` and `heroku logs` print
+// them), coloured when the terminal can show it.
 import { stripVTControlCharacters, styleText } from 'node:util'
-import type { SessionEvent } from '@session-events/client'
+import type { Session, SessionEvent } from '@session-events/client'
 
 const COLUMNS = [
   { title: 'ID', width: 28 },
@@ -21,6 +21,25 @@ export function tableHeader(maxWidth?: number): string {
 export function tableRow(event: SessionEvent, maxWidth?: number): string {
   const cells = [event.id, event.created_at, event.type, event.server_run?.server.name ?? '-', summary(event)]
   return fit(cells.map((cell, i) => pad(clean(cell), COLUMNS[i]!.width)).join(''), maxWidth)
+}
+
+const SESSION_COLUMNS = [
+  { title: 'ID', width: 28 },
+  { title: 'STATUS', width: 10 },
+  { title: 'CREATED', width: 26 },
+  { title: 'METADATA', width: 0 },
+] as const
+
+/** The header of the session table. */
+export function sessionTableHeader(maxWidth?: number): string {
+  return fit(SESSION_COLUMNS.map((column) => pad(column.title, column.width)).join(''), maxWidth)
+}
+
+/** One session as a row of the table: its metadata as JSON, `-` when it has none. */
+export function sessionTableRow(session: Session, maxWidth?: number): string {
+  const metadata = Object.keys(session.metadata).length === 0 ? '-' : JSON.stringify(session.metadata)
+  const cells = [session.id, session.status, session.created_at, metadata]
+  return fit(cells.map((cell, i) => pad(clean(cell), SESSION_COLUMNS[i]!.width)).join(''), maxWidth)
 }
 
 /** Every field of one event that a person reads, then its log lines. */

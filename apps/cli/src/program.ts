@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs'
 import {
   DEFAULT_BASE_URL,
   type ListSessionEventsQuery,
+  type ListSessionsQuery,
   type LogLine,
   type SessionEvent,
   createSessionEventsClient,
@@ -13,7 +14,15 @@ import {
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { appendStdin } from './append.js'
 import { describeFailure } from './failures.js'
-import { colourFor, eventDetail, eventLines, tableHeader, tableRow } from './format.js'
+import {
+  colourFor,
+  eventDetail,
+  eventLines,
+  sessionTableHeader,
+  sessionTableRow,
+  tableHeader,
+  tableRow,
+} from './format.js'
 import { MAX_LINES_PER_APPEND } from './batcher.js'
 import { MAX_LINE_LENGTH } from './lines.js'
 import { tailEvents } from './tail.js'
@@ -21,6 +30,7 @@ import { run } from './run.js'
 
 type Order = NonNullable<ListSessionEventsQuery['order']>
 type EventType = NonNullable<ListSessionEventsQuery['type']>[number]
+type SessionStatus = NonNullable<ListSessionsQuery['status']>[number]
 
 // The values the spec allows, for --help and for checking arguments early. Keyed by the
 // generated types, so the compiler fails here when the spec adds or drops one.
@@ -29,12 +39,16 @@ const EVENT_TYPES: Record<EventType, string> = {
   server_logs: 'log lines of a server run',
   server_run_error: 'the error that ended a server run',
 }
+const SESSION_STATUSES: Record<SessionStatus, string> = {
+  active: 'in use',
+  deleted: 'deleted',
+}
 const STREAMS: Record<LogLine['type'], string> = {
   stdout: 'standard output',
   stderr: 'standard error',
 }
 // The spec's bounds and defaults of the parameters, as the help texts say them.
-const { Limit, Order, Tail } = specValues.parameters
+const { Limit, Order, SessionsLimit, Tail } = specValues.parameters
 /** A count as the help says it: `1,000`. */
 const count = (n: number) => n.toLocaleString('en-US')
 
@@ -82,6 +96,62 @@ export function createProgram(): Command {
     )
     .addOption(new Option('--timeout <ms>', 'how long one request may take').argParser(wholeNumber).default(60_000))
     .showHelpAfterError('(add --help for usage)')
+
+  const sessions = program
+    .command('sessions')
+    .description("the instance's sessions: list them, newest first")
+    .showHelpAfterError('(add --help for usage)')
+
+  sessions
+    .command('list')
+    .description("List the instance's sessions, newest first: one page or (with --all) every page.")
+    .option(
+      '--limit <n>',
+      `sessions per page, ${SessionsLimit.schema.minimum} to ${SessionsLimit.schema.maximum} ` +
+        `(default: ${SessionsLimit.schema.default}, or ${SessionsLimit.schema.maximum} with --all)`,
+      wholeNumber,
+    )
+    .addOption(
+      new Option(
+        '--status <status>',
+        describeChoices('only sessions with this status, repeatable', SESSION_STATUSES),
+      ).argParser(repeatable(Object.keys(SESSION_STATUSES))),
+    )
+    .option('--cursor <cursor>', 'start where a previous page ended (its next cursor)')
+    .option('--all', 'follow every page to the end of the list')
+    .option('--json', 'print JSON: the page, or with --all one session per line')
+    .action(
+      handled(
+        async (
+          options: { limit?: number; status?: SessionStatus[]; cursor?: string; all?: boolean; json?: boolean },
+          command: Command,
+        ) => {
+          const client = clientFor(command)
+          const query: ListSessionsQuery = { limit: options.limit, status: options.status, cursor: options.cursor }
+          const width = terminalWidth()
+          if (options.all) {
+            let count = 0
+            for await (const session of client.sessions.iterate(query)) {
+              if (!options.json && count === 0) print(sessionTableHeader(width))
+              print(options.json ? JSON.stringify(session) : sessionTableRow(session, width))
+              count++
+            }
+            if (!options.json) print(count === 0 ? 'No sessions.' : `${count} ${count === 1 ? 'session' : 'sessions'}.`)
+            return
+          }
+          const page = await client.sessions.list(query)
+          if (options.json) return print(JSON.stringify(page, null, 2))
+          if (page.items.length === 0) print('No sessions.')
+          else print([sessionTableHeader(width), ...page.items.map((s) => sessionTableRow(s, width))].join('\n'))
+          const next = page.pagination.next_cursor
+          if (page.pagination.has_more_after && next) {
+            process.stderr.write(
+              `More sessions follow: add --cursor ${next} for the next page, or --all for every page.\n`,
+            )
+          }
+        },
+      ),
+    )
 
   const events = program
     .command('events')

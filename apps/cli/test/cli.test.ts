@@ -1,6 +1,6 @@
 // The built CLI (dist/main.js) run as a process against the API server run as a process, over a
 // SQLite file seeded by the API's seed-cli.js.
-import type { SessionEvent, SessionEventList } from '@session-events/client'
+import type { SessionEvent, SessionEventList, SessionList } from '@session-events/client'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type ApiServer, type Run, cliMain, runNode, startApiServer } from './processes.js'
 
@@ -41,6 +41,53 @@ async function allEvents(args: string[] = []): Promise<SessionEvent[]> {
   expect(run.code, run.stderr).toBe(0)
   return jsonLines(run.stdout)
 }
+
+describe('session-events sessions list', () => {
+  it("prints a table of the instance's sessions, newest first, and --json the page", async () => {
+    const run = await cli(['sessions', 'list'])
+    expect(run.code, run.stderr).toBe(0)
+    const [header, ...rows] = run.stdout.trimEnd().split('\n')
+    expect(header).toMatch(/^ID\s+STATUS\s+CREATED\s+METADATA$/)
+    expect(rows).toHaveLength(1)
+    expect(rows[0]).toMatch(new RegExp(`^${sessionId}\\s+active\\s+\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z\\s+\\S`))
+    const json = await cli(['sessions', 'list', '--json', '--status', 'active'])
+    expect(json.code, json.stderr).toBe(0)
+    const page = JSON.parse(json.stdout) as SessionList
+    expect(page.__typename).toBe('list')
+    expect(page.items.map((s) => s.id)).toEqual([sessionId])
+    expect(page.items.some((s) => s.id === otherSessionId)).toBe(false)
+  })
+
+  it('walks every page with --all (--json: one session per line) and says how to go on after one page', async () => {
+    const created: string[] = []
+    for (let i = 0; i < 2; i++) {
+      const res = await fetch(`${api.url}/sessions`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${env.SESSION_EVENTS_API_KEY}` },
+      })
+      created.push(((await res.json()) as { id: string }).id)
+    }
+    const page = await cli(['sessions', 'list', '--limit', '1'])
+    expect(page.code, page.stderr).toBe(0)
+    expect(page.stdout).toContain(created[1])
+    expect(page.stderr).toMatch(/More sessions follow: add --cursor cur_\w+ for the next page, or --all/)
+    const all = await cli(['sessions', 'list', '--all', '--limit', '1', '--json'])
+    expect(all.code, all.stderr).toBe(0)
+    const ids = all.stdout
+      .trim()
+      .split('\n')
+      .map((line) => (JSON.parse(line) as { id: string }).id)
+    expect(ids).toEqual([created[1], created[0], sessionId])
+    const table = await cli(['sessions', 'list', '--all', '--status', 'deleted'])
+    expect(table.stdout.trim()).toBe('No sessions.')
+  })
+
+  it('refuses a status the spec does not allow', async () => {
+    const run = await cli(['sessions', 'list', '--status', 'gone'])
+    expect(run.code).not.toBe(0)
+    expect(run.stderr).toMatch(/Allowed: active, deleted/)
+  })
+})
 
 describe('session-events events list', () => {
   it('prints a table of the first page, and on stderr how to get the next', async () => {

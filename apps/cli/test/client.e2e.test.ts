@@ -133,6 +133,24 @@ describe.each(transports)('client e2e, %s', (_name, transport) => {
     expect(pages.slice(0, -1).every((p) => p.items.length === 100 && p.pagination.has_more_after)).toBe(true)
   })
 
+  it("lists the instance's sessions newest first, and walks them all a page at a time", async () => {
+    const created = []
+    for (let i = 0; i < 3; i++) created.push((await client().sessions.create({ metadata: { n: i } })).id)
+    const first = await client().sessions.list({ limit: 2 })
+    expect(first.items.map((s) => s.id)).toEqual(created.slice(-2).reverse())
+    expect(first.pagination.has_more_after).toBe(true)
+    const every = []
+    for await (const session of client().sessions.iterate({ limit: 2 })) every.push(session.id)
+    expect(every.slice(0, 3)).toEqual([...created].reverse())
+    expect(every).toContain(sessionId)
+    expect(new Set(every).size).toBe(every.length)
+    expect(every).toEqual([...every].sort().reverse())
+    expect(every.some((id) => b.sessions.some((s) => s.id === id))).toBe(false)
+    const active = []
+    for await (const session of client().sessions.iterate({ status: ['active'] })) active.push(session.id)
+    expect(active).toEqual(every)
+  })
+
   it('gets one event, the same as listed', async () => {
     for (const listed of [ascending[0]!, ascending.find((e) => e.type === 'server_run_error')!, ascending.at(-1)!]) {
       expect(await client().sessionEvents.get(sessionId, listed.id)).toEqual(listed)

@@ -83,17 +83,22 @@ describe('packages/client/README.md example', () => {
 describe('apps/cli/README.md', () => {
   const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
 
-  it.each([[['events', 'list']], [['events', 'get']], [['events', 'tail']], [['events', 'append']], [['run']], [[]]])(
-    'documents every option of session-events %j',
-    async (command) => {
-      const help = await runNode([cliMain, ...command, '--help'])
-      expect(help.code).toBe(0)
-      if (command.length > 0) expect(readme).toContain(`session-events ${command.join(' ')}`)
-      const options = [...help.stdout.matchAll(/^ {2}(?:-\w, )?(--[\w-]+)/gm)]
-        .map((match) => match[1]!)
-        .filter((option) => option !== '--help' && option !== '--version')
-      expect(options.length).toBeGreaterThan(0)
-      for (const option of options) expect(readme, option).toContain(`\`${option}`)
-    },
-  )
+  it.each([
+    [['sessions', 'list']],
+    [['events', 'list']],
+    [['events', 'get']],
+    [['events', 'tail']],
+    [['events', 'append']],
+    [['run']],
+    [[]],
+  ])('documents every option of session-events %j', async (command) => {
+    const help = await runNode([cliMain, ...command, '--help'])
+    expect(help.code).toBe(0)
+    if (command.length > 0) expect(readme).toContain(`session-events ${command.join(' ')}`)
+    const options = [...help.stdout.matchAll(/^ {2}(?:-\w, )?(--[\w-]+)/gm)]
+      .map((match) => match[1]!)
+      .filter((option) => option !== '--help' && option !== '--version')
+    expect(options.length).toBeGreaterThan(0)
+    for (const option of options) expect(readme, option).toContain(`\`${option}`)
+  })
 })
