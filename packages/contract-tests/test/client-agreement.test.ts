@@ -21,6 +21,7 @@ import { createWorld, eventIds, freshRun, sessionRuns, successStatus, within, ty
 // the app builds from its routes still matches the source spec.
 
 type SessionEventList = components['schemas']['SessionEventList']
+type SessionList = components['schemas']['SessionList']
 type SessionEvent = components['schemas']['SessionEvent']
 type Session = components['schemas']['Session']
 type ServerRun = components['schemas']['ServerRun']
@@ -143,6 +144,13 @@ afterAll(async () => {
 describe('the generated client against the real server, over HTTP', () => {
   /** One typed call per operation of the spec, through openapi-fetch with the generated paths. */
   const drivers: Record<string, () => Promise<unknown>> = {
+    listSessions: async () => {
+      const { data, error } = await client().raw.GET('/sessions', { params: { query: { status: ['active'] } } })
+      expectTypeOf(data).toEqualTypeOf<SessionList | undefined>()
+      expectTypeOf(error).branded.toEqualTypeOf<ApiError | undefined>()
+      expect(data?.items.map((s) => s.id)).toContain(sessionId)
+      return data
+    },
     listSessionEvents: async () => {
       const { data, error } = await client().raw.GET('/sessions/{sessionId}/events', {
         params: { path: { sessionId } },
@@ -314,6 +322,11 @@ describe('the generated client against the real server, over HTTP', () => {
     const raw = client().raw
     const missingSession = 'ses_000000000AAAAAAAAAAAAA'
     const cases = [
+      {
+        operationId: 'listSessions',
+        status: 400,
+        call: () => raw.GET('/sessions', { params: { query: { limit: 101 } } }),
+      },
       {
         operationId: 'listSessionEvents',
         status: 404,

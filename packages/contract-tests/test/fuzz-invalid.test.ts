@@ -7,12 +7,11 @@ import {
   byLocation,
   entities,
   errorOf,
-  eventIdPattern,
   expectClientError,
   has,
   freshKeys,
   isDotSegment,
-  issuedCursors,
+  issuedCursorsOf,
   noRowLeftBehind,
   optionsOf,
   pathAndQuery,
@@ -25,7 +24,7 @@ import {
   validValue,
   world,
 } from './support/fuzz-world.js'
-import { formatQuery, operations } from './support/spec.js'
+import { formatQuery, operations, positionPattern } from './support/spec.js'
 import { pathOf } from './support/world.js'
 
 // Property-based fuzzing, the hostile side: invalid values derived from the spec's parameter
@@ -216,18 +215,20 @@ describe.each(withCursor.map((op) => [op.operationId, op] as const))('fuzz %s cu
             fc.stringMatching(/^[0-9a-z]{9}[0-9A-Za-z]{13}$/),
           )
           .map(([d, pre, rest]) => cursorOf([d, `${pre}${rest}`])),
-        fc.tuple(fc.constantFrom(...issuedCursors), fc.nat(), fc.constantFrom('0', 'z', 'Z', 'A')).map(([c, i, ch]) => {
-          const at = 4 + (i % (c.length - 4))
-          return c.slice(0, at) + ch + c.slice(at + 1)
-        }),
-        fc.constantFrom(...issuedCursors).map((c) => c.slice(0, -2)),
-        fc.constantFrom(...issuedCursors).map((c) => `${c}00`),
-        validCursor(),
+        fc
+          .tuple(fc.constantFrom(...issuedCursorsOf(op)), fc.nat(), fc.constantFrom('0', 'z', 'Z', 'A'))
+          .map(([c, i, ch]) => {
+            const at = 4 + (i % (c.length - 4))
+            return c.slice(0, at) + ch + c.slice(at + 1)
+          }),
+        fc.constantFrom(...issuedCursorsOf(op)).map((c) => c.slice(0, -2)),
+        fc.constantFrom(...issuedCursorsOf(op)).map((c) => `${c}00`),
+        validCursor(op),
       )
       await fc.assert(
         fc.asyncProperty(fc.constantFrom(...entities), cursor, async (entity, text) => {
           const checked = await send(op, pathOf(op, entity) + formatQuery({ cursor: text }))
-          const position = readCursor(text, eventIdPattern)
+          const position = readCursor(text, positionPattern(op))
           if (position && text.length <= 204) {
             expect(
               checked.status,
@@ -263,7 +264,7 @@ describe.each(withQuery.map((op) => [op.operationId, op] as const))('fuzz %s raw
         fc.constantFrom('', '%', '%ZZ', '[', ']', '&', '=', '__proto__', 'constructor'),
       )
       const value = fc.oneof(
-        ...byLocation(op, 'query').map((p) => validValue(p).map((v) => encodeURIComponent([v].flat()[0] ?? ''))),
+        ...byLocation(op, 'query').map((p) => validValue(p, op).map((v) => encodeURIComponent([v].flat()[0] ?? ''))),
         fc
           .constantFrom(...HOSTILE_STRINGS)
           .map((s) => (s.length > 500 ? s.slice(0, 500) : s))

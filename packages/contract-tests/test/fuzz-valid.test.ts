@@ -93,7 +93,7 @@ describe.each(withPositions.map((op) => [op.operationId, op] as const))('fuzz %s
     async () => {
       const names = ['after', 'before', 'cursor'].filter((n) => has(op, n))
       const values = fc.record(
-        Object.fromEntries(names.map((n) => [n, validValue(op.parameters.find((p) => p.name === n)!)])),
+        Object.fromEntries(names.map((n) => [n, validValue(op.parameters.find((p) => p.name === n)!, op)])),
       )
       const positions = fc
         .tuple(fc.subarray(names, { minLength: 2 }), values)
@@ -122,7 +122,7 @@ describe.each(withArrays.map((op) => [op.operationId, op] as const))('fuzz %s ar
     'repeated keys and indexed keys (in any order, brackets encoded or not) give the same page',
     async () => {
       const filters = fc.record(
-        Object.fromEntries(arrays.map((p) => [p.name, validValue(p) as fc.Arbitrary<string[]>])),
+        Object.fromEntries(arrays.map((p) => [p.name, validValue(p, op) as fc.Arbitrary<string[]>])),
       )
       await fc.assert(
         fc.asyncProperty(
@@ -163,7 +163,7 @@ describe.each(withArrays.map((op) => [op.operationId, op] as const))('fuzz %s ar
           ...scalars.map((p) =>
             fc.tuple(
               fc.constant(p),
-              fc.array(validValue(p) as fc.Arbitrary<string>, { minLength: 2, maxLength: 4 }),
+              fc.array(validValue(p, op) as fc.Arbitrary<string>, { minLength: 2, maxLength: 4 }),
               fc.boolean(),
             ),
           ),

@@ -10,6 +10,8 @@ import {
   formatQuery,
   operations,
   poolsOf,
+  positionPattern,
+  positionSchema,
   spec,
   type CheckedResponse,
   type Operation,
@@ -47,8 +49,8 @@ export let world: World
 export let entities: Entity[]
 /** Ids of A's sessions by the spec pattern they match, so that filters and positions hit real rows. */
 export let pools: Record<string, string[]>
-/** Cursors the server itself handed out. */
-export let issuedCursors: string[]
+/** Cursors the server itself handed out, by the operation (a list) that gave them. */
+export let issuedCursors: Map<string, string[]>
 /** What a write in each of A's sessions may name, by session id. */
 export let places: Map<string, Places>
 
@@ -81,20 +83,23 @@ async function setUp() {
     places.set(session.id, await placesOf(world.store, world.a.id, session.id))
   }
   pools = poolsOf(ids)
-  issuedCursors = await collectCursors()
+  issuedCursors = new Map()
+  for (const op of operations.filter((o) => has(o, 'cursor')))
+    issuedCursors.set(op.operationId, await collectCursors(op))
 }
 
-/** Walks A's first session in both orders, small pages, and keeps every cursor it is given. */
-async function collectCursors(): Promise<string[]> {
-  const op = operations.find((o) => o.parameters.some((p) => p.name === 'cursor'))
-  if (!op) return []
+/**
+ * Walks a list (of A's first session, for a list in a session) in each order it has, a page as
+ * small as it takes, and keeps every cursor it is given.
+ */
+async function collectCursors(op: Operation): Promise<string[]> {
   const found = new Set<string>()
-  for (const order of ['asc', 'desc']) {
+  for (const order of has(op, 'order') ? ['asc', 'desc'] : [undefined]) {
     let cursor: string | undefined
     do {
       const res = await inProcess.send(
         world.app,
-        pathOf(op, entities[0]!) + formatQuery({ limit: '7', order, cursor }),
+        pathOf(op, entities[0]!) + formatQuery({ limit: has(op, 'order') ? '7' : '1', order, cursor }),
         { key: world.a.secret_key },
       )
       const page = (await res.json()) as SessionEventList
@@ -102,8 +107,12 @@ async function collectCursors(): Promise<string[]> {
       cursor = page.pagination.next_cursor ?? undefined
     } while (cursor)
   }
+  if (found.size === 0) throw new Error(`${op.operationId}: no cursor issued; the world needs more items`)
   return [...found]
 }
+
+/** The cursors a list handed out. */
+export const issuedCursorsOf = (op: Operation) => issuedCursors.get(op.operationId)!
 
 export const secret = (): SendOptions => ({ key: world.a.secret_key })
 
@@ -119,12 +128,12 @@ export async function send(op: Operation, path: string, options: SendOptions = s
 export const byLocation = (op: Operation, location: Parameter['in']) => op.parameters.filter((p) => p.in === location)
 export const has = (op: Operation, name: string) => op.parameters.some((p) => p.name === name && p.in === 'query')
 
-/** Valid cursors: those the server handed out, and Metorial-format ones for any well-formed event id. */
-export const validCursor = () =>
+/** Valid cursors of a list: those it handed out, and Metorial-format ones for any well-formed id of its items. */
+export const validCursor = (op: Operation) =>
   fc.oneof(
-    fc.constantFrom(...issuedCursors),
+    fc.constantFrom(...issuedCursorsOf(op)),
     fc
-      .tuple(fc.constantFrom('after', 'before'), validWire(spec.components.schemas.SessionEventId, { pools }))
+      .tuple(fc.constantFrom('after', 'before'), validWire(positionSchema(op), { pools }))
       .map((value) => cursorOf(value)),
   )
 
@@ -133,8 +142,8 @@ export const validCursor = () =>
  * cursor is valid when a server issued it (its schema admits any base-62 text), and path ids must
  * exist to be answered with a 2xx.
  */
-export function validValue(p: Parameter): fc.Arbitrary<WireValue> {
-  if (p.in === 'query' && p.name === 'cursor') return validCursor()
+export function validValue(p: Parameter, op: Operation): fc.Arbitrary<WireValue> {
+  if (p.in === 'query' && p.name === 'cursor') return validCursor(op)
   return validWire(p.schema, { location: p.in, pools })
 }
 
@@ -170,7 +179,7 @@ export interface ValidRequest {
 /** Valid requests of `op`: parameters derived from their schemas, a body from its schema and the operation's rules (bodies.ts). */
 export function validRequest(op: Operation): fc.Arbitrary<ValidRequest> {
   const optional = (ps: Parameter[]) =>
-    fc.record(Object.fromEntries(ps.map((p) => [p.name, fc.option(validValue(p), { nil: undefined, freq: 2 })])))
+    fc.record(Object.fromEntries(ps.map((p) => [p.name, fc.option(validValue(p, op), { nil: undefined, freq: 2 })])))
   const bodies = new Map(
     [...places].map(([sessionId, p]) => [sessionId, op.requestBody ? validBody(op, p) : fc.constant(undefined)]),
   )

@@ -194,6 +194,18 @@ export const NOT_DRIVEN_YET: ReadonlySet<string> = new Set<string>()
 /** The operations the suites drive: every one of the spec but those NOT_DRIVEN_YET. */
 export const operations: Operation[] = allOperations.filter((op) => !NOT_DRIVEN_YET.has(op.operationId))
 
+/**
+ * The schema of the ids a list's positions stand for (its `after`): a cursor of the list holds
+ * one of them (an event's for events, a session's for sessions).
+ */
+export const positionSchema = (op: Operation): Schema => {
+  const after = op.parameters.find((p) => p.in === 'query' && p.name === 'after')
+  if (!after) throw new Error(`${op.operationId} is not a list: it has no \`after\``)
+  return after.schema
+}
+/** The pattern of the ids a list's cursors hold. */
+export const positionPattern = (op: Operation) => new RegExp(positionSchema(op).pattern as string)
+
 export function operation(operationId: string): Operation {
   const op = allOperations.find((o) => o.operationId === operationId)
   if (!op) throw new Error(`the spec has no operation ${operationId}`)
@@ -218,6 +230,8 @@ export const TRANSPORT_HEADERS = new Set([
   'connection',
   'keep-alive',
   'transfer-encoding',
+  // For browsers, on every answer of the server: a body is what its content-type says.
+  'x-content-type-options',
 ])
 
 /** A header's text as the value its schema describes (headers are `simple` style). */

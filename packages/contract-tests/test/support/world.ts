@@ -103,6 +103,7 @@ export function faultyStore(store: Store, fault: () => Error, faults: Faults): S
 
 /** The reads a request of the API makes after authentication: failing them fails the request. */
 export const READS_AFTER_AUTH: (keyof StoreReader)[] = [
+  'listSessions',
   'sessionInstance',
   'listEventIds',
   'sessionEvents',
