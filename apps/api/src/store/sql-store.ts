@@ -3,6 +3,7 @@ import { SqlAdminWriter } from './admin-writer.js'
 import { postgresAppend, type AppendOne } from './append.js'
 import { SqlApiWriter } from './api-writer.js'
 import type { Database } from './db.js'
+import type { DialectName } from './dialect.js'
 import { LocalFeed, type EventFeed } from './feed.js'
 import { SqlIdempotencyKeys } from './idempotency.js'
 import { PreparedQueries, type FastRead } from './prepared.js'
@@ -14,7 +15,7 @@ import type { Store } from './types.js'
 // job, and what an operator asks of it. open.ts makes one for a DATABASE_URL.
 
 export interface SqlStoreOptions {
-  dialect: 'sqlite' | 'postgres'
+  dialect: DialectName
   db: Kysely<Database>
   /** Called by close(), after Kysely is destroyed (for resources Kysely does not own). */
   onClose?: () => Promise<void> | void
@@ -31,7 +32,7 @@ export interface SqlStoreOptions {
 }
 
 export class SqlStore implements Store {
-  readonly dialect: 'sqlite' | 'postgres'
+  readonly dialect: DialectName
   readonly db: Kysely<Database>
   readonly reader: SqlReader
   readonly writer: SqlApiWriter
