@@ -5,7 +5,9 @@
 //    generated code fails here rather than being quietly rewritten;
 // 2. turbo: lint the spec, typecheck and test every workspace (built in dependency order);
 // 3. the format and lint of every hand-written file (scripts/lint.mjs, on the packages turbo built);
-// 4. the vitest JSON report of every workspace, summed into "N passed, N failed".
+// 4. the vitest JSON report of every workspace, summed into "N passed, N failed, N skipped";
+//    skipped tests are never silent: each suite that skipped some says which, and its title why
+//    (the browser tests name the command that installs Chromium).
 import { spawnSync } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
@@ -44,10 +46,16 @@ const turbo = spawnSync('npx', ['turbo', 'run', 'lint', 'typecheck', 'test', '--
 })
 
 const lint = spawnSync('node', ['scripts/lint.mjs', '--no-build'], { cwd: root, stdio: 'inherit', env })
-if (lint.status !== 0) problems.push('lint: a file is not formatted or oxlint found a problem (see above; `npm run format` fixes what it can)')
+if (lint.status !== 0)
+  problems.push(
+    'lint: a file is not formatted or oxlint found a problem (see above; `npm run format` fixes what it can)',
+  )
 
 let passed = 0
 let failed = 0
+let skipped = 0
+/** Skipped tests by workspace and the titles of the suites they are in: the titles say why. */
+const skips = new Map()
 for (const d of tested) {
   const file = join(root, d, 'reports/vitest.json')
   if (!existsSync(file)) {
@@ -57,6 +65,14 @@ for (const d of tested) {
   const report = JSON.parse(readFileSync(file, 'utf8'))
   passed += report.numPassedTests
   failed += report.numFailedTests
+  skipped += report.numPendingTests + (report.numTodoTests ?? 0)
+  for (const suite of report.testResults ?? []) {
+    for (const test of suite.assertionResults ?? []) {
+      if (!['skipped', 'pending', 'todo'].includes(test.status)) continue
+      const where = `${d}: ${test.ancestorTitles[0] ?? suite.name.replace(root, '')}`
+      skips.set(where, (skips.get(where) ?? 0) + 1)
+    }
+  }
   // A test file that fails to load has no tests to count: count the file.
   for (const suite of report.testResults ?? []) {
     if (suite.status === 'failed' && (suite.assertionResults ?? []).length === 0) {
@@ -68,6 +84,10 @@ for (const d of tested) {
 if (turbo.status !== 0 && failed === 0) problems.push('turbo: a lint, build or typecheck task failed (see above)')
 failed += problems.filter((p) => !p.includes('failed to run')).length
 
+if (skips.size > 0)
+  console.log(
+    `\nSkipped:\n${[...skips].map(([where, n]) => `  - ${where}: ${n} ${n === 1 ? 'test' : 'tests'}`).join('\n')}`,
+  )
 if (problems.length > 0) console.log(`\nProblems:\n${problems.map((p) => `  - ${p}`).join('\n')}`)
-console.log(`${passed} passed, ${failed} failed`)
+console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`)
 process.exit(failed > 0 || turbo.status !== 0 || check.status !== 0 || lint.status !== 0 ? 1 : 0)
