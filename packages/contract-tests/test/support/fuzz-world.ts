@@ -10,7 +10,6 @@ import {
   formatQuery,
   operations,
   poolsOf,
-  positionPattern,
   positionSchema,
   spec,
   type CheckedResponse,
