@@ -44,12 +44,19 @@ describe.skipIf(!chromiumPath)(
     })
 
     /** A fresh tab (its own sessionStorage) that fails the test on any dialog, logging what the page requests. */
+    /** What the page's Content-Security-Policy refused, by tab: a page that works refuses nothing. */
+    const refusals = new Map<Page, string[]>()
+
     async function newPage(): Promise<{ page: Page; requests: { url: string; authorization?: string }[] }> {
       const context = await browser.newContext({ viewport: { width: 1280, height: 720 } })
       contexts.push(context)
       const page = await context.newPage()
       const requests: { url: string; authorization?: string }[] = []
       page.on('request', (r) => requests.push({ url: r.url(), authorization: r.headers().authorization }))
+      refusals.set(page, [])
+      page.on('console', (message) => {
+        if (/Content Security Policy|Trusted Type/i.test(message.text())) refusals.get(page)!.push(message.text())
+      })
       page.on('dialog', (dialog) => {
         throw new Error(`a dialog opened: ${dialog.type()} ${dialog.message()}`)
       })
@@ -122,6 +129,8 @@ describe.skipIf(!chromiumPath)(
       expect(await rowsWith(page, 'bold green').locator('.text').textContent()).toBe('red and bold green')
       // The run's status.
       expect(await page.locator(`.run-chip[data-run="${runId}"]`).textContent()).toMatch(/failed$/)
+      // All of it within the page's Content-Security-Policy.
+      expect(refusals.get(page)).toEqual([])
     })
 
     it('follows live: an appended line is on screen within a second; one stream for the open session', async () => {
@@ -215,6 +224,7 @@ describe.skipIf(!chromiumPath)(
       expect(await page.locator('.detail-text').textContent()).toBe('<img src=x onerror=alert(1)>')
       expect(await page.locator('.detail img').count()).toBe(0)
       await page.waitForTimeout(300) // an onerror would have fired by now
+      expect(refusals.get(page)).toEqual([])
     })
 
     it('resumes after a reload, and rides out a server restart, saying so while it reconnects', async () => {
