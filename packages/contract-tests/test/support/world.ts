@@ -10,6 +10,7 @@ import {
 } from '@session-events/api'
 import { StoreUnavailableError, type StoreReader } from '@session-events/api/internal/store/types.js'
 import type { StoreWriter } from '@session-events/api/internal/store/types.js'
+import { specValues } from '@session-events/client'
 import pino from 'pino'
 import { fillPath, type Operation } from './spec.js'
 
@@ -209,7 +210,11 @@ export async function freshRun(store: SqlStore, instanceId: string, sessionId: s
       type: 'hosted',
       server: { id: place.server_id, type: 'custom' },
       server_deployment: { id: place.deployment_id },
-      server_session: { id: place.server_session_id },
+      // A validated body has every default filled in: the spec's `mcp`, which `id` makes unused.
+      server_session: {
+        id: place.server_session_id,
+        mcp: specValues.schemas.ServerSessionInput.properties.mcp.default,
+      },
     },
   })
   return id
