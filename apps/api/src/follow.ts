@@ -5,18 +5,26 @@ import type { JsonReader } from './json-reader.js'
 import type { ListEventsQuery } from './store/types.js'
 import { runsOf } from './reads.js'
 import { sessionEventBytes } from './serialize.js'
+import {
+  followersKey,
+  PAGE,
+  type LiveFollower,
+  type LivePage,
+  type LiveSessions,
+  type ReadAfter,
+} from './live-sessions.js'
 
 // The live tail of a session (streamSessionEvents): Server-Sent Events read from the store.
 //
-// The stream is a pull stream: it reads the next page of events from the store only when the
-// client has taken what it was given (the stream's queue is below its high-water mark). So a
-// follower that reads slowly is served from the store at its own pace, holds at most one page in
-// memory, and loses nothing; one that keeps up waits for a wake-up from the feed between pages.
-// Events go out in id order, which is commit order within a session (store/writer.ts), after the
-// last id sent: none is skipped and none is sent twice, also across reconnects (Last-Event-ID).
+// The stream is a pull stream: it is given the next page of events only when the client has
+// taken what it was given (the stream's queue is drained). A follower at the head of the session
+// shares one read of the store per wake-up with every other follower of the session and filters
+// on this process (live-sessions.ts); one that falls behind (a slow client, a resume from an old
+// id) reads the store on its own, at its own pace, and joins the shared read again once one of
+// its reads finds nothing more. Either way it holds at most one page in memory and loses nothing.
+// Events go out in id order, which is commit order within a session (store/event-log.ts), after
+// the last id sent: none is skipped and none is sent twice, also across reconnects (Last-Event-ID).
 
-/** How many events one read of the store sends at most. */
-const PAGE = 50
 /** A comment line this often keeps proxies from closing an idle stream (the spec's `x-sse-keep-alive`). */
 export const KEEP_ALIVE_MS = specValues.sseKeepAlive.everySeconds * 1000
 /** How long a browser's EventSource waits before it reconnects. */
@@ -24,15 +32,19 @@ export const RETRY_MS = 2_000
 /** The `event:` names of the messages (the spec's `x-sse-events`): an event, and where the stream stands. */
 const { sessionEvent: EVENT, position: POSITION } = specValues.sseEvents
 
+type Filters = Pick<ListEventsQuery, 'serverRunIds' | 'serverSessionIds' | 'types'>
+
 export interface FollowOptions {
   reader: JsonReader
   feed: EventFeed
+  /** The shared reads of this process. */
+  live: LiveSessions
   sessionId: string
   /** Send the events after this id; undefined: from the session's newest event on (after `tail`). */
   after: string | undefined
   /** Send this many of the newest events first (when `after` is undefined). */
   tail: number
-  filters: Pick<ListEventsQuery, 'serverRunIds' | 'serverSessionIds' | 'types'>
+  filters: Filters
   /** Ends the stream cleanly (the server is shutting down: the client reconnects elsewhere). */
   signal?: AbortSignal
   /** Called once, when the stream ends for any reason. */
@@ -51,26 +63,62 @@ function message(id: string, event: Buffer): Uint8Array {
   return out
 }
 
+/** The newest events of the session, or those after a position, with their runs, in id order. */
+async function readPage(
+  reader: JsonReader,
+  sessionId: string,
+  filters: Filters,
+  query: Partial<ListEventsQuery>,
+): Promise<LivePage> {
+  const page = await reader.listEventIds({ sessionId, limit: PAGE, order: 'asc', ...filters, ...query })
+  const ids = query.order === 'desc' ? [...page.ids].reverse() : page.ids
+  const events = await reader.sessionEvents(sessionId, ids)
+  const runs = await runsOf(reader, events, page.runsVersion)
+  const bytes = events.map((e) =>
+    message(e.id, sessionEventBytes(e, e.server_run_id === null ? undefined : runs.get(e.server_run_id))),
+  )
+  return { ids: events.map((e) => e.id), bytes }
+}
+
+/** The pages after an id: made here, so that a shared read keeps nothing of the follower that opened it. */
+const readerAfter =
+  (reader: JsonReader, sessionId: string, filters: Filters): ReadAfter =>
+  (after) =>
+    readPage(reader, sessionId, filters, { position: { direction: 'after', id: after } })
+
 /**
  * The stream of a session's events. Where it starts is settled before this resolves, when the
  * request is answered, not when the client first reads: an event written in between is sent.
  */
 export async function followSession(options: FollowOptions): Promise<ReadableStream<Uint8Array>> {
-  const { reader, feed, sessionId, filters, signal } = options
+  const { reader, feed, live, sessionId, filters, signal } = options
+  const readAfter = readerAfter(reader, sessionId, filters)
+  const key = followersKey(sessionId, filters)
   let last = options.after
   let ended = false
-  /** Set by a wake-up: something may have been written since the last read. */
+  /** Reading on its own: set by a wake-up, something may have been written since the last read. */
   let dirty = true
   let waiting: (() => void) | undefined
+  /** Set while the follower is in the shared read: how to leave it. */
+  let leaveShared: (() => void) | undefined
+  /** Its own wake-ups, while it reads on its own (the shared read has its own). */
+  let unsubscribe: (() => void) | undefined
   const wake = () => {
     dirty = true
     waiting?.()
   }
-  const unsubscribe = feed.subscribe(sessionId, wake)
+  const readOnOwn = () => {
+    leaveShared = undefined
+    dirty = true
+    unsubscribe ??= feed.subscribe(sessionId, wake)
+  }
+  // Subscribed first: a wake-up from now on is not lost.
+  readOnOwn()
   const end = () => {
     if (ended) return
     ended = true
-    unsubscribe()
+    unsubscribe?.()
+    leaveShared?.()
     signal?.removeEventListener('abort', onAbort)
     waiting?.()
     options.onClose()
@@ -84,19 +132,36 @@ export async function followSession(options: FollowOptions): Promise<ReadableStr
     end()
   }
 
-  /** The newest events of the session, or those after `last`, with their runs, in id order. */
-  async function readPage(query: Partial<ListEventsQuery>): Promise<{ ids: string[]; bytes: Uint8Array[] }> {
-    const page = await reader.listEventIds({ sessionId, limit: PAGE, order: 'asc', ...filters, ...query })
-    const ids = query.order === 'desc' ? [...page.ids].reverse() : page.ids
-    const events = await reader.sessionEvents(sessionId, ids)
-    const runs = await runsOf(reader, events, page.runsVersion)
-    const bytes = events.map((e) =>
-      message(e.id, sessionEventBytes(e, e.server_run_id === null ? undefined : runs.get(e.server_run_id))),
-    )
-    return { ids: events.map((e) => e.id), bytes }
+  const follower: LiveFollower = {
+    get last() {
+      return last ?? LOWEST_EVENT_ID
+    },
+    deliver(page) {
+      if (ended) return false
+      const from = last ?? LOWEST_EVENT_ID
+      let i = 0
+      while (i < page.ids.length && page.ids[i]! <= from) i++
+      if (i === page.ids.length) return true
+      // Its queue is not drained (the client is slow): it reads on its own from its last id.
+      if (!controllerRef || (controllerRef.desiredSize ?? 0) <= 0) {
+        readOnOwn()
+        return false
+      }
+      for (; i < page.ids.length; i++) controllerRef.enqueue(page.bytes[i]!)
+      last = page.ids.at(-1)
+      waiting?.()
+      return true
+    },
+    fail(error) {
+      leaveShared = undefined
+      try {
+        controllerRef?.error(error)
+      } catch {}
+      end()
+    },
   }
 
-  // Where to start. Subscribed first: a wake-up from now on is not lost.
+  // Where to start.
   let first: Uint8Array[] = []
   try {
     if (last === undefined) {
@@ -104,7 +169,7 @@ export async function followSession(options: FollowOptions): Promise<ReadableStr
       last = (await reader.listEventIds({ sessionId, limit: 1, order: 'desc' })).ids[0]
       // …and first the newest `tail` events that pass them.
       if (options.tail > 0) {
-        const tail = await readPage({ order: 'desc', limit: options.tail })
+        const tail = await readPage(reader, sessionId, filters, { order: 'desc', limit: options.tail })
         first = tail.bytes
         const newestSent = tail.ids.at(-1)
         if (newestSent !== undefined && (last === undefined || newestSent > last)) last = newestSent
@@ -114,6 +179,16 @@ export async function followSession(options: FollowOptions): Promise<ReadableStr
     end()
     throw error
   }
+
+  /** Waits for a wake-up or a page of the shared read; false: none came, and a keep-alive is due. */
+  const woken = () =>
+    new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), KEEP_ALIVE_MS)
+      waiting = () => {
+        clearTimeout(timer)
+        resolve(true)
+      }
+    }).finally(() => (waiting = undefined))
 
   return new ReadableStream<Uint8Array>(
     {
@@ -134,33 +209,36 @@ export async function followSession(options: FollowOptions): Promise<ReadableStr
         try {
           for (;;) {
             if (ended) return
+            if (leaveShared) {
+              // In the shared read: it enqueues the next page; until then, a keep-alive now and then.
+              if (!(await woken()) && !ended) controller.enqueue(encoder.encode(`${specValues.sseKeepAlive.line}\n\n`))
+              return
+            }
             if (dirty) {
               dirty = false
-              const page = await readPage(last === undefined ? {} : { position: { direction: 'after', id: last } })
+              const page = await readAfter(last ?? LOWEST_EVENT_ID)
               if (ended) return
-              if (page.ids.length > 0) {
-                for (const bytes of page.bytes) controller.enqueue(bytes)
-                last = page.ids.at(-1)
-                // A full page: there may be more at once; the next pull reads it.
-                if (page.ids.length === PAGE) dirty = true
-                return
+              for (const bytes of page.bytes) controller.enqueue(bytes)
+              if (page.ids.length > 0) last = page.ids.at(-1)
+              if (page.ids.length === PAGE)
+                dirty = true // a full page: there may be more at once
+              else {
+                // Caught up as of this read: it joins the shared read, unless that one is ahead
+                // (it has read an event this read did not see: the wake-up for it reads on).
+                leaveShared = live.join(sessionId, key, follower, readAfter)
+                if (leaveShared) {
+                  unsubscribe?.()
+                  unsubscribe = undefined
+                }
               }
+              if (page.ids.length > 0) return
               // Nothing yet; but a wake-up that came during the read may be for a commit the
               // read did not see: look again before waiting.
               continue
             }
             // Nothing new: wait for a wake-up, or send a keep-alive when none comes.
-            const woken = await new Promise<boolean>((resolve) => {
-              const timer = setTimeout(() => resolve(false), KEEP_ALIVE_MS)
-              waiting = () => {
-                clearTimeout(timer)
-                resolve(true)
-              }
-            })
-            waiting = undefined
-            if (ended) return
-            if (!woken) {
-              controller.enqueue(encoder.encode(`${specValues.sseKeepAlive.line}\n\n`))
+            if (!(await woken())) {
+              if (!ended) controller.enqueue(encoder.encode(`${specValues.sseKeepAlive.line}\n\n`))
               return
             }
           }
@@ -177,7 +255,7 @@ export async function followSession(options: FollowOptions): Promise<ReadableStr
         end()
       },
     },
-    // The queue holds about one page: while the client does not read, nothing more is read.
+    // The queue holds about one page: while the client does not read, nothing more is given to it.
     { highWaterMark: 1 },
   )
 }

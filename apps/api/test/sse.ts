@@ -16,6 +16,7 @@ export function messages(res: Response) {
   const queue: Message[] = []
   /** Where the stream said it stands (its session.position message, which next() passes over). */
   const state: { position?: string } = {}
+  let pending: ReturnType<typeof reader.read> | undefined
   async function next(timeoutMs = 5_000): Promise<Message | undefined> {
     const deadline = Date.now() + timeoutMs
     while (queue.length === 0) {
@@ -37,11 +38,16 @@ export function messages(res: Response) {
       }
       const left = deadline - Date.now()
       if (left <= 0) return undefined
+      // A read that the timeout outran stays pending, and the next call takes its chunk.
+      pending ??= reader.read()
+      let timer: NodeJS.Timeout | undefined
       const chunk = await Promise.race([
-        reader.read(),
-        new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), left)),
+        pending,
+        new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), left))),
       ])
+      clearTimeout(timer)
       if (chunk === 'timeout') return undefined
+      pending = undefined
       if (chunk.done) return undefined
       buffer += decoder.decode(chunk.value, { stream: true })
     }

@@ -12,6 +12,7 @@ import { claimOf, replayed } from '../middleware/idempotency.js'
 import type { StoreWriter } from '../store/types.js'
 import { followSession, type StreamSlots } from '../follow.js'
 import type { EventFeed } from '../store/feed.js'
+import { LiveSessions } from '../live-sessions.js'
 
 // Session events: listed, read one at a time, appended. Thin handlers: the generated route has
 // parsed and validated the request (defaults applied); here the session is checked against the
@@ -33,6 +34,8 @@ export function sessionEventsHandlers({ reader, writer, feed, streams, shutdown 
   createSessionEvent: RouteHandler<Routes['createSessionEvent'], AppEnv>
   streamSessionEvents: RouteHandler<Routes['streamSessionEvents'], AppEnv>
 } {
+  // The followers of a session at its head share one read per wake-up (live-sessions.ts).
+  const live = new LiveSessions(feed)
   return {
     async listSessionEvents(c) {
       const { sessionId } = c.req.valid('param')
@@ -92,6 +95,7 @@ export function sessionEventsHandlers({ reader, writer, feed, streams, shutdown 
       const body = await followSession({
         reader,
         feed,
+        live,
         sessionId,
         // A reconnecting EventSource adds Last-Event-ID to the URL it first opened: it wins.
         after: lastEventId ?? query.after,
