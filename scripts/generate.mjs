@@ -10,6 +10,8 @@
 //   server-stubs  packages/server-stubs/src/generated/routes.ts    (hono-takibi: zod schemas, createRoute)
 //                 packages/server-stubs/src/generated/handlers.ts  (the handler map keyed by operationId)
 //                 packages/server-stubs/src/generated/values.ts    (the spec's values, below)
+//   otlp          apps/api/src/generated/otlp/**/*_pb.ts  (protoc-gen-es, from openapi/otlp/**/*.proto: the
+//                 OTLP/HTTP logs intake's protobuf messages, compiled by buf)
 import { readFile, writeFile, mkdir } from 'node:fs/promises'
 import { dirname, join, relative } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -206,6 +208,9 @@ async function generateServerStubs() {
   // no `undefined` to tell them apart), and the one @hono/zod-openapi's document generator
   // knows, so the app's own OpenAPI document does not list optional fields as required.
   routes = routes.replaceAll('.exactOptional()', '.optional()')
+  // A binary body (`type: string, format: binary`: a protobuf message) is z.file() to hono-takibi,
+  // which @hono/zod-openapi's document generator does not know: it is a string of format binary.
+  routes = routes.replaceAll('z\n  .file()\n  .openapi({', "z\n  .string()\n  .openapi({\n    format: 'binary',")
   routes = routes.replace(
     /^import \{ createRoute, z \} from '@hono\/zod-openapi'\n/m,
     (line) =>
@@ -215,6 +220,27 @@ async function generateServerStubs() {
       '\n/** An integer query parameter, in decimal digits only; anything else is left for the schema to refuse. */\n' +
       "const queryInteger = (value: unknown) =>\n  typeof value === 'string' && /^-?[0-9]{1,15}$/.test(value) ? Number(value) : value\n",
   )
+
+  // A request body marked `x-read-by-handler` (POST /v1/logs: protobuf or OTLP JSON, maybe
+  // gzipped, whose errors are a google.rpc.Status) is read by its handler, not by the route: its
+  // media types name their schemas by reference, which @hono/zod-openapi documents as they are
+  // but does not validate (it validates zod schemas only). registerRoutes registers those
+  // schemas, so that the app's document still has them.
+  const readByHandler = []
+  for (const item of Object.values(spec.paths)) {
+    for (const op of Object.values(item)) {
+      if (!op?.requestBody?.['x-read-by-handler']) continue
+      const at = routes.indexOf(`operationId: '${op.operationId}'`)
+      const bodyAt = at < 0 ? -1 : routes.indexOf('\n    body: {', at)
+      const end = bodyAt < 0 ? -1 : routes.indexOf('\n  responses: {', bodyAt)
+      if (end < 0) throw new Error(`hono-takibi output changed: no request body for ${op.operationId}`)
+      const body = routes.slice(bodyAt, end).replace(/schema: (\w+)Schema,/g, (_, name) => {
+        readByHandler.push(name)
+        return `schema: { $ref: '#/components/schemas/${name}' },`
+      })
+      routes = routes.slice(0, bodyAt) + body + routes.slice(end)
+    }
+  }
 
   // The handler map: one entry per operationId, typed by its route, so a missing or mistyped
   // handler is a compile error.
@@ -230,7 +256,7 @@ async function generateServerStubs() {
   const handlers = [
     "import type { OpenAPIHono, RouteHandler } from '@hono/zod-openapi'",
     "import type { Env } from 'hono'",
-    `import { ${operations.map((o) => o.route).join(', ')} } from './routes.js'`,
+    `import { ${[...operations.map((o) => o.route), ...readByHandler.map((name) => `${name}Schema`)].join(', ')} } from './routes.js'`,
     '',
     '/** Every route of the spec, keyed by its operationId. */',
     'export const routes = {',
@@ -251,6 +277,7 @@ async function generateServerStubs() {
     '  handlers: SessionEventsHandlers<E>,',
     '): OpenAPIHono<E> {',
     ...operations.map((o) => `  app.openapi(routes.${o.operationId}, handlers.${o.operationId})`),
+    ...readByHandler.map((name) => `  app.openAPIRegistry.register('${name}', ${name}Schema)`),
     '  return app',
     '}',
     '',
@@ -264,7 +291,54 @@ async function generateServerStubs() {
   }
 }
 
-const targets = { client: generateClient, 'server-stubs': generateServerStubs }
+// The protobuf messages of POST /v1/logs (OTLP/HTTP): the spec can only say "a binary
+// ExportLogsServiceRequest", so the messages themselves are the project's own .proto files
+// (openapi/otlp, field numbers pinned to an opentelemetry-proto release), compiled by buf (an npm
+// package: a binary of its own, no network) and turned into TypeScript by protoc-gen-es, the
+// @bufbuild/protobuf generator, into a folder of this run's own; nothing else is written there.
+async function generateOtlp() {
+  const { execFile } = await import('node:child_process')
+  const { mkdtemp, readdir, rm } = await import('node:fs/promises')
+  const { tmpdir } = await import('node:os')
+  const { promisify } = await import('node:util')
+  const out = await mkdtemp(join(tmpdir(), 'otlp-gen-'))
+  try {
+    const template = {
+      version: 'v2',
+      plugins: [
+        {
+          local: join(root, 'node_modules/.bin/protoc-gen-es'),
+          out,
+          opt: ['target=ts', 'import_extension=js'],
+        },
+      ],
+    }
+    await promisify(execFile)(
+      join(root, 'node_modules/.bin/buf'),
+      ['generate', 'openapi/otlp', '--template', JSON.stringify(template)],
+      { cwd: root },
+    )
+    const files = {}
+    for (const file of (await readdir(out, { recursive: true })).filter((f) => f.endsWith('_pb.ts')).sort()) {
+      const proto = `openapi/otlp/${file.replace(/_pb\.ts$/, '.proto')}`
+      const code = await readFile(join(out, file), 'utf8')
+      files[`apps/api/src/generated/otlp/${file}`] =
+        [
+          `// Generated from ${proto} by scripts/generate.mjs (buf + protoc-gen-es).`,
+          `// Do not edit this file: change the .proto (or the generator) and run \`${FIX_COMMAND}\`.`,
+          '',
+        ].join('\n') +
+        '\n' +
+        code
+    }
+    if (Object.keys(files).length === 0) throw new Error('buf generated no file from openapi/otlp')
+    return files
+  } finally {
+    await rm(out, { recursive: true, force: true })
+  }
+}
+
+const targets = { client: generateClient, 'server-stubs': generateServerStubs, otlp: generateOtlp }
 
 const args = process.argv.slice(2)
 const check = args.includes('--check')

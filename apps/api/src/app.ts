@@ -10,6 +10,9 @@ import { HTTPException } from 'hono/http-exception'
 import { serverRunsHandlers } from './handlers/server-runs.handlers.js'
 import { sessionEventsHandlers } from './handlers/session-events.handlers.js'
 import { sessionsHandlers } from './handlers/sessions.handlers.js'
+import { otlpHandlers } from './handlers/otlp.handlers.js'
+import { OtlpIntake } from './otlp/intake.js'
+import { otlpAnswers } from './otlp/answers.js'
 import { authenticate, requireScope } from './middleware/auth.js'
 import { idempotency } from './middleware/idempotency.js'
 import { jsonBody } from './middleware/json-body.js'
@@ -101,7 +104,9 @@ export function createApp(options: AppOptions) {
   // `/sessions/*` matches `/sessions` too.
   app.use('/sessions/*', indexedQuery)
   app.use('/sessions/*', authenticate(reader))
-  if (limit) app.use('/sessions/*', rateLimit({ limiter: store.rateLimiter?.(limit), ...limit }))
+  // One limiter for the API and OTLP: the key's requests count against one limit.
+  const limited = limit && rateLimit({ limiter: store.rateLimiter?.(limit), ...limit })
+  if (limited) app.use('/sessions/*', limited)
   app.on('GET', '/sessions/*', requireScope('sessions:read'))
   app.on('POST', '/sessions/*', requireScope('sessions:write'))
   const limitBody = bodyLimit({
@@ -123,8 +128,17 @@ export function createApp(options: AppOptions) {
   app.on('POST', '/sessions/*', jsonBody)
   app.on('POST', '/sessions/*', idempotency(store.idempotencyKeys))
 
+  // OTLP/HTTP (`POST /v1/logs`, otlp/): the same key, rate limit and load shedding as the API,
+  // every refusal a google.rpc.Status (otlpAnswers); its handler reads the body itself.
+  app.use('/v1/*', otlpAnswers)
+  if (shedder) app.use('/v1/*', shedder.middleware())
+  app.use('/v1/*', authenticate(reader))
+  if (limited) app.use('/v1/*', limited)
+  app.on('POST', '/v1/*', requireScope('sessions:write'))
+
   registerRoutes(app, {
     ...sessionsHandlers(reader, store.writer),
+    ...otlpHandlers(new OtlpIntake({ reader: store.reader, writer: store.writer, db: store.db })),
     ...serverRunsHandlers(reader, store.writer),
     ...sessionEventsHandlers({
       reader,

@@ -209,6 +209,61 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/logs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Export OpenTelemetry logs (OTLP/HTTP)
+         * @description The OTLP/HTTP logs endpoint: a server instrumented with OpenTelemetry sends its log
+         *     records here with nothing but `OTEL_EXPORTER_OTLP_ENDPOINT` (the exporter appends
+         *     `/v1/logs`) and `OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer%20metorial_sk_…`. It
+         *     answers as the OpenTelemetry protocol specification says: the body is a binary protobuf
+         *     `ExportLogsServiceRequest` (`application/x-protobuf`) or its OTLP JSON form
+         *     (`application/json`: lowerCamelCase keys, hex `traceId` and `spanId`, enums as integers,
+         *     64-bit integers as strings or numbers), optionally `Content-Encoding: gzip`; the answer
+         *     is in the request's encoding, and an error's body is a `google.rpc.Status` (for
+         *     `application/json`, `OtlpStatus`).
+         *
+         *     **Where records go.** For each resource of the request:
+         *     - the **session** is the resource's `session.id` attribute, an existing `ses_…` of the
+         *       key's instance; without one, a session made for the resource's `service.instance.id`
+         *       (its metadata `{"service.instance.id": …}`), the same one for every later request of
+         *       that instance, listed by `GET /sessions`;
+         *     - the **server run** is the resource's `service.instance.id` within that session: its
+         *       first record starts an `external` run of a server named by `service.name` (its
+         *       deployment's metadata holds `service.version` and the instance id); later requests
+         *       append to it. An id that names a run (`srr_…`) appends to that run;
+         *     - the resource's records become **one `server_logs` event**, in the request's order,
+         *       written in one commit: each record one log line, its body as the line (a string as it
+         *       is, any other value as JSON), `stderr` from severity WARN (13) up and `stdout` below,
+         *       cut into pieces of 65,536 characters as `session-events run` cuts long lines, with
+         *       the record's `time` (RFC 3339), `severity_text`, `trace_id` and `span_id` kept on the
+         *       line when it has them.
+         *
+         *     For example, a resource `{"service.name": "github-mcp", "service.version": "1.4.0",
+         *     "service.instance.id": "github-mcp-7f9c"}` without `session.id` writes its records to
+         *     one run of `github-mcp` in a session of its own, found with `GET /sessions` by its
+         *     metadata.
+         *
+         *     The same body sent again within 24 hours (an exporter's retry) writes nothing new: the
+         *     body's sha256 is the Idempotency-Key of each resource's event. Records that cannot be
+         *     stored (a stopped run, an unknown `session.id`) are counted in `partialSuccess`, with a
+         *     message saying why; the rest are stored. Over 20 MiB after decompression: 413, and the
+         *     body is read no further. Only 429 and 503 (with `Retry-After`) are worth retrying.
+         */
+        post: operations["exportLogs"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -742,6 +797,114 @@ export interface components {
         } & {
             [key: string]: unknown;
         };
+        /**
+         * Format: binary
+         * @description A protobuf message in its binary wire format: `opentelemetry.proto.collector.logs.v1`'s
+         *     `ExportLogsServiceRequest` or `ExportLogsServiceResponse`, or `google.rpc.Status`. The
+         *     messages are in `openapi/otlp/*.proto` (field numbers of opentelemetry-proto v1.7.0).
+         */
+        OtlpProtobuf: string;
+        /** @description `ExportLogsServiceRequest` in the OTLP JSON mapping; unknown fields are ignored. */
+        OtlpExportLogsRequest: {
+            /** @description The records, by the resource (the server instance) that wrote them. */
+            resourceLogs?: components["schemas"]["OtlpResourceLogs"][];
+        };
+        /** @description The records of one resource, by the scope that emitted them. */
+        OtlpResourceLogs: {
+            resource?: components["schemas"]["OtlpResource"];
+            /** @description The records of each instrumentation scope. */
+            scopeLogs?: components["schemas"]["OtlpScopeLogs"][];
+            /** @description The semantic conventions' schema of the resource; not used here. */
+            schemaUrl?: string;
+        };
+        /**
+         * @description What wrote the records. The attributes read here: `service.name` (the server's name),
+         *     `service.version`, `service.instance.id` (the run) and `session.id` (the session).
+         */
+        OtlpResource: {
+            /** @description The resource's attributes. */
+            attributes?: components["schemas"]["OtlpKeyValue"][];
+            /** @description Attributes the sender left out; not used here. */
+            droppedAttributesCount?: number;
+        };
+        /** @description The records one instrumentation scope emitted. */
+        OtlpScopeLogs: {
+            /** @description The instrumentation scope (`name`, `version`, `attributes`); not used here. */
+            scope?: Record<string, never>;
+            /** @description The records, in the order they are stored. */
+            logRecords?: components["schemas"]["OtlpLogRecord"][];
+            /** @description The scope's schema; not used here. */
+            schemaUrl?: string;
+        };
+        /** @description One log record; it becomes one log line (more when its body is over 65,536 characters). */
+        OtlpLogRecord: {
+            timeUnixNano?: components["schemas"]["OtlpUint64"];
+            observedTimeUnixNano?: components["schemas"]["OtlpUint64"];
+            /** @description 1–4 TRACE, 5–8 DEBUG, 9–12 INFO, 13–16 WARN, 17–20 ERROR, 21–24 FATAL; `stderr` from 13 up. */
+            severityNumber?: number;
+            /** @description The level as the source named it (`INFO`, `warning`), kept as the line's `severity_text`. */
+            severityText?: string;
+            body?: components["schemas"]["OtlpAnyValue"];
+            /** @description The record's attributes; not stored. */
+            attributes?: components["schemas"]["OtlpKeyValue"][];
+            /** @description Attributes the sender left out; not used here. */
+            droppedAttributesCount?: number;
+            /** @description The W3C trace flags in the low byte; not used here. */
+            flags?: number;
+            /** @description The trace, 16 bytes in hex (not base64); kept as the line's `trace_id`. */
+            traceId?: string;
+            /** @description The span, 8 bytes in hex (not base64); kept as the line's `span_id`. */
+            spanId?: string;
+            /** @description The name of the event the record reports; not used here. */
+            eventName?: string;
+        };
+        /** @description Nanoseconds since the Unix epoch, a decimal string or a number (the OTLP JSON mapping of a 64-bit integer). */
+        OtlpUint64: string | number;
+        /** @description One attribute. */
+        OtlpKeyValue: {
+            /** @description The attribute's name, such as `service.name`. */
+            key?: string;
+            value?: components["schemas"]["OtlpAnyValue"];
+        };
+        /**
+         * @description A value: one of its properties, or none. A line is `stringValue` as it is; any other value
+         *     is written as JSON (an array or a map as JSON of its values, bytes as base64).
+         */
+        OtlpAnyValue: {
+            /** @description A string. */
+            stringValue?: string;
+            /** @description A boolean. */
+            boolValue?: boolean;
+            /** @description A 64-bit integer, as a decimal string or a number. */
+            intValue?: string | number;
+            /** @description A floating-point number. */
+            doubleValue?: number;
+            /** @description An array, as `{"values": [AnyValue, …]}`. */
+            arrayValue?: Record<string, never>;
+            /** @description A map, as `{"values": [KeyValue, …]}`. */
+            kvlistValue?: Record<string, never>;
+            /** @description Bytes, in base64. */
+            bytesValue?: string;
+        };
+        /** @description `ExportLogsServiceResponse` in the OTLP JSON mapping. */
+        OtlpExportLogsResponse: {
+            /** @description Present only when some records were not stored. */
+            partialSuccess?: {
+                /** @description How many records were not stored (a 64-bit integer, as a decimal string). */
+                rejectedLogRecords: string;
+                /** @description Why, for a person to read. */
+                errorMessage: string;
+            };
+        };
+        /** @description `google.rpc.Status` in the OTLP JSON mapping: the body of every error of `POST /v1/logs`. */
+        OtlpStatus: {
+            /** @description A `google.rpc.Code`, such as 3 (INVALID_ARGUMENT), 8 (RESOURCE_EXHAUSTED), 14 (UNAVAILABLE) or 16 (UNAUTHENTICATED). */
+            code: number;
+            /** @description What went wrong, for a person to read; the API's error code first. */
+            message: string;
+            /** @description Never sent here. */
+            details?: Record<string, never>[];
+        };
     };
     responses: {
         /**
@@ -978,6 +1141,8 @@ export interface components {
          *     server speaks.
          */
         MetorialVersionRequest: string;
+        /** @description `gzip` when the body is compressed (an exporter's `OTEL_EXPORTER_OTLP_COMPRESSION=gzip`); absent or `identity` when not. */
+        ContentEncoding: "gzip" | "identity";
         /**
          * @description A key of the client's choosing, such as a UUID, that makes a retry of this request safe
          *     (IETF draft "The Idempotency-Key HTTP Header Field"). A retry with the same key and the
@@ -1558,6 +1723,130 @@ export interface operations {
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalServerError"];
             503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    exportLogs: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description `gzip` when the body is compressed (an exporter's `OTEL_EXPORTER_OTLP_COMPRESSION=gzip`); absent or `identity` when not. */
+                "Content-Encoding"?: components["parameters"]["ContentEncoding"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        /** @description An `ExportLogsServiceRequest`, binary or OTLP JSON. */
+        requestBody: {
+            content: {
+                "application/x-protobuf": components["schemas"]["OtlpProtobuf"];
+                "application/json": components["schemas"]["OtlpExportLogsRequest"];
+            };
+        };
+        responses: {
+            /**
+             * @description The records were taken: `partialSuccess` is absent when all were stored, and counts
+             *     those that were not (do not send them again) with the reason.
+             */
+            200: {
+                headers: {
+                    "metorial-req-id": components["headers"]["MetorialReqId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-protobuf": components["schemas"]["OtlpProtobuf"];
+                    "application/json": components["schemas"]["OtlpExportLogsResponse"];
+                };
+            };
+            /** @description The body is not an `ExportLogsServiceRequest` (malformed protobuf or JSON): do not retry. */
+            400: {
+                headers: {
+                    "metorial-req-id": components["headers"]["MetorialReqId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-protobuf": components["schemas"]["OtlpProtobuf"];
+                    "application/json": components["schemas"]["OtlpStatus"];
+                };
+            };
+            /** @description No `Authorization: Bearer metorial_sk_…`, or a key that is unknown, revoked or expired. */
+            401: {
+                headers: {
+                    "metorial-req-id": components["headers"]["MetorialReqId"];
+                    "WWW-Authenticate": components["headers"]["WwwAuthenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-protobuf": components["schemas"]["OtlpProtobuf"];
+                    "application/json": components["schemas"]["OtlpStatus"];
+                };
+            };
+            /** @description A publishable key (`metorial_pk_…`): it may not write. */
+            403: {
+                headers: {
+                    "metorial-req-id": components["headers"]["MetorialReqId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-protobuf": components["schemas"]["OtlpProtobuf"];
+                    "application/json": components["schemas"]["OtlpStatus"];
+                };
+            };
+            /** @description The body is over 20 MiB (20,971,520 bytes) once decompressed; it is read no further. */
+            413: {
+                headers: {
+                    "metorial-req-id": components["headers"]["MetorialReqId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-protobuf": components["schemas"]["OtlpProtobuf"];
+                    "application/json": components["schemas"]["OtlpStatus"];
+                };
+            };
+            /** @description A `Content-Type` other than `application/x-protobuf` or `application/json`, or a `Content-Encoding` other than `gzip`. */
+            415: {
+                headers: {
+                    "metorial-req-id": components["headers"]["MetorialReqId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OtlpStatus"];
+                };
+            };
+            /** @description The key made too many requests; retry after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    "metorial-req-id": components["headers"]["MetorialReqId"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-protobuf": components["schemas"]["OtlpProtobuf"];
+                    "application/json": components["schemas"]["OtlpStatus"];
+                };
+            };
+            /** @description Something unexpected failed on the server. Nothing internal is shown. */
+            500: {
+                headers: {
+                    "metorial-req-id": components["headers"]["MetorialReqId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-protobuf": components["schemas"]["OtlpProtobuf"];
+                    "application/json": components["schemas"]["OtlpStatus"];
+                };
+            };
+            /** @description The store cannot be reached, or the server sheds load; retry after `Retry-After` seconds. */
+            503: {
+                headers: {
+                    "metorial-req-id": components["headers"]["MetorialReqId"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-protobuf": components["schemas"]["OtlpProtobuf"];
+                    "application/json": components["schemas"]["OtlpStatus"];
+                };
+            };
         };
     };
 }

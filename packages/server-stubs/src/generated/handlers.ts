@@ -13,6 +13,8 @@ import {
   postSessionsSessionIdEventsRoute,
   getSessionsSessionIdEventsStreamRoute,
   getSessionsSessionIdEventsSessionEventIdRoute,
+  postV1LogsRoute,
+  OtlpExportLogsRequestSchema,
 } from './routes.js'
 
 /** Every route of the spec, keyed by its operationId. */
@@ -26,6 +28,7 @@ export const routes = {
   createSessionEvent: postSessionsSessionIdEventsRoute,
   streamSessionEvents: getSessionsSessionIdEventsStreamRoute,
   getSessionEvent: getSessionsSessionIdEventsSessionEventIdRoute,
+  exportLogs: postV1LogsRoute,
 } as const
 
 export type Routes = typeof routes
@@ -50,5 +53,7 @@ export function registerRoutes<E extends Env>(
   app.openapi(routes.createSessionEvent, handlers.createSessionEvent)
   app.openapi(routes.streamSessionEvents, handlers.streamSessionEvents)
   app.openapi(routes.getSessionEvent, handlers.getSessionEvent)
+  app.openapi(routes.exportLogs, handlers.exportLogs)
+  app.openAPIRegistry.register('OtlpExportLogsRequest', OtlpExportLogsRequestSchema)
   return app
 }

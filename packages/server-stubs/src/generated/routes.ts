@@ -751,6 +751,231 @@ export type Error = z.infer<typeof ErrorSchema>
 
 export type ValidationIssue = z.infer<typeof ValidationIssueSchema>
 
+export const OtlpProtobufSchema = z
+  .string()
+  .openapi({
+    format: 'binary',
+    description:
+      "A protobuf message in its binary wire format: `opentelemetry.proto.collector.logs.v1`'s\n`ExportLogsServiceRequest` or `ExportLogsServiceResponse`, or `google.rpc.Status`. The\nmessages are in `openapi/otlp/*.proto` (field numbers of opentelemetry-proto v1.7.0).\n",
+  })
+  .openapi('OtlpProtobuf')
+
+export type OtlpProtobuf = z.infer<typeof OtlpProtobufSchema>
+
+export const OtlpAnyValueSchema = z
+  .object({
+    stringValue: z.string().optional().openapi({ description: 'A string.' }),
+    boolValue: z.boolean().optional().openapi({ description: 'A boolean.' }),
+    intValue: z
+      .xor([z.string().regex(/^-?[0-9]{1,19}$/), z.int()])
+      .optional()
+      .openapi({ description: 'A 64-bit integer, as a decimal string or a number.' }),
+    doubleValue: z.number().optional().openapi({ description: 'A floating-point number.' }),
+    arrayValue: z
+      .object({})
+      .optional()
+      .openapi({ description: 'An array, as `{"values": [AnyValue, …]}`.' }),
+    kvlistValue: z
+      .object({})
+      .optional()
+      .openapi({ description: 'A map, as `{"values": [KeyValue, …]}`.' }),
+    bytesValue: z.string().optional().openapi({ description: 'Bytes, in base64.' }),
+  })
+  .openapi({
+    description:
+      'A value: one of its properties, or none. A line is `stringValue` as it is; any other value\nis written as JSON (an array or a map as JSON of its values, bytes as base64).\n',
+  })
+  .openapi('OtlpAnyValue')
+
+export const OtlpKeyValueSchema = z
+  .object({
+    key: z
+      .string()
+      .optional()
+      .openapi({ description: "The attribute's name, such as `service.name`." }),
+    value: OtlpAnyValueSchema.optional(),
+  })
+  .openapi({ description: 'One attribute.' })
+  .openapi('OtlpKeyValue')
+
+export const OtlpResourceSchema = z
+  .object({
+    attributes: z
+      .array(OtlpKeyValueSchema)
+      .optional()
+      .openapi({ description: "The resource's attributes." }),
+    droppedAttributesCount: z
+      .int()
+      .optional()
+      .openapi({ description: 'Attributes the sender left out; not used here.' }),
+  })
+  .openapi({
+    description:
+      "What wrote the records. The attributes read here: `service.name` (the server's name),\n`service.version`, `service.instance.id` (the run) and `session.id` (the session).\n",
+  })
+  .openapi('OtlpResource')
+
+export const OtlpUint64Schema = z
+  .xor([z.string().regex(/^[0-9]{1,20}$/), z.int().min(0)])
+  .openapi({
+    description:
+      'Nanoseconds since the Unix epoch, a decimal string or a number (the OTLP JSON mapping of a 64-bit integer).',
+  })
+  .openapi('OtlpUint64')
+
+export const OtlpLogRecordSchema = z
+  .object({
+    timeUnixNano: OtlpUint64Schema.optional(),
+    observedTimeUnixNano: OtlpUint64Schema.optional(),
+    severityNumber: z.int().min(0).max(24).optional().openapi({
+      description:
+        '1–4 TRACE, 5–8 DEBUG, 9–12 INFO, 13–16 WARN, 17–20 ERROR, 21–24 FATAL; `stderr` from 13 up.',
+    }),
+    severityText: z.string().optional().openapi({
+      description:
+        "The level as the source named it (`INFO`, `warning`), kept as the line's `severity_text`.",
+    }),
+    body: OtlpAnyValueSchema.optional(),
+    attributes: z
+      .array(OtlpKeyValueSchema)
+      .optional()
+      .openapi({ description: "The record's attributes; not stored." }),
+    droppedAttributesCount: z
+      .int()
+      .optional()
+      .openapi({ description: 'Attributes the sender left out; not used here.' }),
+    flags: z
+      .int()
+      .optional()
+      .openapi({ description: 'The W3C trace flags in the low byte; not used here.' }),
+    traceId: z
+      .string()
+      .regex(/^([0-9a-fA-F]{32})?$/)
+      .optional()
+      .openapi({
+        description: "The trace, 16 bytes in hex (not base64); kept as the line's `trace_id`.",
+      }),
+    spanId: z
+      .string()
+      .regex(/^([0-9a-fA-F]{16})?$/)
+      .optional()
+      .openapi({
+        description: "The span, 8 bytes in hex (not base64); kept as the line's `span_id`.",
+      }),
+    eventName: z
+      .string()
+      .optional()
+      .openapi({ description: 'The name of the event the record reports; not used here.' }),
+  })
+  .openapi({
+    description:
+      'One log record; it becomes one log line (more when its body is over 65,536 characters).',
+  })
+  .openapi('OtlpLogRecord')
+
+export const OtlpScopeLogsSchema = z
+  .object({
+    scope: z.object({}).optional().openapi({
+      description: 'The instrumentation scope (`name`, `version`, `attributes`); not used here.',
+    }),
+    logRecords: z
+      .array(OtlpLogRecordSchema)
+      .optional()
+      .openapi({ description: 'The records, in the order they are stored.' }),
+    schemaUrl: z.string().optional().openapi({ description: "The scope's schema; not used here." }),
+  })
+  .openapi({ description: 'The records one instrumentation scope emitted.' })
+  .openapi('OtlpScopeLogs')
+
+export const OtlpResourceLogsSchema = z
+  .object({
+    resource: OtlpResourceSchema.optional(),
+    scopeLogs: z
+      .array(OtlpScopeLogsSchema)
+      .optional()
+      .openapi({ description: 'The records of each instrumentation scope.' }),
+    schemaUrl: z
+      .string()
+      .optional()
+      .openapi({ description: "The semantic conventions' schema of the resource; not used here." }),
+  })
+  .openapi({ description: 'The records of one resource, by the scope that emitted them.' })
+  .openapi('OtlpResourceLogs')
+
+export const OtlpExportLogsRequestSchema = z
+  .object({
+    resourceLogs: z.array(OtlpResourceLogsSchema).optional().openapi({
+      description: 'The records, by the resource (the server instance) that wrote them.',
+    }),
+  })
+  .openapi({
+    description: '`ExportLogsServiceRequest` in the OTLP JSON mapping; unknown fields are ignored.',
+  })
+  .openapi('OtlpExportLogsRequest')
+
+export type OtlpExportLogsRequest = z.infer<typeof OtlpExportLogsRequestSchema>
+
+export type OtlpResourceLogs = z.infer<typeof OtlpResourceLogsSchema>
+
+export type OtlpResource = z.infer<typeof OtlpResourceSchema>
+
+export type OtlpScopeLogs = z.infer<typeof OtlpScopeLogsSchema>
+
+export type OtlpLogRecord = z.infer<typeof OtlpLogRecordSchema>
+
+export type OtlpUint64 = z.infer<typeof OtlpUint64Schema>
+
+export type OtlpKeyValue = z.infer<typeof OtlpKeyValueSchema>
+
+export type OtlpAnyValue = z.infer<typeof OtlpAnyValueSchema>
+
+export const OtlpExportLogsResponseSchema = z
+  .object({
+    partialSuccess: z
+      .object({
+        rejectedLogRecords: z
+          .string()
+          .regex(/^[0-9]+$/)
+          .openapi({
+            description:
+              'How many records were not stored (a 64-bit integer, as a decimal string).',
+          }),
+        errorMessage: z.string().openapi({ description: 'Why, for a person to read.' }),
+      })
+      .optional()
+      .openapi({
+        description: 'Present only when some records were not stored.',
+        required: ['rejectedLogRecords', 'errorMessage'],
+      }),
+  })
+  .openapi({ description: '`ExportLogsServiceResponse` in the OTLP JSON mapping.' })
+  .openapi('OtlpExportLogsResponse')
+
+export type OtlpExportLogsResponse = z.infer<typeof OtlpExportLogsResponseSchema>
+
+export const OtlpStatusSchema = z
+  .object({
+    code: z.int().openapi({
+      description:
+        'A `google.rpc.Code`, such as 3 (INVALID_ARGUMENT), 8 (RESOURCE_EXHAUSTED), 14 (UNAVAILABLE) or 16 (UNAUTHENTICATED).',
+    }),
+    message: z.string().openapi({
+      description: "What went wrong, for a person to read; the API's error code first.",
+    }),
+    details: z
+      .array(z.object({}).openapi({ description: 'A `google.protobuf.Any`.' }))
+      .optional()
+      .openapi({ description: 'Never sent here.' }),
+  })
+  .openapi({
+    description:
+      '`google.rpc.Status` in the OTLP JSON mapping: the body of every error of `POST /v1/logs`.',
+    required: ['code', 'message'],
+  })
+  .openapi('OtlpStatus')
+
+export type OtlpStatus = z.infer<typeof OtlpStatusSchema>
+
 export const MetorialReqIdHeaderSchema = z
   .string()
   .regex(/^req_[0-9A-Za-z]{22}$/)
@@ -1422,6 +1647,20 @@ export const MetorialVersionRequestParamsSchema = z
       description:
         'The API version the client was written for, such as `2025-01-01-pulsar` (the version a\nrequest without it is taken to speak). Accepted and answered with the version this\nserver speaks.\n',
       schema: { type: 'string', maxLength: 64, default: '2025-01-01-pulsar' },
+    },
+  })
+
+export const ContentEncodingParamsSchema = z
+  .enum(['gzip', 'identity'])
+  .optional()
+  .openapi({
+    param: {
+      name: 'Content-Encoding',
+      in: 'header',
+      required: false,
+      description:
+        "`gzip` when the body is compressed (an exporter's `OTEL_EXPORTER_OTLP_COMPRESSION=gzip`); absent or `identity` when not.",
+      schema: { type: 'string', enum: ['gzip', 'identity'] },
     },
   })
 
@@ -2802,5 +3041,262 @@ export const getSessionsSessionIdEventsSessionEventIdRoute = createRoute({
     429: TooManyRequestsResponse,
     500: InternalServerErrorResponse,
     503: ServiceUnavailableResponse,
+  },
+})
+
+export const postV1LogsRoute = createRoute({
+  method: 'post',
+  path: '/v1/logs',
+  tags: ['OpenTelemetry'],
+  summary: 'Export OpenTelemetry logs (OTLP/HTTP)',
+  description:
+    'The OTLP/HTTP logs endpoint: a server instrumented with OpenTelemetry sends its log\nrecords here with nothing but `OTEL_EXPORTER_OTLP_ENDPOINT` (the exporter appends\n`/v1/logs`) and `OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer%20metorial_sk_…`. It\nanswers as the OpenTelemetry protocol specification says: the body is a binary protobuf\n`ExportLogsServiceRequest` (`application/x-protobuf`) or its OTLP JSON form\n(`application/json`: lowerCamelCase keys, hex `traceId` and `spanId`, enums as integers,\n64-bit integers as strings or numbers), optionally `Content-Encoding: gzip`; the answer\nis in the request\'s encoding, and an error\'s body is a `google.rpc.Status` (for\n`application/json`, `OtlpStatus`).\n\n**Where records go.** For each resource of the request:\n- the **session** is the resource\'s `session.id` attribute, an existing `ses_…` of the\n  key\'s instance; without one, a session made for the resource\'s `service.instance.id`\n  (its metadata `{"service.instance.id": …}`), the same one for every later request of\n  that instance, listed by `GET /sessions`;\n- the **server run** is the resource\'s `service.instance.id` within that session: its\n  first record starts an `external` run of a server named by `service.name` (its\n  deployment\'s metadata holds `service.version` and the instance id); later requests\n  append to it. An id that names a run (`srr_…`) appends to that run;\n- the resource\'s records become **one `server_logs` event**, in the request\'s order,\n  written in one commit: each record one log line, its body as the line (a string as it\n  is, any other value as JSON), `stderr` from severity WARN (13) up and `stdout` below,\n  cut into pieces of 65,536 characters as `session-events run` cuts long lines, with\n  the record\'s `time` (RFC 3339), `severity_text`, `trace_id` and `span_id` kept on the\n  line when it has them.\n\nFor example, a resource `{"service.name": "github-mcp", "service.version": "1.4.0",\n"service.instance.id": "github-mcp-7f9c"}` without `session.id` writes its records to\none run of `github-mcp` in a session of its own, found with `GET /sessions` by its\nmetadata.\n\nThe same body sent again within 24 hours (an exporter\'s retry) writes nothing new: the\nbody\'s sha256 is the Idempotency-Key of each resource\'s event. Records that cannot be\nstored (a stopped run, an unknown `session.id`) are counted in `partialSuccess`, with a\nmessage saying why; the rest are stored. Over 20 MiB after decompression: 413, and the\nbody is read no further. Only 429 and 503 (with `Retry-After`) are worth retrying.\n',
+  operationId: 'exportLogs',
+  request: {
+    headers: z.object({ 'Content-Encoding': ContentEncodingParamsSchema }),
+    body: {
+      description: 'An `ExportLogsServiceRequest`, binary or OTLP JSON.',
+      content: {
+        'application/x-protobuf': { schema: OtlpProtobufSchema },
+        'application/json': {
+          schema: { $ref: '#/components/schemas/OtlpExportLogsRequest' },
+          examples: {
+            twoRecords: {
+              summary: 'Two records of one server instance',
+              value: {
+                resourceLogs: [
+                  {
+                    resource: {
+                      attributes: [
+                        { key: 'service.name', value: { stringValue: 'github-mcp' } },
+                        { key: 'service.version', value: { stringValue: '1.4.0' } },
+                        { key: 'service.instance.id', value: { stringValue: 'github-mcp-7f9c' } },
+                      ],
+                    },
+                    scopeLogs: [
+                      {
+                        scope: { name: 'github-mcp.server' },
+                        logRecords: [
+                          {
+                            timeUnixNano: '1735689600000000000',
+                            severityNumber: 9,
+                            severityText: 'INFO',
+                            body: { stringValue: 'Server listening on stdio' },
+                          },
+                          {
+                            timeUnixNano: '1735689601000000000',
+                            severityNumber: 13,
+                            severityText: 'WARN',
+                            body: {
+                              stringValue:
+                                'GITHUB_TOKEN has no repo scope, falling back to public data',
+                            },
+                            traceId: '5b8efff798038103d269b633813fc60c',
+                            spanId: 'eee19b7ec3c1b174',
+                          },
+                        ],
+                      },
+                    ],
+                  },
+                ],
+              },
+            },
+          },
+        },
+      },
+      required: true,
+    },
+  },
+  responses: {
+    200: {
+      description:
+        'The records were taken: `partialSuccess` is absent when all were stored, and counts\nthose that were not (do not send them again) with the reason.\n',
+      headers: z.object({ 'metorial-req-id': MetorialReqIdHeaderSchema }),
+      content: {
+        'application/x-protobuf': { schema: OtlpProtobufSchema },
+        'application/json': {
+          schema: OtlpExportLogsResponseSchema,
+          examples: {
+            stored: { summary: 'Every record stored', value: {} },
+            partial: {
+              summary: 'Some records refused',
+              value: {
+                partialSuccess: {
+                  rejectedLogRecords: '2',
+                  errorMessage:
+                    'session.id ses_0m5q3k1f8Ab3Cd4Ef5Gh6I: no session of this instance has this id',
+                },
+              },
+            },
+          },
+        },
+      },
+    },
+    400: {
+      description:
+        'The body is not an `ExportLogsServiceRequest` (malformed protobuf or JSON): do not retry.',
+      headers: z.object({ 'metorial-req-id': MetorialReqIdHeaderSchema }),
+      content: {
+        'application/x-protobuf': { schema: OtlpProtobufSchema },
+        'application/json': {
+          schema: OtlpStatusSchema,
+          examples: {
+            malformed: {
+              summary: 'A body that is not OTLP',
+              value: {
+                code: 3,
+                message:
+                  'The body is not an OTLP ExportLogsServiceRequest: JSON: unexpected token.',
+              },
+            },
+          },
+        },
+      },
+    },
+    401: {
+      description:
+        'No `Authorization: Bearer metorial_sk_…`, or a key that is unknown, revoked or expired.',
+      headers: z.object({
+        'metorial-req-id': MetorialReqIdHeaderSchema,
+        'WWW-Authenticate': WwwAuthenticateHeaderSchema,
+      }),
+      content: {
+        'application/x-protobuf': { schema: OtlpProtobufSchema },
+        'application/json': {
+          schema: OtlpStatusSchema,
+          examples: {
+            unauthenticated: {
+              summary: 'No key',
+              value: {
+                code: 16,
+                message:
+                  'unauthorized: An API key is required. Send it as `Authorization: Bearer <key>`.',
+              },
+            },
+          },
+        },
+      },
+    },
+    403: {
+      description: 'A publishable key (`metorial_pk_…`): it may not write.',
+      headers: z.object({ 'metorial-req-id': MetorialReqIdHeaderSchema }),
+      content: {
+        'application/x-protobuf': { schema: OtlpProtobufSchema },
+        'application/json': {
+          schema: OtlpStatusSchema,
+          examples: {
+            forbidden: {
+              summary: 'A publishable key',
+              value: { code: 7, message: 'forbidden: This API key may not do this.' },
+            },
+          },
+        },
+      },
+    },
+    413: {
+      description:
+        'The body is over 20 MiB (20,971,520 bytes) once decompressed; it is read no further.',
+      headers: z.object({ 'metorial-req-id': MetorialReqIdHeaderSchema }),
+      content: {
+        'application/x-protobuf': { schema: OtlpProtobufSchema },
+        'application/json': {
+          schema: OtlpStatusSchema,
+          examples: {
+            tooLarge: {
+              summary: 'A body over 20 MiB',
+              value: {
+                code: 8,
+                message: 'The request body is larger than 20971520 bytes once decompressed.',
+              },
+            },
+          },
+        },
+      },
+    },
+    415: {
+      description:
+        'A `Content-Type` other than `application/x-protobuf` or `application/json`, or a `Content-Encoding` other than `gzip`.',
+      headers: z.object({ 'metorial-req-id': MetorialReqIdHeaderSchema }),
+      content: {
+        'application/json': {
+          schema: OtlpStatusSchema,
+          examples: {
+            unsupported: {
+              summary: 'A body of another type',
+              value: {
+                code: 3,
+                message:
+                  'Send an ExportLogsServiceRequest as application/x-protobuf or application/json, not text/plain.',
+              },
+            },
+          },
+        },
+      },
+    },
+    429: {
+      description: 'The key made too many requests; retry after `Retry-After` seconds.',
+      headers: z.object({
+        'metorial-req-id': MetorialReqIdHeaderSchema,
+        'Retry-After': RetryAfterHeaderSchema,
+      }),
+      content: {
+        'application/x-protobuf': { schema: OtlpProtobufSchema },
+        'application/json': {
+          schema: OtlpStatusSchema,
+          examples: {
+            tooManyRequests: {
+              summary: 'Over the rate limit',
+              value: {
+                code: 8,
+                message: 'too_many_requests: Too many requests, please try again later.',
+              },
+            },
+          },
+        },
+      },
+    },
+    500: {
+      description: 'Something unexpected failed on the server. Nothing internal is shown.',
+      headers: z.object({ 'metorial-req-id': MetorialReqIdHeaderSchema }),
+      content: {
+        'application/x-protobuf': { schema: OtlpProtobufSchema },
+        'application/json': {
+          schema: OtlpStatusSchema,
+          examples: {
+            internal: {
+              summary: 'An unexpected failure',
+              value: {
+                code: 13,
+                message: 'internal_server_error: An internal server error occurred.',
+              },
+            },
+          },
+        },
+      },
+    },
+    503: {
+      description:
+        'The store cannot be reached, or the server sheds load; retry after `Retry-After` seconds.',
+      headers: z.object({
+        'metorial-req-id': MetorialReqIdHeaderSchema,
+        'Retry-After': RetryAfterHeaderSchema,
+      }),
+      content: {
+        'application/x-protobuf': { schema: OtlpProtobufSchema },
+        'application/json': {
+          schema: OtlpStatusSchema,
+          examples: {
+            unavailable: {
+              summary: 'The database is down',
+              value: {
+                code: 14,
+                message:
+                  'service_unavailable: The service is temporarily unavailable, please try again later.',
+              },
+            },
+          },
+        },
+      },
+    },
   },
 })
