@@ -21,6 +21,20 @@ const spec = loadSpec()
 const echoed = (c: { header: (name: string, value: string) => void }, value: unknown) =>
   c.header('x-echo', JSON.stringify(value))
 const echo: SessionEventsHandlers = {
+  listSessions: (c) =>
+    c.json(
+      {
+        __typename: 'list',
+        items: [],
+        pagination: {
+          has_more_before: false,
+          has_more_after: false,
+          next_cursor: JSON.stringify(c.req.valid('query')),
+          previous_cursor: null,
+        },
+      },
+      200,
+    ),
   createSession: (c) => {
     echoed(c, { body: c.req.valid('json'), key: c.req.valid('header')['Idempotency-Key'] ?? null })
     return c.json(SessionExample.value as Session, 201)
@@ -174,6 +188,18 @@ describe('the generated routes', () => {
 
     const run = await app.request(`/sessions/${SES}/server-runs/${SRR}`)
     expect([run.status, echoOf(run)]).toEqual([200, { sessionId: SES, serverRunId: SRR }])
+
+    // The sessions: newest first, so no `order`; statuses like the events' filters.
+    const sessions = await app.request(`/sessions?limit=3&status=active&status=deleted&after=${SES}`)
+    expect(sessions.status).toBe(200)
+    expect(JSON.parse(((await sessions.json()) as any).pagination.next_cursor)).toEqual({
+      limit: 3,
+      status: ['active', 'deleted'],
+      after: SES,
+    })
+    expect(await (await app.request('/sessions?limit=0&status=gone&before=sev_x')).json()).toEqual({
+      issues: ['limit', 'before', 'status.0'],
+    })
     expect((await app.request(`/sessions/${SES}/server-runs/srr_bad`)).status).toBe(400)
   })
 })
