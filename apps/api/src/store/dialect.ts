@@ -9,7 +9,6 @@ import {
   type QueryResult,
   type TransactionSettings,
 } from 'kysely'
-import { NOTIFY_CHANNEL } from './feed.js'
 import { StoreUnavailableError } from './errors.js'
 
 // Everything that differs between SQLite and PostgreSQL lives here; the queries themselves are
@@ -60,16 +59,6 @@ export async function writeTransaction<T>(db: Kysely<any>, run: (trx: Kysely<any
  */
 export async function lockSession(trx: Kysely<any>, sessionId: string): Promise<void> {
   if (dialectOf(trx) === 'postgres') await sql`select id from sessions where id = ${sessionId} for update`.execute(trx)
-}
-
-/**
- * Tells the followers of these sessions on every process that events were written (feed.ts): on
- * PostgreSQL a NOTIFY, sent by the server when the transaction commits and not before; nothing
- * on SQLite, where other processes poll.
- */
-export async function notifySessions(trx: Kysely<any>, sessionIds: Iterable<string>): Promise<void> {
-  if (dialectOf(trx) !== 'postgres') return
-  for (const id of new Set(sessionIds)) await sql`select pg_notify(${NOTIFY_CHANNEL}, ${id})`.execute(trx)
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely'
 import { newId, nextId } from '../ids.js'
 import type { Database, ServerRunTable } from './db.js'
-import { lockSession, notifySessions, writeTransaction } from './dialect.js'
+import { lockSession, writeTransaction } from './dialect.js'
 import type { EventFeed } from './feed.js'
 import { serverRunErrorRow, sessionEventRow } from './new-rows.js'
 
@@ -25,7 +25,7 @@ export interface RunPlace {
 
 /**
  * A write transaction that adds events to sessions (`touched`): their followers on every process
- * are woken when it commits (`feed`: this process's).
+ * are woken once it has committed (`feed`: this process's, which tells the others).
  */
 export async function writingEvents<T>(
   db: Kysely<Database>,
@@ -33,11 +33,7 @@ export async function writingEvents<T>(
   run: (trx: Kysely<Database>, touched: Set<string>) => Promise<T>,
 ): Promise<T> {
   const touched = new Set<string>()
-  const result = await writeTransaction(db, async (trx) => {
-    const value = await run(trx, touched)
-    await notifySessions(trx, touched)
-    return value
-  })
+  const result = await writeTransaction(db, (trx) => run(trx, touched))
   feed?.published(touched)
   return result
 }

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import pg from 'pg'
 
 // Wake-ups for followers of a session (the live tail, follow.ts): "events may have been written
@@ -6,8 +7,13 @@ import pg from 'pg'
 // What must hold is that a commit is followed by a wake-up, on every process:
 // - this process's writes wake its followers at once (the writer calls published());
 // - SQLite: another process's commits are noticed by polling PRAGMA data_version (PollingFeed);
-// - PostgreSQL: the writing transaction NOTIFYs (delivered at commit), and each process keeps one
-//   LISTEN connection (PostgresFeed).
+// - PostgreSQL: each process keeps one connection (PostgresFeed) that LISTENs, and NOTIFYs the
+//   sessions this process wrote to, after their commits, at most once every NOTIFY_EVERY_MS. Not
+//   inside the writing transaction: a transaction that notified takes a lock at commit that
+//   serialises every notifying commit of the cluster, and with 16 writers at once commits fell
+//   from about 3,600 a second to 700 (pgbench, bench/README.md). A notification lost on the way
+//   (the writing process dies between its commit and its NOTIFY) is made up for by a slow poll:
+//   every SAFETY_POLL_MS every follower reads once.
 
 export interface EventFeed {
   /** Calls `wake` whenever events may have been written to the session; returns the unsubscribe. */
@@ -17,8 +23,18 @@ export interface EventFeed {
   close(): Promise<void>
 }
 
-/** The channel the writing transactions notify on PostgreSQL, with the session id as payload. */
+/**
+ * The channel the processes notify on PostgreSQL. The payload: the notifying process's mark and
+ * the session ids, separated by spaces (a payload of one session id alone, as writers before
+ * this one sent it, is another process's too).
+ */
 export const NOTIFY_CHANNEL = 'session_events'
+/** A process NOTIFYs at most this often, every session it wrote to since in one notification. */
+export const NOTIFY_EVERY_MS = 5
+/** Every follower reads this often all the same, in case a notification was lost. */
+export const SAFETY_POLL_MS = 2_000
+/** A NOTIFY's payload must be under 8,000 bytes. */
+const MAX_PAYLOAD = 7_900
 
 /** This process's wake-ups only: enough for a store no other process writes to (PGlite, in-memory SQLite). */
 export class LocalFeed implements EventFeed {
@@ -37,6 +53,11 @@ export class LocalFeed implements EventFeed {
   }
 
   published(sessionIds: Iterable<string>): void {
+    this.wake(sessionIds)
+  }
+
+  /** Wakes this process's followers of these sessions. */
+  protected wake(sessionIds: Iterable<string>): void {
     for (const id of sessionIds) for (const wake of this.#followers.get(id) ?? []) wake()
   }
 
@@ -99,24 +120,82 @@ export class PollingFeed extends LocalFeed {
 }
 
 /**
- * One LISTEN connection per process, opened when the first follower comes. A notification wakes
- * that session's followers; a connection lost is opened again (with a growing pause), and then
- * every follower is woken, since what was committed meanwhile went unheard.
+ * One connection per process, opened when the first follower comes or the first write is to be
+ * told: it LISTENs, and NOTIFYs this process's writes (after their commits, batched). A
+ * notification of another process wakes that session's followers; one of this process (its
+ * mark) is passed over, its followers were woken at the commit. A connection lost is opened
+ * again (with a growing pause), and then every follower is woken, since what was committed
+ * meanwhile went unheard; what this process had to tell meanwhile is told then.
  */
 export class PostgresFeed extends LocalFeed {
   readonly #config: pg.ClientConfig
+  /** This process's mark on its notifications. */
+  readonly #mark = randomBytes(9).toString('base64url')
   #client: pg.Client | undefined
   #connecting: Promise<void> | undefined
   #closed = false
   #retryMs = 100
+  /** Sessions written to by this process, not yet notified. */
+  #toNotify = new Set<string>()
+  #notifyTimer: NodeJS.Timeout | undefined
+  #notifying: Promise<void> | undefined
+  #pollTimer: NodeJS.Timeout | undefined
 
   constructor(config: pg.ClientConfig) {
     super()
     this.#config = config
   }
 
+  override published(sessionIds: Iterable<string>): void {
+    super.published(sessionIds)
+    for (const id of sessionIds) this.#toNotify.add(id)
+    if (this.#toNotify.size === 0 || this.#closed) return
+    this.#connectIfNeeded()
+    this.#notifyTimer ??= setTimeout(() => {
+      this.#notifyTimer = undefined
+      void this.#notify()
+    }, NOTIFY_EVERY_MS)
+  }
+
   protected override onSubscribersChanged(): void {
-    if (this.followed > 0 && !this.#client && !this.#connecting && !this.#closed) this.#connecting = this.#connect()
+    if (this.followed > 0) {
+      this.#connectIfNeeded()
+      if (!this.#pollTimer) {
+        this.#pollTimer = setInterval(() => this.wakeAll(), SAFETY_POLL_MS)
+        this.#pollTimer.unref()
+      }
+    } else if (this.#pollTimer) {
+      clearInterval(this.#pollTimer)
+      this.#pollTimer = undefined
+    }
+  }
+
+  #connectIfNeeded(): void {
+    if (!this.#client && !this.#connecting && !this.#closed) this.#connecting = this.#connect()
+  }
+
+  /** Sends what is to be told, one notification per payload's worth of session ids. */
+  async #notify(): Promise<void> {
+    if (this.#notifying) return this.#notifying
+    const client = this.#client
+    if (!client || this.#toNotify.size === 0) return // told once connected (#connect)
+    const ids = [...this.#toNotify]
+    this.#toNotify.clear()
+    this.#notifying = (async () => {
+      try {
+        for (const payload of payloads(this.#mark, ids)) {
+          await client.query('select pg_notify($1, $2)', [NOTIFY_CHANNEL, payload])
+        }
+      } catch {
+        // The connection failed: told again once it is open again.
+        for (const id of ids) this.#toNotify.add(id)
+      } finally {
+        this.#notifying = undefined
+      }
+    })()
+    await this.#notifying
+    // Written to meanwhile: told at the next turn.
+    if (this.#toNotify.size > 0 && this.#client) void this.#notify()
   }
 
   async #connect(): Promise<void> {
@@ -126,13 +205,16 @@ export class PostgresFeed extends LocalFeed {
       this.#client = undefined
       client.end().catch(() => {})
       if (this.#closed) return
-      setTimeout(() => this.onSubscribersChanged(), this.#retryMs).unref()
+      setTimeout(() => this.#connectIfNeeded(), this.#retryMs).unref()
       this.#retryMs = Math.min(this.#retryMs * 2, 5_000)
     }
     client.on('error', lost)
     client.on('end', lost)
     client.on('notification', (message) => {
-      if (message.channel === NOTIFY_CHANNEL && message.payload) this.published([message.payload])
+      if (message.channel !== NOTIFY_CHANNEL || !message.payload) return
+      const [mark, ...ids] = message.payload.split(' ')
+      if (ids.length === 0) this.wake([mark!])
+      else if (mark !== this.#mark) this.wake(ids)
     })
     try {
       await client.connect()
@@ -143,12 +225,13 @@ export class PostgresFeed extends LocalFeed {
       }
       this.#client = client
       this.#retryMs = 100
-      // Whatever was committed before LISTEN took effect went unheard.
+      // Whatever was committed before LISTEN took effect went unheard; what was written here, untold.
       this.wakeAll()
+      void this.#notify()
     } catch {
       client.end().catch(() => {})
       if (!this.#closed) {
-        setTimeout(() => this.onSubscribersChanged(), this.#retryMs).unref()
+        setTimeout(() => this.#connectIfNeeded(), this.#retryMs).unref()
         this.#retryMs = Math.min(this.#retryMs * 2, 5_000)
       }
     } finally {
@@ -157,10 +240,34 @@ export class PostgresFeed extends LocalFeed {
   }
 
   override async close(): Promise<void> {
+    // What this process wrote is told before it goes (a writer that stops right after writing).
+    if (this.#notifyTimer) clearTimeout(this.#notifyTimer)
+    this.#notifyTimer = undefined
+    if (this.#toNotify.size > 0) {
+      await this.#connecting
+      await this.#notify().catch(() => {})
+    }
     this.#closed = true
+    if (this.#pollTimer) clearInterval(this.#pollTimer)
+    this.#pollTimer = undefined
     await this.#connecting
     const client = this.#client
     this.#client = undefined
     await client?.end().catch(() => {})
   }
+}
+
+/** The payloads that tell these session ids, each under NOTIFY's limit. */
+function payloads(mark: string, ids: readonly string[]): string[] {
+  const out: string[] = []
+  let payload = mark
+  for (const id of ids) {
+    if (payload.length + 1 + id.length > MAX_PAYLOAD) {
+      out.push(payload)
+      payload = mark
+    }
+    payload += ` ${id}`
+  }
+  if (payload !== mark) out.push(payload)
+  return out
 }
