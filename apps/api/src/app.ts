@@ -49,6 +49,12 @@ export interface AppOptions {
   config?: Partial<Config>
   /** Where the access log and errors go. Default: pino at the config's `logLevel`. */
   logger?: Logger
+  /**
+   * Makes the limiter of the config's rate limit (rate-limiter-flexible's: Redis…, to keep the
+   * count out of the events database). Default: the store's (PostgreSQL's, which every process
+   * over it shares), else one in this process's memory.
+   */
+  rateLimiter?: NonNullable<Store['rateLimiter']>
   /** Aborted when the server shuts down: open streams end cleanly, so that clients reconnect elsewhere. */
   shutdown?: AbortSignal
   /** The HTML of the API reference, served at /docs. Default: the one `npm run docs` built. */
@@ -105,7 +111,7 @@ export function createApp(options: AppOptions) {
   app.use('/sessions/*', indexedQuery)
   app.use('/sessions/*', authenticate(reader))
   // One limiter for the API and OTLP: the key's requests count against one limit.
-  const limited = limit && rateLimit({ limiter: store.rateLimiter?.(limit), ...limit })
+  const limited = limit && rateLimit({ limiter: (options.rateLimiter ?? store.rateLimiter)?.(limit), ...limit })
   if (limited) app.use('/sessions/*', limited)
   app.on('GET', '/sessions/*', requireScope('sessions:read'))
   app.on('POST', '/sessions/*', requireScope('sessions:write'))

@@ -1,3 +1,4 @@
+import { RateLimiterMemory } from 'rate-limiter-flexible'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { createApp } from '../src/app.js'
 import { encodeCursor } from '../src/cursor.js'
@@ -361,6 +362,20 @@ describe('routing, headers and failures', () => {
       headers: { Authorization: `Bearer ${f.b.secret_key}` },
     })
     expect(other.status).toBe(200)
+  })
+
+  it("counts a key's requests in the limiter an embedder makes for the config's limit, across apps", async () => {
+    // One limiter for two apps, as one on Redis is for several processes: 3 requests in all.
+    const asked: { points: number; durationSeconds: number }[] = []
+    const shared = new RateLimiterMemory({ points: 3, duration: 60, keyPrefix: 'embedder' })
+    const rateLimiter = (limit: { points: number; durationSeconds: number }) => (asked.push(limit), shared)
+    const config = { ...testSettings, rateLimit: { points: 3, durationSeconds: 60 } }
+    const [one, two] = [1, 2].map(() => createApp({ store: f.store, logger: silent, config, rateLimiter }))
+    const call = (app: ReturnType<typeof createApp>) =>
+      app.request(`/sessions/${sessionId}/events?limit=1`, { headers: { Authorization: `Bearer ${f.a.secret_key}` } })
+    expect(asked).toEqual([config.rateLimit, config.rateLimit])
+    expect([(await call(one!)).status, (await call(two!)).status, (await call(one!)).status]).toEqual([200, 200, 200])
+    expect((await call(two!)).status).toBe(429)
   })
 
   it('serves the spec at /openapi.json and liveness at /healthz', async () => {
