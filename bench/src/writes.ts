@@ -106,7 +106,11 @@ export interface WritesResult {
     }
   >
   memory: Partial<Record<WriteTarget, Memory | null>>
-  /** Bytes on disk per event of each API target's store once its rounds are over (tables and indexes, all of them). */
+  /**
+   * Bytes on disk per event of each API target's store: what its tables and indexes, all of them,
+   * grew by over the rounds, over the events written meanwhile (a new store's empty tables and
+   * indexes take pages of their own, whatever is written).
+   */
   bytesPerEvent: Partial<Record<WriteTarget, { bytes: number; events: number; perEvent: number }>>
   /** Targets left out, and why (no PostgreSQL server). */
   skipped: string[]
@@ -146,6 +150,8 @@ export async function writesSuite(settings: WriteSettings, postgres: boolean, lo
   const apis: Partial<Record<StoreKind, ApiProcess>> = {}
   /** The API with keys, each on a store of its own, so that the two stores' bytes per event compare. */
   const keyedApis: Partial<Record<StoreKind, { api: ApiProcess; live: LiveStore }>> = {}
+  /** What each store took before the rounds, once its sessions were made. */
+  const before = new Map<LiveStore, { bytes: number; events: number }>()
   const loops: Partial<Record<StoreKind, WorkerProcess>> = {}
   let limit: ServerProcess | undefined
   const requests: Partial<Record<StoreKind | `${StoreKind}_keyed`, Record<number, LoadRequest[]>>> = {}
@@ -187,6 +193,8 @@ export async function writesSuite(settings: WriteSettings, postgres: boolean, lo
           }),
         )
       }
+      before.set(live, await storeBytes(live))
+      before.set(keyedLive, await storeBytes(keyedLive))
       loops[store] = await startWorker({
         name: `store_${store}`,
         script: workerScript('store-append'),
@@ -400,7 +408,10 @@ export async function writesSuite(settings: WriteSettings, postgres: boolean, lo
         [`api_${store}_keyed`, keyedApis[store]!.api, keyedApis[store]!.live],
       ] as const) {
         await api.stop() // SQLite checkpoints its WAL into the file as it closes
-        const { bytes, events } = await storeBytes(live)
+        const after = await storeBytes(live)
+        const start = before.get(live)!
+        const bytes = after.bytes - start.bytes
+        const events = after.events - start.events
         bytesPerEvent[target as WriteTarget] = { bytes, events, perEvent: events > 0 ? bytes / events : NaN }
       }
     }
