@@ -7,16 +7,13 @@ import { chromium, type Browser } from 'playwright-core'
 /** The command that installs the browser the tests drive (Debian's package). */
 export const INSTALL_CHROMIUM = 'apt-get install -y chromium'
 
-const CANDIDATES = [
-  process.env.CHROMIUM_PATH,
-  '/usr/bin/chromium',
-  '/usr/bin/chromium-browser',
-  '/usr/bin/google-chrome',
-  '/usr/bin/google-chrome-stable',
-]
+/** `CHROMIUM_PATH` when it is set (only it), else where Debian and Google put theirs. */
+const CANDIDATES = process.env.CHROMIUM_PATH
+  ? [process.env.CHROMIUM_PATH]
+  : ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome', '/usr/bin/google-chrome-stable']
 
 /** The Chromium found on this machine, if any. */
-export const chromiumPath = CANDIDATES.find((path): path is string => path !== undefined && existsSync(path))
+export const chromiumPath = CANDIDATES.find((path) => existsSync(path))
 
 export function launchChromium(): Promise<Browser> {
   return chromium.launch({
