@@ -1,6 +1,7 @@
 import * as specValues from '@session-events/server-stubs/values'
 import { LOWEST_EVENT_ID } from './ids.js'
 import type { EventFeed } from './store/feed.js'
+import type { StreamCap } from './store/stream-slots.js'
 import type { JsonReader } from './json-reader.js'
 import type { ListEventsQuery } from './store/types.js'
 import { runsOf } from './reads.js'
@@ -260,8 +261,8 @@ export async function followSession(options: FollowOptions): Promise<ReadableStr
   )
 }
 
-/** How many streams each API key holds at once, on this process, against a cap. */
-export class StreamSlots {
+/** How many streams each API key holds at once, on this process, against a cap (PostgreSQL's, across processes: store/stream-slots.ts). */
+export class StreamSlots implements StreamCap {
   readonly #held = new Map<string, number>()
   constructor(readonly perKey: number) {}
 

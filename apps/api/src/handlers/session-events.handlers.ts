@@ -10,7 +10,8 @@ import { sessionEventBytes, sessionEventJson, sessionEventListBytes } from '../s
 import type { JsonReader } from '../json-reader.js'
 import { claimOf, replayed } from '../middleware/idempotency.js'
 import type { StoreWriter } from '../store/types.js'
-import { followSession, type StreamSlots } from '../follow.js'
+import { followSession } from '../follow.js'
+import type { StreamCap } from '../store/stream-slots.js'
 import type { EventFeed } from '../store/feed.js'
 import { LiveSessions } from '../live-sessions.js'
 
@@ -22,8 +23,8 @@ export interface SessionEventsDeps {
   reader: JsonReader
   writer: StoreWriter
   feed: EventFeed
-  /** Streams per API key. */
-  streams: StreamSlots
+  /** Streams per API key: this process's count, or every process's (PostgreSQL). */
+  streams: StreamCap
   /** Aborted when the server shuts down: open streams end, so that clients reconnect elsewhere. */
   shutdown?: AbortSignal | undefined
 }
@@ -91,7 +92,7 @@ export function sessionEventsHandlers({ reader, writer, feed, streams, shutdown 
       const lastEventId = c.req.valid('header')['Last-Event-ID']
       await requireSession(reader, c.get('instanceId'), sessionId)
       const keyId = c.get('apiKeyId')
-      if (!streams.take(keyId)) throw errors.tooManyStreams(streams.perKey)
+      if (!(await streams.take(keyId))) throw errors.tooManyStreams(streams.perKey)
       const body = await followSession({
         reader,
         feed,

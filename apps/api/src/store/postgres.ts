@@ -7,6 +7,7 @@ import { reportingUnavailable } from './dialect.js'
 import { PostgresFeed } from './feed.js'
 import type { SqlReaderOptions } from './reader.js'
 import { SqlStore } from './sql-store.js'
+import { PostgresStreamSlots } from './stream-slots.js'
 
 // PostgreSQL (node-postgres): the store when a deployment outgrows one machine. Several API
 // processes share one database; each has a pool of its own.
@@ -60,7 +61,9 @@ export function openPostgres(url: string, settings: PoolSettings, applicationNam
   // when it is next needed, so there is nothing to do here but not crash.
   pool.on('error', () => {})
   pool.on('connect', (client) => client.on('error', () => {}))
-  const db = new Kysely<Database>({ dialect: reportingUnavailable(new PostgresDialect({ pool })) })
+  const slots: PostgresStreamSlots[] = []
+  const waits = new ConnectionWaits(pool)
+  const db = new Kysely<Database>({ dialect: reportingUnavailable(new PostgresDialect({ pool: waits.pool })) })
   return new SqlStore({
     dialect: 'postgres',
     db,
@@ -77,8 +80,52 @@ export function openPostgres(url: string, settings: PoolSettings, applicationNam
         keyPrefix: 'api_key',
         insuranceLimiter: new RateLimiterMemory({ points, duration: durationSeconds }),
       }),
+    connectionWaitMs: () => waits.oldestMs(),
+    // One cap per key for all the processes over this database (stream-slots.ts).
+    streamSlots: (perKey) => {
+      const made = new PostgresStreamSlots(
+        { connectionString: url, application_name: `${applicationName} (streams)`, keepAlive: true },
+        perKey,
+      )
+      slots.push(made)
+      return made
+    },
+    onClose: async () => {
+      await Promise.all(slots.map((s) => s.close()))
+    },
     feed: new PostgresFeed({ connectionString: url, application_name: `${applicationName} (listen)`, keepAlive: true }),
   })
+}
+
+/**
+ * The requests waiting for a connection of the pool, as Kysely asks it for them: how long the
+ * oldest has waited is what load shedding reads (middleware/shed-load.ts). The pool's own count
+ * of waiters says how many, not since when.
+ */
+class ConnectionWaits {
+  /** Since when each waits, oldest first (a Set keeps the order things were added in). */
+  readonly #since = new Set<{ at: number }>()
+  readonly pool: Pick<pg.Pool, 'connect' | 'end'>
+
+  constructor(pool: pg.Pool) {
+    this.pool = {
+      connect: (async () => {
+        const wait = { at: performance.now() }
+        this.#since.add(wait)
+        try {
+          return await pool.connect()
+        } finally {
+          this.#since.delete(wait)
+        }
+      }) as pg.Pool['connect'],
+      end: () => pool.end(),
+    }
+  }
+
+  oldestMs(): number {
+    for (const wait of this.#since) return performance.now() - wait.at
+    return 0
+  }
 }
 
 /**

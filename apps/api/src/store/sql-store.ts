@@ -29,6 +29,10 @@ export interface SqlStoreOptions {
   rateLimiter?: Store['rateLimiter']
   /** The API's append in one commit (append.ts); PostgreSQL's function unless said (SQLite: sqlite.ts). */
   append?: AppendOne
+  /** How long the oldest request waiting for a connection has waited (PostgreSQL's pool). */
+  connectionWaitMs?: () => number
+  /** A cap on streams per key that all processes over this database share (PostgreSQL). */
+  streamSlots?: Store['streamSlots']
 }
 
 export class SqlStore implements Store {
@@ -41,6 +45,8 @@ export class SqlStore implements Store {
   readonly idempotencyKeys: SqlIdempotencyKeys
   readonly feed: EventFeed
   readonly rateLimiter: Store['rateLimiter']
+  readonly connectionWaitMs: Store['connectionWaitMs']
+  readonly streamSlots: Store['streamSlots']
   readonly #onClose: SqlStoreOptions['onClose']
 
   constructor(options: SqlStoreOptions) {
@@ -50,6 +56,8 @@ export class SqlStore implements Store {
     this.reader = new SqlReader(options.db, new PreparedQueries(options.db, options.fastRead), options.runsVersion)
     this.feed = options.feed ?? new LocalFeed()
     this.rateLimiter = options.rateLimiter
+    this.connectionWaitMs = options.connectionWaitMs
+    this.streamSlots = options.streamSlots
     this.writer = new SqlApiWriter(options.db, this.feed, options.append ?? postgresAppend(options.db))
     this.admin = new SqlAdminWriter(options.db)
     this.seeding = new SqlSeedWriter(options.db, this.feed)

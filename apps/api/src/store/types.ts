@@ -21,6 +21,7 @@ import type {
 } from './db.js'
 import type { DialectName } from './dialect.js'
 import type { EventFeed } from './feed.js'
+import type { StreamCap } from './stream-slots.js'
 
 // What the store is to the rest of the API: records (the rows of the tables, db.ts) and queries,
 // a reader (what the API's reads need), three writers by job (the API's write operations, the
@@ -333,6 +334,13 @@ export interface Store {
   readonly feed: EventFeed
   /** A rate limiter shared by every process over this store; undefined: one per process will do. */
   readonly rateLimiter: ((options: { points: number; durationSeconds: number }) => RateLimiterAbstract) | undefined
+  /** The cap on streams per API key that every process over this store shares; undefined: one per process will do. */
+  readonly streamSlots?: ((perKey: number) => StreamCap) | undefined
+  /**
+   * How long the oldest request waiting for a database connection has waited, ms (0: none
+   * waits); undefined where requests never wait for one (SQLite, PGlite).
+   */
+  readonly connectionWaitMs?: (() => number) | undefined
   /** Throws when the store does not answer. */
   ping(): Promise<void>
   close(): Promise<void>
