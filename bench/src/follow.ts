@@ -29,6 +29,8 @@ export interface FollowSettings {
   intervalMs: number
   /** Appends before measuring (not counted). */
   warmupAppends: number
+  /** Idle followers spread over sessions, on one API process (SQLite): their memory, and an append to one session among them. */
+  idle: { sessions: number; perSession: number }
 }
 
 export const FOLLOW_CONFIGS = ['sqlite', 'postgres', 'postgres_two'] as const
@@ -69,10 +71,29 @@ export interface FollowMemory {
   after: { rss: number; heapUsed: number }
 }
 
+/** Many idle followers of many sessions on one process: what each costs, and an append among them. */
+export interface FollowIdle {
+  config: FollowConfig
+  sessions: number
+  streams: number
+  failedToOpen: number
+  openMs: number
+  rssBytesPerStream: number
+  heapBytesPerStream: number
+  before: { rss: number; heapUsed: number }
+  after: { rss: number; heapUsed: number }
+  /** Appends to one of the sessions, from the 201 to its followers, ms. */
+  p50Ms: number
+  p99Ms: number
+  delivered: number
+  expected: number
+}
+
 export interface FollowResult {
   settings: FollowSettings
   rows: FollowRow[]
   memory: FollowMemory[]
+  idle: FollowIdle[]
   skipped: string[]
 }
 
@@ -254,10 +275,105 @@ export async function followSuite(settings: FollowSettings, postgres: boolean, l
       }
       await Promise.all([writer.stop(), reader.stop()])
     }
-    return { settings, rows, memory, skipped: postgres ? [] : ['PostgreSQL: no server to reach'] }
+    const idle = [
+      await idleFollowers(settings, (lives.sqlite ??= await freshLiveStore('sqlite', 'follow')), followers, apis, log),
+    ]
+    return { settings, rows, memory, idle, skipped: postgres ? [] : ['PostgreSQL: no server to reach'] }
   } finally {
     await Promise.all([...apis.map((a) => a.stop()), followers?.stop()])
     for (const live of Object.values(lives)) await removeLiveStore(live)
     agent.destroy()
+  }
+}
+
+/**
+ * `idle.sessions` × `idle.perSession` streams open and idle on one API process (SQLite: on
+ * PostgreSQL each stream also holds one of the server's advisory locks, STREAMS_PER_KEY across
+ * processes, and the default lock table holds 6,400): the API's memory per stream, then a few
+ * appends to one of the sessions, from the 201 to each of its followers.
+ */
+async function idleFollowers(
+  settings: FollowSettings,
+  live: LiveStore,
+  followers: WorkerProcess,
+  apis: ApiProcess[],
+  log: Log,
+): Promise<FollowIdle> {
+  const { sessions: count, perSession } = settings.idle
+  const api = await startApi({
+    name: 'follow_idle',
+    databaseUrl: live.databaseUrl,
+    env: { STREAMS_PER_KEY: String(count * perSession + 10) },
+    probeMemory: true,
+  })
+  apis.push(api)
+  try {
+    const places = await sessionsWithRuns(api.url, live.secretKey, count)
+    const authorization = `Bearer ${live.secretKey}`
+    const before = await api.memoryUsage()
+    const started = nowMs()
+    let opened = 0
+    let failed = 0
+    for (const place of places) {
+      followers.send(`open ${api.url}/sessions/${place.sessionId}/events/stream ${perSession} ${authorization}`)
+      const result = JSON.parse(await followers.nextLine(180_000)) as { opened: number; failed: number }
+      opened += result.opened
+      failed += result.failed
+    }
+    const openMs = nowMs() - started
+    await sleep(500)
+    const after = await api.memoryUsage()
+    // A few appends to the first session: its followers among all the others.
+    const [first] = places
+    const path = `/sessions/${first!.sessionId}/events`
+    const body = JSON.stringify({ server_run_id: first!.runId, log_lines: logLines(1) })
+    followers.send('report')
+    await followers.nextLine(60_000)
+    const appended = new Map<string, number>()
+    for (let i = 0; i < settings.appends; i++) {
+      const done = await append(api.url, path, authorization, body)
+      appended.set(done.id, done.at)
+      await sleep(settings.intervalMs)
+    }
+    const latencies: number[] = []
+    const expected = settings.appends * perSession
+    const deadline = nowMs() + 15_000
+    while (latencies.length < expected && nowMs() < deadline) {
+      await sleep(100)
+      followers.send('report')
+      const report = JSON.parse(await followers.nextLine(60_000)) as { deliveries: Record<string, number[]> }
+      for (const [id, times] of Object.entries(report.deliveries)) {
+        const at = appended.get(id)
+        if (at !== undefined) for (const t of times) latencies.push(t - at)
+      }
+    }
+    followers.send('close')
+    await followers.nextLine()
+    latencies.sort((a, b) => a - b)
+    const perStream = (field: 'rss' | 'heapUsed') =>
+      before && after && opened > 0 ? (after[field] - before[field]) / opened : NaN
+    const row: FollowIdle = {
+      config: 'sqlite',
+      sessions: count,
+      streams: opened,
+      failedToOpen: failed,
+      openMs,
+      rssBytesPerStream: perStream('rss'),
+      heapBytesPerStream: perStream('heapUsed'),
+      before: { rss: before?.rss ?? NaN, heapUsed: before?.heapUsed ?? NaN },
+      after: { rss: after?.rss ?? NaN, heapUsed: after?.heapUsed ?? NaN },
+      p50Ms: percentile(latencies, 50),
+      p99Ms: percentile(latencies, 99),
+      delivered: latencies.length,
+      expected,
+    }
+    log(
+      `  ${opened} idle followers of ${count} sessions (SQLite, one process): ${(row.heapBytesPerStream / 1024).toFixed(1)} KB heap, ` +
+        `${(row.rssBytesPerStream / 1024).toFixed(1)} KB RSS a stream; an append to ${perSession} of them: p99 ${row.p99Ms.toFixed(1)} ms` +
+        `${failed > 0 ? ` (${failed} did not open)` : ''}`,
+    )
+    return row
+  } finally {
+    await api.stop()
   }
 }

@@ -32,7 +32,8 @@ Suites (all of them by default, in this order):
   writes      log lines appended per second over HTTP, 1 to 1,000 lines a request, on both stores,
               against the write limit (node:http that parses and answers) and the store alone
   follow      the live tail: from an append's 201 to the event at 1, 100 and 1,000 followers, on
-              one process and across two (PostgreSQL); the API's memory per idle follower
+              one process and across two (PostgreSQL); the API's memory per idle follower, and
+              10,000 idle followers of 100 sessions on one process
   overload    512 connections reading pages of 100 events: req/s, p99, the slowest, 503s, errors
   growth      the first and a deep page of sessions of 1,000, 100,000 and 1,000,000 events
   storage     bytes per event on disk, table and indexes, at a million events; which index each
@@ -58,7 +59,13 @@ const PLANS = {
       connections: 32,
       batches: [1, 10, 100, 1000],
     } satisfies WriteSettings,
-    follow: { followers: [1, 100, 1000], appends: 20, intervalMs: 100, warmupAppends: 3 } satisfies FollowSettings,
+    follow: {
+      followers: [1, 100, 1000],
+      appends: 20,
+      intervalMs: 100,
+      warmupAppends: 3,
+      idle: { sessions: 100, perSession: 100 },
+    } satisfies FollowSettings,
     overload: { connections: 512, durationS: 20, limit: 100 } satisfies OverloadSettings,
     growth: { rounds: 3, durationS: 1.5, warmupS: 0.5 } satisfies GrowthSettings,
     sizes: [1_000, 100_000, 1_000_000],
@@ -68,7 +75,13 @@ const PLANS = {
     throughputData: { sessions: 10, events: 1_000 },
     peers: { rounds: 1, durationS: 0.5, warmupS: 0.3, connections: 32 } satisfies Settings,
     writes: { rounds: 1, durationS: 0.4, warmupS: 0.2, connections: 32, batches: [100] } satisfies WriteSettings,
-    follow: { followers: [1, 100], appends: 5, intervalMs: 100, warmupAppends: 2 } satisfies FollowSettings,
+    follow: {
+      followers: [1, 100],
+      appends: 5,
+      intervalMs: 100,
+      warmupAppends: 2,
+      idle: { sessions: 10, perSession: 20 },
+    } satisfies FollowSettings,
     overload: { connections: 512, durationS: 2, limit: 100 } satisfies OverloadSettings,
     growth: { rounds: 1, durationS: 1, warmupS: 0.5 } satisfies GrowthSettings,
     sizes: [1_000, 10_000],

@@ -219,6 +219,16 @@ export function checkTargets(results: Omit<Results, 'targets'>): TargetCheck[] {
         met: worst < 20_000,
       })
     }
+    // Runs of before the idle case have none.
+    for (const m of f.idle ?? []) {
+      const worst = Math.max(m.heapBytesPerStream, m.rssBytesPerStream)
+      checks.push({
+        target: `follow: ${int(m.streams)} idle followers of ${int(m.sessions)} sessions on one process (SQLite): memory per follower, heap / RSS`,
+        goal: `< 20 KB${m.streams < 10_000 ? ' (at 10,000 followers; this run has fewer)' : ''}`,
+        value: `${kb(m.heapBytesPerStream)} / ${kb(m.rssBytesPerStream)}`,
+        met: worst < 20_000 && m.failedToOpen === 0,
+      })
+    }
   }
   const largest = results.growth?.rows.at(-1)
   if (largest) {
@@ -552,6 +562,24 @@ export function markdown(r: Results): string {
         out.push(
           `| ${FOLLOW_CONFIG_LABELS[m.config]}${m.config === 'postgres_two' ? ' (the following process)' : ''} | ${int(m.streams)} | ${kb(m.heapBytesPerStream)} | ${kb(m.rssBytesPerStream)} | ` +
             `${(m.before.heapUsed / 2 ** 20).toFixed(1)} → ${(m.after.heapUsed / 2 ** 20).toFixed(1)} MB | ${(m.before.rss / 2 ** 20).toFixed(1)} → ${(m.after.rss / 2 ** 20).toFixed(1)} MB |`,
+        )
+      }
+      out.push('')
+    }
+    if (f.idle?.length) {
+      out.push(
+        'Many idle followers on one API process (SQLite): the streams of many sessions open and idle, the API’s memory per stream as above; then appends to one of the sessions, from the 201 to each of its followers.',
+        '',
+      )
+      out.push(
+        '| sessions | idle streams | opening them s | heap per stream | RSS per stream | heap before → after | RSS before → after | one session’s followers: p50 / p99 ms | delivered |',
+      )
+      out.push('|--:|--:|--:|--:|--:|--:|--:|--:|--:|')
+      for (const m of f.idle) {
+        out.push(
+          `| ${int(m.sessions)} | ${int(m.streams)}${m.failedToOpen ? ` (${int(m.failedToOpen)} did not open)` : ''} | ${(m.openMs / 1000).toFixed(1)} | ${kb(m.heapBytesPerStream)} | ${kb(m.rssBytesPerStream)} | ` +
+            `${(m.before.heapUsed / 2 ** 20).toFixed(1)} → ${(m.after.heapUsed / 2 ** 20).toFixed(1)} MB | ${(m.before.rss / 2 ** 20).toFixed(1)} → ${(m.after.rss / 2 ** 20).toFixed(1)} MB | ` +
+            `${ms(m.p50Ms)} / ${ms(m.p99Ms)} | ${int(m.delivered)} of ${int(m.expected)} |`,
         )
       }
       out.push('')
