@@ -242,9 +242,9 @@ export interface paths {
          *     - the resource's records become **one `server_logs` event**, in the request's order,
          *       written in one commit: each record one log line, its body as the line (a string as it
          *       is, any other value as JSON), `stderr` from severity WARN (13) up and `stdout` below,
-         *       cut into pieces of 65,536 characters as `session-events run` cuts long lines, with
-         *       the record's `time` (RFC 3339), `severity_text`, `trace_id` and `span_id` kept on the
-         *       line when it has them.
+         *       cut into pieces of 65,536 characters as `session-events run` cuts long lines. (The
+         *       record's time, severity text and trace context are not kept yet: a log line has no
+         *       place for them.)
          *
          *     For example, a resource `{"service.name": "github-mcp", "service.version": "1.4.0",
          *     "service.instance.id": "github-mcp-7f9c"}` without `session.id` writes its records to
@@ -842,7 +842,7 @@ export interface components {
             observedTimeUnixNano?: components["schemas"]["OtlpUint64"];
             /** @description 1–4 TRACE, 5–8 DEBUG, 9–12 INFO, 13–16 WARN, 17–20 ERROR, 21–24 FATAL; `stderr` from 13 up. */
             severityNumber?: number;
-            /** @description The level as the source named it (`INFO`, `warning`), kept as the line's `severity_text`. */
+            /** @description The level as the source named it (`INFO`, `warning`); not stored yet. */
             severityText?: string;
             body?: components["schemas"]["OtlpAnyValue"];
             /** @description The record's attributes; not stored. */
@@ -851,9 +851,9 @@ export interface components {
             droppedAttributesCount?: number;
             /** @description The W3C trace flags in the low byte; not used here. */
             flags?: number;
-            /** @description The trace, 16 bytes in hex (not base64); kept as the line's `trace_id`. */
+            /** @description The trace, 16 bytes in hex (not base64); not stored yet. */
             traceId?: string;
-            /** @description The span, 8 bytes in hex (not base64); kept as the line's `span_id`. */
+            /** @description The span, 8 bytes in hex (not base64); not stored yet. */
             spanId?: string;
             /** @description The name of the event the record reports; not used here. */
             eventName?: string;
