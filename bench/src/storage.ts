@@ -105,12 +105,16 @@ async function pgStorage(dataset: Dataset): Promise<StoreStorage> {
   await client.connect()
   try {
     await client.query('vacuum analyze session_events')
+    // session_events is partitioned (migration 8): its size is its partitions', each index's its
+    // partitions' indexes'.
     const table = await client.query<{ bytes: string; events: string; lines: string }>(
-      `select pg_table_size('session_events') as bytes, (select count(*) from session_events) as events,
+      `select (select sum(pg_table_size(relid)) from pg_partition_tree('session_events') where isleaf) as bytes,
+              (select count(*) from session_events) as events,
               (select avg(octet_length(log_lines_json)) from session_events) as lines`,
     )
     const indexes = await client.query<{ name: string; bytes: string }>(
-      `select c.relname as name, pg_relation_size(i.indexrelid) as bytes
+      `select c.relname as name,
+              (select sum(pg_relation_size(t.relid)) from pg_partition_tree(i.indexrelid) t where t.isleaf) as bytes
          from pg_index i join pg_class c on c.oid = i.indexrelid
         where i.indrelid = 'session_events'::regclass order by c.relname`,
     )

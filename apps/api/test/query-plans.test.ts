@@ -8,9 +8,16 @@ import { backend, openTestStore } from './backend.js'
 // 100,000 events loaded and the statistics up to date, every query that a listing runs (listEventIds)
 // (each filter, both orders, from the start and from a position either way) is EXPLAINed on
 // PostgreSQL, and the plan must reach session_events through an index, never a Seq Scan.
+// session_events is partitioned by range of id, a day a partition (migration 8): the events are
+// spread over the first partition (a table from before migration 8) and three days, and a listing
+// must read the partitions in order (an ordered Append, no Merge Append), only those on its side
+// of its position.
 
 const EVENTS = 100_000
 const SESSIONS = 40
+/** The first partition's (ten days ago: it holds everything before today) and three days from today. */
+const DAYS = [-10, 0, 1, 2]
+const DAY_MS = 86_400_000
 
 interface PlanNode {
   'Node Type': string
@@ -85,17 +92,22 @@ beforeAll(async () => {
     }
   }
   // The events in one statement: half of them in the first session, the rest spread over all,
-  // ids in creation order as the real ones are (same length, time first).
+  // ids in creation order as the real ones are (same length, time first), in four partitions: the
+  // first one and three days from today's, which every start makes ahead (retention-partitions.ts).
   const shaped = Date.now()
+  const today = Math.floor(Date.now() / DAY_MS) * DAY_MS
+  const times = DAYS.map((d) => today + d * DAY_MS + 3_600_000)
+  const days = times.map((t) => t.toString(36).padStart(9, '0'))
+  const isoTimes = times.map((t) => new Date(t).toISOString())
   const logLines = JSON.stringify([
     { type: 'stdout', line: 'tools/call search_issues {"query":"is:open label:bug","per_page":20}' },
     { type: 'stderr', line: 'warn: slow response from upstream (2.4 s)' },
   ])
   await sql`
     insert into session_events (id, session_id, server_run_id, server_session_id, type, server_run_error_id, log_lines_json, created_at)
-    select 'sev_' || lpad(to_hex(g), 9, '0') || substr(md5(g::text), 1, 13),
+    select 'sev_' || (${days}::text[])[1 + g * ${DAYS.length} / ${EVENTS}] || lpad(to_hex(g), 7, '0') || substr(md5(g::text), 1, 6),
            runs.session_ids[pick.k], runs.ids[pick.k], runs.server_session_ids[pick.k], 'server_logs', null, ${logLines},
-           to_char(timestamp '2025-07-01' + g * interval '250 milliseconds', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
+           (${isoTimes}::text[])[1 + g * ${DAYS.length} / ${EVENTS}]
     from (
       select array_agg(r.id order by r.id) as ids, array_agg(r.server_session_id order by r.id) as server_session_ids,
              array_agg(ss.session_id order by r.id) as session_ids, count(*)::int as n
@@ -122,9 +134,10 @@ beforeAll(async () => {
   small = await sessionShape(sessionIds[SESSIONS - 1]!)
   const { rows } = await sql<{ events: number; table: number; indexes: number; total: number }>`
     select (select count(*) from session_events)::int as events,
-           pg_table_size('session_events') as table,
-           pg_indexes_size('session_events') as indexes,
-           pg_total_relation_size('session_events') as total`.execute(store.db)
+           sum(pg_table_size(relid)) as table,
+           sum(pg_indexes_size(relid)) as indexes,
+           sum(pg_total_relation_size(relid)) as total
+      from pg_partition_tree('session_events') where isleaf`.execute(store.db)
   const m = rows[0]!
   console.log(
     `query-plans (${backend}): ${m.events} events loaded and analysed in ${Date.now() - started} ms ` +
@@ -174,13 +187,18 @@ describe(`listing over ${EVENTS.toLocaleString('en')} events on PostgreSQL (${ba
           ]) {
             const label = `${name}, ${order}, ${position ? `${position.direction} the middle` : 'from the start'}`
             for (const plan of await plansOf({ sessionId: s.sessionId, limit: 20, order, position, ...filter })) {
-              const events = nodes(plan).filter((n) => n['Relation Name'] === 'session_events')
+              const events = nodes(plan).filter((n) => n['Relation Name']?.startsWith('session_events_p'))
               expect(events.length, label).toBeGreaterThan(0)
               for (const node of events) {
                 expect(node['Node Type'], `${label}: ${JSON.stringify(plan)}`).toMatch(
                   /^(Index Scan|Index Only Scan|Bitmap Heap Scan)$/,
                 )
               }
+              // The partitions one after the other, in the order of the scan: never merged.
+              expect(
+                nodes(plan).map((n) => n['Node Type']),
+                label,
+              ).not.toContain('Merge Append')
               for (const node of nodes(plan)) if (node['Index Name']) used.add(node['Index Name'])
               checked += 1
             }
@@ -188,6 +206,30 @@ describe(`listing over ${EVENTS.toLocaleString('en')} events on PostgreSQL (${ba
         }
       }
       expect(checked).toBeGreaterThanOrEqual(filters(s).length * 2 * 3)
+      // A page from a position reads only the partitions on its side of it: the others are
+      // pruned when the query is planned.
+      const { rows } = await sql<{ partition: string }>`
+        select tableoid::regclass::text as partition from session_events where id = ${s.middle}`.execute(store.db)
+      const middle = rows[0]!.partition
+      for (const [order, direction, side] of [
+        ['asc', 'after', 1],
+        ['desc', 'before', 1],
+        ['asc', 'before', -1],
+        ['desc', 'after', -1],
+      ] as const) {
+        const [page] = await plansOf({
+          sessionId: s.sessionId,
+          limit: 20,
+          order,
+          position: { direction, id: s.middle },
+        })
+        const read = nodes(page!).flatMap((n) => n['Relation Name'] ?? [])
+        expect(read, `${order} ${direction}`).toContain(middle)
+        for (const partition of read.filter((r) => r.startsWith('session_events_p')))
+          expect(Math.sign(partition.localeCompare(middle, 'en')), `${order} ${direction}: ${partition}`).not.toBe(
+            -side,
+          )
+      }
       // The listing indexes are the ones at work, not only the primary key.
       expect([...used].some((i) => i.startsWith('session_events_'))).toBe(true)
     })

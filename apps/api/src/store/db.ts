@@ -15,6 +15,11 @@ export interface InstanceTable {
   id: string
   name: string
   created_at: string
+  /**
+   * How long its events are kept (`7d`, `off`: retention.ts); null: EVENT_RETENTION. Migration 7.
+   * Optional: a new instance has none, and only the operators' command sets it.
+   */
+  event_retention?: string | null
 }
 
 export interface ApiKeyTable {
@@ -134,6 +139,16 @@ export interface SessionEventTable {
   created_at: string
 }
 
+/** One process at a time does a job (the pruner: store/prune-lease.ts); a lease whose time is past is free. */
+export interface LeaseTable {
+  name: string
+  /** Who holds it, or held it last. */
+  holder: string
+  expires_at: string
+  /** When the job last finished. */
+  last_run_at: string
+}
+
 /** One row, counting writes to what a run shows (migration 3 on SQLite, 5 on PostgreSQL). */
 export interface RunChangesTable {
   id: number
@@ -160,4 +175,5 @@ export interface Database {
   idempotency_answers: IdempotencyAnswerTable
   schema_migrations: MigrationTable
   run_changes: RunChangesTable
+  leases: LeaseTable
 }

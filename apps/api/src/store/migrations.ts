@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto'
 import { sql, type Kysely } from 'kysely'
 import type { Database } from './db.js'
 import { dialectOf, idType, inMigrationTransaction, type DialectName } from './dialect.js'
+import { ensureEventPartitions } from './retention-partitions.js'
 
 // Versioned migrations, applied in order at start, in one transaction, and recorded in
 // schema_migrations. Written once with Kysely's schema builder, so they run on SQLite and
@@ -11,6 +12,8 @@ import { dialectOf, idType, inMigrationTransaction, type DialectName } from './d
 export interface Migration {
   version: number
   name: string
+  /** Runs on its own once the migrations before it have committed, for what a transaction refuses (VACUUM). */
+  outsideTransaction?: boolean
   up(db: Kysely<any>, dialect: DialectName): Promise<void>
 }
 
@@ -462,36 +465,183 @@ end $$`,
         .execute(db)
     },
   },
+  {
+    version: 7,
+    name: 'retention: an instance may keep its events its own time; one pruner at a time; a session removable with its runs',
+    async up(db) {
+      // null: EVENT_RETENTION; else a duration as `admin instances set-retention` wrote it (`7d`, `off`).
+      await db.schema.alterTable('instances').addColumn('event_retention', 'text').execute()
+      // Leases: one process at a time does a job (the pruner, store/prune-lease.ts). One row per
+      // job, made here, never removed; a lease whose time is past is free.
+      await db.schema
+        .createTable('leases')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('holder', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .addColumn('last_run_at', 'text', (c) => c.notNull())
+        .execute()
+      const epoch = new Date(0).toISOString()
+      await db
+        .insertInto('leases')
+        .values({ name: 'prune', holder: '', expires_at: epoch, last_run_at: epoch })
+        .execute()
+      // Removing a session removes its server sessions, their runs and the runs' errors, found
+      // (and checked by their foreign keys) through these.
+      await db.schema.createIndex('server_sessions_session_id').on('server_sessions').column('session_id').execute()
+      await db.schema
+        .createIndex('server_runs_server_session_id')
+        .on('server_runs')
+        .column('server_session_id')
+        .execute()
+      await db.schema
+        .createIndex('server_run_errors_server_run_id')
+        .on('server_run_errors')
+        .column('server_run_id')
+        .execute()
+    },
+  },
+  {
+    version: 8,
+    name: 'PostgreSQL: session_events in partitions by range of id, so that expired days are dropped whole',
+    // The table becomes a partitioned one, by range of id (an id starts with its creation time,
+    // so a range of ids is a range of time), with the same columns and indexes. The existing
+    // table is attached as it is, as the first partition: everything before the first day that
+    // no event of it reaches (attaching reads it once, to check that). The partitions of the days
+    // from then on are made by ensureEventPartitions (retention-partitions.ts), at every start.
+    //
+    // Events keep one foreign key, to their session. Those to their run, server session and run
+    // error go: the writer checks them in the writing transaction, the pruner removes a run only
+    // with its session, after its last event, and with them removing a run would read every
+    // partition (no index of events starts with these columns).
+    async up(db, dialect) {
+      if (dialect !== 'postgres') return
+      const DAY_MS = 86_400_000
+      // The smallest event id made at `ms` (ids.ts): `sev_` and 9 base-36 digits of the time.
+      const bound = (ms: number) => `sev_${ms.toString(36).padStart(9, '0')}`
+      const { rows } = await sql<{ last: string | null }>`select max(id) as last from session_events`.execute(db)
+      const lastMs = rows[0]?.last ? parseInt(rows[0].last.slice(4, 13), 36) : -Infinity
+      const today = Math.floor(Date.now() / DAY_MS) * DAY_MS
+      const firstDay = Math.max(today, Math.floor(lastMs / DAY_MS) * DAY_MS + DAY_MS)
+
+      await sql`alter table session_events rename to session_events_p0`.execute(db)
+      for (const index of ['pkey', 'session_id', 'server_run_id', 'server_session_id', 'type'])
+        await sql`alter index ${sql.id(`session_events_${index}`)} rename to ${sql.id(`session_events_p0_${index}`)}`.execute(
+          db,
+        )
+      const { rows: keys } = await sql<{ name: string }>`
+        select conname as name from pg_constraint
+         where conrelid = 'session_events_p0'::regclass and contype = 'f' and confrelid <> 'sessions'::regclass`.execute(
+        db,
+      )
+      for (const { name } of keys) await sql`alter table session_events_p0 drop constraint ${sql.id(name)}`.execute(db)
+
+      await sql`
+        create table session_events (
+          id text collate "C" not null,
+          session_id text collate "C" not null references sessions (id),
+          server_run_id text collate "C",
+          server_session_id text collate "C",
+          type text not null,
+          server_run_error_id text collate "C",
+          log_lines_json text not null,
+          created_at text not null,
+          constraint session_events_pkey primary key (id)
+        ) partition by range (id)`.execute(db)
+      // Listing is a keyset scan over (session_id, id), narrowed by one filter at a time.
+      await sql`create index session_events_session_id on session_events (session_id, id)`.execute(db)
+      await sql`create index session_events_server_run_id on session_events (session_id, server_run_id, id)`.execute(db)
+      await sql`create index session_events_server_session_id on session_events (session_id, server_session_id, id)`.execute(
+        db,
+      )
+      await sql`create index session_events_type on session_events (session_id, type, id)`.execute(db)
+      await sql`alter table session_events attach partition session_events_p0
+                for values from (minvalue) to (${sql.lit(bound(firstDay))})`.execute(db)
+    },
+  },
+  {
+    version: 9,
+    name: 'SQLite: freed pages go back to the file system (incremental auto_vacuum)',
+    // auto_vacuum takes effect on an existing file only through VACUUM, which rewrites the file
+    // and cannot run in a transaction: this migration runs on its own, after the others have
+    // committed (migrate()). Run twice (a crash before it was recorded), it finds the mode set.
+    outsideTransaction: true,
+    async up(db, dialect) {
+      if (dialect !== 'sqlite') return
+      const { rows: files } = await sql<{
+        file: string
+      }>`select file from pragma_database_list where name = 'main'`.execute(db)
+      if (!files[0]?.file) return // in memory: nothing to give back to
+      const { rows } = await sql<{ mode: number }>`select auto_vacuum as mode from pragma_auto_vacuum()`.execute(db)
+      if (Number(rows[0]?.mode) === 2) return
+      await sql`pragma auto_vacuum = incremental`.execute(db)
+      await sql`vacuum`.execute(db)
+    },
+  },
+  {
+    version: 10,
+    name: 'PostgreSQL: the append no longer NOTIFYs in its transaction; the process notifies after commit (feed.ts)',
+    // A transaction that notified takes a lock at commit that serialises every notifying commit
+    // of the cluster (feed.ts has the figures). The function of migration 6, less its NOTIFY;
+    // p_channel stays, unused, so that the call is the same.
+    async up(db, dialect) {
+      if (dialect !== 'postgres') return
+      const { rows } = await sql<{
+        definition: string
+      }>`select pg_get_functiondef('append_session_event'::regproc) as definition`.execute(db)
+      const notify = /^\s*perform pg_notify\(p_channel, p_session_id\);\n/m
+      const definition = rows[0]!.definition
+      if (!notify.test(definition)) throw new Error('append_session_event: its NOTIFY is not where migration 6 put it')
+      await sql.raw(definition.replace(notify, '')).execute(db)
+    },
+  },
 ]
 
 /**
- * Applies the migrations the database has not seen yet; returns how many ran. All of them run
+ * Applies the migrations the database has not seen yet, in order; returns how many ran. They run
  * in one transaction, so a failure leaves the schema as it was, and API processes that start
- * together migrate one after the other (see inMigrationTransaction).
+ * together migrate one after the other (see inMigrationTransaction); one that cannot run in a
+ * transaction (SQLite's VACUUM) runs on its own, once those before it have committed. Then, on
+ * PostgreSQL, the partitions of the days ahead are made (retention-partitions.ts), whatever
+ * process starts, so that writes find them. `upTo`: no migration past this version (for tests
+ * of a migration).
  */
-export async function migrate(db: Kysely<Database>): Promise<number> {
+export async function migrate(db: Kysely<Database>, options: { upTo?: number } = {}): Promise<number> {
   const dialect = dialectOf(db)
-  return inMigrationTransaction(db, async (trx) => {
-    await trx.schema
-      .createTable('schema_migrations')
-      .ifNotExists()
-      .addColumn('version', 'integer', (c) => c.primaryKey())
-      .addColumn('name', 'text', (c) => c.notNull())
-      .addColumn('applied_at', 'text', (c) => c.notNull())
-      .execute()
-    const applied = new Set(
-      (await trx.selectFrom('schema_migrations').select('version').execute()).map((r) => Number(r.version)),
-    )
-    let ran = 0
-    for (const migration of migrations) {
-      if (applied.has(migration.version)) continue
-      await migration.up(trx, dialect)
-      await trx
-        .insertInto('schema_migrations')
-        .values({ version: migration.version, name: migration.name, applied_at: new Date().toISOString() })
+  let ran = 0
+  for (;;) {
+    const outside = await inMigrationTransaction(db, async (trx) => {
+      await trx.schema
+        .createTable('schema_migrations')
+        .ifNotExists()
+        .addColumn('version', 'integer', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('applied_at', 'text', (c) => c.notNull())
         .execute()
-      ran += 1
-    }
-    return ran
-  })
+      const applied = new Set(
+        (await trx.selectFrom('schema_migrations').select('version').execute()).map((r) => Number(r.version)),
+      )
+      for (const migration of migrations) {
+        if (applied.has(migration.version) || migration.version > (options.upTo ?? Infinity)) continue
+        if (migration.outsideTransaction) return migration
+        await migration.up(trx, dialect)
+        await trx
+          .insertInto('schema_migrations')
+          .values({ version: migration.version, name: migration.name, applied_at: new Date().toISOString() })
+          .execute()
+        ran += 1
+      }
+      return undefined
+    })
+    if (!outside) break
+    await outside.up(db, dialect)
+    // Another process starting at the same time may have run it too: it is written to be run twice.
+    await db
+      .insertInto('schema_migrations')
+      .values({ version: outside.version, name: outside.name, applied_at: new Date().toISOString() })
+      .onConflict((oc) => oc.column('version').doNothing())
+      .execute()
+    ran += 1
+  }
+  if (dialect === 'postgres') await ensureEventPartitions(db, { now: new Date() })
+  return ran
 }

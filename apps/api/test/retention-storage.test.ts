@@ -1,0 +1,161 @@
+import { mkdtempSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Kysely, PostgresDialect, sql } from 'kysely'
+import pg from 'pg'
+import { afterAll, describe, expect, it } from 'vitest'
+import { seed } from '../src/seed.js'
+import type { Database } from '../src/store/db.js'
+import { migrate } from '../src/store/migrations.js'
+import { openStore } from '../src/store/open.js'
+import { pgliteDialect } from '../src/store/pglite.js'
+import { prune } from '../src/store/prune.js'
+import { DAY_MS, eventPartitions, FIRST_PARTITION } from '../src/store/retention-partitions.js'
+import { parseRetention } from '../src/store/retention.js'
+import { openSqlite } from '../src/store/sqlite.js'
+import { SqlStore } from '../src/store/sql-store.js'
+import { backend, freshSchema, onPostgres, sharedPglite } from './backend.js'
+
+// What retention changes on disk: the migration that moves an existing PostgreSQL table into
+// partitions (nothing lost, the same reads), the one that gives an existing SQLite file
+// incremental auto_vacuum, and a SQLite file that shrinks once half its events are pruned.
+
+const dir = mkdtempSync(join(tmpdir(), 'session-events-retention-'))
+const cleanups: (() => Promise<unknown>)[] = []
+afterAll(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup()
+  rmSync(dir, { recursive: true, force: true })
+})
+
+/** A database of this project's PostgreSQL, in a schema of its own, with no migration run yet. */
+async function bareStore(): Promise<SqlStore> {
+  let db: Kysely<Database>
+  if (backend === 'pglite') {
+    const pglite = await sharedPglite()
+    const schema = `se_test_${Date.now().toString(36)}_bare`
+    await pglite.query(`create schema "${schema}"`)
+    cleanups.push(() => pglite.query(`drop schema if exists "${schema}" cascade`))
+    db = new Kysely<Database>({ dialect: pgliteDialect(pglite, { schema, closeOnDestroy: false }) })
+  } else {
+    const { url } = await freshSchema()
+    db = new Kysely<Database>({
+      dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 2 }) }),
+    })
+  }
+  const store = new SqlStore({ dialect: 'postgres', db })
+  cleanups.push(() => store.close())
+  return store
+}
+
+const allEvents = (store: SqlStore) => store.db.selectFrom('session_events').selectAll().orderBy('id').execute()
+
+describe.runIf(onPostgres)(`migration 8 on PostgreSQL (${backend})`, () => {
+  it('moves an existing table into partitions: every event kept, the same reads, new events in the days ahead', async () => {
+    const store = await bareStore()
+    await migrate(store.db, { upTo: 6 })
+    const now = Date.now()
+    const summary = await seed(store, { sessions: 2, events: 40, now: new Date(now - 3 * DAY_MS) })
+    const before = await allEvents(store)
+    expect(before.length).toBeGreaterThan(100)
+    const sessionId = summary.instances[0]!.sessions[0]!.id
+    const page = (s: SqlStore) => s.reader.listEventIds({ sessionId, limit: 25, order: 'desc' })
+    const pageBefore = await page(store)
+
+    expect(await migrate(store.db)).toBe(3)
+    const { rows } = await sql<{
+      kind: string
+    }>`select relkind as kind from pg_class where oid = 'session_events'::regclass`.execute(store.db)
+    expect(rows[0]!.kind).toBe('p')
+    expect(await allEvents(store)).toEqual(before)
+    expect(await page(store)).toEqual(pageBefore)
+
+    const partitions = (await eventPartitions(store.db))!
+    expect(partitions[0]).toMatchObject({ name: FIRST_PARTITION, fromMs: -Infinity })
+    expect(partitions[0]!.toMs).toBeGreaterThan(now - 3 * DAY_MS)
+    expect(partitions.at(-1)!.toMs).toBeGreaterThanOrEqual(now + 2 * DAY_MS)
+    for (let i = 1; i < partitions.length; i++) expect(partitions[i]!.fromMs).toBe(partitions[i - 1]!.toMs)
+    // The events that were there are all in the first partition; its only foreign key is to its session.
+    const { rows: counts } = await sql<{ n: number }>`select count(*)::int as n from session_events_p0`.execute(
+      store.db,
+    )
+    expect(counts[0]!.n).toBe(before.length)
+    const { rows: keys } = await sql<{ to: string }>`
+      select confrelid::regclass::text as to from pg_constraint
+       where conrelid = 'session_events_p0'::regclass and contype = 'f'`.execute(store.db)
+    expect(keys.map((k) => k.to)).toEqual(['sessions'])
+
+    // A new event goes to today's partition.
+    const run = await store.db
+      .selectFrom('server_runs as r')
+      .innerJoin('server_sessions as ss', 'ss.id', 'r.server_session_id')
+      .select('r.id')
+      .where('ss.session_id', '=', sessionId)
+      .where('r.status', '=', 'active')
+      .executeTakeFirstOrThrow()
+    const [id] = await store.seeding.appendLogEvents([
+      { serverRunId: run.id, lines: [{ type: 'stdout', line: 'new' }] },
+    ])
+    const { rows: where } = await sql<{ partition: string }>`
+      select tableoid::regclass::text as partition from session_events where id = ${id!}`.execute(store.db)
+    const today = partitions.find((p) => p.fromMs <= now && now < p.toMs)!
+    expect(where[0]!.partition).toBe(today.name)
+    expect(await migrate(store.db)).toBe(0)
+  })
+})
+
+describe.runIf(backend === 'sqlite')('SQLite files and retention', () => {
+  it('migration 9 gives an existing file incremental auto_vacuum, and keeps what it holds', async () => {
+    const file = join(dir, 'existing.db')
+    const old = openSqlite(file)
+    await migrate(old.db, { upTo: 8 })
+    await seed(old, { sessions: 1, events: 30 })
+    const autoVacuum = async (s: SqlStore) =>
+      (await sql<{ n: number }>`select auto_vacuum as n from pragma_auto_vacuum()`.execute(s.db)).rows[0]!.n
+    expect(await autoVacuum(old)).toBe(0)
+    const events = await allEvents(old)
+    await old.close()
+
+    const store = await openStore(`sqlite:${file}`)
+    cleanups.push(() => store.close())
+    expect(await autoVacuum(store)).toBe(2)
+    expect(await allEvents(store)).toEqual(events)
+  })
+
+  it('the file shrinks after a prune of half its events', async () => {
+    const file = join(dir, 'half.db')
+    const store = await openStore(`sqlite:${file}`)
+    cleanups.push(() => store.close())
+    const now = Date.now()
+    const summary = await seed(store, { sessions: 1, events: 1, now: new Date(now - 45 * DAY_MS) })
+    const sessionId = summary.instances[0]!.sessions[0]!.id
+    const run = await store.db
+      .selectFrom('server_runs as r')
+      .innerJoin('server_sessions as ss', 'ss.id', 'r.server_session_id')
+      .select('r.id')
+      .where('ss.session_id', '=', sessionId)
+      .where('r.status', '=', 'active')
+      .executeTakeFirstOrThrow()
+    const line = { type: 'stdout' as const, line: 'x'.repeat(400) }
+    for (const start of [now - 40 * DAY_MS, now - DAY_MS]) {
+      for (let batch = 0; batch < 10; batch++) {
+        await store.seeding.appendLogEvents(
+          Array.from({ length: 1_000 }, (_, i) => ({
+            serverRunId: run.id,
+            lines: [line],
+            at: new Date(start + batch * 1_000 + i),
+          })),
+        )
+      }
+    }
+    await sql`pragma wal_checkpoint(truncate)`.execute(store.db)
+    const full = statSync(file).size
+
+    const result = await prune(store, { defaultRetentionMs: parseRetention('30d'), now: new Date(now) })
+    expect(result.events_deleted).toBeGreaterThanOrEqual(10_000)
+    const { rows } = await sql<{ n: number }>`select freelist_count as n from pragma_freelist_count()`.execute(store.db)
+    expect(rows[0]!.n).toBe(0)
+    const pruned = statSync(file).size
+    console.log(`retention: a SQLite file of ${full} bytes is ${pruned} bytes after a prune of half its events`)
+    expect(pruned).toBeLessThan(full * 0.7)
+  })
+})
