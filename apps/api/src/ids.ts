@@ -6,7 +6,7 @@ import * as specValues from '@session-events/server-stubs/values'
 // random base-62 characters, so ids of one kind sort by creation time. The prefix and the
 // lengths are the spec's: each kind's are read from its pattern (specValues). Where ids must
 // also keep an order within one millisecond (the events of a session), the writer makes each
-// one above the last with nextId (store/writer.ts).
+// one above the last with nextId (store/event-log.ts).
 
 interface IdFormat {
   prefix: string

@@ -376,7 +376,7 @@ describe('bodies: what the properties met, pinned', () => {
   })
 
   // Found by the hostile-JSON property (README, BUG-7): metadata nested a few thousand deep (a
-  // body of 30 KB) answers 500. JSON.parse and the schema take it; apps/api/src/store/writer.ts serialises the
+  // body of 30 KB) answers 500. JSON.parse and the schema take it; apps/api/src/store/new-rows.ts serialises the
   // metadata again (JSON.stringify) and runs out of stack. Expected: a 4xx (or the write).
   it('a free-form field nested 5,000 deep: not a 5xx', async () => {
     const create = op('createSession')

@@ -16,7 +16,7 @@ import { createWorld, pathOf, sessionRuns, type World } from './support/world.js
 //
 // Events dated in the past used to be backfilled among the existing ones (their ids came from
 // their time). The writer now gives each new event of a session an id above the session's last
-// one, under the session's lock, in commit order (apps/api/src/store/writer.ts): an event dated
+// one, under the session's lock, in commit order (apps/api/src/store/event-log.ts): an event dated
 // in the past lands at the end like any other, and no event can appear behind a walk's position
 // any more. The case of events backfilled among the existing ones is gone with it; what the
 // walks prove is the same, and past-dated writes stay in the mix as writes at the end.

@@ -12,7 +12,7 @@ import {
 import { StoreUnavailableError } from './errors.js'
 
 // Everything that differs between SQLite and PostgreSQL lives here; the queries themselves are
-// written once, in reader.ts and writer.ts, and the migrations once, in migrations.ts.
+// written once, in reader.ts and the writers, and the migrations once, in migrations.ts.
 
 export type DialectName = 'sqlite' | 'postgres'
 
