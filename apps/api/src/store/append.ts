@@ -160,12 +160,15 @@ export function sqliteAppend(database: SQLite.Database, db: Kysely<Database>): A
     if (c) s.keep.run(c.nowMs, c.key.status, c.key.keyHash, c.key.fingerprint, event.id)
     return { kind: 'appended', event, runsVersion: String(s.version.get()) }
   })
-  return (input) =>
-    db.connection().execute(async () => {
-      try {
-        return append.immediate(input)
-      } catch (error) {
-        throw asStoreError(error)
-      }
-    })
+  const run = (input: AppendInput): AppendOutcome => {
+    try {
+      return append.immediate(input)
+    } catch (error) {
+      throw asStoreError(error)
+    }
+  }
+  // A transaction of Kysely's that is open (it awaits between its statements) is waited for;
+  // otherwise nothing can come between the statements of this one, which runs to its commit
+  // without giving the event loop back.
+  return async (input) => (database.inTransaction ? db.connection().execute(async () => run(input)) : run(input))
 }
