@@ -12,6 +12,8 @@ export interface LoadRequest {
   body?: string | Buffer
   /** Send a new `Idempotency-Key` with every request (a client's own key per write). */
   idempotencyKeys?: boolean
+  /** A new body for every request (OTLP: the same body twice is a retry, stored once). */
+  newBody?: () => string | Buffer
 }
 
 let keys = 0
@@ -82,6 +84,9 @@ export function load(options: {
                     ...request,
                     headers: { ...request.headers, 'idempotency-key': `bench-${process.pid}-${++keys}` },
                   }),
+                }),
+                ...(r.newBody && {
+                  setupRequest: (request: autocannon.Request) => ({ ...request, body: r.newBody!() }),
                 }),
               }
             : { method: 'GET' as const, path: r.path, headers: r.headers ?? {} },

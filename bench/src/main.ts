@@ -8,6 +8,7 @@ import { growthRow, type GrowthRow, type GrowthSettings } from './growth.js'
 import { layersSuite, type LayersResult } from './layers.js'
 import { git, machine, versions } from './machine.js'
 import { overloadSuite, type OverloadResult, type OverloadSettings } from './overload.js'
+import { otlpSuite, type OtlpBenchResult, type OtlpBenchSettings } from './otlp.js'
 import { resultsDir } from './paths.js'
 import { pgServer, PG_BASE_URL } from './pg.js'
 import { checkTargets, markdown, type Results } from './report.js'
@@ -16,7 +17,7 @@ import { storageSuite, type StorageResult } from './storage.js'
 import { throughputSuite, type Settings, type ThroughputResult } from './throughput.js'
 import { writesSuite, type WriteSettings, type WritesResult } from './writes.js'
 
-export const SUITES = ['throughput', 'peers', 'writes', 'follow', 'overload', 'growth', 'storage'] as const
+export const SUITES = ['throughput', 'peers', 'writes', 'otlp', 'follow', 'overload', 'growth', 'storage'] as const
 type Suite = (typeof SUITES)[number]
 
 const HELP = `npm run bench [-- --quick] [-- --only SUITE[,SUITE…]]
@@ -31,6 +32,8 @@ Suites (all of them by default, in this order):
               API, on SQLite and on PostgreSQL; and so the API's reads on PostgreSQL against SQLite
   writes      log lines appended per second over HTTP, 1 to 1,000 lines a request, on both stores,
               against the write limit (node:http that parses and answers) and the store alone
+  otlp        log records per second through POST /v1/logs (OTLP/HTTP, protobuf and JSON, 100
+              records a request) beside appends of 100 lines through the JSON API, on both stores
   follow      the live tail: from an append's 201 to the event at 1, 100 and 1,000 followers, on
               one process and across two (PostgreSQL); the API's memory per idle follower, and
               10,000 idle followers of 100 sessions on one process
@@ -59,6 +62,7 @@ const PLANS = {
       connections: 32,
       batches: [1, 10, 100, 1000],
     } satisfies WriteSettings,
+    otlp: { rounds: 3, durationS: 1, warmupS: 0.3, connections: 32 } satisfies OtlpBenchSettings,
     follow: {
       followers: [1, 100, 1000],
       appends: 20,
@@ -75,6 +79,7 @@ const PLANS = {
     throughputData: { sessions: 10, events: 1_000 },
     peers: { rounds: 1, durationS: 0.5, warmupS: 0.3, connections: 32 } satisfies Settings,
     writes: { rounds: 1, durationS: 0.4, warmupS: 0.2, connections: 32, batches: [100] } satisfies WriteSettings,
+    otlp: { rounds: 1, durationS: 0.5, warmupS: 0.2, connections: 32 } satisfies OtlpBenchSettings,
     follow: {
       followers: [1, 100],
       appends: 5,
@@ -115,7 +120,7 @@ async function main() {
   log(
     `bench (${mode}): ${machineAtStart.cpu}, ${machineAtStart.cores} cores, Node ${machineAtStart.node}, load average ${machineAtStart.loadavgAtStart[0]}`,
   )
-  const needsPostgres = (['peers', 'writes', 'follow', 'overload', 'storage'] as const).some(runs)
+  const needsPostgres = (['peers', 'writes', 'otlp', 'follow', 'overload', 'storage'] as const).some(runs)
   const postgres = needsPostgres ? await pgServer() : null
   if (needsPostgres && !postgres) log(`no PostgreSQL server at ${PG_BASE_URL}: its parts are left out`)
 
@@ -200,6 +205,11 @@ async function main() {
     log(`writes: lines appended per second, ${plan.writes.batches.join(', ')} lines a request`)
     writes = await attempt('writes', () => writesSuite(plan.writes, postgres !== null, log))
   }
+  let otlp: OtlpBenchResult | null = null
+  if (runs('otlp')) {
+    log('otlp: log records per second through POST /v1/logs beside appends through the JSON API')
+    otlp = await attempt('otlp', () => otlpSuite(plan.otlp, postgres !== null, log))
+  }
   let follow: FollowResult | null = null
   if (runs('follow')) {
     log(`follow: ${plan.follow.followers.join(', ')} followers of one session`)
@@ -251,6 +261,7 @@ async function main() {
     postgres: postgres && { url: PG_BASE_URL.replace(/\/\/[^@]*@/, '//'), ...postgres },
     sameWork,
     writes,
+    otlp,
     follow,
     overload,
     storage,

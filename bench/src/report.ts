@@ -9,6 +9,7 @@ import type { Memory } from './processes.js'
 import { SAME_WORK_LABELS, type SameWorkResult } from './same-work.js'
 import type { StorageResult } from './storage.js'
 import { ENDPOINT_LABELS, ENDPOINTS, TARGET_LABELS, TARGETS, type ThroughputResult } from './throughput.js'
+import { OTLP_TARGET_LABELS, OTLP_TARGETS, type OtlpBenchResult } from './otlp.js'
 import { WRITE_LAYER_LABELS, WRITE_LAYERS, WRITE_TARGET_LABELS, WRITE_TARGETS, type WritesResult } from './writes.js'
 
 // The results of a run, as JSON (everything, every round) and as the short Markdown table.
@@ -41,6 +42,8 @@ export interface Results {
   postgres?: (PgServer & { url: string }) | null
   sameWork?: SameWorkResult | null
   writes?: WritesResult | null
+  /** Absent from results made before the otlp suite existed. */
+  otlp?: OtlpBenchResult | null
   follow?: FollowResult | null
   overload?: OverloadResult | null
   storage?: StorageResult | null
@@ -450,6 +453,30 @@ export function markdown(r: Results): string {
       }
       out.push('')
     }
+  }
+
+  const otlp = r.otlp
+  if (otlp) {
+    const s = otlp.settings
+    out.push('## OTLP intake: log records per second through POST /v1/logs', '')
+    out.push(
+      `${otlp.records} records (or lines) a request, the writes suite's lines; ${s.connections} connections over 8 sessions (8 service instances for OTLP, each a session and run of its own), on a fresh store; median of ${s.rounds} round(s) of ${s.durationS} s, the targets taking turns. ` +
+        `Every OTLP request is a new body and keyed by its hash, as an exporter's retry must be stored once. Bodies: ${OTLP_TARGETS.map((t) => `${t} ${kb(otlp.bodyBytes[t])}`).join(', ')}. Goal: protobuf intake ≥ the JSON append's lines/s.`,
+      '',
+    )
+    out.push('| store | target | lines/s | p99 ms | errors | ÷ JSON append |')
+    out.push('|---|---|--:|--:|--:|--:|')
+    for (const [store, x] of Object.entries(otlp.stores)) {
+      if (!x) continue
+      for (const target of OTLP_TARGETS) {
+        const t = x.targets[target]
+        const vs = x.ratios[`${target}/append_json`]
+        out.push(
+          `| ${storeName(store)} | ${OTLP_TARGET_LABELS[target]} | ${int(t.linesPerS)} | ${ms(t.p99Ms)} | ${failed(t.errors, t.failures)} | ${vs === undefined ? '' : ratio(vs)} |`,
+        )
+      }
+    }
+    out.push('')
   }
 
   const w = r.writes
