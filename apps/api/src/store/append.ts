@@ -3,15 +3,15 @@ import { sql, type Kysely } from 'kysely'
 import { nextId } from '../ids.js'
 import type { Database, SessionEventTable } from './db.js'
 import { asStoreError } from './dialect.js'
-import { NOTIFY_CHANNEL } from './feed.js'
 import type { ClaimedKey } from './idempotency.js'
 
 // The API's append, the store's most frequent write, in one transaction and one commit with its
 // Idempotency-Key: claim the key (or find its answer), lock the session, check the run, give the
-// event an id above the session's last one, insert it, keep the key's answer, wake the followers.
+// event an id above the session's last one, insert it, keep the key's answer; once committed,
+// the followers are woken (feed.ts).
 // The same steps as the store's other writes (event-log.ts, idempotency.ts), done where each
 // database does them fastest:
-// - PostgreSQL: one call of a function (append_session_event, migration 6), so one round trip
+// - PostgreSQL: one call of a function (append_session_event, migrations 6 and 10), so one round trip
 //   and one commit: a keyed append of 100 lines is one statement where it was three transactions
 //   and seven round trips (bench/README.md, the writes suite, has the figures).
 // - SQLite: one synchronous transaction on the database itself (better-sqlite3), statements
@@ -73,7 +73,7 @@ export function postgresAppend(db: Kysely<Database>): AppendOne {
     const c = input.claim
     const { rows } = await sql<FunctionRow>`select * from append_session_event(
       ${input.sessionId}, ${input.serverRunId}, ${input.madeId}, ${input.linesJson}, ${input.createdAt},
-      ${NOTIFY_CHANNEL}, ${c?.key.keyHash ?? null}::bytea, ${c?.key.lock ?? null}::bigint,
+      ${null}::text, ${c?.key.keyHash ?? null}::bytea, ${c?.key.lock ?? null}::bigint,
       ${c?.key.fingerprint ?? null}::bytea, ${c?.key.status ?? null}::smallint,
       ${c?.nowMs ?? null}::bigint, ${c?.keptSinceMs ?? null}::bigint)`.execute(db)
     const row = rows[0]!
