@@ -11,7 +11,10 @@ import {
 import { StatusSchema } from '../src/generated/otlp/google/rpc/status_pb.js'
 import { MAX_OTLP_BYTES } from '../src/otlp/wire.js'
 import { serve, type RunningServer } from '../src/server.js'
-import { fixture, type Fixture } from './helpers.js'
+import { createApp } from '../src/app.js'
+import { StoreUnavailableError } from '../src/store/types.js'
+import { fixture, silent, testSettings, type Fixture } from './helpers.js'
+import { overriding } from './store-overrides.js'
 
 // POST /v1/logs, OTLP/HTTP: the OpenTelemetry JS SDK's own exporters (JSON and protobuf, gzip
 // on and off), each in a process of its own configured only by its environment, against the
@@ -247,5 +250,73 @@ describe('POST /v1/logs, what an exporter must be told', () => {
     expect(
       fromBinary(ExportLogsServiceResponseSchema, new Uint8Array(await binary.arrayBuffer())).partialSuccess,
     ).toBeUndefined()
+  })
+
+  it('stores the same body sent twice at once only once', async () => {
+    const body = toBinary(
+      ExportLogsServiceRequestSchema,
+      create(ExportLogsServiceRequestSchema, {
+        resourceLogs: [
+          {
+            resource: {
+              attributes: [{ key: 'service.instance.id', value: { value: { case: 'stringValue', value: 'twice-1' } } }],
+            },
+            scopeLogs: [{ logRecords: [{ body: { value: { case: 'stringValue', value: 'only once' } } }] }],
+          },
+        ],
+      }),
+    )
+    const answers = await Promise.all([1, 2].map(() => post(body, { 'content-type': 'application/x-protobuf' })))
+    // A retry that meets the first still writing is told to come back (503, which exporters retry).
+    for (const res of answers) expect([200, 503]).toContain(res.status)
+    expect((await post(body, { 'content-type': 'application/x-protobuf' })).status).toBe(200)
+    const [sessionId] = await sessionOf('twice-1')
+    expect((await eventsOf(sessionId!)).map((e) => e.log_lines)).toEqual([[{ type: 'stdout', line: 'only once' }]])
+  })
+
+  it('cuts a body longer than a log line takes into pieces, as run does', async () => {
+    const long = 'x'.repeat(65_536) + 'y'.repeat(10)
+    const res = await post(JSON.stringify(request({ 'service.instance.id': 'long-1' }, [long])), {
+      'content-type': 'application/json',
+    })
+    expect(res.status).toBe(200)
+    const [sessionId] = await sessionOf('long-1')
+    expect((await eventsOf(sessionId!))[0]!.log_lines).toEqual([
+      { type: 'stdout', line: 'x'.repeat(65_536) },
+      { type: 'stdout', line: 'y'.repeat(10) },
+    ])
+  })
+
+  it('answers the rate limit with 429 and a store that is down with 503, each with Retry-After, as a Status', async () => {
+    const limited = createApp({
+      store: f.store,
+      logger: silent,
+      config: { ...testSettings, rateLimit: { points: 1, durationSeconds: 60 } },
+    })
+    const send = (app: ReturnType<typeof createApp>) =>
+      app.request('/v1/logs', {
+        method: 'POST',
+        headers: { ...auth(), 'content-type': 'application/json' },
+        body: JSON.stringify(request({ 'service.instance.id': 'limits-1' }, ['x'])),
+      })
+    expect((await send(limited)).status).toBe(200)
+    const over = await send(limited)
+    expect([over.status, over.headers.get('retry-after') !== null]).toEqual([429, true])
+    expect(((await over.json()) as { code: number }).code).toBe(8)
+
+    const down = createApp({
+      store: overriding(f.store, {
+        writer: new Proxy(f.store.writer, {
+          get: () => async () => {
+            throw new StoreUnavailableError('down')
+          },
+        }),
+      }),
+      logger: silent,
+      config: testSettings,
+    })
+    const unavailable = await send(down)
+    expect([unavailable.status, unavailable.headers.get('retry-after')]).toEqual([503, '1'])
+    expect(((await unavailable.json()) as { code: number }).code).toBe(14)
   })
 })

@@ -2,7 +2,9 @@ import type { RouteHandler } from '@hono/zod-openapi'
 import type { Routes } from '@session-events/server-stubs'
 import type { Context } from 'hono'
 import type { AppEnv } from '../env.js'
+import { errors } from '../errors.js'
 import { respond } from '../respond.js'
+import { IdempotencyKeyInUseError } from '../store/types.js'
 import type { OtlpIntake } from '../otlp/intake.js'
 import {
   bodyHash,
@@ -40,6 +42,9 @@ export function otlpHandlers(intake: OtlpIntake): {
         const rejected = await intake.export(c.get('instanceId'), request, bodyHash(body))
         return respond(c, encodeResponse(encoding, rejected), 200, { 'content-type': contentTypeOf(encoding) })
       } catch (error) {
+        // The same export (or a service instance's first session or run) being written right now
+        // by another request: a retry finds it written. 503 is one of the statuses exporters retry.
+        if (error instanceof IdempotencyKeyInUseError) throw errors.unavailable(1)
         if (!(error instanceof OtlpRefusal)) throw error
         const as = encoding ?? 'json'
         return respond(c, encodeStatus(as, error.code, error.message), error.status, {
