@@ -1,7 +1,7 @@
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks'
 import type { MiddlewareHandler } from 'hono'
 import type { AppEnv } from '../env.js'
-import { errors } from '../errors.js'
+import { errorResponse, errors } from '../errors.js'
 
 // Shedding load: new requests are answered 503 with Retry-After at once, so that the ones
 // accepted keep a bounded latency and clients (which retry 503s) come back later or go to
@@ -26,6 +26,8 @@ export interface LoadSheddingOptions {
   /** How often the delay is read. Default 100 ms. */
   windowMs?: number
 }
+
+const OVERLOADED = errors.overloaded()
 
 export class LoadShedder {
   readonly #histogram: IntervalHistogram
@@ -79,8 +81,11 @@ export class LoadShedder {
 
   /** The middleware: 503 at once while overloaded. */
   middleware(): MiddlewareHandler<AppEnv> {
-    return async (_c, next) => {
-      if (this.overloaded) throw errors.overloaded()
+    return async (c, next) => {
+      // Answered here, from one error made once: under a flood most requests are refused, and
+      // an error made (its stack captured) and thrown through the middleware for each took 6%
+      // of the process's CPU time (a CPU profile of 512 connections on PostgreSQL).
+      if (this.overloaded) return errorResponse(c, OVERLOADED)
       this.#inFlight += 1
       try {
         await next()
