@@ -515,7 +515,7 @@ export function markdown(r: Results): string {
     const keyedRows = (['sqlite', 'postgres'] as const).filter((store) => w.bytesPerEvent?.[`api_${store}_keyed`])
     if (keyedRows.length > 0) {
       out.push(
-        'With and without an Idempotency-Key on every request (each on a store of its own): keyed ÷ unkeyed lines/s (median of the rounds’ ratios), and bytes on disk per event: what each store (every table and index) grew by over the rounds, over the events written (the unkeyed store also takes the store-alone loop’s appends, of the same sizes).',
+        'With and without an Idempotency-Key on every request (each on a store of its own): keyed ÷ unkeyed lines/s (median of the rounds’ ratios), and bytes on disk per event: what each store (every table and index) grew by over the rounds, over the events written.',
         '',
       )
       out.push(
