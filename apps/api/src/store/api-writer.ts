@@ -63,7 +63,7 @@ export class SqlApiWriter implements StoreWriter {
    * One write with its Idempotency-Key, in one transaction: the key claimed, `write` run and its
    * answer (`resourceId`) kept; or the key's answer found, nothing written, and the resource it
    * named read again (`again`). A write that refuses without throwing (`resourceId` null) keeps
-   * nothing here: the refusal is kept by the middleware, as every other one is.
+   * nothing here: a refusal is kept by whoever answers it (IdempotencyKeys.keepRefusal).
    */
   async #answered<T extends object>(
     claim: IdempotencyClaim | undefined,
