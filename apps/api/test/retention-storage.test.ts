@@ -6,7 +6,7 @@ import pg from 'pg'
 import { afterAll, describe, expect, it } from 'vitest'
 import { seed } from '../src/seed.js'
 import type { Database } from '../src/store/db.js'
-import { migrate } from '../src/store/migrations.js'
+import { migrate, migrations } from '../src/store/migrations.js'
 import { openStore } from '../src/store/open.js'
 import { pgliteDialect } from '../src/store/pglite.js'
 import { prune } from '../src/store/prune.js'
@@ -61,7 +61,8 @@ describe.runIf(onPostgres)(`migration 8 on PostgreSQL (${backend})`, () => {
     const page = (s: SqlStore) => s.reader.listEventIds({ sessionId, limit: 25, order: 'desc' })
     const pageBefore = await page(store)
 
-    expect(await migrate(store.db)).toBe(3)
+    // 7 and on: what a database at migration 6 has still to run.
+    expect(await migrate(store.db)).toBe(migrations.filter((m) => m.version > 6).length)
     const { rows } = await sql<{
       kind: string
     }>`select relkind as kind from pg_class where oid = 'session_events'::regclass`.execute(store.db)
