@@ -78,7 +78,8 @@ describe(`the shared read of followers (${backend})`, () => {
       return sse
     }
     // Two writers append at once, in batches and one by one.
-    let writing = true
+    /** The last event written, once the writers are done: each follower reads until it has it. */
+    let lastWritten: string | undefined
     const writers = [0, 1].map(async (w) => {
       for (let i = 0; i < 40; i++) {
         const size = i % 5 === 0 ? 120 : 1
@@ -91,7 +92,9 @@ describe(`the shared read of followers (${backend})`, () => {
         await sleep(i % 3 === 0 ? 15 : 2)
       }
     })
-    const done = Promise.all(writers).then(() => (writing = false))
+    const done = Promise.all(writers).then(async () => {
+      lastWritten = (await eventIds(f.store, sessionId)).at(-1)
+    })
 
     /** Reads every event as it comes, reconnecting with its last id now and then when `reconnect`. */
     const follow = async (options: { joinAfterMs: number; from: string; stallMs?: number; reconnect?: boolean }) => {
@@ -99,17 +102,21 @@ describe(`the shared read of followers (${backend})`, () => {
       const seen: string[] = []
       let last = options.from
       let sse = await open(last)
+      let heardAt = Date.now()
       for (let round = 0; ; round++) {
         if (options.stallMs && round === 3) await sleep(options.stallMs) // a slow consumer: reads nothing a while
         if (options.reconnect && round % 4 === 3) {
           await sse.cancel()
           sse = await open(last)
         }
-        const m = await sse.next(writing ? 2_000 : 400)
+        if (lastWritten !== undefined && last >= lastWritten) break
+        const m = await sse.next(1_000)
         if (!m) {
-          if (!writing) break
+          // Nothing for 10 s while events are still to come: lost, and the test fails below.
+          if (Date.now() - heardAt > 10_000) break
           continue
         }
+        heardAt = Date.now()
         if (!m.id) continue
         seen.push(m.id)
         last = m.id
