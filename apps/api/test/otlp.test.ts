@@ -66,6 +66,9 @@ async function sessionOf(serviceInstanceId: string): Promise<string[]> {
   return rows.map((r) => r.id)
 }
 
+/** A line's stream and text, without its time, level and trace. */
+const plain = (lines: { type: string; line: string }[]) => lines.map(({ type, line }) => ({ type, line }))
+
 async function eventsOf(sessionId: string) {
   const res = await fetch(`${server.url}/sessions/${sessionId}/events?limit=100&order=asc`, { headers: auth() })
   expect(res.status).toBe(200)
@@ -74,7 +77,14 @@ async function eventsOf(sessionId: string) {
       items: {
         type: string
         server_run: { id: string; server: { name: string } }
-        log_lines: { type: string; line: string }[]
+        log_lines: {
+          type: string
+          line: string
+          time?: string
+          severity_text?: string
+          trace_id?: string
+          span_id?: string
+        }[]
       }[]
     }
   ).items
@@ -109,12 +119,16 @@ describe('POST /v1/logs with the OpenTelemetry SDK exporters', () => {
       const events = await eventsOf(sessionId!)
       expect(events).toHaveLength(1)
       expect(events[0]!.server_run.server.name).toBe('otel-mcp')
-      expect(events[0]!.log_lines).toEqual([
+      expect(plain(events[0]!.log_lines)).toEqual([
         { type: 'stdout', line: 'first' },
         { type: 'stderr', line: 'a warning' },
         { type: 'stderr', line: '{"error":"boom","code":7}' },
         { type: 'stdout', line: 'last' },
       ])
+
+      // Each line keeps its record's level and time (the SDK stamps the time at emit).
+      expect(events[0]!.log_lines.map((l) => l.severity_text)).toEqual(['INFO', 'WARN', 'WARN', 'INFO'])
+      for (const l of events[0]!.log_lines) expect(Math.abs(Date.parse(l.time!) - Date.now())).toBeLessThan(120_000)
 
       // A later export of the same instance: the same session and run, a second event.
       await exportWith(protocol, { 'service.name': 'otel-mcp', 'service.instance.id': instance }, [[9, 'again']], {
@@ -137,12 +151,12 @@ describe('POST /v1/logs with the OpenTelemetry SDK exporters', () => {
     ])
     const events = await eventsOf(sessionId)
     const last = events.at(-1)!
-    expect(last.log_lines).toEqual([{ type: 'stdout', line: 'into a named session' }])
+    expect(plain(last.log_lines)).toEqual([{ type: 'stdout', line: 'into a named session' }])
     await exportWith('http', { 'service.name': 'named', 'service.instance.id': last.server_run.id }, [
       [9, 'into the run by id'],
     ])
     const again = (await eventsOf(sessionId)).at(-1)!
-    expect([again.server_run.id, again.log_lines]).toEqual([
+    expect([again.server_run.id, plain(again.log_lines)]).toEqual([
       last.server_run.id,
       [{ type: 'stdout', line: 'into the run by id' }],
     ])
@@ -185,7 +199,15 @@ describe('POST /v1/logs, what an exporter must be told', () => {
       expect([res.status, res.headers.get('content-type'), await res.json()]).toEqual([200, 'application/json', {}])
     }
     const [sessionId] = await sessionOf('retry-1')
-    expect((await eventsOf(sessionId!)).map((e) => e.log_lines.length)).toEqual([2])
+    const events = await eventsOf(sessionId!)
+    expect(events.map((e) => e.log_lines.length)).toEqual([2])
+    expect(events[0]!.log_lines[1]).toEqual({
+      type: 'stderr',
+      line: 'two',
+      time: '2025-01-01T00:00:00.000Z',
+      trace_id: '5b8efff798038103d269b633813fc60c',
+      span_id: 'eee19b7ec3c1b174',
+    })
   })
 
   it('refuses a malformed body with 400 and a google.rpc.Status in the request encoding', async () => {
@@ -240,7 +262,7 @@ describe('POST /v1/logs, what an exporter must be told', () => {
     expect(answer.partialSuccess.rejectedLogRecords).toBe('2')
     expect(answer.partialSuccess.errorMessage).toContain('no session of this instance')
     const [sessionId] = await sessionOf('partial-ok')
-    expect((await eventsOf(sessionId!))[0]!.log_lines).toEqual([{ type: 'stdout', line: 'kept' }])
+    expect(plain((await eventsOf(sessionId!))[0]!.log_lines)).toEqual([{ type: 'stdout', line: 'kept' }])
 
     // The same in protobuf: the answer is protobuf.
     const binary = await post(toBinary(ExportLogsServiceRequestSchema, create(ExportLogsServiceRequestSchema, {})), {
@@ -271,7 +293,9 @@ describe('POST /v1/logs, what an exporter must be told', () => {
     for (const res of answers) expect([200, 503]).toContain(res.status)
     expect((await post(body, { 'content-type': 'application/x-protobuf' })).status).toBe(200)
     const [sessionId] = await sessionOf('twice-1')
-    expect((await eventsOf(sessionId!)).map((e) => e.log_lines)).toEqual([[{ type: 'stdout', line: 'only once' }]])
+    expect((await eventsOf(sessionId!)).map((e) => plain(e.log_lines))).toEqual([
+      [{ type: 'stdout', line: 'only once' }],
+    ])
   })
 
   it('cuts a body longer than a log line takes into pieces, as run does', async () => {
@@ -281,7 +305,7 @@ describe('POST /v1/logs, what an exporter must be told', () => {
     })
     expect(res.status).toBe(200)
     const [sessionId] = await sessionOf('long-1')
-    expect((await eventsOf(sessionId!))[0]!.log_lines).toEqual([
+    expect(plain((await eventsOf(sessionId!))[0]!.log_lines)).toEqual([
       { type: 'stdout', line: 'x'.repeat(65_536) },
       { type: 'stdout', line: 'y'.repeat(10) },
     ])

@@ -99,7 +99,17 @@ describe('client types', () => {
     expectTypeOf(event).toEqualTypeOf<WithDates<SessionEvent>>()
     expectTypeOf(event.created_at).toEqualTypeOf<Date>()
     expectTypeOf(event.id).toEqualTypeOf<string>()
-    expectTypeOf(event.log_lines).toEqualTypeOf<{ type: 'stdout' | 'stderr'; line: string }[]>()
+    // Strings stay strings: a line's `time` is a pattern, not a `date-time` to revive.
+    expectTypeOf(event.log_lines).toEqualTypeOf<
+      {
+        type: 'stdout' | 'stderr'
+        line: string
+        time?: string
+        severity_text?: string
+        trace_id?: string
+        span_id?: string
+      }[]
+    >()
     expectTypeOf(event.server_run).toMatchTypeOf<{
       started_at: Date | null
       stopped_at: Date | null

@@ -1,13 +1,20 @@
 import type { LogLine } from '@session-events/server-stubs'
 import * as specValues from '@session-events/server-stubs/values'
 import type { AnyValue, KeyValue } from '../generated/otlp/opentelemetry/proto/common/v1/common_pb.js'
-import { SeverityNumber, type ResourceLogs } from '../generated/otlp/opentelemetry/proto/logs/v1/logs_pb.js'
+import {
+  SeverityNumber,
+  type LogRecord,
+  type ResourceLogs,
+} from '../generated/otlp/opentelemetry/proto/logs/v1/logs_pb.js'
 
 // OTLP records as the API's log lines: what a resource says of itself (the attributes that
-// choose its session and run), and each record one line (more when its body is too long).
+// choose its session and run), and each record one line (more when its body is too long) with
+// its time, level and trace context.
 
 /** The longest line the API takes (the spec's `LogLine.line` `maxLength`). */
 const MAX_LINE_LENGTH = specValues.schemas.LogLine.properties.line.maxLength
+/** The longest level a line keeps (`LogLine.severity_text`'s `maxLength`). */
+const MAX_SEVERITY_TEXT = specValues.schemas.LogLine.properties.severity_text.maxLength
 
 /** The resource attributes that say where a resource's records go (semantic conventions' names). */
 export interface ResourceIdentity {
@@ -52,20 +59,40 @@ export function logLinesOf(resource: ResourceLogs): LogLine[] {
     for (const record of scope.logRecords) {
       const type = record.severityNumber >= SeverityNumber.WARN ? 'stderr' : 'stdout'
       const text = lineOf(record.body)
+      const context = contextOf(record)
       if (text.length <= MAX_LINE_LENGTH) {
-        lines.push({ type, line: text })
+        lines.push({ type, line: text, ...context })
         continue
       }
       for (let start = 0; start < text.length; ) {
         let end = Math.min(start + MAX_LINE_LENGTH, text.length)
         const last = text.charCodeAt(end - 1)
         if (end < text.length && last >= 0xd800 && last <= 0xdbff) end -= 1
-        lines.push({ type, line: text.slice(start, end) })
+        lines.push({ type, line: text.slice(start, end), ...context })
         start = end
       }
     }
   }
   return lines
+}
+
+/** What a line keeps of its record besides the text: its time, level and trace, those it has. */
+function contextOf(record: LogRecord): Pick<LogLine, 'time' | 'severity_text' | 'trace_id' | 'span_id'> {
+  const nanos = record.timeUnixNano || record.observedTimeUnixNano
+  const ms = Number(nanos / 1_000_000n)
+  // A time a Date cannot hold (past the year 275760) is left out rather than refused.
+  const time = nanos > 0n && Number.isSafeInteger(ms) && ms <= 8.64e15 ? new Date(ms).toISOString() : undefined
+  const level = record.severityText.slice(0, MAX_SEVERITY_TEXT)
+  const hex = (bytes: Uint8Array, length: number) =>
+    bytes.length === length && bytes.some((b) => b !== 0) ? Buffer.from(bytes).toString('hex') : undefined
+  const traceId = hex(record.traceId, 16)
+  const spanId = hex(record.spanId, 8)
+  return {
+    ...(time !== undefined && { time }),
+    ...(level !== '' && { severity_text: level }),
+    ...(traceId !== undefined && { trace_id: traceId }),
+    ...(spanId !== undefined && { span_id: spanId }),
+  }
 }
 
 function lineOf(body: AnyValue | undefined): string {

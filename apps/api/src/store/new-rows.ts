@@ -154,7 +154,15 @@ export function serverRunErrorRow(input: {
 
 /** The lines of a `server_logs` event as they are stored: each line's type and text, nothing else. */
 export function logLinesJson(lines: readonly LogLine[]): string {
-  return JSON.stringify(lines.map(({ type, line }) => ({ type, line })))
+  // A line's own fields only, in the spec's order; those a line may leave out (its time, level
+  // and trace, from OTLP) only when it has them.
+  return JSON.stringify(
+    lines.map(({ type, line, time, severity_text, trace_id, span_id }) =>
+      time === undefined && severity_text === undefined && trace_id === undefined && span_id === undefined
+        ? { type, line }
+        : { type, line, time, severity_text, trace_id, span_id },
+    ),
+  )
 }
 
 /**

@@ -242,9 +242,9 @@ export interface paths {
          *     - the resource's records become **one `server_logs` event**, in the request's order,
          *       written in one commit: each record one log line, its body as the line (a string as it
          *       is, any other value as JSON), `stderr` from severity WARN (13) up and `stdout` below,
-         *       cut into pieces of 65,536 characters as `session-events run` cuts long lines. (The
-         *       record's time, severity text and trace context are not kept yet: a log line has no
-         *       place for them.)
+         *       cut into pieces of 65,536 characters as `session-events run` cuts long lines, with
+         *       the record's time, severity text and trace context as the line's `time`,
+         *       `severity_text`, `trace_id` and `span_id` when it has them.
          *
          *     For example, a resource `{"service.name": "github-mcp", "service.version": "1.4.0",
          *     "service.instance.id": "github-mcp-7f9c"}` without `session.id` writes its records to
@@ -502,6 +502,27 @@ export interface components {
             type: "stdout" | "stderr";
             /** @description The text of the line, without its line break; at most 65,536 characters. */
             line: string;
+            /**
+             * @description When the line was written, when its writer said so (an OpenTelemetry record's
+             *     `timeUnixNano`, to the millisecond), in RFC 3339 UTC (`2025-01-01T00:00:00.000Z`);
+             *     absent otherwise. An addition to Metorial's API.
+             */
+            time?: string;
+            /**
+             * @description The line's level as its writer named it (an OpenTelemetry record's `severityText`,
+             *     such as `INFO` or `warning`); absent when it named none. An addition to Metorial's API.
+             */
+            severity_text?: string;
+            /**
+             * @description The W3C trace the line was written in (an OpenTelemetry record's `traceId`), in hex;
+             *     absent outside a trace. An addition to Metorial's API.
+             */
+            trace_id?: string;
+            /**
+             * @description The span the line was written in (an OpenTelemetry record's `spanId`), in hex; absent
+             *     outside a span. An addition to Metorial's API.
+             */
+            span_id?: string;
         };
         /** @description One run of an MCP server for a server session. */
         ServerRun: {
@@ -842,7 +863,7 @@ export interface components {
             observedTimeUnixNano?: components["schemas"]["OtlpUint64"];
             /** @description 1–4 TRACE, 5–8 DEBUG, 9–12 INFO, 13–16 WARN, 17–20 ERROR, 21–24 FATAL; `stderr` from 13 up. */
             severityNumber?: number;
-            /** @description The level as the source named it (`INFO`, `warning`); not stored yet. */
+            /** @description The level as the source named it (`INFO`, `warning`), kept as the line's `severity_text` (its first 64 characters). */
             severityText?: string;
             body?: components["schemas"]["OtlpAnyValue"];
             /** @description The record's attributes; not stored. */
@@ -851,9 +872,9 @@ export interface components {
             droppedAttributesCount?: number;
             /** @description The W3C trace flags in the low byte; not used here. */
             flags?: number;
-            /** @description The trace, 16 bytes in hex (not base64); not stored yet. */
+            /** @description The trace, 16 bytes in hex (not base64), kept as the line's `trace_id`. */
             traceId?: string;
-            /** @description The span, 8 bytes in hex (not base64); not stored yet. */
+            /** @description The span, 8 bytes in hex (not base64), kept as the line's `span_id`. */
             spanId?: string;
             /** @description The name of the event the record reports; not used here. */
             eventName?: string;

@@ -25,6 +25,13 @@ export const schemas = {
     properties: {
       type: { type: 'string', enum: ['stdout', 'stderr'] },
       line: { type: 'string', maxLength: 65536 },
+      time: {
+        type: 'string',
+        pattern: '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,9})?Z$',
+      },
+      severity_text: { type: 'string', maxLength: 64 },
+      trace_id: { type: 'string', pattern: '^[0-9a-f]{32}$' },
+      span_id: { type: 'string', pattern: '^[0-9a-f]{16}$' },
     },
   },
   SessionEventCreate: {

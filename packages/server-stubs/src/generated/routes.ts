@@ -317,6 +317,34 @@ export const LogLineSchema = z
     line: z.string().max(65536).openapi({
       description: 'The text of the line, without its line break; at most 65,536 characters.',
     }),
+    time: z
+      .string()
+      .regex(/^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?Z$/)
+      .optional()
+      .openapi({
+        description:
+          "When the line was written, when its writer said so (an OpenTelemetry record's\n`timeUnixNano`, to the millisecond), in RFC 3339 UTC (`2025-01-01T00:00:00.000Z`);\nabsent otherwise. An addition to Metorial's API.\n",
+      }),
+    severity_text: z.string().max(64).optional().openapi({
+      description:
+        "The line's level as its writer named it (an OpenTelemetry record's `severityText`,\nsuch as `INFO` or `warning`); absent when it named none. An addition to Metorial's API.\n",
+    }),
+    trace_id: z
+      .string()
+      .regex(/^[0-9a-f]{32}$/)
+      .optional()
+      .openapi({
+        description:
+          "The W3C trace the line was written in (an OpenTelemetry record's `traceId`), in hex;\nabsent outside a trace. An addition to Metorial's API.\n",
+      }),
+    span_id: z
+      .string()
+      .regex(/^[0-9a-f]{16}$/)
+      .optional()
+      .openapi({
+        description:
+          "The span the line was written in (an OpenTelemetry record's `spanId`), in hex; absent\noutside a span. An addition to Metorial's API.\n",
+      }),
   })
   .openapi({ description: 'One line a server wrote.', required: ['type', 'line'] })
   .openapi('LogLine')
@@ -832,7 +860,8 @@ export const OtlpLogRecordSchema = z
         '1–4 TRACE, 5–8 DEBUG, 9–12 INFO, 13–16 WARN, 17–20 ERROR, 21–24 FATAL; `stderr` from 13 up.',
     }),
     severityText: z.string().optional().openapi({
-      description: 'The level as the source named it (`INFO`, `warning`); not stored yet.',
+      description:
+        "The level as the source named it (`INFO`, `warning`), kept as the line's `severity_text` (its first 64 characters).",
     }),
     body: OtlpAnyValueSchema.optional(),
     attributes: z
@@ -851,12 +880,16 @@ export const OtlpLogRecordSchema = z
       .string()
       .regex(/^([0-9a-fA-F]{32})?$/)
       .optional()
-      .openapi({ description: 'The trace, 16 bytes in hex (not base64); not stored yet.' }),
+      .openapi({
+        description: "The trace, 16 bytes in hex (not base64), kept as the line's `trace_id`.",
+      }),
     spanId: z
       .string()
       .regex(/^([0-9a-fA-F]{16})?$/)
       .optional()
-      .openapi({ description: 'The span, 8 bytes in hex (not base64); not stored yet.' }),
+      .openapi({
+        description: "The span, 8 bytes in hex (not base64), kept as the line's `span_id`.",
+      }),
     eventName: z
       .string()
       .optional()
@@ -3045,7 +3078,7 @@ export const postV1LogsRoute = createRoute({
   tags: ['OpenTelemetry'],
   summary: 'Export OpenTelemetry logs (OTLP/HTTP)',
   description:
-    'The OTLP/HTTP logs endpoint: a server instrumented with OpenTelemetry sends its log\nrecords here with nothing but `OTEL_EXPORTER_OTLP_ENDPOINT` (the exporter appends\n`/v1/logs`) and `OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer%20metorial_sk_…`. It\nanswers as the OpenTelemetry protocol specification says: the body is a binary protobuf\n`ExportLogsServiceRequest` (`application/x-protobuf`) or its OTLP JSON form\n(`application/json`: lowerCamelCase keys, hex `traceId` and `spanId`, enums as integers,\n64-bit integers as strings or numbers), optionally `Content-Encoding: gzip`; the answer\nis in the request\'s encoding, and an error\'s body is a `google.rpc.Status` (for\n`application/json`, `OtlpStatus`).\n\n**Where records go.** For each resource of the request:\n- the **session** is the resource\'s `session.id` attribute, an existing `ses_…` of the\n  key\'s instance; without one, a session made for the resource\'s `service.instance.id`\n  (its metadata `{"service.instance.id": …}`), the same one for every later request of\n  that instance, listed by `GET /sessions`;\n- the **server run** is the resource\'s `service.instance.id` within that session: its\n  first record starts an `external` run of a server named by `service.name` (its\n  deployment\'s metadata holds `service.version` and the instance id); later requests\n  append to it. An id that names a run (`srr_…`) appends to that run;\n- the resource\'s records become **one `server_logs` event**, in the request\'s order,\n  written in one commit: each record one log line, its body as the line (a string as it\n  is, any other value as JSON), `stderr` from severity WARN (13) up and `stdout` below,\n  cut into pieces of 65,536 characters as `session-events run` cuts long lines. (The\n  record\'s time, severity text and trace context are not kept yet: a log line has no\n  place for them.)\n\nFor example, a resource `{"service.name": "github-mcp", "service.version": "1.4.0",\n"service.instance.id": "github-mcp-7f9c"}` without `session.id` writes its records to\none run of `github-mcp` in a session of its own, found with `GET /sessions` by its\nmetadata.\n\nThe same body sent again within 24 hours (an exporter\'s retry) writes nothing new: the\nbody\'s sha256 is the Idempotency-Key of each resource\'s event. Records that cannot be\nstored (a stopped run, an unknown `session.id`) are counted in `partialSuccess`, with a\nmessage saying why; the rest are stored. Over 20 MiB after decompression: 413, and the\nbody is read no further. Only 429 and 503 (with `Retry-After`) are worth retrying.\n',
+    'The OTLP/HTTP logs endpoint: a server instrumented with OpenTelemetry sends its log\nrecords here with nothing but `OTEL_EXPORTER_OTLP_ENDPOINT` (the exporter appends\n`/v1/logs`) and `OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer%20metorial_sk_…`. It\nanswers as the OpenTelemetry protocol specification says: the body is a binary protobuf\n`ExportLogsServiceRequest` (`application/x-protobuf`) or its OTLP JSON form\n(`application/json`: lowerCamelCase keys, hex `traceId` and `spanId`, enums as integers,\n64-bit integers as strings or numbers), optionally `Content-Encoding: gzip`; the answer\nis in the request\'s encoding, and an error\'s body is a `google.rpc.Status` (for\n`application/json`, `OtlpStatus`).\n\n**Where records go.** For each resource of the request:\n- the **session** is the resource\'s `session.id` attribute, an existing `ses_…` of the\n  key\'s instance; without one, a session made for the resource\'s `service.instance.id`\n  (its metadata `{"service.instance.id": …}`), the same one for every later request of\n  that instance, listed by `GET /sessions`;\n- the **server run** is the resource\'s `service.instance.id` within that session: its\n  first record starts an `external` run of a server named by `service.name` (its\n  deployment\'s metadata holds `service.version` and the instance id); later requests\n  append to it. An id that names a run (`srr_…`) appends to that run;\n- the resource\'s records become **one `server_logs` event**, in the request\'s order,\n  written in one commit: each record one log line, its body as the line (a string as it\n  is, any other value as JSON), `stderr` from severity WARN (13) up and `stdout` below,\n  cut into pieces of 65,536 characters as `session-events run` cuts long lines, with\n  the record\'s time, severity text and trace context as the line\'s `time`,\n  `severity_text`, `trace_id` and `span_id` when it has them.\n\nFor example, a resource `{"service.name": "github-mcp", "service.version": "1.4.0",\n"service.instance.id": "github-mcp-7f9c"}` without `session.id` writes its records to\none run of `github-mcp` in a session of its own, found with `GET /sessions` by its\nmetadata.\n\nThe same body sent again within 24 hours (an exporter\'s retry) writes nothing new: the\nbody\'s sha256 is the Idempotency-Key of each resource\'s event. Records that cannot be\nstored (a stopped run, an unknown `session.id`) are counted in `partialSuccess`, with a\nmessage saying why; the rest are stored. Over 20 MiB after decompression: 413, and the\nbody is read no further. Only 429 and 503 (with `Retry-After`) are worth retrying.\n',
   operationId: 'exportLogs',
   request: {
     headers: z.object({ 'Content-Encoding': ContentEncodingParamsSchema }),
