@@ -102,7 +102,13 @@ export function createApp(options: AppOptions) {
 
   app.use(requestContext(logger))
   const shedder =
-    config.shedLoadAfterMs === false ? undefined : new LoadShedder({ maxEventLoopDelayMs: config.shedLoadAfterMs })
+    config.shedLoadAfterMs === false
+      ? undefined
+      : new LoadShedder({
+          maxEventLoopDelayMs: config.shedLoadAfterMs,
+          connectionWaitMs: store.connectionWaitMs,
+          maxInFlight: config.shedLoadInFlight === false ? undefined : config.shedLoadInFlight,
+        })
   if (shedder) {
     options.shutdown?.addEventListener('abort', () => shedder.stop(), { once: true })
     app.use('/sessions/*', shedder.middleware())
@@ -150,7 +156,7 @@ export function createApp(options: AppOptions) {
       reader,
       writer: store.writer,
       feed: store.feed,
-      streams: new StreamSlots(config.streamsPerKey),
+      streams: store.streamSlots?.(config.streamsPerKey) ?? new StreamSlots(config.streamsPerKey),
       shutdown: options.shutdown,
     }),
   })
@@ -159,8 +165,11 @@ export function createApp(options: AppOptions) {
   app.get('/healthz', (c) => respond(c, JSON.stringify({ status: 'ok' }), 200))
   app.get('/readyz', async (c) => {
     // Not ready for more while it sheds load; alive all the same (/healthz).
-    if (shedder?.overloaded)
-      return respond(c, JSON.stringify({ status: 'overloaded', store: store.dialect }), 503, { 'Retry-After': '1' })
+    const overloaded = shedder?.overloaded
+    if (overloaded)
+      return respond(c, JSON.stringify({ status: 'overloaded', reason: overloaded, store: store.dialect }), 503, {
+        'Retry-After': '1',
+      })
     try {
       await store.ping()
       return respond(c, JSON.stringify({ status: 'ready', store: store.dialect }), 200)

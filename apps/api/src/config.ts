@@ -47,10 +47,12 @@ export interface Config {
   cacheBytes: number
   /** KEY_CACHE_SECONDS: how long an API key lookup is cached, in ms (a revocation takes this long at most). */
   keyCacheMs: number
-  /** STREAMS_PER_KEY: streams (the live tail) an API key may hold open at once, per process. */
+  /** STREAMS_PER_KEY: streams (the live tail) an API key may hold open at once (all processes over one PostgreSQL database). */
   streamsPerKey: number
-  /** SHED_LOAD_AFTER_MS: new requests get a 503 while the event loop lags more than this (false: never). */
+  /** SHED_LOAD_AFTER_MS: new requests get a 503 while the event loop lags, or a request waits for a database connection, more than this (false: never). */
   shedLoadAfterMs: number | false
+  /** SHED_LOAD_IN_FLIGHT: new requests get a 503 while this many are being answered (false: no bound). */
+  shedLoadInFlight: number | false
 }
 
 interface Setting<T> {
@@ -181,14 +183,26 @@ export const SETTINGS: { readonly [K in keyof Config]: Setting<Config[K]> } = {
   streamsPerKey: {
     variable: 'STREAMS_PER_KEY',
     default: '100',
-    help: 'live-tail streams one API key may hold open at once, per process',
+    help:
+      'live-tail streams one API key may hold open at once: over every process on one PostgreSQL database, ' +
+      'per process on SQLite',
     parse: (value, variable) => wholeNumber(value, variable, 1),
   },
   shedLoadAfterMs: {
     variable: 'SHED_LOAD_AFTER_MS',
     default: '200',
-    help: 'new requests get 503 + Retry-After while the event loop lags more than this; off turns it off',
+    help:
+      'new requests get 503 + Retry-After while the event loop lags, or a request has waited for a PostgreSQL ' +
+      'connection, more than this; off turns it off',
     parse: (value, variable) => (OFF.test(value) ? false : wholeNumber(value, variable, 10)),
+  },
+  shedLoadInFlight: {
+    variable: 'SHED_LOAD_IN_FLIGHT',
+    default: '32',
+    help:
+      'new requests get 503 + Retry-After while this many are being answered (a stream counts while it opens); ' +
+      'off turns it off',
+    parse: (value, variable) => (OFF.test(value) ? false : wholeNumber(value, variable, 1)),
   },
   applicationName: {
     variable: 'PGAPPNAME',

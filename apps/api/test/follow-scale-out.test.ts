@@ -108,6 +108,75 @@ describe(`following over several processes (${backend})`, () => {
     expect(seen).toEqual(all)
   }, 120_000)
 
+  it('followers sharing reads on both processes, joining, stalling and reconnecting while writers append through both: every event once, in order', async () => {
+    const [a, b] = [await startServer(), await startServer()]
+    const session = await post(a.url, '/sessions', {})
+    const run = await post(b.url, `/sessions/${session.id}/server-runs`, { type: 'external', server: { name: 'w' } })
+    const open = async (base: string, after?: string) => {
+      const res = await fetch(`${base}/sessions/${session.id}/events/stream`, {
+        headers: { ...headers(), ...(after !== undefined && { 'Last-Event-ID': after }) },
+      })
+      expect(res.status).toBe(200)
+      const sse = messages(res)
+      expect((await sse.next())?.retry).toBe('2000')
+      return sse
+    }
+    const early = await Promise.all([open(a.url), open(a.url), open(b.url), open(b.url)])
+    let lastWritten: string | undefined
+    const writers = [a.url, b.url].map(async (base, w) => {
+      for (let i = 0; i < 30; i++) {
+        await post(base, `/sessions/${session.id}/events`, {
+          server_run_id: run.id,
+          log_lines: Array.from({ length: i % 6 === 0 ? 200 : 1 }, (_, j) => ({
+            type: 'stdout',
+            line: `w${w} ${i}.${j}`,
+          })),
+        })
+      }
+    })
+    const done = Promise.all(writers).then(async () => (lastWritten = (await eventIds(store, session.id)).at(-1)))
+    /** Reads until it has the last event written; `stallMs`: reads nothing that long after a few; `reconnect`: now and then, on the other process. */
+    const follow = async (
+      sse: Awaited<ReturnType<typeof open>>,
+      options: { stallMs?: number; reconnect?: boolean } = {},
+    ) => {
+      const seen: string[] = []
+      let heardAt = Date.now()
+      for (let round = 0; !(lastWritten !== undefined && seen.length > 0 && seen.at(-1)! >= lastWritten); round++) {
+        if (options.stallMs && round === 5) await new Promise((r) => setTimeout(r, options.stallMs))
+        if (options.reconnect && round % 7 === 6 && seen.length > 0) {
+          await sse.cancel()
+          sse = await open(round % 2 === 0 ? a.url : b.url, seen.at(-1))
+        }
+        const m = await sse.next(1_000)
+        if (!m) {
+          if (Date.now() - heardAt > 10_000) break
+          continue
+        }
+        heardAt = Date.now()
+        if (m.id) seen.push(m.id)
+      }
+      await sse.cancel()
+      return seen
+    }
+    const late = (async () => {
+      await new Promise((r) => setTimeout(r, 150))
+      return follow(await open(b.url))
+    })()
+    const results = await Promise.all([
+      follow(early[0]!),
+      follow(early[1]!, { stallMs: 1_500 }),
+      follow(early[2]!, { reconnect: true }),
+      follow(early[3]!, { stallMs: 800, reconnect: true }),
+    ])
+    const lateSeen = await late
+    await done
+    const all = await eventIds(store, session.id)
+    for (const [i, seen] of results.entries()) expect(seen, `follower ${i}`).toEqual(all)
+    // It joined later: from where it started, every event once.
+    expect(lateSeen).toEqual(all.slice(all.indexOf(lateSeen[0]!)))
+  }, 120_000)
+
   it('a process killed under a follower: the follower resumes on the other and loses nothing', async () => {
     const [a, b] = [await startServer(), await startServer()]
     const session = await post(b.url, '/sessions', {})
@@ -186,6 +255,58 @@ describe(`following over several processes (${backend})`, () => {
       }
       expect(statuses.filter((s) => s === 200)).toHaveLength(6)
       expect(statuses.slice(6)).toEqual([429, 429, 429, 429])
+    },
+    60_000,
+  )
+
+  // Advisory locks are a session's: PGlite served on a socket is one session for every client.
+  it.runIf(backend === 'postgres')(
+    'one cap on streams per key over all the processes; a process killed lets go of its streams',
+    async () => {
+      const [a, b] = [await startServer({ STREAMS_PER_KEY: '3' }), await startServer({ STREAMS_PER_KEY: '3' })]
+      const sessionId = summary.instances[0]!.sessions[0]!.id
+      const open = (server: ServerProcess) =>
+        fetch(`${server.url}/sessions/${sessionId}/events/stream`, { headers: headers() })
+      const onA = [await open(a), await open(a)]
+      const onB = await open(b)
+      for (const res of [...onA, onB]) expect(res.status).toBe(200)
+      // Three open across the two: a fourth is refused on either.
+      for (const server of [a, b]) {
+        const refused = await open(server)
+        expect(refused.status).toBe(429)
+        expect(refused.headers.get('retry-after')).toBe('5')
+        await refused.body?.cancel()
+      }
+      // One closed on B frees a slot that A can take.
+      await onB.body!.cancel()
+      await expect
+        .poll(async () => {
+          const res = await open(a)
+          if (res.status === 200) onA.push(res)
+          else await res.body?.cancel()
+          return res.status
+        })
+        .toBe(200)
+      expect((await open(b)).status).toBe(429)
+      // A dies holding three: its connection gone, B has all three again.
+      a.child.kill('SIGKILL')
+      await a.exited
+      const onBAgain: Response[] = []
+      for (let i = 0; i < 3; i++) {
+        await expect
+          .poll(
+            async () => {
+              const res = await open(b)
+              if (res.status === 200) onBAgain.push(res)
+              else await res.body?.cancel()
+              return res.status
+            },
+            { timeout: 10_000 },
+          )
+          .toBe(200)
+      }
+      expect((await open(b)).status).toBe(429)
+      for (const res of onBAgain) await res.body?.cancel()
     },
     60_000,
   )
