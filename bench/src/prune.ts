@@ -1,4 +1,4 @@
-import { readFileSync, statSync } from 'node:fs'
+import { readFileSync, rmSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { openStore, type SqlStore } from '@session-events/api'
@@ -10,13 +10,14 @@ import {
   FIRST_PARTITION,
 } from '@session-events/api/internal/store/retention-partitions.js'
 import { idBound } from '@session-events/api/internal/store/retention.js'
+import SQLite from 'better-sqlite3'
 import { sql } from 'kysely'
 import { freshLiveStore, logLines, removeLiveStore, sessionsWithRuns, startApi, type StoreKind } from './api.js'
 import { dataDir } from './paths.js'
-import { pgServer, vacuumSchema } from './pg.js'
+import { pgQuery, pgServer, vacuumSchema } from './pg.js'
 
 // Retention's benchmark (issue 19): a prune of a million expired events as the server runs it
-// on its own. The API starts on a store holding EVENTS events written 40 days ago (EVENT_RETENTION
+// on its own. The API starts on a store holding EVENTS events written 31 days ago (EVENT_RETENTION
 // is 30d), in 100 sessions of their own, and prunes them at its first look (5 s after start). The
 // server's "pruned" log line says what went and how long the prune took (events/s, the space given
 // back included). Twice: once alone, for the prune's pace; once while 8 connections append 10
@@ -36,7 +37,8 @@ const { values } = parseArgs({
 const EVENTS = Number(values.events)
 const SESSIONS = 100
 const APPENDERS = 8
-const OLD_MS = Date.now() - 40 * DAY_MS
+/** A day past the retention: the events of one day's partition, as a store that prunes every day has to drop. */
+const OLD_MS = Math.floor((Date.now() - 31 * DAY_MS) / DAY_MS) * DAY_MS + 3_600_000
 
 interface PruneRun {
   events: number
@@ -74,7 +76,7 @@ async function partitionsSince(store: SqlStore, fromMs: number): Promise<void> {
   await ensureEventPartitions(store.db, { now: new Date() })
 }
 
-/** EVENTS events of 40 days ago, in SESSIONS sessions with a run each, written in bulk by SQL. */
+/** EVENTS events of 31 days ago, in SESSIONS sessions with a run each, written in bulk by SQL. */
 async function expiredEvents(store: SqlStore, secretKey: string): Promise<void> {
   const key = await store.reader.findApiKey(hashSecret(secretKey))
   const at = new Date(OLD_MS)
@@ -170,22 +172,37 @@ async function run(store: StoreKind, withAppends: boolean): Promise<PruneRun> {
           if (response.status === 201) appends.push({ at, ms: Date.now() - at })
         }
       }
+      const appendsFrom = Date.now()
       const appenders = sessions.map(appender)
-      let pruned: { time: number; ms: number; events_deleted: number; sessions_deleted: number } | undefined
-      const deadline = Date.now() + 30 * 60_000
-      while (!pruned && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 200))
-        const line = readFileSync(stdoutFile, 'utf8')
-          .slice(logStart)
-          .split('\n')
-          .find((l) => l.includes('"msg":"pruned"'))
-        if (line) pruned = JSON.parse(line)
+      // The prune is over when the lease says a run ended (its log line is written out later:
+      // the API's log is buffered until it stops).
+      const lastRun = async (): Promise<string> => {
+        if (store === 'postgres')
+          return (await pgQuery<{ last_run_at: string }>(live.where, 'select last_run_at from leases'))[0]!.last_run_at
+        const db = new SQLite(live.where, { readonly: true })
+        try {
+          return String(db.prepare('select last_run_at from leases').pluck().get())
+        } finally {
+          db.close()
+        }
       }
-      if (!pruned) throw new Error('bench prune: the server did not prune within 30 minutes')
-      const started = pruned.time - pruned.ms
-      if (withAppends) await new Promise((resolve) => setTimeout(resolve, Math.max(pruned!.ms, 5_000)))
+      const before = await lastRun()
+      const deadline = Date.now() + 30 * 60_000
+      while ((await lastRun()) === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200))
+      if ((await lastRun()) === before) throw new Error('bench prune: the server did not prune within 30 minutes')
+      const endedAt = Date.now()
+      // Appends go on after it as long again (5 s at least), for the figures without a prune.
+      if (withAppends) await new Promise((resolve) => setTimeout(resolve, Math.max(endedAt - appendsFrom, 5_000)))
       appending = false
       await Promise.all(appenders)
+      await api.stop()
+      const line = readFileSync(stdoutFile, 'utf8')
+        .slice(logStart)
+        .split('\n')
+        .find((l) => l.includes('"msg":"pruned"'))
+      if (!line) throw new Error('bench prune: no "pruned" line in the log of the API')
+      const pruned = JSON.parse(line) as { time: number; ms: number; events_deleted: number; sessions_deleted: number }
+      const started = pruned.time - pruned.ms
 
       const figures: PruneRun = {
         events: pruned.events_deleted,
@@ -205,7 +222,6 @@ async function run(store: StoreKind, withAppends: boolean): Promise<PruneRun> {
           ratio: Math.round((p99(during) / p99(without)) * 100) / 100,
         }
       }
-      await api.stop()
       if (fileBefore !== undefined) figures.fileBytes = { before: fileBefore, after: statSync(live.where).size }
       return figures
     } finally {
@@ -213,6 +229,7 @@ async function run(store: StoreKind, withAppends: boolean): Promise<PruneRun> {
     }
   } finally {
     await removeLiveStore(live)
+    rmSync(join(dataDir, `prune-${store}.log`), { force: true })
   }
 }
 

@@ -15,8 +15,10 @@ import type { ApiKeyRecord, EventIdPage, ListEventsQuery, ListSessionsQuery, Ses
 //   runs            while the store's runs version is the one they were read at (a run's status
 //                   and timestamps change while it runs; a count that triggers keep in the
 //                   writing transaction, migrations 3 and 5); never when the store cannot tell;
-//   session → instance   for good once found: a session never moves to another instance
-//                   (a session not found is asked again: it may be created later);
+//   session → instance   `keyCacheMs`: a session never moves to another instance, but the
+//                   pruner removes one left empty and idle past its retention (store/prune.ts),
+//                   and it answers 404 on every process within that time (a session not found
+//                   is asked again: it may be created later);
 //   API key lookups `keyCacheMs`, misses included (a revocation takes effect within that time,
 //                   and a flood of bad keys does not become a flood of queries).
 // A page that a listing reads (event ids, sessions) is never kept: it is where new ones show up.
@@ -90,7 +92,8 @@ export class CachingReader implements JsonReader {
     const cached = this.#cache.get(`s:${sessionId}`)
     if (cached?.kind === 'session') return cached.instanceId
     const instanceId = await this.#inner.sessionInstance(sessionId)
-    if (instanceId !== undefined) this.#cache.set(`s:${sessionId}`, { kind: 'session', instanceId })
+    if (instanceId !== undefined && this.#keyTtlMs > 0)
+      this.#cache.set(`s:${sessionId}`, { kind: 'session', instanceId }, { ttl: this.#keyTtlMs })
     return instanceId
   }
 

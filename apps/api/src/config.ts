@@ -1,4 +1,5 @@
 import { resolve } from 'node:path'
+import { parseRetention } from './store/retention.js'
 
 // The settings of the server. Each one is written here once, in SETTINGS: the environment
 // variable it comes from, its default, what --help says of it, and how its text becomes a value.
@@ -45,7 +46,7 @@ export interface Config {
   logLevel: string
   /** CACHE_MB: the read cache's memory budget, in bytes (0: no cache). */
   cacheBytes: number
-  /** KEY_CACHE_SECONDS: how long an API key lookup is cached, in ms (a revocation takes this long at most). */
+  /** KEY_CACHE_SECONDS: how long an API key lookup and a session's instance are cached, in ms (a revocation, or a session pruned, takes this long at most to be seen). */
   keyCacheMs: number
   /** STREAMS_PER_KEY: streams (the live tail) an API key may hold open at once (all processes over one PostgreSQL database). */
   streamsPerKey: number
@@ -53,6 +54,8 @@ export interface Config {
   shedLoadAfterMs: number | false
   /** SHED_LOAD_IN_FLIGHT: new requests get a 503 while this many are being answered (false: no bound). */
   shedLoadInFlight: number | false
+  /** EVENT_RETENTION: how long events are kept, in ms, where an instance has no retention of its own (Infinity: off). */
+  eventRetentionMs: number
 }
 
 interface Setting<T> {
@@ -177,7 +180,9 @@ export const SETTINGS: { readonly [K in keyof Config]: Setting<Config[K]> } = {
   keyCacheMs: {
     variable: 'KEY_CACHE_SECONDS',
     default: '5',
-    help: 'how long a key lookup is kept: a revoked key works this long at most',
+    help:
+      "how long a key lookup, and a session's instance, are kept: a revoked key works, and a pruned session " +
+      'answers, this long at most',
     parse: (value, variable) => wholeNumber(value, variable) * 1000,
   },
   streamsPerKey: {
@@ -203,6 +208,20 @@ export const SETTINGS: { readonly [K in keyof Config]: Setting<Config[K]> } = {
       'new requests get 503 + Retry-After while this many are being answered (a stream counts while it opens); ' +
       'off turns it off',
     parse: (value, variable) => (OFF.test(value) ? false : wholeNumber(value, variable, 1)),
+  },
+  eventRetentionMs: {
+    variable: 'EVENT_RETENTION',
+    default: '30d',
+    help:
+      'how long events are kept (30d, 12h, 90m, 45s; off keeps everything), unless an operator gave an instance ' +
+      'its own; older events and idle sessions are pruned every few minutes',
+    parse: (value, variable) => {
+      try {
+        return parseRetention(value)
+      } catch (error) {
+        throw new ConfigError(`${variable} ${(error as Error).message}`)
+      }
+    },
   },
   applicationName: {
     variable: 'PGAPPNAME',

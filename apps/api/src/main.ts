@@ -5,6 +5,7 @@ import { ConfigError, loadConfig, settingsHelp } from './config.js'
 import { seed } from './seed.js'
 import { serve } from './server.js'
 import { openStore } from './store/open.js'
+import { schedulePruning } from './store/prune-schedule.js'
 import { hashSecret } from './api-keys.js'
 
 const HELP = `session-events-api: serves the Session Events API.
@@ -53,6 +54,8 @@ async function main() {
   const app = createApp({ store, config, logger, shutdown: shutdown.signal })
   const running = await serve({ app, host: config.host, port: config.port })
   logger.info({ url: running.url, store: store.dialect }, 'listening')
+  // Retention: every few minutes one process of those over the store prunes (store/prune-schedule.ts).
+  const pruning = schedulePruning({ store, defaultRetentionMs: config.eventRetentionMs, logger })
 
   const demoKey = await store.reader.findApiKey(hashSecret(config.demoApiKey))
   const demoSession = demoKey && (await store.firstSession(demoKey.instance_id))
@@ -77,6 +80,7 @@ async function main() {
     logger.info({ signal }, 'stopping: ending streams, finishing requests in flight')
     shutdown.abort()
     await running.close()
+    await pruning.stop()
     await store.close()
     logger.info('stopped')
     process.exit(0)

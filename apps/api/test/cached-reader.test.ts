@@ -13,7 +13,7 @@ import { asJson, readEvent, sessionWithRun } from './store-reads.js'
 
 // The caching reader (src/cached-reader.ts) over a real store, one freshness rule at a
 // time: events for good, runs while the store's runs version stands (never on PostgreSQL, which
-// has none), a session's instance once found, API key lookups (misses too) for keyCacheMs; never
+// has none), a session's instance once found and API key lookups (misses too) for keyCacheMs; never
 // an event of another session; all within one byte budget. Whether something was served without
 // the database is told by taking it away underneath (a row deleted with plain SQL: these stores
 // are thrown away), or by counting what the inner reader was asked.
@@ -156,10 +156,10 @@ describe(`the caching reader over the ${backend} store`, () => {
     expect(runOf((await cache.serverRuns([runId]))[0])?.server.name).toBe('renamed')
   })
 
-  it('asks again for a session not found, and keeps one once found', async () => {
+  it('asks again for a session not found, and keeps one once found, for keyCacheMs', async () => {
     const store = await openTestStore()
     const { id: instanceId } = await store.admin.createInstance({ name: 'i' })
-    const { cache, asked } = cachedOver(store)
+    const { cache, asked } = cachedOver(store, { keyCacheMs: KEY_TTL_MS })
     const sessionId = newId('session')
     expect(await cache.sessionInstance(sessionId)).toBeUndefined()
     expect(await cache.sessionInstance(sessionId)).toBeUndefined()
@@ -181,11 +181,15 @@ describe(`the caching reader over the ${backend} store`, () => {
     expect(await cache.sessionInstance(sessionId)).toBe(instanceId)
     expect(asked.sessionInstance).toBe(3)
 
-    // Found, it is kept: a session never moves to another instance.
+    // Found, it is kept: a session never moves to another instance. The pruner may remove it
+    // (store/prune.ts): that is seen once keyCacheMs is over.
     await sql`delete from sessions where id = ${sessionId}`.execute(store.db)
     expect(await store.reader.sessionInstance(sessionId)).toBeUndefined()
     expect(await cache.sessionInstance(sessionId)).toBe(instanceId)
     expect(asked.sessionInstance).toBe(3)
+    await sleep(KEY_TTL_MS + 30)
+    expect(await cache.sessionInstance(sessionId)).toBeUndefined()
+    expect(asked.sessionInstance).toBe(4)
   })
 
   it('keeps a key lookup for keyCacheMs: a revoked key works until then, and not after', async () => {

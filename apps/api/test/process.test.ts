@@ -1,9 +1,12 @@
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { SETTINGS } from '../src/config.js'
+import { openStore } from '../src/store/open.js'
+import { Lease } from '../src/store/prune-lease.js'
+import type { SqlStore } from '../src/store/sql-store.js'
 import { startServerProcess } from './server-process.js'
 
 // The built server and seed commands as a user runs them (`npm test` builds them first).
@@ -41,6 +44,7 @@ describe('the server process', () => {
       [{ DATABASE_URL: 'mysql://localhost/x' }, /DATABASE_URL must start with sqlite: or postgres:\/\//],
       [{ SEED: 'maybe' }, /SEED must be true or false/],
       [{ RATE_LIMIT_PER_MINUTE: 'lots' }, /RATE_LIMIT_PER_MINUTE/],
+      [{ EVENT_RETENTION: '5 weeks' }, /EVENT_RETENTION must be a duration such as 30d, 12h, 90m or 45s/],
     ] as const) {
       const run = spawnSync(process.execPath, [join(dist, 'main.js')], {
         env: { ...baseEnv, ...env },
@@ -147,4 +151,145 @@ describe('the admin command', () => {
     expect(unknown.stderr).toMatch(/unknown command "keys rotate"/)
     expect(admin(['instances', 'create'], {}).status).toBe(2)
   })
+})
+
+describe('retention: the admin commands and the server', () => {
+  const DAY = 86_400_000
+  const admin = (args: string[], env: Record<string, string>) =>
+    spawnSync(process.execPath, [join(dist, 'admin-cli.js'), ...args], {
+      env: { ...baseEnv, ...env },
+      encoding: 'utf8',
+    })
+
+  /** A store file with an instance whose session has `old` events of 40 days ago and `young` of an hour ago. */
+  async function storeWith(file: string, counts: { old: number; young: number }) {
+    const store = await openStore(`sqlite:${join(dir, file)}`)
+    const at = new Date(Date.now() - 41 * DAY)
+    const { id: instanceId } = await store.admin.createInstance({ name: 'retained', at })
+    const { id: serverId } = await store.seeding.createServer({ name: 'S', description: null, type: 'public', at })
+    const { id: serverVersionId } = await store.seeding.createServerVersion({ serverId, at })
+    const deployment = await store.seeding.createServerDeployment({
+      instanceId,
+      serverId,
+      name: null,
+      description: null,
+      at,
+    })
+    const session = await store.seeding.createSession({ instanceId, at })
+    const serverSession = await store.seeding.createServerSession({
+      sessionId: session.id,
+      serverDeploymentId: deployment.id,
+      mcp: { object: 'mcp', version: '2025-03-26', connection_type: 'streamable_http', client: null, server: null },
+      at,
+    })
+    const run = await store.seeding.createServerRun({
+      serverSessionId: serverSession.id,
+      serverVersionId,
+      type: 'hosted',
+      at,
+    })
+    const events = (n: number, t: number) =>
+      Array.from({ length: n }, (_, i) => ({
+        serverRunId: run.id,
+        lines: [{ type: 'stdout' as const, line: 'x' }],
+        at: new Date(t + i),
+      }))
+    await store.seeding.appendLogEvents([
+      ...events(counts.old, Date.now() - 40 * DAY),
+      ...events(counts.young, Date.now() - 3_600_000),
+    ])
+    return { store, instanceId, sessionId: session.id }
+  }
+  const eventCount = async (store: SqlStore) =>
+    Number(
+      (
+        await store.db
+          .selectFrom('session_events')
+          .select((eb) => eb.fn.countAll().as('n'))
+          .executeTakeFirstOrThrow()
+      ).n,
+    )
+
+  it("sets an instance's retention and prunes now, printing one JSON line", async () => {
+    const { store, instanceId } = await storeWith('retention.db', { old: 30, young: 5 })
+    const env = { DATABASE_URL: `sqlite:${join(dir, 'retention.db')}` }
+    try {
+      const set = admin(['instances', 'set-retention', instanceId, '12h', '--json'], env)
+      expect(set.status, set.stderr).toBe(0)
+      expect(JSON.parse(set.stdout)).toEqual({ instance_id: instanceId, event_retention: '12h' })
+      expect(admin(['instances', 'set-retention', instanceId, 'default'], env).stdout).toMatch(
+        /as EVENT_RETENTION says \(30d here\)/,
+      )
+      const refused = admin(['instances', 'set-retention', instanceId, 'a while'], env)
+      expect(refused.status).toBe(2)
+      expect(refused.stderr).toMatch(/DURATION must be a duration such as 30d/)
+      expect(admin(['instances', 'set-retention', 'ins_nobody', '7d'], env).status).toBe(1)
+
+      const pruned = admin(['prune', '--json'], env)
+      expect(pruned.status, pruned.stderr).toBe(0)
+      const lines = pruned.stdout.trim().split('\n')
+      expect(lines).toHaveLength(1)
+      expect(JSON.parse(lines[0]!)).toEqual({ events_deleted: 30, sessions_deleted: 0, idempotency_keys_deleted: 0 })
+      expect(await eventCount(store)).toBe(5)
+      // --older-than: everything older, whatever the retention.
+      expect(JSON.parse(admin(['prune', '--older-than', '1m', '--json'], env).stdout)).toMatchObject({
+        events_deleted: 5,
+      })
+      expect(admin(['prune', '--older-than', 'never'], env).stderr).toMatch(/--older-than must be a duration/)
+      expect(admin(['prune', 'now'], env).status).toBe(2)
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('prune waits while another process holds the lease, then prunes', async () => {
+    const { store } = await storeWith('lease.db', { old: 10, young: 0 })
+    try {
+      const lease = new Lease(store.db, { holder: 'another process' })
+      expect(await lease.take()).toBe(true)
+      const child = spawn(process.execPath, [join(dist, 'admin-cli.js'), 'prune', '--json'], {
+        env: { ...baseEnv, DATABASE_URL: `sqlite:${join(dir, 'lease.db')}` },
+      })
+      let out = ''
+      let err = ''
+      child.stdout.on('data', (d) => (out += d))
+      child.stderr.on('data', (d) => (err += d))
+      const exited = new Promise<number | null>((resolve) => child.on('exit', resolve))
+      const deadline = Date.now() + 20_000
+      while (!err.includes('waiting') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100))
+      expect(err).toMatch(/another process is pruning; waiting/)
+      expect(await eventCount(store)).toBe(10)
+      await lease.give({ ran: true })
+      expect(await exited).toBe(0)
+      expect(JSON.parse(out)).toMatchObject({ events_deleted: 10, sessions_deleted: 1 })
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('the server prunes on its own soon after it starts', async () => {
+    const { store, sessionId } = await storeWith('server.db', { old: 20, young: 0 })
+    const server = await startServerProcess({
+      DATABASE_URL: `sqlite:${join(dir, 'server.db')}`,
+      SEED: 'false',
+      LOG_LEVEL: 'info',
+    })
+    try {
+      // Its first look is a few seconds after start; another connection sees what it did.
+      const deadline = Date.now() + 20_000
+      while ((await eventCount(store)) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250))
+      expect(await eventCount(store)).toBe(0)
+      expect(await store.db.selectFrom('sessions').select('id').where('id', '=', sessionId).execute()).toEqual([])
+    } finally {
+      await store.close()
+      server.child.kill('SIGTERM')
+      expect(await server.exited).toBe(0)
+    }
+    // Its log says so (written out at the latest when it stops).
+    const line = server
+      .output()
+      .split('\n')
+      .find((l) => l.includes('"msg":"pruned"'))
+    expect(JSON.parse(line!)).toMatchObject({ events_deleted: 20, sessions_deleted: 1, idempotency_keys_deleted: 0 })
+  }, 40_000)
 })

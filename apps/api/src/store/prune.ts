@@ -13,13 +13,15 @@ import {
 
 // One prune: what retention says must go, goes, and nothing younger.
 //
-// - Events older than their instance's retention (retention.ts). On PostgreSQL, first the
-//   partitions past the longest retention in force, whole (retention-partitions.ts); then, in
-//   batches, the events of instances that keep them less long, and those in partitions too wide
-//   to wait for (the first one). The events of the longest retention in the other partitions
-//   wait for their partition to go: at most its width (a day, or a week from 12 weeks on) past
-//   their time. On SQLite, everything in batches (`rowid IN (SELECT … LIMIT n)`), then the freed
-//   pages go back to the file system (incremental auto_vacuum, migration 9).
+// - Events older than their instance's retention (retention.ts): those of EVENT_RETENTION in one
+//   pass in id order, whatever their session (passing over the instances that keep theirs
+//   longer), those of an instance with a retention of its own session by session. On PostgreSQL,
+//   first the partitions past the longest retention in force go whole (retention-partitions.ts);
+//   the batches then only take what partitions cannot: the events of shorter retentions, and
+//   those in partitions too wide to wait for (the first one). The events of the longest retention
+//   in the other partitions wait for their partition: at most its width (a day, or a week from 12
+//   weeks on) past their time. On SQLite, everything in batches (`rowid IN (SELECT … LIMIT n)`),
+//   then the freed pages go back to the file system (incremental auto_vacuum, migration 9).
 // - Sessions with no events left whose last activity is older than the retention, with their
 //   server sessions, runs and run errors. A session's last activity is the newest of its
 //   creation, its own update, and its server sessions' and runs' updates; its events count too,
