@@ -55,20 +55,20 @@ export const recordCount = (resource: ResourceLogs) =>
  */
 export function logLinesOf(resource: ResourceLogs): LogLine[] {
   const lines: LogLine[] = []
+  const times = new TimeText()
   for (const scope of resource.scopeLogs) {
     for (const record of scope.logRecords) {
       const type = record.severityNumber >= SeverityNumber.WARN ? 'stderr' : 'stdout'
       const text = lineOf(record.body)
-      const context = contextOf(record)
       if (text.length <= MAX_LINE_LENGTH) {
-        lines.push({ type, line: text, ...context })
+        lines.push(withContext({ type, line: text }, record, times))
         continue
       }
       for (let start = 0; start < text.length; ) {
         let end = Math.min(start + MAX_LINE_LENGTH, text.length)
         const last = text.charCodeAt(end - 1)
         if (end < text.length && last >= 0xd800 && last <= 0xdbff) end -= 1
-        lines.push({ type, line: text.slice(start, end), ...context })
+        lines.push(withContext({ type, line: text.slice(start, end) }, record, times))
         start = end
       }
     }
@@ -76,22 +76,37 @@ export function logLinesOf(resource: ResourceLogs): LogLine[] {
   return lines
 }
 
-/** What a line keeps of its record besides the text: its time, level and trace, those it has. */
-function contextOf(record: LogRecord): Pick<LogLine, 'time' | 'severity_text' | 'trace_id' | 'span_id'> {
-  const nanos = record.timeUnixNano || record.observedTimeUnixNano
-  const ms = Number(nanos / 1_000_000n)
-  // A time a Date cannot hold (past the year 275760) is left out rather than refused.
-  const time = nanos > 0n && Number.isSafeInteger(ms) && ms <= 8.64e15 ? new Date(ms).toISOString() : undefined
-  const level = record.severityText.slice(0, MAX_SEVERITY_TEXT)
-  const hex = (bytes: Uint8Array, length: number) =>
-    bytes.length === length && bytes.some((b) => b !== 0) ? Buffer.from(bytes).toString('hex') : undefined
-  const traceId = hex(record.traceId, 16)
-  const spanId = hex(record.spanId, 8)
-  return {
-    ...(time !== undefined && { time }),
-    ...(level !== '' && { severity_text: level }),
-    ...(traceId !== undefined && { trace_id: traceId }),
-    ...(spanId !== undefined && { span_id: spanId }),
+/** A line with what it keeps of its record besides the text: its time, level and trace, those it has. */
+function withContext(line: LogLine, record: LogRecord, times: TimeText): LogLine {
+  const time = times.of(record.timeUnixNano || record.observedTimeUnixNano)
+  if (time !== undefined) line.time = time
+  if (record.severityText !== '') line.severity_text = record.severityText.slice(0, MAX_SEVERITY_TEXT)
+  if (record.traceId.length === 16 && record.traceId.some((b) => b !== 0))
+    line.trace_id = Buffer.from(record.traceId).toString('hex')
+  if (record.spanId.length === 8 && record.spanId.some((b) => b !== 0))
+    line.span_id = Buffer.from(record.spanId).toString('hex')
+  return line
+}
+
+/**
+ * Nanoseconds since the epoch as RFC 3339 UTC to the millisecond. The records of one export are
+ * mostly of one second: its text is made once (Date#toISOString costs more than the rest of a
+ * line) and the milliseconds put after it.
+ */
+class TimeText {
+  #second = NaN
+  #prefix = ''
+  of(nanos: bigint): string | undefined {
+    if (nanos <= 0n) return undefined
+    const ms = Number(nanos / 1_000_000n)
+    // A time a Date cannot hold (past the year 275760) is left out rather than refused.
+    if (ms > 8.64e15) return undefined
+    const second = Math.floor(ms / 1000)
+    if (second !== this.#second) {
+      this.#second = second
+      this.#prefix = new Date(second * 1000).toISOString().slice(0, -4)
+    }
+    return `${this.#prefix}${String(ms % 1000).padStart(3, '0')}Z`
   }
 }
 
