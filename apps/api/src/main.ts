@@ -18,6 +18,12 @@ ${settingsHelp()}
 
 Endpoints: the API (see /docs), the page that watches a session live (/), /openapi.json,
 /healthz, /readyz.
+Retention: every few minutes one of the processes over the store prunes the events older than
+EVENT_RETENTION (or than their instance's own: npm run -s admin -- instances set-retention),
+the sessions left with no events and idle that long (a GET of one is then 404), and the
+Idempotency-Key answers older than a day. after=, a cursor or Last-Event-ID naming a pruned
+event goes on with the next live one. npm run -s admin -- prune prunes now; docs/scaling.md
+says how to size it.
 SIGTERM or SIGINT stops it gracefully: streams end (their clients reconnect elsewhere),
 requests in flight are answered, then it exits 0.`
 

@@ -60,6 +60,7 @@ describe('the server process', () => {
   it('--help says what it reads from the environment', () => {
     const run = spawnSync(process.execPath, [join(dist, 'main.js'), '--help'], { encoding: 'utf8' })
     expect(run.status).toBe(0)
+    expect(run.stdout).toMatch(/Retention: every few minutes one of the processes over the store prunes/)
     for (const setting of Object.values(SETTINGS).filter((s) => s.help !== undefined)) {
       expect(run.stdout).toContain(`  ${setting.variable} `)
     }
