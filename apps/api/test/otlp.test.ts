@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process'
+import { request as httpRequest } from 'node:http'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { gzipSync } from 'node:zlib'
@@ -229,6 +230,47 @@ describe('POST /v1/logs, what an exporter must be told', () => {
     const res = await post(bomb, { 'content-type': 'application/x-protobuf', 'content-encoding': 'gzip' })
     expect(res.status).toBe(413)
     expect(fromBinary(StatusSchema, new Uint8Array(await res.arrayBuffer())).code).toBe(8)
+  })
+
+  it('counts a body sent without a length as it comes, and stops reading it past 20 MiB', async () => {
+    const chunked = (chunks: Uint8Array[]) =>
+      fetch(`${server.url}/v1/logs`, {
+        method: 'POST',
+        headers: { ...auth(), 'content-type': 'application/x-protobuf' },
+        body: new ReadableStream({
+          start(controller) {
+            for (const chunk of chunks) controller.enqueue(chunk)
+            controller.close()
+          },
+        }),
+        duplex: 'half',
+      } as RequestInit)
+    const body = toBinary(ExportLogsServiceRequestSchema, create(ExportLogsServiceRequestSchema, {}))
+    expect((await chunked([body])).status).toBe(200)
+    // On a connection of its own (the server stops reading it, and so ends it once it has answered).
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = httpRequest(`${server.url}/v1/logs`, {
+        method: 'POST',
+        agent: false,
+        headers: { ...auth(), 'content-type': 'application/x-protobuf', 'transfer-encoding': 'chunked' },
+      })
+      req.on('response', (res) => {
+        res.resume()
+        resolve(res.statusCode!)
+      })
+      req.on('error', reject)
+      const mib = Buffer.alloc(1024 * 1024)
+      let sent = 0
+      const more = () => {
+        while (sent < 21) {
+          sent++
+          if (!req.write(mib)) return void req.once('drain', more)
+        }
+        req.end()
+      }
+      more()
+    })
+    expect(status).toBe(413)
   })
 
   it('refuses no key or a bad one with 401, another content type with 415, as a Status', async () => {

@@ -71,7 +71,23 @@ export async function readBody(request: Request, contentEncoding: string | undef
       `Content-Encoding ${encoding} is not taken: send gzip or nothing.`,
     )
   const length = request.headers.get('content-length')
-  if (length !== null && Number(length) > MAX_OTLP_BYTES) throw tooLarge()
+  if (length !== null && !(Number(length) <= MAX_OTLP_BYTES)) throw tooLarge()
+  const raw = length !== null ? new Uint8Array(await request.arrayBuffer()) : await readCapped(request)
+  if (encoding === 'identity') return raw
+  try {
+    return await promisify(gunzip)(raw, { maxOutputLength: MAX_OTLP_BYTES })
+  } catch (error) {
+    if ((error as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') throw tooLarge()
+    throw new OtlpRefusal(400, RpcCode.INVALID_ARGUMENT, 'The body is not valid gzip.')
+  }
+}
+
+/**
+ * A body sent without a Content-Length (chunked), counted as it is read and read no further than
+ * the cap. One that says its length is read whole (above): HTTP's framing holds it to that length,
+ * and @hono/node-server reads it straight from the socket, without the web stream this needs.
+ */
+async function readCapped(request: Request): Promise<Uint8Array> {
   const chunks: Uint8Array[] = []
   let size = 0
   if (request.body) {
@@ -87,14 +103,7 @@ export async function readBody(request: Request, contentEncoding: string | undef
       chunks.push(value)
     }
   }
-  const raw = Buffer.concat(chunks, size)
-  if (encoding === 'identity') return raw
-  try {
-    return await promisify(gunzip)(raw, { maxOutputLength: MAX_OTLP_BYTES })
-  } catch (error) {
-    if ((error as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') throw tooLarge()
-    throw new OtlpRefusal(400, RpcCode.INVALID_ARGUMENT, 'The body is not valid gzip.')
-  }
+  return Buffer.concat(chunks, size)
 }
 
 /** The body's sha256: a retry of the same export is the same hash (the event's idempotency key). */
