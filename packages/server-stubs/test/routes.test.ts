@@ -65,6 +65,11 @@ const echo: SessionEventsHandlers = {
       },
       200,
     ),
+  // Its body is the handler's to read (`x-read-by-handler`): the route validates none of it.
+  exportLogs: async (c) => {
+    echoed(c, { bytes: (await c.req.arrayBuffer()).byteLength })
+    return c.json({}, 200)
+  },
   createSessionEvent: (c) => {
     echoed(c, { lines: c.req.valid('json').log_lines.length, run: c.req.valid('json').server_run_id })
     return c.json(AppendedServerLogsEventExample.value as SessionEvent, 201)
@@ -116,6 +121,19 @@ describe('the generated routes', () => {
         const route = routes[op.operationId as keyof typeof routes]
         expect([route.method, route.path]).toEqual([method, path])
       }
+    }
+  })
+
+  it('leave a body marked x-read-by-handler to its handler: OTLP bodies, not JSON or of no declared type, reach exportLogs', async () => {
+    const app = appWithRoutes()
+    for (const [type, body] of [
+      ['application/json', 'not json at all'],
+      ['application/x-protobuf', new Uint8Array([0x0a, 0xff])],
+      ['text/plain', 'neither'],
+    ] as const) {
+      const res = await app.request('/v1/logs', { method: 'POST', headers: { 'content-type': type }, body })
+      expect([type, res.status]).toEqual([type, 200])
+      expect(JSON.parse(res.headers.get('x-echo')!).bytes).toBeGreaterThan(0)
     }
   })
 
