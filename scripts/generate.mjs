@@ -71,6 +71,7 @@ const VALUES = {
     'LogLine',
     'SessionEventCreate',
     'ServerSessionInput',
+    'Metadata',
   ],
   parameters: ['Limit', 'SessionsLimit', 'Order', 'Tail', 'IdempotencyKey', 'MetorialVersionRequest'],
   headers: ['MetorialReqId', 'MetorialVersion'],
@@ -104,11 +105,17 @@ function stream(spec) {
     }
   }
   if (found.length !== 1) throw new Error(`expected one text/event-stream response, found ${found.length}`)
-  for (const extension of ['x-sse-events', 'x-sse-keep-alive']) {
+  for (const extension of ['x-sse-events', 'x-sse-keep-alive', 'x-sse-retry']) {
     if (!found[0].media[extension])
       throw new Error(`the text/event-stream of ${found[0].operationId} has no ${extension}`)
   }
   return found[0]
+}
+
+/** A value the generated code cannot do without. */
+function requiredValue(value, where) {
+  if (value === undefined) throw new Error(`scripts/generate.mjs: the spec has no ${where}`)
+  return value
 }
 
 async function generateValues(spec) {
@@ -138,6 +145,19 @@ async function generateValues(spec) {
       `The \`x-sse-keep-alive\` of ${operationId}: the comment line sent while there is nothing to send, and how often.`,
       'sseKeepAlive',
       media['x-sse-keep-alive'],
+    ),
+    constant(
+      `The \`x-sse-retry\` of ${operationId}: the \`retry:\` its stream opens with.`,
+      'sseRetry',
+      media['x-sse-retry'],
+    ),
+    constant(
+      'The `x-max-body-bytes` of `components.responses.PayloadTooLarge`: the largest request body the API reads.',
+      'maxBodyBytes',
+      requiredValue(
+        spec.components?.responses?.PayloadTooLarge?.['x-max-body-bytes'],
+        'components.responses.PayloadTooLarge.x-max-body-bytes',
+      ),
     ),
   ].join('\n')
   return header('spec values') + '\n' + (await formatTs('values.ts', code))

@@ -1,5 +1,6 @@
 import { OpenAPIHono } from '@hono/zod-openapi'
 import { registerRoutes, routes } from '@session-events/server-stubs'
+import * as specValues from '@session-events/server-stubs/values'
 import pino, { type Logger } from 'pino'
 import { loadBuiltAsset } from './assets.js'
 import { ASSET_PREFIX, loadWebPage, PAGE_CSP } from './web-page.js'
@@ -65,8 +66,11 @@ export interface AppOptions {
   webDir?: string
 }
 
-/** The largest request body a write takes: 1,000 lines of 64 KiB would not fit, 1,000 of 5 KB do. */
-export const MAX_BODY_BYTES = 5 * 1024 * 1024
+/**
+ * The largest request body a write takes (the spec's `x-max-body-bytes` of PayloadTooLarge): 1,000
+ * lines of 64 KiB would not fit, 1,000 of 5 KB do.
+ */
+export const MAX_BODY_BYTES = specValues.maxBodyBytes
 
 /** A template path of the spec (`/sessions/{sessionId}/events`) as a pattern for one request path. */
 const routePatterns = Object.values(routes).map((route) => ({

@@ -28,8 +28,8 @@ import {
 
 /** A comment line this often keeps proxies from closing an idle stream (the spec's `x-sse-keep-alive`). */
 export const KEEP_ALIVE_MS = specValues.sseKeepAlive.everySeconds * 1000
-/** How long a browser's EventSource waits before it reconnects. */
-export const RETRY_MS = 2_000
+/** How long a browser's EventSource waits before it reconnects (the spec's `x-sse-retry`). */
+export const RETRY_MS = specValues.sseRetry.milliseconds
 /** The `event:` names of the messages (the spec's `x-sse-events`): an event, and where the stream stands. */
 const { sessionEvent: EVENT, position: POSITION } = specValues.sseEvents
 

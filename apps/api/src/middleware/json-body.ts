@@ -1,3 +1,4 @@
+import * as specValues from '@session-events/server-stubs/values'
 import type { MiddlewareHandler } from 'hono'
 import type { AppEnv } from '../env.js'
 import { errors } from '../errors.js'
@@ -8,8 +9,8 @@ import { errors } from '../errors.js'
 // - keys named `__proto__`: valid JSON, but a JavaScript object copied from it loses them, so
 //   what was stored would silently differ from what was sent.
 
-/** How deep a body may nest: objects and arrays within each other. */
-export const MAX_BODY_DEPTH = 64
+/** How deep a body may nest: objects and arrays within each other (the spec's Metadata `x-max-depth`). */
+export const MAX_BODY_DEPTH = specValues.schemas.Metadata['x-max-depth']
 
 /** The deepest nesting of objects and arrays in JSON text, strings skipped. */
 function depthOf(text: string): number {

@@ -62,6 +62,7 @@ export const schemas = {
       },
     },
   },
+  Metadata: { type: 'object', 'x-max-depth': 64, additionalProperties: true },
 } as const
 
 /** `components.parameters`, those named in scripts/generate.mjs. */
@@ -118,3 +119,9 @@ export const sseEvents = {
 
 /** The `x-sse-keep-alive` of streamSessionEvents: the comment line sent while there is nothing to send, and how often. */
 export const sseKeepAlive = { line: ': keep-alive', everySeconds: 15 } as const
+
+/** The `x-sse-retry` of streamSessionEvents: the `retry:` its stream opens with. */
+export const sseRetry = { milliseconds: 2000 } as const
+
+/** The `x-max-body-bytes` of `components.responses.PayloadTooLarge`: the largest request body the API reads. */
+export const maxBodyBytes = 5242880 as const

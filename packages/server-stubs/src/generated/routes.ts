@@ -106,6 +106,7 @@ export const MetadataSchema = z
   .openapi({
     description:
       'Free-form metadata of any JSON values; `{}` when there is none. In a request body, no key\nmay be named `__proto__` (a 400 naming it), and the body may nest objects and arrays at\nmost 64 levels deep (a 400 `bad_request`).\n',
+    'x-max-depth': 64,
   })
   .openapi('Metadata')
 
