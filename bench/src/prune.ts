@@ -32,8 +32,21 @@ import { pgQuery, pgServer, vacuumSchema } from './pg.js'
 // Usage: npm run -w bench prune [-- --events N] [-- --store sqlite|postgres]
 
 const { values } = parseArgs({
-  options: { events: { type: 'string', default: '1000000' }, store: { type: 'string' } },
+  options: {
+    events: { type: 'string', default: '1000000' },
+    store: { type: 'string' },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
 })
+if (values.help) {
+  console.log(`npm run -w bench prune [-- --events N] [-- --store sqlite|postgres]
+
+A prune of N expired events (1,000,000 by default) by the API on its own, on each store (PostgreSQL:
+the server BENCH_DATABASE_URL names, if it answers), once alone and once while 8 connections
+append: the prune's time and events/s, and append p99 during the prune against without.
+Needs the API built (npm run build).`)
+  process.exit(0)
+}
 const EVENTS = Number(values.events)
 const SESSIONS = 100
 const APPENDERS = 8
