@@ -21,13 +21,13 @@ Usage: npm run -s admin -- instances create --name NAME [--json]
                             shown once, here, and stored only as its hash. --json prints one line:
                             {"instance_id","secret_key","publishable_key"}
   instances set-retention   how long this instance's events are kept, in place of EVENT_RETENTION
-                            (${SETTINGS.eventRetentionMs.default} by default): a duration such as 30d, 12h, 90m or 45s, or off to
+                            (${String(SETTINGS.eventRetentionMs.default)} by default): a duration such as 30d, 12h, 90m or 45s, or off to
                             keep everything; default: back to EVENT_RETENTION. The next prune
                             applies it; no other instance is touched. --json prints one line:
                             {"instance_id","event_retention"} (null: EVENT_RETENTION); exits 1
                             when there is no such instance
   keys revoke KEY           revokes the key with this secret (it stops working within the API's
-                            key cache time, KEY_CACHE_SECONDS, ${SETTINGS.keyCacheMs.default} by default); exits 1 when
+                            key cache time, KEY_CACHE_SECONDS, ${String(SETTINGS.keyCacheMs.default)} by default); exits 1 when
                             no such live key exists
   prune                     prunes now, as the server does every few minutes: the events older
                             than their instance's retention, the sessions left with no events and

@@ -309,23 +309,25 @@ async function idleSessions(db: Kysely<Database>, sessionIds: string[], cutoff: 
     .select('s.id')
     .where('s.id', 'in', sessionIds)
     .where((eb) => eb.fn.coalesce('s.updated_at', 's.created_at'), '<', cutoff)
-    .where(({ not, exists, selectFrom }) =>
-      not(exists(selectFrom('session_events as e').select('e.id').whereRef('e.session_id', '=', 's.id'))),
+    .where((eb) =>
+      eb.not(eb.exists(eb.selectFrom('session_events as e').select('e.id').whereRef('e.session_id', '=', 's.id'))),
     )
-    .where(({ not, exists, selectFrom }) =>
-      not(
-        exists(
-          selectFrom('server_sessions as ss')
+    .where((eb) =>
+      eb.not(
+        eb.exists(
+          eb
+            .selectFrom('server_sessions as ss')
             .select('ss.id')
             .whereRef('ss.session_id', '=', 's.id')
             .where('ss.updated_at', '>=', cutoff),
         ),
       ),
     )
-    .where(({ not, exists, selectFrom }) =>
-      not(
-        exists(
-          selectFrom('server_sessions as ss')
+    .where((eb) =>
+      eb.not(
+        eb.exists(
+          eb
+            .selectFrom('server_sessions as ss')
             .innerJoin('server_runs as r', 'r.server_session_id', 'ss.id')
             .select('r.id')
             .whereRef('ss.session_id', '=', 's.id')

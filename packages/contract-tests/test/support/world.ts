@@ -8,8 +8,7 @@ import {
   type SqlStore,
   type Store,
 } from '@session-events/api'
-import { StoreUnavailableError, type StoreReader } from '@session-events/api/internal/store/types.js'
-import type { StoreWriter } from '@session-events/api/internal/store/types.js'
+import { StoreUnavailableError, type StoreReader, type StoreWriter } from '@session-events/api/internal/store/types.js'
 import { specValues } from '@session-events/client'
 import pino from 'pino'
 import { fillPath, type Operation } from './spec.js'
