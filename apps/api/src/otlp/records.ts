@@ -32,7 +32,15 @@ export function identityOf(resource: ResourceLogs): ResourceIdentity {
   const text = (key: string) => {
     const value = attributes.find((a) => a.key === key)?.value?.value
     if (value === undefined || value.case === undefined) return undefined
-    const s = value.case === 'stringValue' ? value.value : String(value.value)
+    // A string as it is; a number or a boolean as its text; bytes, arrays and maps name nothing.
+    const v = value.value
+    const s =
+      typeof v === 'string'
+        ? v
+        : typeof v === 'bigint' || typeof v === 'number' || typeof v === 'boolean'
+          ? String(v)
+          : undefined
+    if (s === undefined) return undefined
     return s === '' ? undefined : s
   }
   const serviceName = text('service.name') ?? 'unknown_service'
