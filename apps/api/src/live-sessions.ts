@@ -109,6 +109,10 @@ export class LiveSessions {
    */
   join(sessionId: string, key: string, follower: LiveFollower, read: ReadAfter): (() => void) | undefined {
     let shared = this.#reads.get(key)
+    // The shared read has read past the follower's last id: an event between them, committed
+    // after the follower's own read looked, would never reach it. It reads on its own (the
+    // wake-up of that event is its own too), and joins once one of its reads has caught up.
+    if (shared && shared.last > follower.last) return undefined
     if (!shared) {
       const made = new SharedRead(this.#feed, sessionId, follower.last, read, () => {
         if (this.#reads.get(key) === made) this.#reads.delete(key)
