@@ -16,9 +16,19 @@ const target = (await networkPostgres())!
 console.log(`follow: API processes over ${target.kind}`)
 
 const started: ServerProcess[] = []
+// No load shedding (as testSettings in-process): on a busy machine the processes' event loops
+// lag past SHED_LOAD_AFTER_MS and refuse writes and streams with 503, which is not what these
+// tests are about (shed-load.test.ts is).
 const startServer = async (env: Record<string, string> = {}) => {
   const server = await startServerProcess(
-    { SEED: 'false', DATABASE_URL: target.url, DATABASE_POOL_MAX: '4', RATE_LIMIT_PER_MINUTE: 'off', ...env },
+    {
+      SEED: 'false',
+      DATABASE_URL: target.url,
+      DATABASE_POOL_MAX: '4',
+      RATE_LIMIT_PER_MINUTE: 'off',
+      SHED_LOAD_AFTER_MS: 'off',
+      ...env,
+    },
     { timeoutMs: 30_000 },
   )
   started.push(server)
