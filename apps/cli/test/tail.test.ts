@@ -59,8 +59,14 @@ describe('session-events events tail', () => {
   it('prints every line of every event, stderr marked, without colour (NO_COLOR); says why when the API refuses', async () => {
     const session = await client.sessions.create()
     const run = await client.serverRuns.start(session.id, { type: 'external', server: { name: 'lines' } })
-    const tail = startNode([cliMain, 'events', 'tail', session.id], env)
-    await new Promise((r) => setTimeout(r, 500))
+    // The tail is following once it has printed the newest event (--tail 1): the batch below is
+    // written while it follows, whatever the time the CLI takes to start on a busy machine.
+    const ready = await client.events.append(session.id, {
+      server_run_id: run.id,
+      log_lines: [{ type: 'stdout', line: 'ready' }],
+    })
+    const tail = startNode([cliMain, 'events', 'tail', session.id, '--tail', '1'], env)
+    await tail.printed(/ready/)
     // One batch that holds both streams' lines, as `run` appends a command's output.
     const batch = await client.events.append(session.id, {
       server_run_id: run.id,
@@ -73,7 +79,13 @@ describe('session-events events tail', () => {
     await tail.printed(/line 3/)
     const start = `${batch.created_at}  lines${' '.repeat(13)}`
     expect(tail.output.stdout).toBe(
-      [`${start}stdout  line 1`, `${start}stderr  oops red`, `${start}stdout  line 3`, ''].join('\n'),
+      [
+        `${ready.created_at}  lines${' '.repeat(13)}stdout  ready`,
+        `${start}stdout  line 1`,
+        `${start}stderr  oops red`,
+        `${start}stdout  line 3`,
+        '',
+      ].join('\n'),
     )
     tail.child.kill('SIGTERM')
     expect((await tail.finished).code).toBe(0)
