@@ -10,8 +10,10 @@ import type { ApiKeyRecord, EventIdPage, ListEventsQuery, ListSessionsQuery, Ses
 // store below knows nothing of it.
 //
 // What is kept, and until when (one freshness rule per kind):
-//   events          for good: an event never changes once written (the store appends events
-//                   and never updates or deletes one, nor the run error it shows);
+//   events          `keyCacheMs`: an event never changes once written (nor the run error it
+//                   shows), but the pruner removes it past its retention (store/prune.ts), and it
+//                   answers 404 by its id on every process within that time (a list never shows
+//                   it: the ids of a page come from the store);
 //   runs            while the store's runs version is the one they were read at (a run's status
 //                   and timestamps change while it runs; a count that triggers keep in the
 //                   writing transaction, migrations 3 and 5); never when the store cannot tell;
@@ -109,7 +111,9 @@ export class CachingReader implements JsonReader {
     }
     if (missing.length === 0) return found.filter((e) => e !== undefined)
     const read = new Map((await this.#inner.sessionEvents(sessionId, missing)).map((e) => [e.id, e]))
-    for (const event of read.values()) this.#cache.set(`e:${event.id}`, { kind: 'event', event })
+    if (this.#keyTtlMs > 0)
+      for (const event of read.values())
+        this.#cache.set(`e:${event.id}`, { kind: 'event', event }, { ttl: this.#keyTtlMs })
     return ids.flatMap((id, i) => found[i] ?? read.get(id) ?? [])
   }
 

@@ -46,7 +46,7 @@ export interface Config {
   logLevel: string
   /** CACHE_MB: the read cache's memory budget, in bytes (0: no cache). */
   cacheBytes: number
-  /** KEY_CACHE_SECONDS: how long an API key lookup and a session's instance are cached, in ms (a revocation, or a session pruned, takes this long at most to be seen). */
+  /** KEY_CACHE_SECONDS: how long an API key lookup, a session's instance and an event are cached, in ms (a revocation, or a session or event pruned, takes this long at most to be seen). */
   keyCacheMs: number
   /** STREAMS_PER_KEY: streams (the live tail) an API key may hold open at once (all processes over one PostgreSQL database). */
   streamsPerKey: number
@@ -181,8 +181,8 @@ export const SETTINGS: { readonly [K in keyof Config]: Setting<Config[K]> } = {
     variable: 'KEY_CACHE_SECONDS',
     default: '5',
     help:
-      "how long a key lookup, and a session's instance, are kept: a revoked key works, and a pruned session " +
-      'answers, this long at most',
+      "how long a key lookup, a session's instance and an event read by id are kept: a revoked key works, and a " +
+      'pruned session or event answers, this long at most',
     parse: (value, variable) => wholeNumber(value, variable) * 1000,
   },
   streamsPerKey: {

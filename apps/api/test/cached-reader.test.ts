@@ -12,7 +12,7 @@ import { backend, onPostgres, openTestStore } from './backend.js'
 import { asJson, readEvent, sessionWithRun } from './store-reads.js'
 
 // The caching reader (src/cached-reader.ts) over a real store, one freshness rule at a
-// time: events for good, runs while the store's runs version stands (never on PostgreSQL, which
+// time: events for keyCacheMs (they never change, but the pruner removes them), runs while the store's runs version stands (never on PostgreSQL, which
 // has none), a session's instance once found and API key lookups (misses too) for keyCacheMs; never
 // an event of another session; all within one byte budget. Whether something was served without
 // the database is told by taking it away underneath (a row deleted with plain SQL: these stores
@@ -47,13 +47,13 @@ const deleteEvents = (store: SqlStore, ids: readonly string[]) =>
   sql`delete from session_events where id in (${sql.join(ids)})`.execute(store.db)
 
 describe(`the caching reader over the ${backend} store`, () => {
-  it('serves an event read once without the database: events never change', async () => {
+  it('serves an event read once without the database for keyCacheMs: events never change, but the pruner removes them', async () => {
     const store = await openTestStore()
     const { sessionId, runId } = await sessionWithRun(store)
     const [id] = await store.seeding.appendLogEvents([
       { serverRunId: runId, lines: [{ type: 'stdout', line: 'kept' }] },
     ])
-    const { cache, asked } = cachedOver(store)
+    const { cache, asked } = cachedOver(store, { keyCacheMs: KEY_TTL_MS })
     const [read] = await cache.sessionEvents(sessionId, [id!])
     expect(read?.id).toBe(id)
     expect(asked.sessionEvents).toBe(1)
@@ -64,6 +64,20 @@ describe(`the caching reader over the ${backend} store`, () => {
     expect((await readEvent(cache, sessionId, id!))?.log_lines).toEqual([{ type: 'stdout', line: 'kept' }])
     // The store's reader was asked once in all (the check above went around the cache).
     expect(asked.sessionEvents).toBe(1)
+    // Removed (as the pruner removes it), it is gone from the cache's answers once keyCacheMs is over.
+    await sleep(KEY_TTL_MS + 30)
+    expect(await cache.sessionEvents(sessionId, [id!])).toEqual([])
+    expect(asked.sessionEvents).toBe(2)
+  })
+
+  it('keeps no event with keyCacheMs 0', async () => {
+    const store = await openTestStore()
+    const { sessionId, runId } = await sessionWithRun(store)
+    const [id] = await store.seeding.appendLogEvents([{ serverRunId: runId, lines: [{ type: 'stdout', line: 'x' }] }])
+    const { cache, asked } = cachedOver(store, { keyCacheMs: 0 })
+    await cache.sessionEvents(sessionId, [id!])
+    await cache.sessionEvents(sessionId, [id!])
+    expect(asked.sessionEvents).toBe(2)
   })
 
   it('reads from the store only the events it does not keep, and answers in the order asked', async () => {
