@@ -177,7 +177,11 @@ describe(`streamSessionEvents (${backend})`, () => {
 })
 
 describe.runIf(!onPostgres)('a writer on another connection to the same SQLite file', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'session-events-follow-'))
+  // Made in beforeAll, not as the describe is collected: a skipped describe runs no afterAll.
+  let dir: string
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'session-events-follow-'))
+  })
   afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
   it('is noticed within about 100 ms', async () => {
