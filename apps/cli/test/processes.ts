@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { SeedSummary } from '@session-events/api'
+import { onTestFinished } from 'vitest'
 
 const require = createRequire(import.meta.url)
 const apiDist = dirname(require.resolve('@session-events/api'))
@@ -38,6 +39,14 @@ export interface Started {
 /** Starts a node script, for a test that acts while it runs (signals it, say). */
 export function startNode(args: string[], env: NodeJS.ProcessEnv = {}, input = ''): Started {
   const child = spawn(process.execPath, args, { env: { ...process.env, NO_COLOR: '1', ...env } })
+  // A test that fails or times out before its process ends leaves none running (a tail follows forever).
+  try {
+    onTestFinished(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+    })
+  } catch {
+    // Not in a test (beforeAll): whoever started it waits for it.
+  }
   const output = { stdout: '', stderr: '' }
   const watchers: (() => void)[] = []
   const onOutput = (stream: 'stdout' | 'stderr') => (chunk: Buffer) => {
