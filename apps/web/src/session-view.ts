@@ -1,8 +1,16 @@
 import { SessionEventsError, specValues, type SessionEvent, type SessionEventsClient } from '@session-events/client'
-import { appendLine } from './ansi.js'
-import { count, h, replaceChildren } from './dom.js'
 import { LogView } from './log-view.js'
-import { matches, passes, rowsOf, Runs, shortRunId, type Filters, type Row } from './rows.js'
+import { matches, passes, rowsOf, Runs, type Filters, type Row } from './rows.js'
+import { layoutSessionView, type SessionViewParts } from './session-view-layout.js'
+import {
+  renderConnection,
+  renderDetail,
+  renderInfo,
+  renderRow,
+  renderRuns,
+  renderSearchCount,
+  type Connection,
+} from './session-view-render.js'
 
 // One session, live: its history, newest page first and older pages as the view nears the top,
 // then every event written after the newest one loaded, from the one stream the page opens
@@ -26,8 +34,6 @@ export interface SessionViewOptions {
   /** The key was refused (401, 403): the page asks for another. */
   onKeyRefused: (error: SessionEventsError) => void
 }
-
-type Connection = 'connecting' | 'live' | 'reconnecting' | 'ended'
 
 export class SessionView {
   readonly #options: SessionViewOptions
@@ -57,19 +63,7 @@ export class SessionView {
   #pollTimer: ReturnType<typeof setInterval> | undefined
 
   readonly #view: LogView<Row>
-  readonly #ui: {
-    status: HTMLElement
-    runs: HTMLElement
-    runFilter: HTMLSelectElement
-    streamFilter: HTMLSelectElement
-    typeFilter: HTMLSelectElement
-    search: HTMLInputElement
-    searchCount: HTMLElement
-    info: HTMLElement
-    newLines: HTMLButtonElement
-    detail: HTMLElement
-    message: HTMLElement
-  }
+  readonly #ui: SessionViewParts
 
   constructor(options: SessionViewOptions) {
     this.#options = options
@@ -283,109 +277,25 @@ export class SessionView {
 
   // ---- the page's parts ----
 
-  #layout() {
-    const { sessionId } = this.#options
-    const status = h('span', { class: 'connection', 'data-state': 'connecting' }, 'Connecting…')
-    const runFilter = h('select', { 'aria-label': 'Run' }, h('option', { value: '' }, 'All runs'))
-    const streamFilter = h(
-      'select',
-      { 'aria-label': 'Stream' },
-      h('option', { value: '' }, 'stdout and stderr'),
-      h('option', { value: 'stdout' }, 'stdout'),
-      h('option', { value: 'stderr' }, 'stderr'),
-    )
-    const typeFilter = h(
-      'select',
-      { 'aria-label': 'Type' },
-      h('option', { value: '' }, 'Logs and errors'),
-      h('option', { value: 'server_logs' }, 'Logs'),
-      h('option', { value: 'server_run_error' }, 'Errors'),
-    )
-    const search = h('input', {
-      type: 'search',
-      placeholder: 'Search loaded lines (Enter: next)',
-      'aria-label': 'Search',
-      autocomplete: 'off',
-      spellcheck: 'false',
-    })
-    const searchCount = h('span', { class: 'search-count' })
-    const newLines = h('button', { type: 'button', class: 'new-lines', hidden: true })
-    const info = h('span', { class: 'info' })
-    const runs = h('div', { class: 'runs', 'aria-label': 'Runs' })
-    const detail = h('section', { class: 'detail', hidden: true, 'aria-label': 'Selected line' })
-    const message = h('div', { class: 'message', role: 'status', hidden: true })
-
-    const changed = () => {
-      this.#filters = {
-        runId: runFilter.value || undefined,
-        stream: (streamFilter.value || undefined) as Filters['stream'],
-        type: (typeFilter.value || undefined) as Filters['type'],
-      }
-      this.#refilter(this.#following ? 'end' : 'row')
-    }
-    for (const select of [runFilter, streamFilter, typeFilter]) select.addEventListener('change', changed)
-    let searchTimer: ReturnType<typeof setTimeout> | undefined
-    search.addEventListener('input', () => {
-      clearTimeout(searchTimer)
-      searchTimer = setTimeout(() => {
-        this.#query = search.value.trim().toLowerCase()
+  #layout(): SessionViewParts {
+    return layoutSessionView(this.#options.root, this.#options.sessionId, this.#view.element, {
+      onFilters: (filters) => {
+        this.#filters = filters
         this.#refilter(this.#following ? 'end' : 'row')
-      }, 120)
+      },
+      onQuery: (query) => {
+        this.#query = query
+        this.#refilter(this.#following ? 'end' : 'row')
+      },
+      onNextMatch: (step) => this.#nextMatch(step),
+      onJumpToLatest: () => this.#jumpToLatest(),
     })
-    search.addEventListener('keydown', (e) => {
-      if (e.key !== 'Enter') return
-      e.preventDefault()
-      this.#nextMatch(e.shiftKey ? -1 : 1)
-    })
-    newLines.addEventListener('click', () => this.#jumpToLatest())
-
-    replaceChildren(
-      this.#options.root,
-      h(
-        'header',
-        { class: 'bar' },
-        h('a', { href: '/', class: 'home' }, '← Sessions'),
-        h('h1', {}, sessionId),
-        status,
-        h('button', { type: 'button', class: 'forget', 'data-action': 'forget-key' }, 'Forget key'),
-      ),
-      runs,
-      h('div', { class: 'toolbar' }, runFilter, streamFilter, typeFilter, search, searchCount),
-      message,
-      h('main', { class: 'log-pane' }, this.#view.element, newLines),
-      detail,
-      h('footer', { class: 'bar' }, info),
-    )
-    return {
-      status,
-      runs,
-      runFilter,
-      streamFilter,
-      typeFilter,
-      search,
-      searchCount,
-      info,
-      newLines,
-      detail,
-      message,
-    }
   }
 
   #renderRow(row: Row, element: HTMLDivElement): void {
-    const event = row.event
-    element.className = `row ${row.stream}`
-    if (row === this.#selected) element.classList.add('selected')
-    if (event.id === this.#target) element.classList.add('target')
-    element.dataset.event = event.id
-    const run = event.server_run
-    const time = h('span', { class: 'time', title: event.created_at }, event.created_at.slice(11, 23))
-    const server = h('span', { class: 'server' }, run?.server.name ?? '-')
-    const runId = h('span', { class: 'run', title: run?.id ?? '' }, run ? shortRunId(run.id) : '-')
-    const stream = h('span', { class: 'stream' }, row.stream === 'error' ? 'error' : row.stream)
-    const text = h('span', { class: 'text' })
-    appendLine(text, row.text, this.#query)
-    element.replaceChildren(time, server, runId, stream, text)
-    element.addEventListener('click', () => this.#select(row))
+    renderRow(row, element, { selected: this.#selected, target: this.#target, query: this.#query }, (selected) =>
+      this.#select(selected),
+    )
   }
 
   #select(row: Row): void {
@@ -396,36 +306,16 @@ export class SessionView {
 
   /** The selected line whole (wrapped), with its event, its run and a link to it. */
   #showDetail(): void {
-    const row = this.#selected
-    const detail = this.#ui.detail
-    if (!row) {
-      detail.hidden = true
-      return
-    }
-    const run = row.event.server_run
-    const link = new URL(location.href)
-    link.search = new URLSearchParams({ session: this.#options.sessionId, event: row.event.id }).toString()
-    const text = h('pre', { class: 'detail-text' })
-    appendLine(text, row.text, this.#query)
-    replaceChildren(
-      detail,
-      h(
-        'div',
-        { class: 'detail-head' },
-        h('span', {}, row.event.created_at),
-        h('span', {}, run ? `${run.server.name} · ${run.id} (${this.#runs.get(run.id)?.status ?? run.status})` : '-'),
-        h('span', {}, row.stream),
-        h('a', { href: `${link.pathname}${link.search}`, class: 'permalink' }, 'Link to this line'),
-        h('button', { type: 'button', class: 'close-detail' }, 'Close'),
-      ),
-      text,
+    renderDetail(
+      this.#ui.detail,
+      this.#selected,
+      { sessionId: this.#options.sessionId, query: this.#query, runs: this.#runs },
+      () => {
+        this.#selected = undefined
+        this.#view.refresh()
+        this.#showDetail()
+      },
     )
-    detail.querySelector('.close-detail')!.addEventListener('click', () => {
-      this.#selected = undefined
-      this.#view.refresh()
-      this.#showDetail()
-    })
-    detail.hidden = false
   }
 
   #nextMatch(step: 1 | -1): void {
@@ -438,67 +328,31 @@ export class SessionView {
   }
 
   #renderSearchCount(): void {
-    const n = this.#matches.length
-    this.#ui.searchCount.textContent =
-      this.#query === ''
-        ? ''
-        : n === 0
-          ? 'no match'
-          : this.#matchAt >= 0
-            ? `${count(this.#matchAt + 1)} of ${count(n)}`
-            : `${count(n)} ${n === 1 ? 'match' : 'matches'}`
+    renderSearchCount(this.#ui.searchCount, {
+      query: this.#query,
+      matches: this.#matches.length,
+      matchAt: this.#matchAt,
+    })
   }
 
   #renderRuns(): void {
-    const runs = this.#runs.all().sort((a, b) => (a.id < b.id ? -1 : 1))
-    const chips = runs.map((run) => {
-      const chip = h(
-        'button',
-        { type: 'button', class: `run-chip ${run.status}`, 'data-run': run.id, title: run.id },
-        `${run.server.name} ${shortRunId(run.id)} `,
-        h('strong', {}, run.status),
-      )
-      chip.addEventListener('click', () => {
-        this.#ui.runFilter.value = this.#ui.runFilter.value === run.id ? '' : run.id
-        this.#ui.runFilter.dispatchEvent(new Event('change'))
-      })
-      return chip
-    })
-    replaceChildren(this.#ui.runs, ...chips)
-    // The run filter's choices: every run, the chosen one kept.
-    const chosen = this.#ui.runFilter.value
-    replaceChildren(
-      this.#ui.runFilter,
-      h('option', { value: '' }, 'All runs'),
-      ...runs.map((run) => h('option', { value: run.id }, `${run.server.name} ${shortRunId(run.id)} (${run.status})`)),
-    )
-    this.#ui.runFilter.value = chosen
+    renderRuns(this.#ui, this.#runs)
   }
 
   #renderInfo(): void {
-    const parts = [`${count(this.#rows.length)} lines`]
-    if (this.#shown.length !== this.#rows.length) parts.push(`${count(this.#shown.length)} shown`)
-    parts.push(
-      this.#loadingOlder ? 'loading older…' : this.#hasOlder ? 'older lines above' : 'from the start of the session',
-    )
-    parts.push(this.#following ? 'following' : 'paused')
-    this.#ui.info.textContent = parts.join(' · ')
-    const button = this.#ui.newLines
-    button.hidden = this.#following
-    button.textContent = this.#unseen > 0 ? `↓ ${count(this.#unseen)} new` : '↓ Jump to latest'
-    button.dataset.unseen = String(this.#unseen)
+    renderInfo(this.#ui, {
+      rows: this.#rows.length,
+      shown: this.#shown.length,
+      loadingOlder: this.#loadingOlder,
+      hasOlder: this.#hasOlder,
+      following: this.#following,
+      unseen: this.#unseen,
+    })
   }
 
   #setConnection(state: Connection, why?: string): void {
     this.#connection = state
-    const status = this.#ui.status
-    status.dataset.state = state
-    status.textContent = {
-      connecting: 'Connecting…',
-      live: 'Live',
-      reconnecting: `Reconnecting…${why ? ` ${why}` : ''}`,
-      ended: 'Not following',
-    }[state]
+    renderConnection(this.#ui.status, state, why)
   }
 
   #say(text: string | undefined): void {
