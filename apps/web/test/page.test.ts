@@ -240,8 +240,12 @@ describe.skipIf(!chromiumPath)(
       await rowsWith(page, 'after the reload').waitFor()
 
       await api.restart()
-      await expect.poll(() => connection(page).getAttribute('data-state'), { timeout: 5_000 }).toBe('reconnecting')
-      expect(await connection(page).textContent()).toMatch(/^Reconnecting…/)
+      // The state and its text read together: the page may be live again a moment later.
+      await expect
+        .poll(() => connection(page).evaluate((el) => `${el.getAttribute('data-state')} ${el.textContent}`), {
+          timeout: 5_000,
+        })
+        .toMatch(/^reconnecting Reconnecting…/)
       await append(['while it was away'])
       await expect.poll(() => connection(page).getAttribute('data-state'), { timeout: 10_000 }).toBe('live')
       await append(['after the restart'])
