@@ -1,6 +1,7 @@
 import type { Logger } from 'pino'
 import { Lease, LeaseLostError } from './prune-lease.js'
-import { prune, type PrunableStore, type PruneResult } from './prune.js'
+import type { PrunableStore } from './prune-store.js'
+import { prune, type PruneResult } from './prune.js'
 
 // The server prunes on its own (main.ts starts this; it stops on shutdown). Every process looks
 // once a minute; the one that takes the lease (prune-lease.ts) prunes, if the last prune, by any

@@ -1,0 +1,164 @@
+import { sql, type Kysely } from 'kysely'
+import type { DialectName } from './dialect.js'
+import type { PrunableStore } from './prune-store.js'
+import { idBound } from './retention.js'
+import type { EventPartition } from './retention-partitions.js'
+
+// A prune's deletion of events, a batch at a time: on SQLite by rowid, on PostgreSQL partition by
+// partition by ctid; the batches' size follows what they take (prune.ts runs them).
+
+/**
+ * How long one batch of deletes should take on SQLite, where it holds the database's write lock
+ * and this process's event loop (better-sqlite3 is synchronous): the batch size follows what the
+ * last batch took, from 50 to 5,000 rows. PostgreSQL's readers and writers do not wait for a
+ * delete: 5,000 rows a statement there.
+ */
+const SQLITE_BATCH_MS = 10
+
+/** The number of rows the next batch deletes. */
+export class BatchSize {
+  rows: number
+  constructor(readonly dialect: DialectName) {
+    this.rows = dialect === 'sqlite' ? 500 : 5_000
+  }
+
+  /** Runs a batch of `rows` rows at most: how many it deleted, and whether that was all it could (more may be left). */
+  async run(batch: (rows: number) => Promise<number>): Promise<{ deleted: number; full: boolean }> {
+    const started = performance.now()
+    const rows = this.rows
+    const deleted = await batch(rows)
+    if (this.dialect === 'sqlite' && deleted === rows) {
+      const factor = SQLITE_BATCH_MS / Math.max(performance.now() - started, 0.1)
+      this.rows = Math.round(Math.min(5_000, Math.max(50, rows * Math.min(2, Math.max(0.5, factor)))))
+    }
+    return { deleted, full: deleted === rows }
+  }
+}
+
+/**
+ * Deletes the events with ids below `bound`, in id order, a batch at a time, but those of the
+ * instances `except`; returns how many. Each batch goes on after the last id the one before
+ * deleted, so the events of `except` are read past once, not once a batch.
+ */
+export async function deleteEventsBefore(
+  store: PrunableStore,
+  bound: string,
+  except: string[],
+  partitions: EventPartition[] | undefined,
+  batch: BatchSize,
+  step: () => Promise<void>,
+): Promise<number> {
+  const db = store.db as Kysely<any>
+  const kept = except.length > 0 && db.selectFrom('sessions').select('id').where('instance_id', 'in', except)
+  let deleted = 0
+  if (store.dialect === 'sqlite') {
+    let after = ''
+    for (;;) {
+      await step()
+      let last: string | undefined
+      const { deleted: n } = await batch.run(async (limit) => {
+        let rows = db
+          .selectFrom('session_events')
+          .select(sql`rowid`.as('rowid'))
+          .where('id', '>', after)
+          .where('id', '<', bound)
+        if (kept) rows = rows.where('session_id', 'not in', kept)
+        const ids = await db
+          .deleteFrom('session_events')
+          .where(sql<boolean>`rowid in (${rows.orderBy('id').limit(limit)})`)
+          .returning('id')
+          .execute()
+        for (const { id } of ids as { id: string }[]) if (last === undefined || id > last) last = id
+        return ids.length
+      })
+      deleted += n
+      if (last === undefined) return deleted
+      after = last
+    }
+  }
+  // PostgreSQL: partition by partition, by the rows' physical address (a Tid Scan), as SQLite does
+  // by rowid. On the partitioned table, `id IN (SELECT … LIMIT n)` is planned as a join that
+  // reads every partition.
+  for (const partition of partitions ?? []) {
+    if (idBound('sessionEvent', partition.fromMs) >= bound) break
+    let after = ''
+    for (;;) {
+      await step()
+      let last: string | null = null
+      const { deleted: n } = await batch.run(async (limit) => {
+        let rows = db
+          .selectFrom(partition.name)
+          .select(sql`ctid`.as('ctid'))
+          .where('id', '>', after)
+          .where('id', '<', bound)
+        if (kept) rows = rows.where('session_id', 'not in', kept)
+        const { rows: done } = await sql<{ n: number; last: string | null }>`
+          with deleted as (
+            delete from ${sql.table(partition.name)} where ctid = any(array(${rows.orderBy('id').limit(limit)})) returning id
+          )
+          select count(*)::int as n, max(id) as last from deleted`.execute(db)
+        last = done[0]!.last
+        return done[0]!.n
+      })
+      deleted += n
+      if (last === null) break
+      after = last
+    }
+  }
+  return deleted
+}
+
+/** Deletes the events of these sessions with ids below `bound`, a batch at a time; returns how many. */
+export async function deleteSessionEvents(
+  store: PrunableStore,
+  sessionIds: string[],
+  bound: string,
+  partitions: EventPartition[] | undefined,
+  batch: BatchSize,
+  step: () => Promise<void>,
+): Promise<number> {
+  const db = store.db as Kysely<any>
+  let deleted = 0
+  if (store.dialect === 'sqlite') {
+    for (;;) {
+      const { deleted: n, full } = await batch.run(async (limit) => {
+        const rows = db
+          .selectFrom('session_events')
+          .select(sql`rowid`.as('rowid'))
+          .where('session_id', 'in', sessionIds)
+          .where('id', '<', bound)
+          .limit(limit)
+        const result = await db
+          .deleteFrom('session_events')
+          .where(sql<boolean>`rowid in (${rows})`)
+          .executeTakeFirst()
+        return Number(result.numDeletedRows)
+      })
+      deleted += n
+      if (!full) return deleted
+      await step()
+    }
+  }
+  for (const partition of partitions ?? []) {
+    if (idBound('sessionEvent', partition.fromMs) >= bound) break
+    for (;;) {
+      const { deleted: n, full } = await batch.run(async (limit) => {
+        const rows = db
+          .selectFrom(partition.name)
+          .select(sql`ctid`.as('ctid'))
+          .where(sql<boolean>`session_id = any(${sessionIds}::text[])`)
+          .where('id', '<', bound)
+          .limit(limit)
+        const result = await db
+          .deleteFrom(partition.name)
+          .where(sql<boolean>`ctid = any(array(${rows}))`)
+          .executeTakeFirst()
+        return Number(result.numDeletedRows)
+      })
+      deleted += n
+      if (!full) break
+      await step()
+    }
+  }
+  return deleted
+}
