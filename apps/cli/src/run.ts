@@ -1,8 +1,9 @@
 // `session-events run -- CMD ARGS…`: runs a command as a server run of a session, appending
 // its stdout and stderr lines as they come, and stops the run with the command's outcome.
 import { spawn } from 'node:child_process'
+import { accessSync, constants as fsConstants, statSync } from 'node:fs'
 import { constants } from 'node:os'
-import { basename } from 'node:path'
+import { basename, delimiter, join } from 'node:path'
 import type { ServerRunStop, SessionEventsClient } from '@session-events/client'
 import { describeFailure } from './failures.js'
 import { tailEvents } from './tail.js'
@@ -21,6 +22,12 @@ export interface RunOptions {
   echo: boolean
   /** Print the run's events as they are stored, until the run has stopped and all are printed. */
   follow?: { json: boolean } | undefined
+  /**
+   * Hand the command one pipe for stdout and stderr (as `2>&1`): its lines keep one exact order
+   * across both, and are all recorded as stdout. Without it, each stream keeps its own order and
+   * the two are interleaved in the order they were read (two pipes carry no order between them).
+   */
+  mergeStderr?: boolean
 }
 
 /** The signals passed on to the command. */
@@ -96,7 +103,9 @@ export async function run(options: RunOptions): Promise<number> {
     await followed
   }
 
-  const child = spawn(options.command, options.args, { stdio: ['inherit', 'pipe', 'pipe'] })
+  const child = options.mergeStderr
+    ? spawnMerged(options.command, options.args)
+    : spawn(options.command, options.args, { stdio: ['inherit', 'pipe', 'pipe'] })
   const forward = (signal: NodeJS.Signals) => child.kill(signal)
   for (const signal of FORWARDED_SIGNALS) process.on(signal, forward)
 
@@ -118,12 +127,12 @@ export async function run(options: RunOptions): Promise<number> {
     process.stdout.removeAllListeners('error')
     process.stdout.on('error', () => child.stdout.unpipe(process.stdout))
     child.stdout.pipe(process.stdout, { end: false })
-    child.stderr.pipe(process.stderr, { end: false })
+    child.stderr?.pipe(process.stderr, { end: false })
   }
   const fed = feedLines(
     [
-      { stream: child.stdout, type: 'stdout' },
-      { stream: child.stderr, type: 'stderr' },
+      { stream: child.stdout, type: 'stdout' as const },
+      ...(child.stderr ? [{ stream: child.stderr, type: 'stderr' as const }] : []),
     ],
     batcher,
   )
@@ -131,7 +140,7 @@ export async function run(options: RunOptions): Promise<number> {
   // A child of the command may hold its pipes open: its lines are read a moment longer.
   const grace = setTimeout(() => {
     child.stdout.destroy()
-    child.stderr.destroy()
+    child.stderr?.destroy()
   }, PIPE_GRACE_MS)
   await fed
   clearTimeout(grace)
@@ -155,6 +164,35 @@ export async function run(options: RunOptions): Promise<number> {
   const error = stop.body.status === 'failed' ? ` (${stop.body.error?.message})` : ''
   note(`server run ${serverRunId} ${stop.body.status}${error}: ${plural(lines, 'line')} in ${plural(batches, 'event')}`)
   return stop.exitCode
+}
+
+/**
+ * The command with its stderr on its stdout's pipe: `/bin/sh` sets up the one pipe (`2>&1`) and
+ * `exec`s the command in its own place, so the process (its pid, signals, exit code) is the
+ * command's own. A command that cannot be found fails as without --merge-stderr (a spawn error
+ * ENOENT), not as the shell's exit code 127.
+ */
+function spawnMerged(command: string, args: string[]) {
+  if (!findExecutable(command)) {
+    // Spawning it directly fails as a command that does not exist fails: an 'error', no 'exit'.
+    return spawn(command, args, { stdio: ['inherit', 'pipe', 'ignore'] })
+  }
+  return spawn('/bin/sh', ['-c', 'exec "$0" "$@" 2>&1', command, ...args], { stdio: ['inherit', 'pipe', 'ignore'] })
+}
+
+/** Whether `command` names an executable file, as the shell finds it (a path, or on PATH). */
+function findExecutable(command: string): boolean {
+  const candidates = command.includes('/')
+    ? [command]
+    : (process.env.PATH ?? '').split(delimiter).map((dir) => join(dir || '.', command))
+  return candidates.some((path) => {
+    try {
+      accessSync(path, fsConstants.X_OK)
+      return statSync(path).isFile()
+    } catch {
+      return false
+    }
+  })
 }
 
 type Outcome =

@@ -22,6 +22,10 @@ export function addRunCommand(program: Command): void {
       "print the run's log lines as they are stored, as events tail does (instead of copying the output)",
     )
     .option('--json', 'with --follow: print the events as JSON, one per line, instead of their log lines')
+    .option(
+      '--merge-stderr',
+      'give the command one pipe for stdout and stderr (as 2>&1): one exact order across both, every line recorded as stdout',
+    )
     .showHelpAfterError('(add --help for usage)')
     .addHelpText(
       'after',
@@ -29,7 +33,7 @@ export function addRunCommand(program: Command): void {
 What it does:
   Creates a session (unless --session is given), starts an external server run
   in it and prints both ids on stderr, then starts the command with our stdin.
-  Its stdout and stderr lines are appended in the order they arrive, one batch
+  Its stdout and stderr lines are appended in the order they are read, one batch
   at a time (never two at once): a batch goes when it holds ${count(MAX_LINES_PER_APPEND)} lines (or
   4 MiB) or when its oldest line has waited 100 ms. Lines over ${count(MAX_LINE_LENGTH)}
   characters are cut into pieces. The output is copied to ours as well, unless
@@ -41,6 +45,17 @@ What it does:
   completed after exit code 0, otherwise failed with the error process_exited
   (metadata.exit_code), process_killed (metadata.signal) or
   process_not_started.
+
+Order:
+  Every line is recorded once, and each stream's lines in the order printed.
+  The two streams are two pipes, which carry no order between them: their lines
+  are interleaved in the order they were read, which is the order printed only
+  where the command's earlier output was read before it printed more (a line on
+  stderr right after a burst on stdout may be read, and recorded, first). Where
+  one exact order across both matters more than which stream a line came from,
+  --merge-stderr gives the command one pipe for both (its stderr on its
+  stdout, as 2>&1 does): the lines keep the order printed, and are all recorded
+  as stdout.
 
 When the API is away:
   A network failure, a timeout, a 429, 502, 503 or 504 is retried by the client
@@ -70,6 +85,7 @@ Exit code:
             quiet?: boolean
             follow?: boolean
             json?: boolean
+            mergeStderr?: boolean
           },
           command: Command,
         ) => {
@@ -82,6 +98,7 @@ Exit code:
             maxOutageMs: options.maxOutage * 1000,
             echo: !options.quiet && !options.follow,
             follow: options.follow ? { json: options.json ?? false } : undefined,
+            mergeStderr: options.mergeStderr ?? false,
           })
         },
       ),
