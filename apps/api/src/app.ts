@@ -31,6 +31,7 @@ import {
   IdempotencyKeyReusedError,
   InvalidReferenceError,
   RecordedRefusal,
+  SessionGoneError,
   StoreUnavailableError,
   WriteConflictError,
   type Store,
@@ -242,6 +243,7 @@ export function createApp(options: AppOptions) {
       )
     }
     if (error instanceof WriteConflictError) return errorResponse(c, errors.conflict(error.message))
+    if (error instanceof SessionGoneError) return errorResponse(c, errors.sessionNotFound())
     // The Idempotency-Key's own answers (middleware/idempotency.ts): the refusal its first request
     // got, as it was sent; another request with it; one writing with it right now.
     if (error instanceof RecordedRefusal) return respond(c, error.body, error.status)

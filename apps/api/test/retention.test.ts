@@ -179,6 +179,10 @@ describe(`a prune (${backend})`, () => {
     const app = createApp({ store, logger: silent, config: { ...testSettings, keyCacheMs: 100 } })
     const get = (path: string) => app.request(path, { headers: { Authorization: `Bearer ${a.secret}` } })
     expect((await get(`/sessions/${gone.sessionId}/events`)).status).toBe(200)
+    // One that keeps it for a minute, for the writes below.
+    const remembering = createApp({ store, logger: silent, config: { ...testSettings, keyCacheMs: 60_000 } })
+    const asA = { Authorization: `Bearer ${a.secret}` }
+    expect((await remembering.request(`/sessions/${gone.sessionId}/events`, { headers: asA })).status).toBe(200)
 
     const before = { sessions: await count(store, 'sessions'), runs: await count(store, 'server_runs') }
     const result = await prune(store, { defaultRetentionMs: parseRetention('30d'), now: at(0) })
@@ -197,6 +201,24 @@ describe(`a prune (${backend})`, () => {
     expect(await eventIds(store, runStoppedLately.sessionId)).toEqual([])
     expect(remaining.has(emptyYoung.sessionId)).toBe(true)
     expect(await eventIds(store, stillWritten.sessionId)).toEqual(kept)
+
+    // Writes to it while the API's cache still knows it (KEY_CACHE_SECONDS): the store finds it
+    // gone, and the answer is the 404 of a session that never was, not a 400, 409 or 500.
+    const notFound = withoutRequestId(await (await get('/sessions/ses_0000000000000000000000/events')).text())
+    const post = (path: string, json: unknown) =>
+      remembering.request(path, {
+        method: 'POST',
+        headers: { ...asA, 'Content-Type': 'application/json' },
+        body: JSON.stringify(json),
+      })
+    for (const [path, json] of [
+      [`/sessions/${gone.sessionId}/events`, { server_run_id: gone.runId, log_lines: LINES }],
+      [`/sessions/${gone.sessionId}/server-runs`, { type: 'external', server: { name: 'late' } }],
+    ] as const) {
+      const res = await post(path, json)
+      expect(res.status, path).toBe(404)
+      expect(withoutRequestId(await res.text()), path).toBe(notFound)
+    }
 
     // A removed session is one that never was: 404, as for an unknown id, once the API's cache
     // lets it go (KEY_CACHE_SECONDS).

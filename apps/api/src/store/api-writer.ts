@@ -9,9 +9,10 @@ import {
   IdempotencyKeyReusedError,
   InvalidReferenceError,
   RecordedRefusal,
+  SessionGoneError,
   WriteConflictError,
 } from './errors.js'
-import { lockSession } from './dialect.js'
+import { holdSession, lockSession } from './dialect.js'
 import { insertRunError, runPlaces, writingEvents } from './event-log.js'
 import type { EventFeed } from './feed.js'
 import { claimedKey, claimIn, keepAnswer, KEEP_MS } from './idempotency.js'
@@ -100,6 +101,7 @@ export class SqlApiWriter implements StoreWriter {
     return this.#answered(
       input.claim,
       async (trx) => {
+        await holdSession(trx, input.sessionId)
         // The server: one the instance has deployed, or a new one.
         let serverId = run.server.id
         if (serverId !== undefined) {
@@ -245,8 +247,16 @@ export class SqlApiWriter implements StoreWriter {
         throw new IdempotencyKeyReusedError()
       case 'in_use':
         throw new IdempotencyKeyInUseError()
-      case 'no_run':
+      case 'no_run': {
+        // A session pruned since the API read it has no runs left either: that is a 404.
+        const session = await this.#db
+          .selectFrom('sessions')
+          .select('id')
+          .where('id', '=', input.sessionId)
+          .executeTakeFirst()
+        if (!session) throw new SessionGoneError()
         throw new InvalidReferenceError(['server_run_id'], 'No server run of this session has this id.')
+      }
       case 'stopped':
         throw new WriteConflictError(`The server run has stopped (${outcome.status}): it takes no more log lines.`)
     }

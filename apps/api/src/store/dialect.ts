@@ -9,7 +9,7 @@ import {
   type QueryResult,
   type TransactionSettings,
 } from 'kysely'
-import { StoreUnavailableError } from './errors.js'
+import { SessionGoneError, StoreUnavailableError } from './errors.js'
 
 // Everything that differs between SQLite and PostgreSQL lives here; the queries themselves are
 // written once, in reader.ts and the writers, and the migrations once, in migrations.ts.
@@ -59,6 +59,18 @@ export async function writeTransaction<T>(db: Kysely<any>, run: (trx: Kysely<any
  */
 export async function lockSession(trx: Kysely<any>, sessionId: string): Promise<void> {
   if (dialectOf(trx) === 'postgres') await sql`select id from sessions where id = ${sessionId} for update`.execute(trx)
+}
+
+/**
+ * lockSession for a write that adds to the session: SessionGoneError when it is not there (a
+ * prune removed it after the API read it). The pruner leaves a session that a writer holds.
+ */
+export async function holdSession(trx: Kysely<any>, sessionId: string): Promise<void> {
+  const found =
+    dialectOf(trx) === 'postgres'
+      ? await sql`select id from sessions where id = ${sessionId} for update`.execute(trx)
+      : await sql`select id from sessions where id = ${sessionId}`.execute(trx)
+  if (found.rows.length === 0) throw new SessionGoneError()
 }
 
 /**

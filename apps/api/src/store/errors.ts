@@ -21,6 +21,17 @@ export class InvalidReferenceError extends Error {
   }
 }
 
+/**
+ * The session a write is for is not there: pruned (retention) since the API last read it, its
+ * instance kept in the API's cache for a few seconds. A 404, as for a session that never was.
+ */
+export class SessionGoneError extends Error {
+  override name = 'SessionGoneError'
+  constructor() {
+    super('The session is not there (any more).')
+  }
+}
+
 /** A write that the state of what it writes to refuses (a stopped run): a 409. */
 export class WriteConflictError extends Error {
   override name = 'WriteConflictError'

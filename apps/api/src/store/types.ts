@@ -34,6 +34,7 @@ export {
   IdempotencyKeyReusedError,
   InvalidReferenceError,
   RecordedRefusal,
+  SessionGoneError,
   StoreUnavailableError,
   WriteConflictError,
 } from './errors.js'
