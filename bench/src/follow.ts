@@ -9,6 +9,7 @@ import {
   type LiveStore,
   type StoreKind,
 } from './api.js'
+import { percentile } from './load.js'
 import { workerScript } from './paths.js'
 import { startWorker, type WorkerProcess } from './processes.js'
 
@@ -101,11 +102,6 @@ type Log = (line: string) => void
 
 const nowMs = () => Number(process.hrtime.bigint() / 1000n) / 1000
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!
-}
 
 const agent = new Agent({ keepAlive: true, maxSockets: 1 })
 
