@@ -11,13 +11,24 @@ import { overloadSuite, type OverloadResult, type OverloadSettings } from './ove
 import { otlpSuite, type OtlpBenchResult, type OtlpBenchSettings } from './otlp.js'
 import { resultsDir } from './paths.js'
 import { pgServer, PG_BASE_URL } from './pg.js'
+import { pruneSuite, type PruneResult, type PruneSettings } from './prune.js'
 import { checkTargets, markdown, type Results } from './report.js'
 import { sameWorkSuite, type SameWorkResult } from './same-work.js'
 import { storageSuite, type StorageResult } from './storage.js'
 import { throughputSuite, type Settings, type ThroughputResult } from './throughput.js'
 import { writesSuite, type WriteSettings, type WritesResult } from './writes.js'
 
-export const SUITES = ['throughput', 'peers', 'writes', 'otlp', 'follow', 'overload', 'growth', 'storage'] as const
+export const SUITES = [
+  'throughput',
+  'peers',
+  'writes',
+  'otlp',
+  'follow',
+  'overload',
+  'growth',
+  'storage',
+  'prune',
+] as const
 type Suite = (typeof SUITES)[number]
 
 const HELP = `npm run bench [-- --quick] [-- --only SUITE[,SUITE…]]
@@ -41,6 +52,9 @@ Suites (all of them by default, in this order):
   growth      the first and a deep page of sessions of 1,000, 100,000 and 1,000,000 events
   storage     bytes per event on disk, table and indexes, at a million events; which index each
               read uses, and one that could go, proven with EXPLAIN ANALYZE
+  prune       retention: the API pruning a million expired events on its own, on both stores,
+              alone and while 8 connections append: events/s, append p99 during ÷ without,
+              and on SQLite the file before and after
 
 PostgreSQL: the server BENCH_DATABASE_URL names (default ${PG_BASE_URL}), each dataset in a
 schema of its own named bench_*; without a server, its parts are left out and the results say so.
@@ -73,6 +87,7 @@ const PLANS = {
     overload: { connections: 512, durationS: 20, limit: 100 } satisfies OverloadSettings,
     growth: { rounds: 3, durationS: 1.5, warmupS: 0.5 } satisfies GrowthSettings,
     sizes: [1_000, 100_000, 1_000_000],
+    prune: { events: 1_000_000 } satisfies PruneSettings,
   },
   quick: {
     throughput: { rounds: 1, durationS: 1, warmupS: 0.5, connections: 32 } satisfies Settings,
@@ -90,6 +105,7 @@ const PLANS = {
     overload: { connections: 512, durationS: 2, limit: 100 } satisfies OverloadSettings,
     growth: { rounds: 1, durationS: 1, warmupS: 0.5 } satisfies GrowthSettings,
     sizes: [1_000, 10_000],
+    prune: { events: 20_000 } satisfies PruneSettings,
   },
 }
 
@@ -120,7 +136,7 @@ async function main() {
   log(
     `bench (${mode}): ${machineAtStart.cpu}, ${machineAtStart.cores} cores, Node ${machineAtStart.node}, load average ${machineAtStart.loadavgAtStart[0]}`,
   )
-  const needsPostgres = (['peers', 'writes', 'otlp', 'follow', 'overload', 'storage'] as const).some(runs)
+  const needsPostgres = (['peers', 'writes', 'otlp', 'follow', 'overload', 'storage', 'prune'] as const).some(runs)
   const postgres = needsPostgres ? await pgServer() : null
   if (needsPostgres && !postgres) log(`no PostgreSQL server at ${PG_BASE_URL}: its parts are left out`)
 
@@ -236,6 +252,11 @@ async function main() {
     log('storage: bytes per event, and the indexes each read uses')
     storage = await attempt('storage', () => storageSuite({ sqlite: growthData.at(-1)!, postgres: pgLargest }, log))
   }
+  let prune: PruneResult | null = null
+  if (runs('prune')) {
+    log(`prune: ${plan.prune.events.toLocaleString('en')} expired events pruned by the API, alone and with appends`)
+    prune = await attempt('prune', () => pruneSuite(plan.prune, postgres !== null, log))
+  }
 
   const peaks = [throughput?.memory.api, ...rows.map((r) => r.memory)]
     .filter((m) => m != null)
@@ -265,6 +286,7 @@ async function main() {
     follow,
     overload,
     storage,
+    prune,
     growth: rows.length > 0 ? { settings: plan.growth, rows } : null,
     failedSuites,
     apiPeakRssBytes: peaks.length > 0 ? Math.max(...peaks) : null,

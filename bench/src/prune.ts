@@ -1,6 +1,5 @@
 import { readFileSync, rmSync, statSync } from 'node:fs'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import { openStore, type SqlStore } from '@session-events/api'
 import { hashSecret } from '@session-events/api/internal/api-keys.js'
 import {
@@ -13,62 +12,61 @@ import { idBound } from '@session-events/api/internal/store/retention.js'
 import SQLite from 'better-sqlite3'
 import { sql } from 'kysely'
 import { freshLiveStore, logLines, removeLiveStore, sessionsWithRuns, startApi, type StoreKind } from './api.js'
+import { percentile } from './load.js'
 import { dataDir } from './paths.js'
-import { pgQuery, pgServer, vacuumSchema } from './pg.js'
+import { pgQuery, vacuumSchema } from './pg.js'
 
 // Retention's benchmark (issue 19): a prune of a million expired events as the server runs it
-// on its own. The API starts on a store holding EVENTS events written 31 days ago (EVENT_RETENTION
-// is 30d), in 100 sessions of their own, and prunes them at its first look (5 s after start). The
-// server's "pruned" log line says what went and how long the prune took (events/s, the space given
-// back included). Twice: once alone, for the prune's pace; once while 8 connections append 10
-// lines at a time to 8 sessions of their own, as fast as the API answers them, for what the prune
-// costs appends: the appends that started during the prune against those that did not (before
-// it, and after it as long again), and the prune's pace under that load (it yields to requests).
+// on its own. The API starts on a store holding `events` events written 31 days ago
+// (EVENT_RETENTION is 30d), in 100 sessions of their own, and prunes them at its first look (5 s
+// after start). The server's "pruned" log line says what went and how long the prune took
+// (events/s, the space given back included). Twice: once alone, for the prune's pace; once while
+// 8 connections append 10 lines at a time to 8 sessions of their own, as fast as the API answers
+// them, for what the prune costs appends: the appends that started during the prune against
+// those that did not (before it, and after it as long again), and the prune's pace under that
+// load (it yields to requests).
 //
 // On PostgreSQL the old events are in partitions of their days (made here, as a store that has
 // been running since then has them), and go with them; on SQLite they are deleted in batches and
-// the file shrinks.
-//
-// Usage: npm run -w bench prune [-- --events N] [-- --store sqlite|postgres]
+// the file shrinks. Each run has a fresh store of its own (bench_prune, bench/.data/prune.db),
+// removed after it.
 
-const { values } = parseArgs({
-  options: {
-    events: { type: 'string', default: '1000000' },
-    store: { type: 'string' },
-    help: { type: 'boolean', short: 'h', default: false },
-  },
-})
-if (values.help) {
-  console.log(`npm run -w bench prune [-- --events N] [-- --store sqlite|postgres]
-
-A prune of N expired events (1,000,000 by default) by the API on its own, on each store (PostgreSQL:
-the server BENCH_DATABASE_URL names, if it answers), once alone and once while 8 connections
-append: the prune's time and events/s, and append p99 during the prune against without.
-Needs the API built (npm run build).`)
-  process.exit(0)
+export interface PruneSettings {
+  /** Expired events in the store when the API starts. */
+  events: number
 }
-const EVENTS = Number(values.events)
-const SESSIONS = 100
-const APPENDERS = 8
-/** A day past the retention: the events of one day's partition, as a store that prunes every day has to drop. */
-const OLD_MS = Math.floor((Date.now() - 31 * DAY_MS) / DAY_MS) * DAY_MS + 3_600_000
 
-interface PruneRun {
+export interface PruneRun {
+  /** Events the prune deleted, as its log line says. */
   events: number
   pruneMs: number
   eventsPerSecond: number
   sessionsDeleted: number
+  /** With appends: those that started during the prune and those that did not, and their p99s (ms). */
   appends?: { during: number; without: number; p99DuringMs: number; p99WithoutMs: number; ratio: number }
+  /** SQLite: the file's bytes before the API started and after it stopped. */
   fileBytes?: { before: number; after: number }
 }
 
-interface PruneFigures {
+export interface PruneRow {
   store: StoreKind
   alone: PruneRun
   appending: PruneRun
 }
 
-const log = (line: string) => process.stderr.write(`${line}\n`)
+export interface PruneResult {
+  settings: PruneSettings
+  sessions: number
+  appenders: number
+  rows: PruneRow[]
+  /** Stores left out, and why (no PostgreSQL server). */
+  skipped: string[]
+}
+
+const SESSIONS = 100
+const APPENDERS = 8
+
+type Log = (line: string) => void
 
 /** PostgreSQL: the partitions of the days since `fromMs`, as a store that ran since then has; the first partition below them. */
 async function partitionsSince(store: SqlStore, fromMs: number): Promise<void> {
@@ -89,10 +87,12 @@ async function partitionsSince(store: SqlStore, fromMs: number): Promise<void> {
   await ensureEventPartitions(store.db, { now: new Date() })
 }
 
-/** EVENTS events of 31 days ago, in SESSIONS sessions with a run each, written in bulk by SQL. */
-async function expiredEvents(store: SqlStore, secretKey: string): Promise<void> {
+/** `events` events of a day past the retention, in SESSIONS sessions with a run each, written in bulk by SQL. */
+async function expiredEvents(store: SqlStore, secretKey: string, events: number, log: Log): Promise<void> {
+  // A day past the retention: the events of one day's partition, as a store that prunes every day has to drop.
+  const oldMs = Math.floor((Date.now() - 31 * DAY_MS) / DAY_MS) * DAY_MS + 3_600_000
   const key = await store.reader.findApiKey(hashSecret(secretKey))
-  const at = new Date(OLD_MS)
+  const at = new Date(oldMs)
   const { id: serverId } = await store.seeding.createServer({ name: 'old', description: null, type: 'custom', at })
   const { id: serverVersionId } = await store.seeding.createServerVersion({ serverId, at })
   const { id: serverDeploymentId } = await store.seeding.createServerDeployment({
@@ -102,10 +102,10 @@ async function expiredEvents(store: SqlStore, secretKey: string): Promise<void> 
     description: null,
     at,
   })
-  if (store.dialect === 'postgres') await partitionsSince(store, OLD_MS)
-  const prefix = idBound('sessionEvent', OLD_MS)
+  if (store.dialect === 'postgres') await partitionsSince(store, oldMs)
+  const prefix = idBound('sessionEvent', oldMs)
   const lines = JSON.stringify(logLines(3))
-  const perSession = Math.ceil(EVENTS / SESSIONS)
+  const perSession = Math.ceil(events / SESSIONS)
   for (let s = 0; s < SESSIONS; s++) {
     const session = await store.seeding.createSession({ instanceId: key!.instance_id, at })
     const { id: serverSessionId } = await store.seeding.createServerSession({
@@ -115,7 +115,7 @@ async function expiredEvents(store: SqlStore, secretKey: string): Promise<void> 
       at,
     })
     const { id: runId } = await store.seeding.createServerRun({ serverSessionId, serverVersionId, type: 'hosted', at })
-    const n = Math.min(perSession, EVENTS - s * perSession)
+    const n = Math.min(perSession, events - s * perSession)
     // Ids of one millisecond, told apart by their random part: a session's, then a counter.
     const head = `${prefix}${String(s).padStart(3, '0')}`
     const values = sql`${session.id}, ${runId}, ${serverSessionId}, 'server_logs', null, ${lines}, ${at.toISOString()}`
@@ -129,24 +129,25 @@ async function expiredEvents(store: SqlStore, secretKey: string): Promise<void> 
                 with recursive g(n) as (select 1 union all select n + 1 from g where n < ${n})
                 select ${head} || substr('0000000000' || n, -10, 10), ${values} from g`.execute(store.db)
     if (s % 10 === 9)
-      log(`  ${store.dialect}: ${Math.min(EVENTS, (s + 1) * perSession).toLocaleString('en')} expired events written`)
+      log(`  ${store.dialect}: ${Math.min(events, (s + 1) * perSession).toLocaleString('en')} expired events written`)
   }
 }
 
-function p99(latencies: number[]): number {
-  const sorted = [...latencies].sort((a, b) => a - b)
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))] ?? NaN
-}
+const p99 = (latencies: number[]) =>
+  percentile(
+    [...latencies].sort((a, b) => a - b),
+    99,
+  )
 
-async function run(store: StoreKind, withAppends: boolean): Promise<PruneRun> {
+async function run(store: StoreKind, events: number, withAppends: boolean, log: Log): Promise<PruneRun> {
   log(
-    `prune (${store}): a store of ${EVENTS.toLocaleString('en')} expired events, ${withAppends ? 'with' : 'without'} appends`,
+    `  ${store}: a store of ${events.toLocaleString('en')} expired events, ${withAppends ? 'with' : 'without'} appends`,
   )
   const live = await freshLiveStore(store, 'prune')
   try {
     const opened = await openStore(live.databaseUrl)
     try {
-      await expiredEvents(opened, live.secretKey)
+      await expiredEvents(opened, live.secretKey, events, log)
     } finally {
       await opened.close()
     }
@@ -225,8 +226,8 @@ async function run(store: StoreKind, withAppends: boolean): Promise<PruneRun> {
       }
       if (withAppends) {
         const warm = appends[0]!.at + 1_000
-        const during = appends.filter((a) => a.at >= started && a.at <= pruned!.time).map((a) => a.ms)
-        const without = appends.filter((a) => (a.at >= warm && a.at < started) || a.at > pruned!.time).map((a) => a.ms)
+        const during = appends.filter((a) => a.at >= started && a.at <= pruned.time).map((a) => a.ms)
+        const without = appends.filter((a) => (a.at >= warm && a.at < started) || a.at > pruned.time).map((a) => a.ms)
         figures.appends = {
           during: during.length,
           without: without.length,
@@ -246,28 +247,24 @@ async function run(store: StoreKind, withAppends: boolean): Promise<PruneRun> {
   }
 }
 
-const stores: StoreKind[] = values.store ? [values.store as StoreKind] : ['sqlite', 'postgres']
-const results: PruneFigures[] = []
-for (const store of stores) {
-  if (store === 'postgres' && !(await pgServer())) {
-    log('prune (postgres): no PostgreSQL server to reach (BENCH_DATABASE_URL): left out')
-    continue
+/** The prune on each store (PostgreSQL when its server answers), alone and with appends. */
+export async function pruneSuite(settings: PruneSettings, postgres: boolean, log: Log): Promise<PruneResult> {
+  const rows: PruneRow[] = []
+  for (const store of postgres ? (['sqlite', 'postgres'] as const) : (['sqlite'] as const)) {
+    const alone = await run(store, settings.events, false, log)
+    const appending = await run(store, settings.events, true, log)
+    const a = appending.appends!
+    log(
+      `  ${store}: ${alone.eventsPerSecond.toLocaleString('en')} events/s alone, ${appending.eventsPerSecond.toLocaleString('en')} with appends; ` +
+        `append p99 ${a.p99DuringMs} ms during, ${a.p99WithoutMs} ms without`,
+    )
+    rows.push({ store, alone, appending })
   }
-  results.push({ store, alone: await run(store, false), appending: await run(store, true) })
+  return {
+    settings,
+    sessions: SESSIONS,
+    appenders: APPENDERS,
+    rows,
+    skipped: postgres ? [] : ['PostgreSQL: no server to reach'],
+  }
 }
-const mb = (bytes: number) => `${Math.round(bytes / 1e6)} MB`
-console.log(
-  '| store | expired events | prune alone | events/s | with appends: prune | events/s | append p99 during / without | ratio | file before → after |',
-)
-console.log('|---|--:|--:|--:|--:|--:|--:|--:|--:|')
-for (const { store, alone, appending } of results) {
-  const appends = appending.appends!
-  console.log(
-    `| ${store} | ${alone.events.toLocaleString('en')} | ${(alone.pruneMs / 1000).toFixed(2)} s | ` +
-      `${alone.eventsPerSecond.toLocaleString('en')} | ${(appending.pruneMs / 1000).toFixed(2)} s | ` +
-      `${appending.eventsPerSecond.toLocaleString('en')} | ${appends.p99DuringMs} / ${appends.p99WithoutMs} ms ` +
-      `(${appends.during.toLocaleString('en')} / ${appends.without.toLocaleString('en')} appends) | ${appends.ratio} | ` +
-      `${alone.fileBytes ? `${mb(alone.fileBytes.before)} → ${mb(alone.fileBytes.after)}` : ''} |`,
-  )
-}
-console.log(JSON.stringify(results))

@@ -5,6 +5,7 @@ import { LAYER_LABELS, LAYER_TARGETS, type LayersResult } from './layers.js'
 import type { Machine } from './machine.js'
 import type { OverloadResult } from './overload.js'
 import type { PgServer } from './pg.js'
+import type { PruneResult } from './prune.js'
 import type { Memory } from './processes.js'
 import { SAME_WORK_LABELS, type SameWorkResult } from './same-work.js'
 import type { StorageResult } from './storage.js'
@@ -47,6 +48,8 @@ export interface Results {
   follow?: FollowResult | null
   overload?: OverloadResult | null
   storage?: StorageResult | null
+  /** Absent from results made before the prune suite existed. */
+  prune?: PruneResult | null
   /** Suites that threw: the run goes on without them, and ends with a failure. */
   failedSuites?: { suite: string; message: string }[]
   growth: { settings: GrowthSettings; rows: GrowthRow[] } | null
@@ -70,6 +73,8 @@ const failed = (errors: number, failures: Record<string, number> | undefined) =>
         .map(([k, n]) => `${k}: ${int(n)}`)
         .join(', ')})`
 const storeName = (store: string) => (store === 'sqlite' ? 'SQLite' : 'PostgreSQL')
+/** Bytes of a file, in MB (10⁶). */
+const megabytes = (bytes: number) => `${(bytes / 1e6).toFixed(bytes < 1e7 ? 1 : 0)} MB`
 
 export function checkTargets(results: Omit<Results, 'targets'>): TargetCheck[] {
   const checks: TargetCheck[] = []
@@ -231,6 +236,38 @@ export function checkTargets(results: Omit<Results, 'targets'>): TargetCheck[] {
         value: `${kb(m.heapBytesPerStream)} / ${kb(m.rssBytesPerStream)}`,
         met: worst < 20_000 && m.failedToOpen === 0,
       })
+    }
+  }
+  const p = results.prune
+  if (p) {
+    // Issue 19's goals, at a million expired events.
+    const fewer = p.settings.events < 1_000_000 ? ' (at 1,000,000 events; this run has fewer)' : ''
+    for (const row of p.rows) {
+      const goal = row.store === 'postgres' ? 1_000_000 : 50_000
+      checks.push({
+        target: `prune (${storeName(row.store)}): events/s alone`,
+        goal: `≥ ${int(goal)}${fewer}`,
+        value: int(row.alone.eventsPerSecond),
+        met: row.alone.eventsPerSecond >= goal,
+      })
+      const a = row.appending.appends
+      if (a) {
+        checks.push({
+          target: `prune (${storeName(row.store)}): append p99 during ÷ without`,
+          goal: `≤ 2.00${fewer}`,
+          value: `${ratio(a.ratio)} (${ms(a.p99DuringMs)} / ${ms(a.p99WithoutMs)} ms, ${int(a.during)} / ${int(a.without)} appends)`,
+          met: a.ratio <= 2,
+        })
+      }
+      const file = row.alone.fileBytes
+      if (file) {
+        checks.push({
+          target: `prune (${storeName(row.store)}): the file shrinks`,
+          goal: 'after < before',
+          value: `${megabytes(file.before)} → ${megabytes(file.after)}`,
+          met: file.after < file.before,
+        })
+      }
     }
   }
   const largest = results.growth?.rows.at(-1)
@@ -736,6 +773,33 @@ export function markdown(r: Results): string {
       out.push('')
     }
     if (st.skipped.length > 0) out.push(`Left out: ${st.skipped.join('; ')}.`, '')
+  }
+
+  const pr = r.prune
+  if (pr) {
+    out.push(`## Retention: a prune of ${int(pr.settings.events)} expired events`, '')
+    out.push(
+      `The API (EVENT_RETENTION=30d) starts on a fresh store holding ${int(pr.settings.events)} events of 31 days ago in ${pr.sessions} sessions, and prunes them on its own at its first look (5 s after it starts); ` +
+        'its "pruned" log line gives the time and the events deleted (on PostgreSQL the day’s partition is dropped; on SQLite the events go in batches, and the file is vacuumed). ' +
+        `Twice a store: alone, and while ${pr.appenders} connections append 10 lines at a time to sessions of their own as fast as the API answers: the p99 of the appends that started during the prune against those that did not (from 1 s after the first, and after the prune as long again as it took, 5 s at least). ` +
+        'File: the SQLite file before the API started and after it stopped (the prune alone).',
+      '',
+    )
+    out.push(
+      '| store | expired events | prune alone, s | events/s | with appends: prune, s | events/s | append p99 during / without (appends) | ratio | file before → after |',
+    )
+    out.push('|---|--:|--:|--:|--:|--:|--:|--:|--:|')
+    for (const { store, alone, appending } of pr.rows) {
+      const a = appending.appends
+      out.push(
+        `| ${storeName(store)} | ${int(alone.events)} | ${(alone.pruneMs / 1000).toFixed(2)} | ${int(alone.eventsPerSecond)} | ` +
+          `${(appending.pruneMs / 1000).toFixed(2)} | ${int(appending.eventsPerSecond)} | ` +
+          `${a ? `${ms(a.p99DuringMs)} / ${ms(a.p99WithoutMs)} ms (${int(a.during)} / ${int(a.without)})` : '–'} | ${ratio(a?.ratio ?? NaN)} | ` +
+          `${alone.fileBytes ? `${megabytes(alone.fileBytes.before)} → ${megabytes(alone.fileBytes.after)}` : ''} |`,
+      )
+    }
+    out.push('')
+    if (pr.skipped.length > 0) out.push(`Left out: ${pr.skipped.join('; ')}.`, '')
   }
 
   if (r.seeding.length > 0) {
