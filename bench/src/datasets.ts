@@ -3,13 +3,14 @@ import { join } from 'node:path'
 import { openStore, seed } from '@session-events/api'
 import { hashSecret } from '@session-events/api/internal/api-keys.js'
 import { dataDir } from './paths.js'
-import { ensureSchema, schemaHolds, vacuumSchema } from './pg.js'
+import { ensureSchema, schemaHolds, usedSchema, vacuumSchema } from './pg.js'
 
 // Datasets are seeded once through the API's own seed (the store's write path) into SQLite files
 // under bench/.data/, or into a schema of their own on the machine's PostgreSQL server
 // (`bench_<name>`, pg.ts), with a sidecar under bench/.data/ that says what is in them; a later
-// run reuses them. A PostgreSQL dataset is vacuumed and analysed before every use, as autovacuum
-// would keep it (the machine's server runs without autovacuum).
+// run reuses them (the schemas only when the run before kept them: a run drops the schemas it
+// used unless given --keep-data, main.ts). A PostgreSQL dataset is vacuumed and analysed before
+// every use, as autovacuum would keep it (the machine's server runs without autovacuum).
 
 const FORMAT = 1
 
@@ -55,6 +56,7 @@ export async function ensureDataset(
       if (!postgres) return { ...known, store: 'sqlite', file, databaseUrl: `sqlite:${file}`, seededNow: false }
       // A schema can change behind the sidecar's back (another run, a person): it must still hold what was seeded.
       if (await schemaHolds(schema, { events: known.seeding.events, secretHash: hashSecret(known.secretKey) })) {
+        usedSchema(schema)
         await vacuumSchema(schema)
         return { ...known, seededNow: false }
       }

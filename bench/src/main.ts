@@ -10,7 +10,7 @@ import { git, machine, versions } from './machine.js'
 import { overloadSuite, type OverloadResult, type OverloadSettings } from './overload.js'
 import { otlpSuite, type OtlpBenchResult, type OtlpBenchSettings } from './otlp.js'
 import { resultsDir } from './paths.js'
-import { pgServer, PG_BASE_URL } from './pg.js'
+import { dropUsedSchemas, pgServer, PG_BASE_URL } from './pg.js'
 import { pruneSuite, type PruneResult, type PruneSettings } from './prune.js'
 import { checkTargets, markdown, type Results } from './report.js'
 import { sameWorkSuite, type SameWorkResult } from './same-work.js'
@@ -31,7 +31,7 @@ export const SUITES = [
 ] as const
 type Suite = (typeof SUITES)[number]
 
-const HELP = `npm run bench [-- --quick] [-- --only SUITE[,SUITE…]]
+const HELP = `npm run bench [-- --quick] [-- --only SUITE[,SUITE…]] [-- --keep-data]
 
 Suites (all of them by default, in this order):
   throughput  the API against the limit (bare node:http, precomputed bytes), a naive peer
@@ -58,11 +58,13 @@ Suites (all of them by default, in this order):
 
 PostgreSQL: the server BENCH_DATABASE_URL names (default ${PG_BASE_URL}), each dataset in a
 schema of its own named bench_*; without a server, its parts are left out and the results say so.
-Datasets are seeded once into bench/.data/ (and bench_* schemas) and reused. Writes
+Datasets are seeded once into bench/.data/ and reused; the bench_* schemas a run made or reused
+are dropped at its end (the server is shared), unless --keep-data. Writes
 bench/results/<time>.json and, after a full run of every suite, bench/results/latest.md; prints the tables.
 
-  --quick    small datasets, short runs: a check that it all works (results not kept as latest)
-  --only X   only these suites (comma-separated)`
+  --quick      small datasets, short runs: a check that it all works (results not kept as latest)
+  --only X     only these suites (comma-separated)
+  --keep-data  keep the run's bench_* schemas on PostgreSQL, for the next run to reuse`
 
 const PLANS = {
   full: {
@@ -121,10 +123,33 @@ async function main() {
     options: {
       quick: { type: 'boolean', default: false },
       only: { type: 'string' },
+      'keep-data': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   })
   if (values.help) return console.log(HELP)
+  try {
+    await runSuites(values)
+  } finally {
+    if (values['keep-data']) log('--keep-data: the bench_* schemas of this run are kept on PostgreSQL')
+    else await dropRunSchemas()
+  }
+}
+
+/** The PostgreSQL schemas the run made or reused, dropped: the server is shared (with CI among others). */
+async function dropRunSchemas() {
+  try {
+    const dropped = await dropUsedSchemas()
+    if (dropped.length > 0) log(`dropped this run's PostgreSQL schemas: ${dropped.join(', ')} (--keep-data keeps them)`)
+  } catch (error) {
+    log(
+      `bench: could not drop this run's PostgreSQL schemas: ${error instanceof Error ? error.message : String(error)}`,
+    )
+    process.exitCode = 1
+  }
+}
+
+async function runSuites(values: { quick: boolean; only?: string | undefined }) {
   const only = values.only === undefined ? null : values.only.split(',').map((s) => s.trim())
   for (const name of only ?? [])
     if (!SUITES.includes(name as Suite)) throw new Error(`--only takes ${SUITES.join(', ')} (got "${name}")`)

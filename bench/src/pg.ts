@@ -5,6 +5,8 @@ import pg from 'pg'
 // own whose name starts with `bench_` (created when missing), named in the connection URL by
 // `options=-c search_path=…`, so that the API, the peers and the writers all find it without a
 // setting of their own. The benchmark drops and recreates only its own schemas, never another.
+// The server is shared (with CI among others): every schema a run makes or reuses is noted
+// (usedSchema), and main.ts drops them all at the end of the run unless told to keep them.
 //
 // BENCH_DATABASE_URL names the server (default: postgres://postgres@127.0.0.1:5432/test).
 
@@ -56,9 +58,19 @@ export async function pgServer(): Promise<PgServer | null> {
   }
 }
 
+/** The schemas this run made or reused, to drop at its end (dropUsedSchemas). */
+const used = new Set<string>()
+
+/** Notes a schema this run uses without making it (a dataset seeded by an earlier run). */
+export function usedSchema(schema: string): void {
+  if (!SCHEMA.test(schema)) throw new Error(`not a benchmark schema: ${schema}`)
+  used.add(schema)
+}
+
 /** Creates the schema if it is missing; with `fresh`, drops it first (benchmark schemas only). */
 export async function ensureSchema(schema: string, options: { fresh?: boolean } = {}): Promise<string> {
   const url = schemaUrl(schema)
+  used.add(schema)
   await withClient(async (client) => {
     if (options.fresh) await client.query(`drop schema if exists ${schema} cascade`)
     await client.query(`create schema if not exists ${schema}`)
@@ -70,6 +82,21 @@ export async function ensureSchema(schema: string, options: { fresh?: boolean } 
 export async function dropSchema(schema: string): Promise<void> {
   if (!SCHEMA.test(schema)) throw new Error(`not a benchmark schema: ${schema}`)
   await withClient((client) => client.query(`drop schema if exists ${schema} cascade`))
+}
+
+/** Drops every schema this run made or reused and still there (a suite drops its own fresh ones); the names dropped. */
+export async function dropUsedSchemas(): Promise<string[]> {
+  if (used.size === 0) return []
+  const there = await withClient(async (client) => {
+    const rows = await client.query<{ nspname: string }>(
+      'select nspname from pg_namespace where nspname = any($1) order by nspname',
+      [[...used]],
+    )
+    return rows.rows.map((r) => r.nspname)
+  })
+  for (const schema of there) await dropSchema(schema)
+  used.clear()
+  return there
 }
 
 /** Whether the schema holds this many events and the key: a dataset seeded before is still whole. */
