@@ -19,7 +19,7 @@ export const LAYER_LABELS: Record<LayerTarget, string> = {
   hono: 'a bare Hono app on @hono/node-server',
   routes: '+ the generated routes and their validators',
   log: '+ request id, API headers and access log',
-  auth: '+ authentication and the scope check',
+  auth: '+ load shedding, the indexed query keys, authentication and the scope check',
   api: 'the API: + store, handler and serialisation',
 }
 

@@ -82,8 +82,8 @@ export const WRITE_LAYER_LABELS: Record<WriteLayer, string> = {
   hono: 'a bare Hono app on @hono/node-server, c.req.json()',
   routes: '+ the generated routes and their validators (the body’s zod schema)',
   log: '+ request id, API headers and access log',
-  auth: '+ authentication and the scope check',
-  body: '+ the body limit (hono/body-limit, 5 MiB)',
+  auth: '+ load shedding, the indexed query keys, authentication and the scope check',
+  body: '+ the body checks: Content-Length ≤ 5 MiB, nesting and __proto__ keys (json-body.ts), the Idempotency-Key middleware',
   api: 'the API on SQLite: + the store (appendEvent), handler and serialisation',
 }
 

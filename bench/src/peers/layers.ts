@@ -1,9 +1,15 @@
 import { serve } from '@hono/node-server'
 import { OpenAPIHono } from '@hono/zod-openapi'
-import { defaultConfig, loadConfig, openStore } from '@session-events/api'
+import { loadConfig, openStore } from '@session-events/api'
+import { MAX_BODY_BYTES } from '@session-events/api/internal/app.js'
+import { errors } from '@session-events/api/internal/errors.js'
 import type { AppEnv } from '@session-events/api/internal/env.js'
 import { authenticate, requireScope } from '@session-events/api/internal/middleware/auth.js'
+import { idempotency } from '@session-events/api/internal/middleware/idempotency.js'
+import { indexedQuery } from '@session-events/api/internal/middleware/indexed-query.js'
+import { jsonBody } from '@session-events/api/internal/middleware/json-body.js'
 import { requestContext } from '@session-events/api/internal/middleware/request-context.js'
+import { LoadShedder } from '@session-events/api/internal/middleware/shed-load.js'
 import { respond } from '@session-events/api/internal/respond.js'
 import { CachingReader } from '@session-events/api/internal/cached-reader.js'
 import { SerializingReader } from '@session-events/api/internal/json-reader.js'
@@ -15,13 +21,19 @@ import { readFileSync } from 'node:fs'
 import { peerArgs } from './fixtures.js'
 
 // A diagnostic, not a peer: the API's stack built up one layer at a time, every layer answering
-// with the fixtures' precomputed bytes, so that the cost of a request splits by layer.
+// with the fixtures' precomputed bytes, so that the cost of a request splits by layer. Each layer
+// is the API's own middleware (apps/api/src/middleware/), made and mounted as createApp does
+// (app.ts), in its order, with the settings the API reads (loadConfig()).
 //   hono    a bare Hono app on @hono/node-server, one route
 //   routes  the generated routes (@hono/zod-openapi) and their validators
 //   log     + the API's request context: request id, headers, access log (LOG_LEVEL, as the API reads it),
 //           and from here on the bytes are sent as the API sends them, its headers in place
-//   auth    + authentication and the scope check, against the store
-//   body    + the body limit on writes (hono/body-limit, as the API mounts it)
+//   auth    + load shedding (SHED_LOAD_AFTER_MS, SHED_LOAD_IN_FLIGHT), the indexed query keys,
+//           authentication and the scope check, against the store (the rate limit is off, as
+//           the benchmark runs the API)
+//   body    + what a write's body goes through before its route: its Content-Length against the
+//           largest body, what its schema cannot say (json-body.ts: nesting, `__proto__` keys)
+//           and the Idempotency-Key middleware (the requests here send none)
 // Appends (POST /sessions/{id}/events) are answered too when WRITE_ANSWERS is given (the write
 // suite's: the API's 201 bytes by lines a request), each layer reading the body as the API would
 // at that layer: `hono` parses it as JSON, `routes` and above let the generated validator do it.
@@ -50,8 +62,6 @@ const appended = (c: Context<AppEnv>, lines: number, asTheApi: boolean) =>
   asTheApi
     ? respond(c, writeAnswers.get(lines) ?? '', 201)
     : new Response(writeAnswers.get(lines) ?? null, { status: 201, headers: { 'content-type': 'application/json' } })
-/** The largest body the API takes (app.ts, MAX_BODY_BYTES). */
-const MAX_BODY_BYTES = 5 * 1024 * 1024
 
 let app: { fetch: (request: Request) => Response | Promise<Response> }
 if (layer === 'hono') {
@@ -69,14 +79,42 @@ if (layer === 'hono') {
 } else {
   const routes = new OpenAPIHono<AppEnv>({ strict: false })
   if (layer === 'log' || layer === 'auth' || layer === 'body') {
-    const store = await openStore(process.env.DATABASE_URL)
-    routes.use(requestContext(pino({ level: loadConfig().logLevel })))
+    const config = loadConfig()
+    const store = await openStore(config.databaseUrl, config)
+    routes.use(requestContext(pino({ level: config.logLevel })))
     if (layer === 'auth' || layer === 'body') {
-      routes.use('/sessions/*', authenticate(new CachingReader(new SerializingReader(store.reader), defaultConfig())))
+      if (config.shedLoadAfterMs !== false) {
+        const shedder = new LoadShedder({
+          maxEventLoopDelayMs: config.shedLoadAfterMs,
+          connectionWaitMs: store.connectionWaitMs,
+          maxInFlight: config.shedLoadInFlight === false ? undefined : config.shedLoadInFlight,
+        })
+        routes.use('/sessions/*', shedder.middleware())
+      }
+      routes.use('/sessions/*', indexedQuery)
+      const reader = new SerializingReader(store.reader)
+      routes.use('/sessions/*', authenticate(config.cacheBytes > 0 ? new CachingReader(reader, config) : reader))
       routes.on('GET', '/sessions/*', requireScope('sessions:read'))
       routes.on('POST', '/sessions/*', requireScope('sessions:write'))
     }
-    if (layer === 'body') routes.on('POST', '/sessions/*', bodyLimit({ maxSize: MAX_BODY_BYTES }))
+    if (layer === 'body') {
+      // app.ts's own check, which it mounts inline: a body that says its length is judged by
+      // the header alone; one sent in chunks goes through Hono's bodyLimit (none is, here).
+      const limitBody = bodyLimit({
+        maxSize: MAX_BODY_BYTES,
+        onError: () => {
+          throw errors.payloadTooLarge(MAX_BODY_BYTES)
+        },
+      })
+      routes.on('POST', '/sessions/*', async (c, next) => {
+        const length = c.req.header('content-length')
+        if (length === undefined || c.req.header('transfer-encoding') !== undefined) return limitBody(c, next)
+        if (!/^\d+$/.test(length) || Number(length) > MAX_BODY_BYTES) throw errors.payloadTooLarge(MAX_BODY_BYTES)
+        await next()
+      })
+      routes.on('POST', '/sessions/*', jsonBody)
+      routes.on('POST', '/sessions/*', idempotency(store.idempotencyKeys))
+    }
   }
   // The handlers read what the validators made, as the API's do, and answer the bytes.
   const send: (c: Context<AppEnv>) => Response = layer === 'routes' ? answer : answerAsTheApi
