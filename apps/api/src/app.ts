@@ -155,7 +155,7 @@ export function createApp(options: AppOptions) {
 
   registerRoutes(app, {
     ...sessionsHandlers(reader, store.writer),
-    ...otlpHandlers(new OtlpIntake({ reader: store.reader, writer: store.writer, db: store.db })),
+    ...otlpHandlers(new OtlpIntake({ reader: store.reader, writer: store.writer })),
     ...serverRunsHandlers(reader, store.writer),
     ...sessionEventsHandlers({
       reader,

@@ -340,6 +340,29 @@ describe('POST /v1/logs, what an exporter must be told', () => {
     ])
   })
 
+  it('a service instance whose session was pruned since it was found: a new session, no record refused', async () => {
+    const send = (line: string) =>
+      post(JSON.stringify(request({ 'service.instance.id': 'pruned-1', 'service.name': 'svc' }, [line])), {
+        'content-type': 'application/json',
+      })
+    expect((await send('before')).status).toBe(200)
+    const [first] = await sessionOf('pruned-1')
+    // What a prune does to a session idle past its retention (and, a day after, to the answers of
+    // the keys it was made under); this process still has it in memory as the instance's.
+    const runs = f.store.db.selectFrom('server_sessions').select('id').where('session_id', '=', first!)
+    await f.store.db.deleteFrom('session_events').where('session_id', '=', first!).execute()
+    await f.store.db.deleteFrom('server_runs').where('server_session_id', 'in', runs).execute()
+    await f.store.db.deleteFrom('server_sessions').where('session_id', '=', first!).execute()
+    await f.store.db.deleteFrom('sessions').where('id', '=', first!).execute()
+    await f.store.db.deleteFrom('idempotency_answers').execute()
+
+    const res = await send('after')
+    expect([res.status, await res.json()]).toEqual([200, {}])
+    const [second] = await sessionOf('pruned-1')
+    expect(second).not.toBe(first)
+    expect((await eventsOf(second!)).map((e) => plain(e.log_lines))).toEqual([[{ type: 'stdout', line: 'after' }]])
+  })
+
   it('cuts a body longer than a log line takes into pieces, as run does', async () => {
     const long = 'x'.repeat(65_536) + 'y'.repeat(10)
     const res = await post(JSON.stringify(request({ 'service.instance.id': 'long-1' }, [long])), {

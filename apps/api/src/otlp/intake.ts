@@ -1,10 +1,9 @@
 import { createHash } from 'node:crypto'
 import * as specValues from '@session-events/server-stubs/values'
-import type { Kysely } from 'kysely'
 import { LRUCache } from 'lru-cache'
-import type { Database } from '../store/db.js'
 import {
   InvalidReferenceError,
+  SessionGoneError,
   WriteConflictError,
   type IdempotencyClaim,
   type StoreReader,
@@ -42,22 +41,22 @@ export interface Rejected {
 /** A resource whose records go nowhere: its records are rejected with this reason. */
 class Unplaceable extends Error {}
 
+/** The reads the intake makes. */
+type IntakeReader = Pick<
+  StoreReader,
+  'serverRuns' | 'sessionInstance' | 'sessionWithMetadata' | 'serverRunWithDeploymentMetadata'
+>
+
 export class OtlpIntake {
-  readonly #reader: Pick<StoreReader, 'serverRuns' | 'sessionInstance'>
+  readonly #reader: IntakeReader
   readonly #writer: StoreWriter
-  readonly #db: Kysely<Database>
   /** Targets found, by instance, session.id and service instance; and those being found right now. */
   readonly #targets = new LRUCache<string, Target>({ max: 10_000 })
   readonly #finding = new Map<string, Promise<Target>>()
 
-  constructor(deps: {
-    reader: Pick<StoreReader, 'serverRuns' | 'sessionInstance'>
-    writer: StoreWriter
-    db: Kysely<Database>
-  }) {
+  constructor(deps: { reader: IntakeReader; writer: StoreWriter }) {
     this.#reader = deps.reader
     this.#writer = deps.writer
-    this.#db = deps.db
   }
 
   /** Stores an export's records for the key's instance; returns the records not stored and why. */
@@ -69,7 +68,6 @@ export class OtlpIntake {
       if (records === 0) continue
       const identity = identityOf(resource)
       try {
-        const target = await this.#target(instanceId, identity)
         const claim: IdempotencyClaim = {
           instanceId,
           // A newline never comes in an HTTP header: no client's Idempotency-Key is one of these.
@@ -77,8 +75,21 @@ export class OtlpIntake {
           fingerprint: hash,
           status: 200,
         }
+        const append = async () =>
+          this.#writer.appendEvent({
+            ...(await this.#target(instanceId, identity)),
+            lines: logLinesOf(resource),
+            claim,
+          })
         try {
-          await this.#writer.appendEvent({ ...target, lines: logLinesOf(resource), claim })
+          try {
+            await append()
+          } catch (error) {
+            // Its session was pruned (retention) since it was found: found, or made, again.
+            if (!(error instanceof SessionGoneError)) throw error
+            this.#targets.delete(targetKey(instanceId, identity))
+            await append()
+          }
         } catch (error) {
           // The run is gone or stopped: found again next time (a new run for a stopped one's instance is not made).
           if (error instanceof InvalidReferenceError || error instanceof WriteConflictError) {
@@ -134,15 +145,8 @@ export class OtlpIntake {
       return identity.sessionId
     }
     const metadata = { 'service.instance.id': identity.instanceId }
-    const found = await this.#db
-      .selectFrom('sessions')
-      .select('id')
-      .where('instance_id', '=', instanceId)
-      .where('metadata_json', '=', JSON.stringify(metadata))
-      .orderBy('id', 'desc')
-      .limit(1)
-      .executeTakeFirst()
-    if (found) return found.id
+    const found = await this.#reader.sessionWithMetadata(instanceId, metadata)
+    if (found !== undefined) return found
     const session = await this.#writer.createSession({
       instanceId,
       metadata,
@@ -153,17 +157,8 @@ export class OtlpIntake {
 
   async #run(instanceId: string, sessionId: string, identity: ResourceIdentity): Promise<string> {
     const metadata = { 'service.instance.id': identity.instanceId }
-    const found = await this.#db
-      .selectFrom('server_runs')
-      .innerJoin('server_sessions', 'server_sessions.id', 'server_runs.server_session_id')
-      .innerJoin('server_deployments', 'server_deployments.id', 'server_runs.server_deployment_id')
-      .select('server_runs.id')
-      .where('server_sessions.session_id', '=', sessionId)
-      .where('server_deployments.metadata_json', '=', JSON.stringify(metadata))
-      .orderBy('server_runs.id', 'desc')
-      .limit(1)
-      .executeTakeFirst()
-    if (found) return found.id
+    const found = await this.#reader.serverRunWithDeploymentMetadata(sessionId, metadata)
+    if (found !== undefined) return found
     const run = await this.#writer.startServerRun({
       instanceId,
       sessionId,

@@ -73,6 +73,35 @@ export class SqlReader implements StoreReader {
     return row?.instance_id
   }
 
+  async sessionWithMetadata(instanceId: string, metadata: Record<string, string>): Promise<string | undefined> {
+    const found = await this.#db
+      .selectFrom('sessions')
+      .select('id')
+      .where('instance_id', '=', instanceId)
+      .where('metadata_json', '=', JSON.stringify(metadata))
+      .orderBy('id', 'desc')
+      .limit(1)
+      .executeTakeFirst()
+    return found?.id
+  }
+
+  async serverRunWithDeploymentMetadata(
+    sessionId: string,
+    metadata: Record<string, string>,
+  ): Promise<string | undefined> {
+    const found = await this.#db
+      .selectFrom('server_runs')
+      .innerJoin('server_sessions', 'server_sessions.id', 'server_runs.server_session_id')
+      .innerJoin('server_deployments', 'server_deployments.id', 'server_runs.server_deployment_id')
+      .select('server_runs.id')
+      .where('server_sessions.session_id', '=', sessionId)
+      .where('server_deployments.metadata_json', '=', JSON.stringify(metadata))
+      .orderBy('server_runs.id', 'desc')
+      .limit(1)
+      .executeTakeFirst()
+    return found?.id
+  }
+
   async session(sessionId: string): Promise<SessionRecord | undefined> {
     const [row] = await this.#prepared.execute('session', { id: sessionId }, (bind) =>
       this.#db.selectFrom('sessions').selectAll().where('id', '=', bind<string>('id')),

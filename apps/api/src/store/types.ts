@@ -123,6 +123,13 @@ export interface StoreReader {
    * read it so (embedded SQLite).
    */
   runsVersion(): string | undefined | Promise<string | undefined>
+  /**
+   * The newest session of the instance whose metadata is exactly `metadata`; undefined when none
+   * is (the OTLP intake finds a service instance's session so).
+   */
+  sessionWithMetadata(instanceId: string, metadata: Record<string, string>): Promise<string | undefined>
+  /** The newest run of the session on a deployment whose metadata is exactly `metadata` (the intake's run of a service instance). */
+  serverRunWithDeploymentMetadata(sessionId: string, metadata: Record<string, string>): Promise<string | undefined>
 }
 
 // ---- writes ----
