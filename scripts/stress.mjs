@@ -11,7 +11,7 @@
 // The busy processes are killed when the sweep ends or is stopped (Ctrl-C); each run's output is
 // kept in reports/stress/ (ignored by git) for the failures to be read.
 import { spawn } from 'node:child_process'
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -90,15 +90,18 @@ console.log(`\n${runs - failed.length} of ${runs} runs green; ${results.map((r) 
 writeFileSync(join(logs, 'summary.json'), `${JSON.stringify({ command, busy, results }, null, 2)}\n`)
 process.exit(failed.length > 0 ? 1 : 0)
 
+/** Runs the command once, its output written to `log` as it comes (`tail -f` it) and kept for the summary. */
 function runOnce(argv, log) {
   return new Promise((resolve) => {
     let output = ''
+    const file = createWriteStream(log)
     current = spawn(argv[0], argv.slice(1), { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: process.env })
-    for (const stream of [current.stdout, current.stderr]) stream.on('data', (chunk) => (output += chunk))
-    current.on('close', (code) => {
-      writeFileSync(log, output)
-      resolve({ code: code ?? 1, output })
-    })
+    for (const stream of [current.stdout, current.stderr])
+      stream.on('data', (chunk) => {
+        output += chunk
+        file.write(chunk)
+      })
+    current.on('close', (code) => file.end(() => resolve({ code: code ?? 1, output })))
   })
 }
 
