@@ -1,16 +1,20 @@
 // The published shape, checked on the built package: publint and arethetypeswrong are clean,
-// and nothing but openapi-fetch and eventsource-parser is imported at run time.
+// and nothing but openapi-fetch and eventsource-parser is imported at run time. The package is
+// packed once (npm pack, as it would be published) and both tools read that tarball; they run
+// from node_modules/.bin, not through npx (an npm start-up each, seconds on a busy machine).
 import { spawnSync } from 'node:child_process'
-import { existsSync, readFileSync, readdirSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 const packageDir = fileURLToPath(new URL('..', import.meta.url))
 const dist = join(packageDir, 'dist')
+const bin = (name: string) => fileURLToPath(new URL(`../../../node_modules/.bin/${name}`, import.meta.url))
 
 function run(command: string, args: string[]) {
-  const result = spawnSync('npx', ['--no-install', command, ...args], {
+  const result = spawnSync(command, args, {
     cwd: packageDir,
     encoding: 'utf8',
     env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' },
@@ -19,19 +23,29 @@ function run(command: string, args: string[]) {
 }
 
 describe('published package', () => {
+  let packed: string
+  let tarball: string
+
   beforeAll(() => {
     if (!existsSync(join(dist, 'index.js')))
       throw new Error('Build the client first: npx turbo run build --filter=@session-events/client')
+    packed = mkdtempSync(join(tmpdir(), 'session-events-client-pack-'))
+    const { status, output } = run('npm', ['pack', '--pack-destination', packed, '--silent'])
+    if (status !== 0) throw new Error(`npm pack failed: ${output}`)
+    tarball = join(packed, readdirSync(packed).find((f) => f.endsWith('.tgz'))!)
+  })
+  afterAll(() => {
+    if (packed) rmSync(packed, { recursive: true, force: true })
   })
 
   it('passes publint, warnings included', () => {
-    const { status, output } = run('publint', ['--strict'])
+    const { status, output } = run(bin('publint'), ['run', tarball, '--strict'])
     expect(output).toContain('All good!')
     expect(status, output).toBe(0)
   })
 
   it('passes arethetypeswrong for ESM consumers', () => {
-    const { status, output } = run('attw', ['--pack', '.', '--profile', 'esm-only'])
+    const { status, output } = run(bin('attw'), [tarball, '--profile', 'esm-only'])
     expect(status, output).toBe(0)
   })
 
