@@ -13,6 +13,7 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
+const began = Date.now()
 const root = fileURLToPath(new URL('..', import.meta.url))
 const rootPkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
 const passArgs = process.argv.slice(2)
@@ -89,5 +90,7 @@ if (skips.size > 0)
     `\nSkipped:\n${[...skips].map(([where, n]) => `  - ${where}: ${n} ${n === 1 ? 'test' : 'tests'}`).join('\n')}`,
   )
 if (problems.length > 0) console.log(`\nProblems:\n${problems.map((p) => `  - ${p}`).join('\n')}`)
+const seconds = Math.round((Date.now() - began) / 1000)
+console.log(`\nnpm test took ${Math.floor(seconds / 60)} min ${String(seconds % 60).padStart(2, '0')} s`)
 console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`)
 process.exit(failed > 0 || turbo.status !== 0 || check.status !== 0 || lint.status !== 0 ? 1 : 0)
