@@ -27,7 +27,7 @@ import { pathOf, successStatus } from './support/world.js'
 // from the spec's parameter and request body schemas always get a 2xx whose headers and body
 // conform, whatever the encoding of their arrays, and a write reads back what it sent; an
 // Idempotency-Key sent again answers as the spec says; what the spec forbids in combination gets
-// a 400. FUZZ_RUNS sets the runs of each property (50 by default), FUZZ_SEED the seed (README).
+// a 400. FUZZ_RUNS sets the runs of each property (40 by default), FUZZ_SEED the seed (README).
 
 type SessionEventList = components['schemas']['SessionEventList']
 
