@@ -80,7 +80,9 @@ for (let i = 1; i <= runs; i++) {
 }
 stopSpinners()
 
-console.log('\nSlowest tests of all runs (the longest of each, against its timeout):')
+console.log(
+  "\nSlowest tests of all runs (the longest of each; the share is of the workspace's timeout, which a test may raise for itself):",
+)
 for (const [name, { ms, timeout }] of [...slowest].sort((a, b) => b[1].ms - a[1].ms).slice(0, 12)) {
   const share = timeout ? ` = ${((ms / timeout) * 100).toFixed(0)}% of ${timeout / 1000} s` : ''
   console.log(`  ${(ms / 1000).toFixed(1).padStart(6)} s${share}  ${name}`)
@@ -125,9 +127,10 @@ function collectSlowest(into) {
 }
 
 /**
- * The timeout a test runs under: vitest's JSON report does not carry it, so this is the shared
- * one (vitest.shared.ts) or the workspace's own (apps/web's config). A test that sets its own
- * longer one (the fuzz runs above 200) shows here against the shared one: the stricter reading.
+ * The timeout of a test's workspace: the shared one (vitest.shared.ts) or the workspace's own
+ * (apps/web's config). vitest's JSON report does not carry a test's own, so a test that sets a
+ * longer one (the fuzzing properties, 60 s and up; the tests of several processes) shows here
+ * against the workspace's: the stricter reading.
  */
 function timeoutOf(base, name) {
   const config = join(root, base, name, 'vitest.config.ts')
