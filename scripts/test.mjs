@@ -3,13 +3,14 @@
 //
 // 1. generate:check on the tree as it is (before turbo regenerates anything), so stale
 //    generated code fails here rather than being quietly rewritten;
-// 2. turbo: lint the spec, typecheck and test every workspace (built in dependency order);
-// 3. the format and lint of every hand-written file (scripts/lint.mjs, on the packages turbo built);
-// 4. the vitest JSON report of every workspace, summed into "N passed, N failed, N skipped";
+// 2. turbo: lint the spec, typecheck and test every workspace (built in dependency order), and
+//    the format and lint of every hand-written file (`lint:code`, scripts/lint.mjs, once the
+//    packages it reads types from are built, beside the tests rather than after them);
+// 3. the vitest JSON report of every workspace, summed into "N passed, N failed, N skipped";
 //    skipped tests are never silent: each suite that skipped some says which, and its title why
 //    (the browser tests name the command that installs Chromium).
 import { spawnSync } from 'node:child_process'
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -40,17 +41,11 @@ const problems = []
 const check = spawnSync('node', ['scripts/generate.mjs', '--check'], { cwd: root, stdio: 'inherit', env })
 if (check.status !== 0) problems.push('generate:check')
 
-const turbo = spawnSync('npx', ['turbo', 'run', 'lint', 'typecheck', 'test', '--continue', ...passArgs], {
-  cwd: root,
-  stdio: 'inherit',
-  env,
-})
-
-const lint = spawnSync('node', ['scripts/lint.mjs', '--no-build'], { cwd: root, stdio: 'inherit', env })
-if (lint.status !== 0)
-  problems.push(
-    'lint: a file is not formatted or oxlint found a problem (see above; `npm run format` fixes what it can)',
-  )
+const turbo = spawnSync(
+  'npx',
+  ['turbo', 'run', 'lint', 'typecheck', 'test', 'lint:code', '--continue', '--summarize', ...passArgs],
+  { cwd: root, stdio: 'inherit', env },
+)
 
 let passed = 0
 let failed = 0
@@ -82,7 +77,17 @@ for (const d of tested) {
     }
   }
 }
-if (turbo.status !== 0 && failed === 0) problems.push('turbo: a lint, build or typecheck task failed (see above)')
+// The tasks that failed, from the run's summary (--summarize): each one not a test task is a
+// failure of its own (a test task's failures are the tests counted above).
+const failedTasks = turboFailures()
+for (const task of failedTasks.filter((t) => !t.endsWith('#test')))
+  problems.push(
+    task === '//#lint:code'
+      ? 'lint:code: a file is not formatted or oxlint found a problem (see above; `npm run format` fixes what it can)'
+      : `${task} failed (see above)`,
+  )
+if (turbo.status !== 0 && failed === 0 && failedTasks.length === 0)
+  problems.push('turbo: a lint, build or typecheck task failed (see above)')
 failed += problems.filter((p) => !p.includes('failed to run')).length
 
 if (skips.size > 0)
@@ -93,4 +98,23 @@ if (problems.length > 0) console.log(`\nProblems:\n${problems.map((p) => `  - ${
 const seconds = Math.round((Date.now() - began) / 1000)
 console.log(`\nnpm test took ${Math.floor(seconds / 60)} min ${String(seconds % 60).padStart(2, '0')} s`)
 console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`)
-process.exit(failed > 0 || turbo.status !== 0 || check.status !== 0 || lint.status !== 0 ? 1 : 0)
+process.exit(failed > 0 || turbo.status !== 0 || check.status !== 0 ? 1 : 0)
+
+/** The ids of the tasks that failed in the turbo run just made (its summary, removed once read). */
+function turboFailures() {
+  const runs = join(root, '.turbo/runs')
+  if (!existsSync(runs)) return []
+  const newest = readdirSync(runs)
+    .filter((f) => f.endsWith('.json'))
+    .map((f) => join(runs, f))
+    .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0]
+  if (!newest) return []
+  try {
+    const summary = JSON.parse(readFileSync(newest, 'utf8'))
+    return (summary.tasks ?? []).filter((t) => (t.execution?.exitCode ?? 0) !== 0).map((t) => t.taskId)
+  } catch {
+    return []
+  } finally {
+    rmSync(newest, { force: true })
+  }
+}
