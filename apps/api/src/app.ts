@@ -1,12 +1,10 @@
 import { OpenAPIHono } from '@hono/zod-openapi'
 import { registerRoutes, routes } from '@session-events/server-stubs'
-import * as specValues from '@session-events/server-stubs/values'
 import pino, { type Logger } from 'pino'
 import { loadBuiltAsset } from './assets.js'
 import { ASSET_PREFIX, loadWebPage, PAGE_CSP } from './web-page.js'
 import type { AppEnv } from './env.js'
 import { ApiError, errorResponse, errors } from './errors.js'
-import { bodyLimit } from 'hono/body-limit'
 import { HTTPException } from 'hono/http-exception'
 import { serverRunsHandlers } from './handlers/server-runs.handlers.js'
 import { sessionEventsHandlers } from './handlers/session-events.handlers.js'
@@ -15,6 +13,7 @@ import { otlpHandlers } from './handlers/otlp.handlers.js'
 import { OtlpIntake } from './otlp/intake.js'
 import { otlpAnswers } from './otlp/answers.js'
 import { authenticate, requireScope } from './middleware/auth.js'
+import { bodySize } from './middleware/body-size.js'
 import { idempotency } from './middleware/idempotency.js'
 import { jsonBody } from './middleware/json-body.js'
 import { indexedQuery } from './middleware/indexed-query.js'
@@ -66,12 +65,6 @@ export interface AppOptions {
   /** The built page that watches a session (apps/web/dist), served at `/`. Default: the one `npm run build` built. */
   webDir?: string
 }
-
-/**
- * The largest request body a write takes (the spec's `x-max-body-bytes` of PayloadTooLarge): 1,000
- * lines of 64 KiB would not fit, 1,000 of 5 KB do.
- */
-export const MAX_BODY_BYTES = specValues.maxBodyBytes
 
 /** A template path of the spec (`/sessions/{sessionId}/events`) as a pattern for one request path. */
 const routePatterns = Object.values(routes).map((route) => ({
@@ -126,22 +119,7 @@ export function createApp(options: AppOptions) {
   if (limited) app.use('/sessions/*', limited)
   app.on('GET', '/sessions/*', requireScope('sessions:read'))
   app.on('POST', '/sessions/*', requireScope('sessions:write'))
-  const limitBody = bodyLimit({
-    maxSize: MAX_BODY_BYTES,
-    onError: () => {
-      throw errors.payloadTooLarge(MAX_BODY_BYTES)
-    },
-  })
-  app.on('POST', '/sessions/*', async (c, next) => {
-    // A body that says its length is judged by it, from the header alone: Hono's bodyLimit
-    // touches the body first, which makes @hono/node-server build a Fetch Request and a web
-    // stream for it (255 to 612 µs of an append of 100 lines, bench/README.md). A body sent in
-    // chunks is counted as it is read, and read no further than the limit.
-    const length = c.req.header('content-length')
-    if (length === undefined || c.req.header('transfer-encoding') !== undefined) return limitBody(c, next)
-    if (!/^\d+$/.test(length) || Number(length) > MAX_BODY_BYTES) throw errors.payloadTooLarge(MAX_BODY_BYTES)
-    await next()
-  })
+  app.on('POST', '/sessions/*', bodySize)
   app.on('POST', '/sessions/*', jsonBody)
   app.on('POST', '/sessions/*', idempotency(store.idempotencyKeys))
 

@@ -1,10 +1,9 @@
 import { serve } from '@hono/node-server'
 import { OpenAPIHono } from '@hono/zod-openapi'
 import { loadConfig, openStore } from '@session-events/api'
-import { MAX_BODY_BYTES } from '@session-events/api/internal/app.js'
-import { errors } from '@session-events/api/internal/errors.js'
 import type { AppEnv } from '@session-events/api/internal/env.js'
 import { authenticate, requireScope } from '@session-events/api/internal/middleware/auth.js'
+import { bodySize } from '@session-events/api/internal/middleware/body-size.js'
 import { idempotency } from '@session-events/api/internal/middleware/idempotency.js'
 import { indexedQuery } from '@session-events/api/internal/middleware/indexed-query.js'
 import { jsonBody } from '@session-events/api/internal/middleware/json-body.js'
@@ -15,7 +14,6 @@ import { CachingReader } from '@session-events/api/internal/cached-reader.js'
 import { SerializingReader } from '@session-events/api/internal/json-reader.js'
 import { registerRoutes, type SessionEventsHandlers } from '@session-events/server-stubs'
 import { Hono, type Context } from 'hono'
-import { bodyLimit } from 'hono/body-limit'
 import pino from 'pino'
 import { readFileSync } from 'node:fs'
 import { peerArgs } from './fixtures.js'
@@ -98,20 +96,7 @@ if (layer === 'hono') {
       routes.on('POST', '/sessions/*', requireScope('sessions:write'))
     }
     if (layer === 'body') {
-      // app.ts's own check, which it mounts inline: a body that says its length is judged by
-      // the header alone; one sent in chunks goes through Hono's bodyLimit (none is, here).
-      const limitBody = bodyLimit({
-        maxSize: MAX_BODY_BYTES,
-        onError: () => {
-          throw errors.payloadTooLarge(MAX_BODY_BYTES)
-        },
-      })
-      routes.on('POST', '/sessions/*', async (c, next) => {
-        const length = c.req.header('content-length')
-        if (length === undefined || c.req.header('transfer-encoding') !== undefined) return limitBody(c, next)
-        if (!/^\d+$/.test(length) || Number(length) > MAX_BODY_BYTES) throw errors.payloadTooLarge(MAX_BODY_BYTES)
-        await next()
-      })
+      routes.on('POST', '/sessions/*', bodySize)
       routes.on('POST', '/sessions/*', jsonBody)
       routes.on('POST', '/sessions/*', idempotency(store.idempotencyKeys))
     }
