@@ -38,16 +38,18 @@ describe('published package', () => {
     if (packed) rmSync(packed, { recursive: true, force: true })
   })
 
+  // Each runs a tool of its own in a process (attw a TypeScript program): about 1 and 7 s alone,
+  // up to 23 s in `npm run stress`, hence a minute.
   it('passes publint, warnings included', () => {
     const { status, output } = run(bin('publint'), ['run', tarball, '--strict'])
     expect(output).toContain('All good!')
     expect(status, output).toBe(0)
-  })
+  }, 60_000)
 
   it('passes arethetypeswrong for ESM consumers', () => {
     const { status, output } = run(bin('attw'), [tarball, '--profile', 'esm-only'])
     expect(status, output).toBe(0)
-  })
+  }, 60_000)
 
   it('depends on openapi-fetch and eventsource-parser alone, and imports nothing else', () => {
     const pkg = JSON.parse(readFileSync(join(packageDir, 'package.json'), 'utf8')) as {
