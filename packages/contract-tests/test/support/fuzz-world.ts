@@ -182,15 +182,19 @@ export function validRequest(op: Operation): fc.Arbitrary<ValidRequest> {
   const bodies = new Map(
     [...places].map(([sessionId, p]) => [sessionId, op.requestBody ? validBody(op, p) : fc.constant(undefined)]),
   )
+  // Built once, not per entity: building an arbitrary costs more than drawing from it.
+  const query = optional(byLocation(op, 'query')).map(onePosition)
+  const headers = optional(byLocation(op, 'header')).map(
+    (h) => Object.fromEntries(Object.entries(h).filter(([, v]) => v !== undefined)) as Record<string, string>,
+  )
+  const unknown = unknownParameters(op)
   return fc.constantFrom(...entities).chain((entity) =>
     fc.record({
       entity: fc.constant(entity),
-      query: optional(byLocation(op, 'query')).map(onePosition),
-      headers: optional(byLocation(op, 'header')).map(
-        (h) => Object.fromEntries(Object.entries(h).filter(([, v]) => v !== undefined)) as Record<string, string>,
-      ),
+      query,
+      headers,
       indexed: fc.boolean(),
-      unknown: unknownParameters(op),
+      unknown,
       body: bodies.get(entity.SessionId)!,
     }),
   )
