@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url'
 import { defineConfig } from 'vitest/config'
 
 // Every package writes a JSON report next to its console output; scripts/test.mjs adds the
@@ -8,5 +9,6 @@ export default defineConfig({
     outputFile: { json: 'reports/vitest.json' },
     testTimeout: 30_000,
     hookTimeout: 120_000,
+    setupFiles: [fileURLToPath(new URL('./vitest.timeouts.ts', import.meta.url))],
   },
 })

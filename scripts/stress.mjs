@@ -80,9 +80,7 @@ for (let i = 1; i <= runs; i++) {
 }
 stopSpinners()
 
-console.log(
-  "\nSlowest tests of all runs (the longest of each; the share is of the workspace's timeout, which a test may raise for itself):",
-)
+console.log('\nSlowest tests of all runs (the longest of each, and its share of its own timeout):')
 for (const [name, { ms, timeout }] of [...slowest].sort((a, b) => b[1].ms - a[1].ms).slice(0, 12)) {
   const share = timeout ? ` = ${((ms / timeout) * 100).toFixed(0)}% of ${timeout / 1000} s` : ''
   console.log(`  ${(ms / 1000).toFixed(1).padStart(6)} s${share}  ${name}`)
@@ -119,19 +117,16 @@ function collectSlowest(into) {
           if (typeof test.duration !== 'number') continue
           const key = `${relative(root, suite.name)} › ${test.fullName}`
           const seen = into.get(key)
-          if (!seen || seen.ms < test.duration) into.set(key, { ms: test.duration, timeout: timeoutOf(base, name) })
+          // The test's own timeout (vitest.timeouts.ts puts it in the report), else its workspace's.
+          const timeout = test.meta?.timeout ?? timeoutOf(base, name)
+          if (!seen || seen.ms < test.duration) into.set(key, { ms: test.duration, timeout })
         }
       }
     }
   }
 }
 
-/**
- * The timeout of a test's workspace: the shared one (vitest.shared.ts) or the workspace's own
- * (apps/web's config). vitest's JSON report does not carry a test's own, so a test that sets a
- * longer one (the fuzzing properties, 60 s and up; the tests of several processes) shows here
- * against the workspace's: the stricter reading.
- */
+/** The timeout of a test's workspace: the shared one (vitest.shared.ts) or the workspace's own (apps/web's config). */
 function timeoutOf(base, name) {
   const config = join(root, base, name, 'vitest.config.ts')
   const shared = readFileSync(join(root, 'vitest.shared.ts'), 'utf8')
