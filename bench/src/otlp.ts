@@ -1,6 +1,7 @@
 import { create, toBinary, toJsonString } from '@bufbuild/protobuf'
 import { ExportLogsServiceRequestSchema } from '@session-events/api/internal/generated/otlp/opentelemetry/proto/collector/logs/v1/logs_service_pb.js'
 import { SeverityNumber } from '@session-events/api/internal/generated/otlp/opentelemetry/proto/logs/v1/logs_pb.js'
+import { logLinesOf } from '@session-events/api/internal/otlp/records.js'
 import {
   freshLiveStore,
   logLines,
@@ -20,13 +21,22 @@ import { failuresOf, SESSIONS } from './writes.js'
 // body's hash). Each store a fresh one; SESSIONS service instances (one session and run each,
 // made by their first request) against SESSIONS sessions of one run each; 32 connections.
 // Every OTLP request is a new body (an unknown field with a counter, which the decoder skips),
-// so that none is a retry the idempotency key would turn into a replay.
+// so that none is a retry the idempotency key would turn into a replay. A record is stored as a
+// line with its time and level: append_json_as_records appends those same lines (keyed, as every
+// OTLP request is), the same rows, so that its ratio is of the intake's own cost alone.
 
-export const OTLP_TARGETS = ['append_json', 'append_json_keyed', 'otlp_protobuf', 'otlp_json'] as const
+export const OTLP_TARGETS = [
+  'append_json',
+  'append_json_keyed',
+  'append_json_as_records',
+  'otlp_protobuf',
+  'otlp_json',
+] as const
 export type OtlpTarget = (typeof OTLP_TARGETS)[number]
 export const OTLP_TARGET_LABELS: Record<OtlpTarget, string> = {
   append_json: 'POST /sessions/{id}/events, 100 lines (JSON API)',
   append_json_keyed: '… with an Idempotency-Key on every request',
+  append_json_as_records: '… keyed, each line with the time and level its record gives it (what OTLP stores)',
   otlp_protobuf: 'POST /v1/logs, 100 records, application/x-protobuf',
   otlp_json: 'POST /v1/logs, 100 records, application/json (OTLP JSON)',
 }
@@ -93,6 +103,9 @@ function exportRequest(instance: number) {
   })
 }
 
+/** The lines the intake stores for a request's records (apps/api's own logLinesOf): the text, the stream, the time and the level. */
+const storedLinesOf = (request: ReturnType<typeof exportRequest>) => logLinesOf(request.resourceLogs[0]!)
+
 let serial = 0
 /** Field 1000, varint: unknown to ExportLogsServiceRequest, skipped by its decoder; makes the body new. */
 function unknownField(n: number): Buffer {
@@ -129,13 +142,13 @@ export async function otlpSuite(
       apis.push(api)
       const auth = { authorization: `Bearer ${live.secretKey}` }
       const places = await sessionsWithRuns(api.url, live.secretKey, SESSIONS)
-      const append = (keyed: boolean) =>
+      const append = (keyed: boolean, lines: object[] = logLines(RECORDS)) =>
         places.map(
           (p): LoadRequest => ({
             method: 'POST',
             path: '/sessions/' + p.sessionId + '/events',
             headers: auth,
-            body: JSON.stringify({ server_run_id: p.runId, log_lines: logLines(RECORDS) }),
+            body: JSON.stringify({ server_run_id: p.runId, log_lines: lines }),
             idempotencyKeys: keyed,
           }),
         )
@@ -163,6 +176,7 @@ export async function otlpSuite(
       const requests: Record<OtlpTarget, LoadRequest[]> = {
         append_json: append(false),
         append_json_keyed: append(true),
+        append_json_as_records: append(true, storedLinesOf(exports[0]!)),
         otlp_protobuf: protobuf,
         otlp_json: json,
       }
@@ -216,6 +230,8 @@ export async function otlpSuite(
           'otlp_protobuf/append_json': ratio('otlp_protobuf', 'append_json'),
           'otlp_json/append_json': ratio('otlp_json', 'append_json'),
           'otlp_protobuf/append_json_keyed': ratio('otlp_protobuf', 'append_json_keyed'),
+          'otlp_protobuf/append_json_as_records': ratio('otlp_protobuf', 'append_json_as_records'),
+          'otlp_json/append_json_as_records': ratio('otlp_json', 'append_json_as_records'),
         },
       }
     }
