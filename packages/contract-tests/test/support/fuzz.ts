@@ -30,8 +30,9 @@ export function fuzz<T>(share = 1, min = 1): fc.Parameters<T> {
 
 /**
  * A vitest timeout that grows with the number of runs (each run is one or a few requests of a
- * few milliseconds; on two cores shared with other work, up to 50 ms), at least 60 s. It only guards against a suite that
- * crawls; a request that hangs fails on its own after REQUEST_TIMEOUT_MS.
+ * few milliseconds; on two cores shared with other work, up to 50 ms), at least 60 s. It only
+ * guards against a suite that crawls; a request that hangs fails on its own after
+ * REQUEST_TIMEOUT_MS.
  */
 export const fuzzTimeout = (share = 1, perRunMs = 100) => Math.max(60_000, Math.round(FUZZ_RUNS * share) * perRunMs)
 
