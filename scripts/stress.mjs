@@ -117,22 +117,13 @@ function collectSlowest(into) {
           if (typeof test.duration !== 'number') continue
           const key = `${relative(root, suite.name)} › ${test.fullName}`
           const seen = into.get(key)
-          // The test's own timeout (vitest.timeouts.ts puts it in the report), else its workspace's.
-          const timeout = test.meta?.timeout ?? timeoutOf(base, name)
-          if (!seen || seen.ms < test.duration) into.set(key, { ms: test.duration, timeout })
+          // The test's own timeout: vitest.timeouts.ts (every workspace's setup, through
+          // vitest.shared.ts) puts it in the report.
+          if (!seen || seen.ms < test.duration) into.set(key, { ms: test.duration, timeout: test.meta?.timeout })
         }
       }
     }
   }
-}
-
-/** The timeout of a test's workspace: the shared one (vitest.shared.ts) or the workspace's own (apps/web's config). */
-function timeoutOf(base, name) {
-  const config = join(root, base, name, 'vitest.config.ts')
-  const shared = readFileSync(join(root, 'vitest.shared.ts'), 'utf8')
-  const own = existsSync(config) ? readFileSync(config, 'utf8') : ''
-  const ms = /testTimeout: ([\d_]+)/.exec(own) ?? /testTimeout: ([\d_]+)/.exec(shared)
-  return ms ? Number(ms[1].replaceAll('_', '')) : 5_000
 }
 
 function minutes(seconds) {
