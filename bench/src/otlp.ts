@@ -2,6 +2,7 @@ import { create, toBinary, toJsonString } from '@bufbuild/protobuf'
 import { ExportLogsServiceRequestSchema } from '@session-events/api/internal/generated/otlp/opentelemetry/proto/collector/logs/v1/logs_service_pb.js'
 import { SeverityNumber } from '@session-events/api/internal/generated/otlp/opentelemetry/proto/logs/v1/logs_pb.js'
 import { logLinesOf } from '@session-events/api/internal/otlp/records.js'
+import type { LogLine } from '@session-events/server-stubs'
 import {
   freshLiveStore,
   logLines,
@@ -142,7 +143,7 @@ export async function otlpSuite(
       apis.push(api)
       const auth = { authorization: `Bearer ${live.secretKey}` }
       const places = await sessionsWithRuns(api.url, live.secretKey, SESSIONS)
-      const append = (keyed: boolean, lines: object[] = logLines(RECORDS)) =>
+      const append = (keyed: boolean, lines: readonly LogLine[] = logLines(RECORDS)) =>
         places.map(
           (p): LoadRequest => ({
             method: 'POST',

@@ -10,7 +10,7 @@ import type fc from 'fast-check'
 // which keeps it well under a third of its timeout. At 100 runs the slowest took 2.2 s alone: it
 // grows faster than the runs, since every run snapshots every run row. Most of what the fuzz
 // files once spent (28.7 s alone) was building arbitraries, not running them: derive.ts builds
-// each pattern's once and avoids fast-check's 'binary' unit.
+// one arbitrary per pattern and avoids fast-check's 'binary' unit.
 
 const integerFromEnv = (name: string, fallback: number): number => {
   const text = process.env[name]
