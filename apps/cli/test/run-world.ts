@@ -51,7 +51,7 @@ export function script(name: string, source: string): string {
   return path
 }
 
-export const PRELUDE = `import { writeSync } from 'node:fs'
+const PRELUDE = `import { writeSync } from 'node:fs'
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 function print(fd, text) {
   let bytes = Buffer.from(text)
