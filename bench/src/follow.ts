@@ -5,13 +5,12 @@ import {
   removeLiveStore,
   sessionsWithRuns,
   startApi,
-  type ApiProcess,
   type LiveStore,
   type StoreKind,
 } from './api.js'
 import { percentile } from './load.js'
-import { workerScript } from './paths.js'
-import { startWorker, type WorkerProcess } from './processes.js'
+import { peerScript, workerScript } from './paths.js'
+import { freePort, startServer, startWorker, type ServerProcess, type WorkerProcess } from './processes.js'
 
 // Following: how long after an append's 201 each follower of the session has the event, with 1,
 // 100 and 1,000 followers (GET /sessions/{id}/events/stream, each its own connection, all in
@@ -22,6 +21,9 @@ import { startWorker, type WorkerProcess } from './processes.js'
 // clocks are CLOCK_MONOTONIC (process.hrtime), one clock for the whole machine. Also the API's
 // memory per idle follower: its RSS and heap (after a GC, peers/memory-probe.ts) with the largest
 // number of streams open and idle, less the same before they opened, divided by their number.
+// Last, the limit: bare node:http writing a precomputed message of the API's size to every stream
+// after each 201 (peers/follow-limit.ts), followed and measured the same way: what writing to N
+// sockets, and reading them in the followers' process, takes on this machine.
 
 export interface FollowSettings {
   followers: number[]
@@ -34,12 +36,13 @@ export interface FollowSettings {
   idle: { sessions: number; perSession: number }
 }
 
-export const FOLLOW_CONFIGS = ['sqlite', 'postgres', 'postgres_two'] as const
+export const FOLLOW_CONFIGS = ['sqlite', 'postgres', 'postgres_two', 'limit'] as const
 export type FollowConfig = (typeof FOLLOW_CONFIGS)[number]
 export const FOLLOW_CONFIG_LABELS: Record<FollowConfig, string> = {
   sqlite: 'SQLite, one process',
   postgres: 'PostgreSQL, one process',
   postgres_two: 'PostgreSQL, two processes (append through one, follow through the other)',
+  limit: 'limit: bare node:http, one process, a precomputed message written to each stream',
 }
 
 export interface FollowRow {
@@ -117,7 +120,7 @@ async function append(
   path: string,
   authorization: string,
   body: string,
-): Promise<{ id: string; sentAt: number; at: number }> {
+): Promise<{ id: string; sentAt: number; at: number; bytes: number }> {
   for (let attempt = 1; ; attempt++) {
     const result = await appendOnce(apiUrl, path, authorization, body)
     if (result !== 503) return result
@@ -132,7 +135,7 @@ function appendOnce(
   path: string,
   authorization: string,
   body: string,
-): Promise<{ id: string; sentAt: number; at: number } | 503> {
+): Promise<{ id: string; sentAt: number; at: number; bytes: number } | 503> {
   return new Promise((resolve, reject) => {
     const sentAt = nowMs()
     const req = request(
@@ -150,7 +153,7 @@ function appendOnce(
           const text = Buffer.concat(chunks).toString('utf8')
           if (res.statusCode === 503) return resolve(503)
           if (res.statusCode !== 201) return reject(new Error(`append: ${res.statusCode} ${text.slice(0, 300)}`))
-          resolve({ id: (JSON.parse(text) as { id: string }).id, sentAt, at })
+          resolve({ id: (JSON.parse(text) as { id: string }).id, sentAt, at, bytes: Buffer.byteLength(text) })
         })
       },
     )
@@ -160,10 +163,12 @@ function appendOnce(
 }
 
 export async function followSuite(settings: FollowSettings, postgres: boolean, log: Log): Promise<FollowResult> {
-  const configs = FOLLOW_CONFIGS.filter((c) => postgres || c === 'sqlite')
+  const configs = FOLLOW_CONFIGS.filter((c) => postgres || (c !== 'postgres' && c !== 'postgres_two'))
   const most = Math.max(...settings.followers)
   const lives: Partial<Record<StoreKind, LiveStore>> = {}
-  const apis: ApiProcess[] = []
+  const apis: ServerProcess[] = []
+  /** The size of the API's event, as its 201 body: the limit's messages are as large. */
+  let eventBytes = 0
   let followers: WorkerProcess | undefined
   const rows: FollowRow[] = []
   const memory: FollowMemory[] = []
@@ -171,21 +176,13 @@ export async function followSuite(settings: FollowSettings, postgres: boolean, l
     followers = await startWorker({ name: 'followers', script: workerScript('follower') })
     for (const config of configs) {
       const store: StoreKind = config === 'sqlite' ? 'sqlite' : 'postgres'
-      const live = (lives[store] ??= await freshLiveStore(store, 'follow'))
-      // Enough streams for every follower on one key.
-      const env = { STREAMS_PER_KEY: String(most + 10) }
-      const writer = await startApi({ name: `follow_${config}`, databaseUrl: live.databaseUrl, env, probeMemory: true })
-      apis.push(writer)
-      const reader =
-        config === 'postgres_two'
-          ? await startApi({ name: `follow_${config}_b`, databaseUrl: live.databaseUrl, env, probeMemory: true })
-          : writer
-      if (reader !== writer) apis.push(reader)
-      const [place] = await sessionsWithRuns(writer.url, live.secretKey, 1)
-      const authorization = `Bearer ${live.secretKey}`
-      const path = `/sessions/${place!.sessionId}/events`
-      const body = JSON.stringify({ server_run_id: place!.runId, log_lines: logLines(1) })
-      const streamUrl = `${reader.url}/sessions/${place!.sessionId}/events/stream`
+      const { writer, reader, place, authorization } =
+        config === 'limit'
+          ? await startLimit(eventBytes || 600, apis)
+          : await startApis(config, (lives[store] ??= await freshLiveStore(store, 'follow')), most, apis)
+      const path = `/sessions/${place.sessionId}/events`
+      const body = JSON.stringify({ server_run_id: place.runId, log_lines: logLines(1) })
+      const streamUrl = `${reader.url}/sessions/${place.sessionId}/events/stream`
 
       for (const n of settings.followers) {
         const before = n === most ? await reader.memoryUsage() : null
@@ -226,6 +223,7 @@ export async function followSuite(settings: FollowSettings, postgres: boolean, l
           if (nowMs() < due) await sleep(due - nowMs())
           const done = await append(writer.url, path, authorization, body)
           appended.set(done.id, done)
+          if (config !== 'limit') eventBytes = done.bytes
         }
         // Until every follower has every event, or 15 s have passed.
         const latencies: number[] = []
@@ -282,6 +280,52 @@ export async function followSuite(settings: FollowSettings, postgres: boolean, l
   }
 }
 
+interface Followed {
+  /** The process appended to, and the one followed (the same but for postgres_two). */
+  writer: ServerProcess
+  reader: ServerProcess
+  place: { sessionId: string; runId: string }
+  authorization: string
+}
+
+/** The API process(es) of a configuration, with a session and run of their own on its store. */
+async function startApis(
+  config: Exclude<FollowConfig, 'limit'>,
+  live: LiveStore,
+  most: number,
+  apis: ServerProcess[],
+): Promise<Followed> {
+  // Enough streams for every follower on one key.
+  const env = { STREAMS_PER_KEY: String(most + 10) }
+  const writer = await startApi({ name: `follow_${config}`, databaseUrl: live.databaseUrl, env, probeMemory: true })
+  apis.push(writer)
+  const reader =
+    config === 'postgres_two'
+      ? await startApi({ name: `follow_${config}_b`, databaseUrl: live.databaseUrl, env, probeMemory: true })
+      : writer
+  if (reader !== writer) apis.push(reader)
+  const [place] = await sessionsWithRuns(writer.url, live.secretKey, 1)
+  return { writer, reader, place: place!, authorization: `Bearer ${live.secretKey}` }
+}
+
+/** The limit (peers/follow-limit.ts): no store, no key; its messages of `eventBytes`. */
+async function startLimit(eventBytes: number, apis: ServerProcess[]): Promise<Followed> {
+  const port = await freePort()
+  const server = await startServer({
+    name: 'follow_limit',
+    script: peerScript('follow-limit'),
+    args: [String(port), String(eventBytes)],
+    port,
+  })
+  apis.push(server)
+  return {
+    writer: server,
+    reader: server,
+    place: { sessionId: 'ses_limit', runId: 'srr_limit' },
+    authorization: 'none',
+  }
+}
+
 /**
  * `idle.sessions` × `idle.perSession` streams open and idle on one API process (SQLite: on
  * PostgreSQL each stream also holds one of the server's advisory locks, STREAMS_PER_KEY across
@@ -292,7 +336,7 @@ async function idleFollowers(
   settings: FollowSettings,
   live: LiveStore,
   followers: WorkerProcess,
-  apis: ApiProcess[],
+  apis: ServerProcess[],
   log: Log,
 ): Promise<FollowIdle> {
   const { sessions: count, perSession } = settings.idle

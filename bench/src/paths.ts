@@ -9,7 +9,16 @@ export const apiMain = fileURLToPath(new URL('../../apps/api/dist/main.js', impo
 /** The bundled spec: the Fastify peer takes its response schemas from here. */
 export const specJson = fileURLToPath(new URL('../../openapi/dist/session-events.json', import.meta.url))
 export const peerScript = (
-  name: 'limit' | 'naive' | 'fastify' | 'api-memoised-store' | 'layers' | 'kysely' | 'write-limit' | 'api-pglite',
+  name:
+    | 'limit'
+    | 'naive'
+    | 'fastify'
+    | 'api-memoised-store'
+    | 'layers'
+    | 'kysely'
+    | 'write-limit'
+    | 'api-pglite'
+    | 'follow-limit',
 ) => fileURLToPath(new URL(`./peers/${name}.js`, import.meta.url))
 /** The writer that appends events beside the API (the api_writing diagnostic). */
 export const writerScript = fileURLToPath(new URL('./writer.js', import.meta.url))
