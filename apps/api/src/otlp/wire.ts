@@ -8,6 +8,7 @@ import {
   type ExportLogsServiceRequest,
 } from '../generated/otlp/opentelemetry/proto/collector/logs/v1/logs_service_pb.js'
 import { StatusSchema } from '../generated/otlp/google/rpc/status_pb.js'
+import { readPlainRequest } from './binary.js'
 
 // OTLP/HTTP's wire (opentelemetry-proto docs/specification.md): a body read and decoded, an
 // answer encoded, both in the request's encoding. Nothing here knows sessions or runs.
@@ -112,7 +113,8 @@ export const bodyHash = (body: Uint8Array) => createHash('sha256').update(body).
 /** An ExportLogsServiceRequest from its binary or OTLP JSON form; OtlpRefusal 400 when it is neither. */
 export function decodeRequest(body: Uint8Array, encoding: Encoding): ExportLogsServiceRequest {
   try {
-    if (encoding === 'protobuf') return fromBinary(ExportLogsServiceRequestSchema, body)
+    // The plain form exporters send, read by hand (binary.ts); anything else, by fromBinary.
+    if (encoding === 'protobuf') return readPlainRequest(body) ?? fromBinary(ExportLogsServiceRequestSchema, body)
     const json = JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8')) as JsonValue
     return fromJson(ExportLogsServiceRequestSchema, hexIdsAsBase64(json), { ignoreUnknownFields: true })
   } catch (error) {
