@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import SQLite from 'better-sqlite3'
 import { sql } from 'kysely'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createApp } from '../src/app.js'
@@ -299,4 +300,70 @@ describe.runIf(onPostgres)(`the append function of migration 6 (${backend})`, ()
       expect((await w.appendLines(1, 'held-elsewhere')).status).toBe(201)
     },
   )
+})
+
+describe.runIf(backend === 'sqlite')('appends of one turn of the event loop: one commit (SQLite)', () => {
+  it('share one transaction, each undone alone when it fails, answered in the order they came', async () => {
+    const { first: store } = await reopenable('group-commit')
+    const w = await world(store)
+    const file = join(dir, 'group-commit.db')
+    const other = new SQLite(file)
+    try {
+      /** The WAL's frames (pages written) since it was last emptied; `empty` empties it. */
+      const frames = (empty = false) =>
+        (other.pragma(`wal_checkpoint(${empty ? 'TRUNCATE' : 'PASSIVE'})`) as { log: number }[])[0]!.log
+      const lines = (text: string) => [{ type: 'stdout' as const, line: text }]
+      const append = (text: string, serverRunId = w.runId, key?: string) =>
+        store.writer.appendEvent({
+          sessionId: w.sessionId,
+          serverRunId,
+          lines: lines(text),
+          ...(key !== undefined && {
+            claim: { instanceId: w.a.id, key, fingerprint: `${text}-request`, status: 201 },
+          }),
+        })
+
+      // Eight appends one after another, then eight in one turn: the turn's share pages.
+      frames(true)
+      for (let i = 0; i < 8; i++) await append(`after ${i}`)
+      const oneByOne = frames()
+      frames(true)
+      await Promise.all(Array.from({ length: 8 }, (_, i) => append(`together ${i}`)))
+      const together = frames()
+      expect(together).toBeLessThan(oneByOne / 2)
+
+      // In one turn: an append that fails in the database, one to a run the session has not, a
+      // key's second use (its answer, from the same turn's first), and the others.
+      await sql
+        .raw(
+          `create trigger fail_some before insert on session_events when new.log_lines_json like '%fail-me%' begin select raise(abort, 'inserts fail here'); end`,
+        )
+        .execute(store.db)
+      const settled = await Promise.allSettled([
+        append('one', w.runId, 'same-key'),
+        append('fail-me'),
+        append('three', 'srr_000000000000000000000'),
+        append('one', w.runId, 'same-key'),
+        append('five'),
+      ])
+      await sql.raw('drop trigger fail_some').execute(store.db)
+      expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'rejected', 'rejected', 'fulfilled', 'fulfilled'])
+      const [firstKeyed, , , again, five] = settled.map((s) => (s.status === 'fulfilled' ? s.value : undefined))
+      expect(firstKeyed!.replayed).toBe(false)
+      expect(again!.replayed).toBe(true)
+      expect(again!.event!.id).toBe(firstKeyed!.event!.id)
+      expect(firstKeyed!.event!.id < five!.event!.id).toBe(true)
+      const stored = await store.db
+        .selectFrom('session_events')
+        .select(['id', 'log_lines_json'])
+        .where('session_id', '=', w.sessionId)
+        .where('id', '>=', firstKeyed!.event!.id)
+        .orderBy('id')
+        .execute()
+      expect(stored.map((e) => JSON.parse(e.log_lines_json)[0].line)).toEqual(['one', 'five'])
+    } finally {
+      other.close()
+      await store.close()
+    }
+  })
 })
