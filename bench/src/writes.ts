@@ -107,11 +107,11 @@ export interface WritesResult {
   >
   memory: Partial<Record<WriteTarget, Memory | null>>
   /**
-   * Bytes on disk per event of each API target's store: what its tables and indexes, all of them,
-   * grew by over the rounds, over the events written meanwhile (a new store's empty tables and
-   * indexes take pages of their own, whatever is written).
+   * Bytes on disk per event of each API target's store, by lines a request: what its tables and
+   * indexes, all of them, grew by over that batch's measured rounds, over the events they wrote
+   * (each batch apart: the stores' mixes of event sizes differ as their speeds do).
    */
-  bytesPerEvent: Partial<Record<WriteTarget, { bytes: number; events: number; perEvent: number }>>
+  bytesPerEvent: Partial<Record<WriteTarget, Record<string, { bytes: number; events: number; perEvent: number }>>>
   /** Targets left out, and why (no PostgreSQL server). */
   skipped: string[]
 }
@@ -150,10 +150,9 @@ export async function writesSuite(settings: WriteSettings, postgres: boolean, lo
   const apis: Partial<Record<StoreKind, ApiProcess>> = {}
   /** The API with keys, each on a store of its own, so that the two stores' bytes per event compare. */
   const keyedApis: Partial<Record<StoreKind, { api: ApiProcess; live: LiveStore }>> = {}
-  /** What each store took before the rounds, once its sessions were made. */
-  const before = new Map<LiveStore, { bytes: number; events: number }>()
-  /** The store each API target without keys writes to. */
-  const apiUrls: Partial<Record<StoreKind, string>> = {}
+  /** The store each API target writes to, for its bytes per event. */
+  const storeOf: Partial<Record<WriteTarget, LiveStore>> = {}
+  const grown: WritesResult['bytesPerEvent'] = {}
   const loops: Partial<Record<StoreKind, WorkerProcess>> = {}
   let limit: ServerProcess | undefined
   const requests: Partial<Record<StoreKind | `${StoreKind}_keyed`, Record<number, LoadRequest[]>>> = {}
@@ -195,9 +194,8 @@ export async function writesSuite(settings: WriteSettings, postgres: boolean, lo
           }),
         )
       }
-      apiUrls[store] = live.databaseUrl
-      before.set(live, await storeBytes(live))
-      before.set(keyedLive, await storeBytes(keyedLive))
+      storeOf[`api_${store}`] = live
+      storeOf[`api_${store}_keyed`] = keyedLive
       // The store alone writes into a store of its own: its appends, to one session one after
       // another, pack the indexes tighter than the API's to eight at once, and would make the
       // API's store look smaller per event.
@@ -293,7 +291,16 @@ export async function writesSuite(settings: WriteSettings, postgres: boolean, lo
       for (const [i, lines] of settings.batches.entries()) {
         const line: string[] = []
         for (const target of inTurn(targets, round + i)) {
+          const live = storeOf[target]
+          const start = live && (await storeBytes(live))
           const result = await measure(target, lines, settings.durationS)
+          if (live && start) {
+            const end = await storeBytes(live)
+            const sum = ((grown[target] ??= {})[lines] ??= { bytes: 0, events: 0, perEvent: NaN })
+            sum.bytes += end.bytes - start.bytes
+            sum.events += end.events - start.events
+            sum.perEvent = sum.events > 0 ? sum.bytes / sum.events : NaN
+          }
           if (result.errors > 0)
             log(
               `  WARNING: ${target}: ${result.errors} appends of ${lines} lines failed (${JSON.stringify(result.failures)})`,
@@ -409,25 +416,10 @@ export async function writesSuite(settings: WriteSettings, postgres: boolean, lo
       batches[lines] = { targets: summaries, ratios }
     }
 
-    const bytesPerEvent: WritesResult['bytesPerEvent'] = {}
-    for (const store of stores) {
-      for (const [target, api, live] of [
-        [`api_${store}`, apis[store]!, lives.find((l) => l.store === store && l.databaseUrl === apiUrls[store])!],
-        [`api_${store}_keyed`, keyedApis[store]!.api, keyedApis[store]!.live],
-      ] as const) {
-        await api.stop() // SQLite checkpoints its WAL into the file as it closes
-        const after = await storeBytes(live)
-        const start = before.get(live)!
-        const bytes = after.bytes - start.bytes
-        const events = after.events - start.events
-        bytesPerEvent[target as WriteTarget] = { bytes, events, perEvent: events > 0 ? bytes / events : NaN }
-      }
-    }
-
     return {
       settings,
       layers,
-      bytesPerEvent,
+      bytesPerEvent: grown,
       sessions: SESSIONS,
       bodyBytes: Object.fromEntries(
         settings.batches.map((b) => [b, Buffer.byteLength(requests.sqlite![b]![0]!.body as string)]),
@@ -451,7 +443,7 @@ export async function writesSuite(settings: WriteSettings, postgres: boolean, lo
   }
 }
 
-/** The bytes a store takes on disk, every table and index, and its events (SQLite: the file's pages in use; PostgreSQL: the schema's relations). */
+/** The bytes a store takes on disk, every table and index, and its events (SQLite: the database's pages in use, its WAL's included, as a new reader sees them; PostgreSQL: the schema's relations). */
 async function storeBytes(live: LiveStore): Promise<{ bytes: number; events: number }> {
   if (live.store === 'sqlite') {
     const database = new SQLite(live.where, { readonly: true })
