@@ -181,8 +181,10 @@ function tag(r: Reader): number {
   return value
 }
 
-function expect(tagValue: number, wire: Wire): void {
+/** The reader, to read a field whose tag says this wire type (any other is not the plain form). */
+function field(r: Reader, tagValue: number, wire: Wire): Reader {
   if ((tagValue & 7) !== wire) throw NOT_PLAIN
+  return r
 }
 
 function fieldOf(tagValue: number): number {
@@ -191,7 +193,7 @@ function fieldOf(tagValue: number): number {
 
 /** The message of a length-delimited field, read with its own reader, to the field's end exactly. */
 function nested<T>(r: Reader, tagValue: number, depth: number, read: (r: Reader, end: number, depth: number) => T): T {
-  expect(tagValue, Wire.Length)
+  field(r, tagValue, Wire.Length)
   if (depth >= MAX_DEPTH) throw NOT_PLAIN
   const end = r.end()
   const message = read(r, end, depth + 1)
@@ -234,8 +236,7 @@ function readResourceLogs(r: Reader, end: number, depth: number): ResourceLogs {
         scopeLogs.push(nested(r, t, depth, readScopeLogs))
         break
       case 3:
-        expect(t, Wire.Length)
-        schemaUrl = r.string()
+        schemaUrl = field(r, t, Wire.Length).string()
         break
       default:
         throw NOT_PLAIN
@@ -260,8 +261,7 @@ function readResource(r: Reader, end: number, depth: number): Resource {
         attributes.push(nested(r, t, depth, readKeyValue))
         break
       case 2:
-        expect(t, Wire.Varint)
-        droppedAttributesCount = r.uint32()
+        droppedAttributesCount = field(r, t, Wire.Varint).uint32()
         break
       default:
         throw NOT_PLAIN
@@ -285,8 +285,7 @@ function readScopeLogs(r: Reader, end: number, depth: number): ScopeLogs {
         logRecords.push(nested(r, t, depth, readLogRecord))
         break
       case 3:
-        expect(t, Wire.Length)
-        schemaUrl = r.string()
+        schemaUrl = field(r, t, Wire.Length).string()
         break
       default:
         throw NOT_PLAIN
@@ -306,19 +305,16 @@ function readScope(r: Reader, end: number, depth: number): InstrumentationScope 
     const t = tag(r)
     switch (fieldOf(t)) {
       case 1:
-        expect(t, Wire.Length)
-        name = r.string()
+        name = field(r, t, Wire.Length).string()
         break
       case 2:
-        expect(t, Wire.Length)
-        version = r.string()
+        version = field(r, t, Wire.Length).string()
         break
       case 3:
         attributes.push(nested(r, t, depth, readKeyValue))
         break
       case 4:
-        expect(t, Wire.Varint)
-        droppedAttributesCount = r.uint32()
+        droppedAttributesCount = field(r, t, Wire.Varint).uint32()
         break
       default:
         throw NOT_PLAIN
@@ -349,16 +345,13 @@ function readLogRecord(r: Reader, end: number, depth: number): LogRecord {
     const t = tag(r)
     switch (fieldOf(t)) {
       case 1:
-        expect(t, Wire.Fixed64)
-        timeUnixNano = r.fixed64()
+        timeUnixNano = field(r, t, Wire.Fixed64).fixed64()
         break
       case 2:
-        expect(t, Wire.Varint)
-        severityNumber = r.int32()
+        severityNumber = field(r, t, Wire.Varint).int32()
         break
       case 3:
-        expect(t, Wire.Length)
-        severityText = r.string()
+        severityText = field(r, t, Wire.Length).string()
         break
       case 5:
         if (body) throw NOT_PLAIN
@@ -368,28 +361,22 @@ function readLogRecord(r: Reader, end: number, depth: number): LogRecord {
         attributes.push(nested(r, t, depth, readKeyValue))
         break
       case 7:
-        expect(t, Wire.Varint)
-        droppedAttributesCount = r.uint32()
+        droppedAttributesCount = field(r, t, Wire.Varint).uint32()
         break
       case 8:
-        expect(t, Wire.Fixed32)
-        flags = r.fixed32()
+        flags = field(r, t, Wire.Fixed32).fixed32()
         break
       case 9:
-        expect(t, Wire.Length)
-        traceId = r.bytes()
+        traceId = field(r, t, Wire.Length).bytes()
         break
       case 10:
-        expect(t, Wire.Length)
-        spanId = r.bytes()
+        spanId = field(r, t, Wire.Length).bytes()
         break
       case 11:
-        expect(t, Wire.Fixed64)
-        observedTimeUnixNano = r.fixed64()
+        observedTimeUnixNano = field(r, t, Wire.Fixed64).fixed64()
         break
       case 12:
-        expect(t, Wire.Length)
-        eventName = r.string()
+        eventName = field(r, t, Wire.Length).string()
         break
       default:
         throw NOT_PLAIN
@@ -419,8 +406,7 @@ function readKeyValue(r: Reader, end: number, depth: number): KeyValue {
     const t = tag(r)
     switch (fieldOf(t)) {
       case 1:
-        expect(t, Wire.Length)
-        key = r.string()
+        key = field(r, t, Wire.Length).string()
         break
       case 2:
         if (value) throw NOT_PLAIN
@@ -443,20 +429,16 @@ function readAnyValue(r: Reader, end: number, depth: number): AnyValue {
     const t = tag(r)
     switch (fieldOf(t)) {
       case 1:
-        expect(t, Wire.Length)
-        value = { case: 'stringValue', value: r.string() }
+        value = { case: 'stringValue', value: field(r, t, Wire.Length).string() }
         break
       case 2:
-        expect(t, Wire.Varint)
-        value = { case: 'boolValue', value: r.bool() }
+        value = { case: 'boolValue', value: field(r, t, Wire.Varint).bool() }
         break
       case 3:
-        expect(t, Wire.Varint)
-        value = { case: 'intValue', value: r.int64() }
+        value = { case: 'intValue', value: field(r, t, Wire.Varint).int64() }
         break
       case 4:
-        expect(t, Wire.Fixed64)
-        value = { case: 'doubleValue', value: r.double() }
+        value = { case: 'doubleValue', value: field(r, t, Wire.Fixed64).double() }
         break
       case 5:
         value = { case: 'arrayValue', value: nested(r, t, depth, readArrayValue) }
@@ -465,8 +447,7 @@ function readAnyValue(r: Reader, end: number, depth: number): AnyValue {
         value = { case: 'kvlistValue', value: nested(r, t, depth, readKeyValueList) }
         break
       case 7:
-        expect(t, Wire.Length)
-        value = { case: 'bytesValue', value: r.bytes() }
+        value = { case: 'bytesValue', value: field(r, t, Wire.Length).bytes() }
         break
       default:
         throw NOT_PLAIN
