@@ -206,8 +206,15 @@ export function sqliteAppend(database: SQLite.Database, db: Kysely<Database>): A
   // otherwise nothing can come between the statements of this one, which runs to its commit
   // without giving the event loop back.
   const flushNow = () => {
-    if (database.inTransaction) void db.connection().execute(async () => flush())
-    else flush()
+    if (!database.inTransaction) return flush()
+    // Kysely's connection not had (the store closing): the turn's appends fail, none waits on.
+    db.connection()
+      .execute(async () => flush())
+      .catch((error: unknown) => {
+        const batch = waiting
+        waiting = []
+        for (const b of batch) b.reject(asStoreError(error))
+      })
   }
   return (input) =>
     new Promise<AppendOutcome>((resolve, reject) => {
