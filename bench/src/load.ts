@@ -1,4 +1,5 @@
 import autocannon from 'autocannon'
+import { v7 as uuidv7 } from 'uuid'
 
 // One measurement: autocannon against one server for a fixed time. autocannon's own histogram
 // counts whole milliseconds, too coarse for a page that takes a fraction of one, so every
@@ -15,8 +16,6 @@ export interface LoadRequest {
   /** A new body for every request (OTLP: the same body twice is a retry, stored once). */
   newBody?: () => string | Buffer
 }
-
-let keys = 0
 
 export interface LoadResult {
   /** 2xx responses per second. */
@@ -83,7 +82,7 @@ export function load(options: {
                 ...(r.idempotencyKeys && {
                   setupRequest: (request: autocannon.Request) => ({
                     ...request,
-                    headers: { ...request.headers, 'idempotency-key': `bench-${process.pid}-${++keys}` },
+                    headers: { ...request.headers, 'idempotency-key': uuidv7() },
                   }),
                 }),
                 ...(r.newBody && {

@@ -220,7 +220,7 @@ describe(`an Idempotency-Key and its write, in one commit (${backend})`, () => {
       .where(
         'key_hash',
         '=',
-        claimedKey({ instanceId: w.a.id, key: 'a-big-append', fingerprint: '', status: 201 }).keyHash,
+        claimedKey({ instanceId: w.a.id, key: 'a-big-append', fingerprint: '', status: 201 }, 0).keyHash,
       )
       .executeTakeFirstOrThrow()
     expect(row.resource_id).toBe(((await appended.json()) as { id: string }).id)
@@ -238,7 +238,7 @@ describe(`an Idempotency-Key and its write, in one commit (${backend})`, () => {
     // Nothing is 24 hours old yet.
     expect(await store.idempotencyKeys.expire()).toBe(0)
     // One answer made 25 hours ago: the pruner's call removes it and no other.
-    const expiring = claimedKey({ instanceId: w.a.id, key: 'expiring', fingerprint: '', status: 201 }).keyHash
+    const expiring = claimedKey({ instanceId: w.a.id, key: 'expiring', fingerprint: '', status: 201 }, 0).keyHash
     await store.db
       .updateTable('idempotency_answers')
       .set({ created_ms: Date.now() - KEEP_MS - 3_600_000 })
@@ -289,7 +289,7 @@ describe.runIf(onPostgres)(`the append function of migration 6 (${backend})`, ()
       const store = await openTestStore()
       const w = await world(store)
       const other = await openTestStore({ schema: await schemaOf(store) })
-      const { lock } = claimedKey({ instanceId: w.a.id, key: 'held-elsewhere', fingerprint: '', status: 201 })
+      const { lock } = claimedKey({ instanceId: w.a.id, key: 'held-elsewhere', fingerprint: '', status: 201 }, 0)
       await other.db.transaction().execute(async (trx) => {
         await sql`select pg_advisory_xact_lock(${lock}::bigint)`.execute(trx)
         const meanwhile = await w.appendLines(1, 'held-elsewhere')

@@ -1,6 +1,11 @@
 import { randomBytes } from 'node:crypto'
+import { Kysely, PostgresDialect } from 'kysely'
 import pg from 'pg'
+import type { Database } from '../src/store/db.js'
 import { openPgliteStore, openStore } from '../src/store/open.js'
+import { pgliteDialect } from '../src/store/pglite.js'
+import { openSqlite } from '../src/store/sqlite.js'
+import { SqlStore as SqlStoreClass } from '../src/store/sql-store.js'
 import type { Config } from '../src/config.js'
 import { defaultToOsUser } from '../src/store/postgres.js'
 import type { SqlStore } from '../src/store/sql-store.js'
@@ -106,6 +111,28 @@ function track(store: SqlStore): SqlStore {
   }
   cleanups.push(() => store.close())
   return store
+}
+
+/**
+ * A store of this project's backend with no migration run yet (for tests of a migration), closed
+ * when the test file ends: SQLite in memory, PostgreSQL in a schema of its own.
+ */
+export async function unmigratedStore(): Promise<SqlStore> {
+  if (backend === 'sqlite') return track(openSqlite(':memory:'))
+  let db: Kysely<Database>
+  if (backend === 'pglite') {
+    const pglite = await sharedPglite()
+    const schema = newSchemaName()
+    await pglite.query(`create schema "${schema}"`)
+    cleanups.push(() => pglite.query(`drop schema if exists "${schema}" cascade`))
+    db = new Kysely<Database>({ dialect: pgliteDialect(pglite, { schema, closeOnDestroy: false }) })
+  } else {
+    const { url } = await freshSchema()
+    db = new Kysely<Database>({
+      dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 2 }) }),
+    })
+  }
+  return track(new SqlStoreClass({ dialect: 'postgres', db }))
 }
 
 /**

@@ -1,20 +1,17 @@
 import { mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Kysely, PostgresDialect, sql } from 'kysely'
-import pg from 'pg'
+import { sql } from 'kysely'
 import { afterAll, describe, expect, it } from 'vitest'
 import { seed } from '../src/seed.js'
-import type { Database } from '../src/store/db.js'
 import { migrate, migrations } from '../src/store/migrations.js'
 import { openStore } from '../src/store/open.js'
-import { pgliteDialect } from '../src/store/pglite.js'
 import { prune } from '../src/store/prune.js'
 import { DAY_MS, eventPartitions, FIRST_PARTITION } from '../src/store/retention-partitions.js'
 import { parseRetention } from '../src/store/retention.js'
 import { openSqlite } from '../src/store/sqlite.js'
-import { SqlStore } from '../src/store/sql-store.js'
-import { backend, freshSchema, onPostgres, sharedPglite } from './backend.js'
+import type { SqlStore } from '../src/store/sql-store.js'
+import { backend, onPostgres, unmigratedStore } from './backend.js'
 
 // What retention changes on disk: the migration that moves an existing PostgreSQL table into
 // partitions (nothing lost, the same reads), the one that gives an existing SQLite file
@@ -27,31 +24,11 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true })
 })
 
-/** A database of this project's PostgreSQL, in a schema of its own, with no migration run yet. */
-async function bareStore(): Promise<SqlStore> {
-  let db: Kysely<Database>
-  if (backend === 'pglite') {
-    const pglite = await sharedPglite()
-    const schema = `se_test_${Date.now().toString(36)}_bare`
-    await pglite.query(`create schema "${schema}"`)
-    cleanups.push(() => pglite.query(`drop schema if exists "${schema}" cascade`))
-    db = new Kysely<Database>({ dialect: pgliteDialect(pglite, { schema, closeOnDestroy: false }) })
-  } else {
-    const { url } = await freshSchema()
-    db = new Kysely<Database>({
-      dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 2 }) }),
-    })
-  }
-  const store = new SqlStore({ dialect: 'postgres', db })
-  cleanups.push(() => store.close())
-  return store
-}
-
 const allEvents = (store: SqlStore) => store.db.selectFrom('session_events').selectAll().orderBy('id').execute()
 
 describe.runIf(onPostgres)(`migration 8 on PostgreSQL (${backend})`, () => {
   it('moves an existing table into partitions: every event kept, the same reads, new events in the days ahead', async () => {
-    const store = await bareStore()
+    const store = await unmigratedStore()
     await migrate(store.db, { upTo: 6 })
     const now = Date.now()
     const summary = await seed(store, { sessions: 2, events: 40, now: new Date(now - 3 * DAY_MS) })

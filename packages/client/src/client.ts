@@ -62,7 +62,7 @@ export interface RequestOptions {
 /** The options of a write (a POST). */
 export interface WriteRequestOptions extends RequestOptions {
   /**
-   * Sent as `Idempotency-Key`. Default: a random UUID made for the call, which each of its
+   * Sent as `Idempotency-Key`. Default: a UUIDv7 made for the call, which each of its
    * retries sends again. Give your own to repeat a call safely across processes (after a
    * crash, say): for 24 hours the API answers the same key and body with the first answer.
    */

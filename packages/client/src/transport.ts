@@ -1,7 +1,10 @@
 // The `fetch` that openapi-fetch is given: it adds retries, a per-attempt timeout and abort
 // handling around the caller's fetch, so the typed client and the raw one behave the same.
 // A POST gets an Idempotency-Key of its own, as Stripe's SDKs do, which makes retrying it safe:
-// every attempt of one call sends the same key and the same body bytes.
+// every attempt of one call sends the same key and the same body bytes. The key is a UUIDv7
+// (RFC 9562): random, and its first 48 bits the time it was made, which lets the API keep the
+// answers of one moment side by side (a page written per commit rather than one per key).
+import { v7 as uuidv7 } from 'uuid'
 import { SessionEventsTimeoutError, connectionError, parseJson } from './errors.js'
 import type { ApiErrorCode } from './types.js'
 
@@ -58,7 +61,7 @@ export function retryingFetch(fetch: Fetch, options: RetryOptions): (request: Re
 async function replayable(request: Request): Promise<(signal: AbortSignal) => Request> {
   const headers = new Headers(request.headers)
   if (METHODS_WITH_IDEMPOTENCY_KEY.has(request.method) && !headers.has(IDEMPOTENCY_KEY_HEADER)) {
-    headers.set(IDEMPOTENCY_KEY_HEADER, globalThis.crypto.randomUUID())
+    headers.set(IDEMPOTENCY_KEY_HEADER, uuidv7())
   }
   const body = request.body === null ? null : await request.arrayBuffer()
   // oxlint-disable-next-line unicorn/no-invalid-fetch-options -- body is null for a GET (it has none)

@@ -51,12 +51,12 @@ describe('published package', () => {
     expect(status, output).toBe(0)
   }, 60_000)
 
-  it('depends on openapi-fetch and eventsource-parser alone, and imports nothing else', () => {
+  it('depends on openapi-fetch, eventsource-parser and uuid alone, and imports nothing else', () => {
     const pkg = JSON.parse(readFileSync(join(packageDir, 'package.json'), 'utf8')) as {
       dependencies?: object
       peerDependencies?: object
     }
-    const runtime = ['eventsource-parser', 'openapi-fetch']
+    const runtime = ['eventsource-parser', 'openapi-fetch', 'uuid']
     expect(Object.keys(pkg.dependencies ?? {})).toEqual(runtime)
     expect(pkg.peerDependencies).toBeUndefined()
     const imported = new Set<string>()

@@ -12,7 +12,9 @@ import { type Step, apiError, brokenBody, connectionRefused, event, json, script
 
 const sessionId = 'ses_0m5q3jz7a4GhR2sLmN8pQ1'
 const serverRunId = 'srr_0m5q3k1f8Ab3Cd4Ef5Gh6I'
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
+/** A UUIDv7 (RFC 9562): its first 48 bits the time it was made, which the API keeps its answer by. */
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
+const timeOf = (key: string | null | undefined) => parseInt(`${key?.slice(0, 8)}${key?.slice(9, 13)}`, 16)
 
 /** Stand-ins: the client passes results through without validating them. */
 const session = () => json(201, { object: 'session', id: sessionId, created_at: '2025-07-20T12:25:36.901Z' })
@@ -73,6 +75,7 @@ describe('what each write sends', () => {
       body: { metadata: { user: 'ada' } },
     })
     expect(withBody?.idempotencyKey).toMatch(UUID)
+    expect(Math.abs(timeOf(withBody?.idempotencyKey) - Date.now())).toBeLessThan(60_000)
     // A bare POST, which the API takes: no body, so no Content-Type either.
     expect(bare).toMatchObject({ method: 'POST', contentType: null, body: undefined })
     expect(bare?.idempotencyKey).toMatch(UUID)

@@ -10,7 +10,7 @@ import {
   type StoreWriter,
 } from '../store/types.js'
 import type { ExportLogsServiceRequest } from '../generated/otlp/opentelemetry/proto/collector/logs/v1/logs_service_pb.js'
-import { identityOf, logLinesOf, recordCount, type ResourceIdentity } from './records.js'
+import { identityOf, logLinesOf, recordCount, timeOfRecords, type ResourceIdentity } from './records.js'
 
 // Where an export's records go, and writing them there (the spec's exportLogs says it for
 // users): per resource, a session (its `session.id`, else one made for its service instance), a
@@ -74,6 +74,7 @@ export class OtlpIntake {
           key: `otlp\nlogs\n${hash}\n${index}`,
           fingerprint: hash,
           status: 200,
+          orderMs: timeOfRecords(resource),
         }
         const append = async () =>
           this.#writer.appendEvent({

@@ -57,6 +57,21 @@ export const recordCount = (resource: ResourceLogs) =>
   resource.scopeLogs.reduce((n, scope) => n + scope.logRecords.length, 0)
 
 /**
+ * When a resource's records were made, in ms: its first record's time (or, without one, when it
+ * was observed); undefined when neither is set. Its Idempotency-Key is kept by this time
+ * (store/idempotency.ts), and a retry of the same body gives the same.
+ */
+export function timeOfRecords(resource: ResourceLogs): number | undefined {
+  for (const scope of resource.scopeLogs) {
+    for (const record of scope.logRecords) {
+      const nanos = record.timeUnixNano || record.observedTimeUnixNano
+      return nanos > 0n ? Number(nanos / 1_000_000n) : undefined
+    }
+  }
+  return undefined
+}
+
+/**
  * A resource's records as log lines, in order: the body as the line (a string as it is, any
  * other value as JSON), `stderr` from WARN up, cut into pieces of the API's longest line (never
  * inside a surrogate pair), as `session-events run` cuts a long line.

@@ -15,7 +15,7 @@ import {
 import { holdSession, lockSession } from './dialect.js'
 import { insertRunError, runPlaces, writingEvents } from './event-log.js'
 import type { EventFeed } from './feed.js'
-import { claimedKey, claimIn, keepAnswer, KEEP_MS } from './idempotency.js'
+import { claimIn, keepAnswer, KEEP_MS, type KeyOrder } from './idempotency.js'
 import {
   logLinesJson,
   serverDeploymentRow,
@@ -52,12 +52,17 @@ export class SqlApiWriter implements StoreWriter {
   readonly #db: Kysely<Database>
   readonly #feed: EventFeed | undefined
   readonly #append: AppendOne
+  readonly #keys: KeyOrder
 
-  /** `feed`: told of the sessions that got events, once committed; `append`: the database's one-commit append. */
-  constructor(db: Kysely<Database>, feed: EventFeed | undefined, append: AppendOne) {
+  /**
+   * `feed`: told of the sessions that got events, once committed; `append`: the database's
+   * one-commit append; `keys`: how the store keeps Idempotency-Keys.
+   */
+  constructor(db: Kysely<Database>, feed: EventFeed | undefined, append: AppendOne, keys: KeyOrder) {
     this.#db = db
     this.#feed = feed
     this.#append = append
+    this.#keys = keys
   }
 
   /**
@@ -71,7 +76,7 @@ export class SqlApiWriter implements StoreWriter {
     write: (trx: Kysely<Database>, touched: Set<string>) => Promise<{ value: T; resourceId: string | null }>,
     again: (trx: Kysely<Database>, resourceId: string) => Promise<T>,
   ): Promise<Answered<T>> {
-    const key = claim && claimedKey(claim)
+    const key = claim && (await this.#keys.claimed(claim))
     return writingEvents(this.#db, this.#feed, async (trx, touched) => {
       const now = new Date()
       const kept = key && (await claimIn(trx, key, now))
@@ -226,13 +231,16 @@ export class SqlApiWriter implements StoreWriter {
   async appendEvent(input: Parameters<StoreWriter['appendEvent']>[0]): Promise<Answered<AppendedEvent>> {
     const at = input.at ?? new Date()
     const now = Date.now()
+    // Made at once once the store knows how it keeps keys (KeyOrder), so the append queues for its commit now.
+    const claimed = input.claim && this.#keys.claimed(input.claim)
+    const key = claimed instanceof Promise ? await claimed : claimed
     const outcome = await this.#append({
       sessionId: input.sessionId,
       serverRunId: input.serverRunId,
       madeId: newId('sessionEvent', at.getTime()),
       linesJson: logLinesJson(input.lines),
       createdAt: at.toISOString(),
-      claim: input.claim && { key: claimedKey(input.claim), nowMs: now, keptSinceMs: now - KEEP_MS },
+      claim: key && { key, nowMs: now, keptSinceMs: now - KEEP_MS },
     })
     switch (outcome.kind) {
       case 'appended':

@@ -57,7 +57,7 @@ export interface IdempotencyAnswerTable {
   /** When the answer was made: it is kept for a day (KEEP_MS). */
   created_ms: number
   status: number
-  /** sha256 of the instance's id and the key, its first 16 bytes. */
+  /** The instance's id and the key: 16 bytes of their sha256, or a time and 10 (store/idempotency.ts). */
   key_hash: Uint8Array
   /** The first 16 bytes of the request's sha256 (method, path, body): a retry must send the same. */
   fingerprint: Uint8Array
@@ -65,6 +65,11 @@ export interface IdempotencyAnswerTable {
   resource_id: string | null
   /** The body of a refusal, as it was sent. */
   refusal: string | null
+}
+
+/** One row: since when the keys that tell their time are kept in time order (migration 11). */
+export interface IdempotencyKeyOrderTable {
+  since_ms: number
 }
 
 export interface ServerTable {
@@ -173,6 +178,7 @@ export interface Database {
   server_run_errors: ServerRunErrorTable
   session_events: SessionEventTable
   idempotency_answers: IdempotencyAnswerTable
+  idempotency_key_order: IdempotencyKeyOrderTable
   schema_migrations: MigrationTable
   run_changes: RunChangesTable
   leases: LeaseTable

@@ -4,6 +4,7 @@ import type { Database } from './db.js'
 import { dialectOf, inMigrationTransaction } from './dialect.js'
 import { ensureEventPartitions } from './retention-partitions.js'
 import { idempotencyAppendMigrations } from './migrations/idempotency-append.js'
+import { idempotencyOrderMigrations } from './migrations/idempotency-order.js'
 import { initialSchemaMigrations } from './migrations/initial-schema.js'
 import type { Migration } from './migrations/migration.js'
 import { notifyAfterCommitMigrations } from './migrations/notify-after-commit.js'
@@ -21,6 +22,7 @@ export const migrations: Migration[] = [
   ...idempotencyAppendMigrations,
   ...retentionMigrations,
   ...notifyAfterCommitMigrations,
+  ...idempotencyOrderMigrations,
 ]
 
 /**

@@ -45,6 +45,7 @@ export async function openPgliteStore(pglite: PGliteLike, options: PGliteDialect
 async function migrated(store: SqlStore): Promise<SqlStore> {
   try {
     await migrate(store.db)
+    await store.keyOrder.load()
   } catch (error) {
     await store.close().catch(() => {})
     throw error

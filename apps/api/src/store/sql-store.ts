@@ -5,7 +5,7 @@ import { SqlApiWriter } from './api-writer.js'
 import type { Database } from './db.js'
 import type { DialectName } from './dialect.js'
 import { LocalFeed, type EventFeed } from './feed.js'
-import { SqlIdempotencyKeys } from './idempotency.js'
+import { KeyOrder, SqlIdempotencyKeys } from './idempotency.js'
 import { PreparedQueries, type FastRead } from './prepared.js'
 import { SqlReader, type SqlReaderOptions } from './reader.js'
 import { SqlSeedWriter } from './seed-writer.js'
@@ -43,6 +43,8 @@ export class SqlStore implements Store {
   readonly admin: SqlAdminWriter
   readonly seeding: SqlSeedWriter
   readonly idempotencyKeys: SqlIdempotencyKeys
+  /** How the store keeps Idempotency-Keys: read once it is migrated (open.ts). */
+  readonly keyOrder: KeyOrder
   readonly feed: EventFeed
   readonly rateLimiter: Store['rateLimiter']
   readonly connectionWaitMs: Store['connectionWaitMs']
@@ -58,10 +60,11 @@ export class SqlStore implements Store {
     this.rateLimiter = options.rateLimiter
     this.connectionWaitMs = options.connectionWaitMs
     this.streamSlots = options.streamSlots
-    this.writer = new SqlApiWriter(options.db, this.feed, options.append ?? postgresAppend(options.db))
+    this.keyOrder = new KeyOrder(options.db)
+    this.writer = new SqlApiWriter(options.db, this.feed, options.append ?? postgresAppend(options.db), this.keyOrder)
     this.admin = new SqlAdminWriter(options.db)
     this.seeding = new SqlSeedWriter(options.db, this.feed)
-    this.idempotencyKeys = new SqlIdempotencyKeys(options.db)
+    this.idempotencyKeys = new SqlIdempotencyKeys(options.db, this.keyOrder)
   }
 
   async ping(): Promise<void> {

@@ -146,6 +146,11 @@ export interface IdempotencyClaim {
   fingerprint: string
   /** The status the write's success answers with, kept with the resource it made or changed. */
   status: number
+  /**
+   * When the key was made, in ms, where the key does not say it itself (a UUIDv7 does): keys made
+   * near one time are kept side by side (store/idempotency.ts). The same key must give the same time.
+   */
+  orderMs?: number
 }
 
 /**

@@ -1166,7 +1166,8 @@ export interface components {
         ContentEncoding: "gzip" | "identity";
         /**
          * @description A key of the client's choosing, such as a UUID, that makes a retry of this request safe
-         *     (IETF draft "The Idempotency-Key HTTP Header Field"). A retry with the same key and the
+         *     (IETF draft "The Idempotency-Key HTTP Header Field"). A UUIDv7 (RFC 9562), led by the time
+         *     it was made, is kept most cheaply: the answers of one moment are stored side by side. A retry with the same key and the
          *     same body gets the first answer again (the same status and the same ids), with
          *     `Idempotent-Replayed: true`, for 24 hours: the resource it names is shown as it is then,
          *     as a GET shows it (an event never changes; the run it shows, and a run stopped or started,
@@ -1282,7 +1283,8 @@ export interface operations {
                 "Metorial-Version"?: components["parameters"]["MetorialVersionRequest"];
                 /**
                  * @description A key of the client's choosing, such as a UUID, that makes a retry of this request safe
-                 *     (IETF draft "The Idempotency-Key HTTP Header Field"). A retry with the same key and the
+                 *     (IETF draft "The Idempotency-Key HTTP Header Field"). A UUIDv7 (RFC 9562), led by the time
+                 *     it was made, is kept most cheaply: the answers of one moment are stored side by side. A retry with the same key and the
                  *     same body gets the first answer again (the same status and the same ids), with
                  *     `Idempotent-Replayed: true`, for 24 hours: the resource it names is shown as it is then,
                  *     as a GET shows it (an event never changes; the run it shows, and a run stopped or started,
@@ -1342,7 +1344,8 @@ export interface operations {
                 "Metorial-Version"?: components["parameters"]["MetorialVersionRequest"];
                 /**
                  * @description A key of the client's choosing, such as a UUID, that makes a retry of this request safe
-                 *     (IETF draft "The Idempotency-Key HTTP Header Field"). A retry with the same key and the
+                 *     (IETF draft "The Idempotency-Key HTTP Header Field"). A UUIDv7 (RFC 9562), led by the time
+                 *     it was made, is kept most cheaply: the answers of one moment are stored side by side. A retry with the same key and the
                  *     same body gets the first answer again (the same status and the same ids), with
                  *     `Idempotent-Replayed: true`, for 24 hours: the resource it names is shown as it is then,
                  *     as a GET shows it (an event never changes; the run it shows, and a run stopped or started,
@@ -1450,7 +1453,8 @@ export interface operations {
                 "Metorial-Version"?: components["parameters"]["MetorialVersionRequest"];
                 /**
                  * @description A key of the client's choosing, such as a UUID, that makes a retry of this request safe
-                 *     (IETF draft "The Idempotency-Key HTTP Header Field"). A retry with the same key and the
+                 *     (IETF draft "The Idempotency-Key HTTP Header Field"). A UUIDv7 (RFC 9562), led by the time
+                 *     it was made, is kept most cheaply: the answers of one moment are stored side by side. A retry with the same key and the
                  *     same body gets the first answer again (the same status and the same ids), with
                  *     `Idempotent-Replayed: true`, for 24 hours: the resource it names is shown as it is then,
                  *     as a GET shows it (an event never changes; the run it shows, and a run stopped or started,
@@ -1585,7 +1589,8 @@ export interface operations {
                 "Metorial-Version"?: components["parameters"]["MetorialVersionRequest"];
                 /**
                  * @description A key of the client's choosing, such as a UUID, that makes a retry of this request safe
-                 *     (IETF draft "The Idempotency-Key HTTP Header Field"). A retry with the same key and the
+                 *     (IETF draft "The Idempotency-Key HTTP Header Field"). A UUIDv7 (RFC 9562), led by the time
+                 *     it was made, is kept most cheaply: the answers of one moment are stored side by side. A retry with the same key and the
                  *     same body gets the first answer again (the same status and the same ids), with
                  *     `Idempotent-Replayed: true`, for 24 hours: the resource it names is shown as it is then,
                  *     as a GET shows it (an event never changes; the run it shows, and a run stopped or started,

@@ -1704,15 +1704,15 @@ export const IdempotencyKeyParamsSchema = z
       in: 'header',
       required: false,
       description:
-        'A key of the client\'s choosing, such as a UUID, that makes a retry of this request safe\n(IETF draft "The Idempotency-Key HTTP Header Field"). A retry with the same key and the\nsame body gets the first answer again (the same status and the same ids), with\n`Idempotent-Replayed: true`, for 24 hours: the resource it names is shown as it is then,\nas a GET shows it (an event never changes; the run it shows, and a run stopped or started,\nmay have changed since). A refusal is sent again as it was. The same key with another\nbody is refused with 422\n`idempotency_key_reused`; while the first request with the key is still in flight, a\nretry gets 409 `idempotency_key_in_use` with `Retry-After`. Keys are per instance.\nWithout a key, a retry writes again. An addition to Metorial\'s API.\n',
+        'A key of the client\'s choosing, such as a UUID, that makes a retry of this request safe\n(IETF draft "The Idempotency-Key HTTP Header Field"). A UUIDv7 (RFC 9562), led by the time\nit was made, is kept most cheaply: the answers of one moment are stored side by side. A retry with the same key and the\nsame body gets the first answer again (the same status and the same ids), with\n`Idempotent-Replayed: true`, for 24 hours: the resource it names is shown as it is then,\nas a GET shows it (an event never changes; the run it shows, and a run stopped or started,\nmay have changed since). A refusal is sent again as it was. The same key with another\nbody is refused with 422\n`idempotency_key_reused`; while the first request with the key is still in flight, a\nretry gets 409 `idempotency_key_in_use` with `Retry-After`. Keys are per instance.\nWithout a key, a retry writes again. An addition to Metorial\'s API.\n',
       schema: {
         type: 'string',
         minLength: 1,
         maxLength: 255,
-        examples: ['0f6c1b8e-3c5d-4d7a-9b2e-1f4a6c8d2e90'],
+        examples: ['0193a6f2-3c5d-7d7a-9b2e-1f4a6c8d2e90'],
       },
     },
-    examples: ['0f6c1b8e-3c5d-4d7a-9b2e-1f4a6c8d2e90'],
+    examples: ['0193a6f2-3c5d-7d7a-9b2e-1f4a6c8d2e90'],
   })
 
 export const ServerLogsEventExample = {
