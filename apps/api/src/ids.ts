@@ -81,9 +81,10 @@ export function newId(kind: IdKind, now: number = Date.now()): string {
 }
 
 /**
- * Ids made in bulk, one per request (request ids): the random bytes come from a buffer filled
- * 4 KiB at a time rather than from one call into the system's generator per id, which cost a
- * few µs of every request (a CPU profile of getSessionEvent put randomFillSync at 4%).
+ * Ids made in bulk, one per request (request ids, appended events' ids): the random bytes come
+ * from a buffer filled 4 KiB at a time rather than from one call into the system's generator per
+ * id, which cost a few µs of every request (a CPU profile of getSessionEvent put randomFillSync
+ * at 4%; of appends of 100 lines under load, 15 µs an append).
  */
 export class IdSource {
   #pool = randomBytes(4096)

@@ -1,7 +1,7 @@
 import type { Mcp } from '@session-events/server-stubs'
 import * as specValues from '@session-events/server-stubs/values'
 import type { Kysely } from 'kysely'
-import { newId } from '../ids.js'
+import { IdSource } from '../ids.js'
 import type { AppendOne } from './append.js'
 import type { Database } from './db.js'
 import {
@@ -53,6 +53,8 @@ export class SqlApiWriter implements StoreWriter {
   readonly #feed: EventFeed | undefined
   readonly #append: AppendOne
   readonly #keys: KeyOrder
+  /** The appended events' ids: random bytes from a pool, not a call into the system's generator each (ids.ts). */
+  readonly #eventIds = new IdSource()
 
   /**
    * `feed`: told of the sessions that got events, once committed; `append`: the database's
@@ -237,7 +239,7 @@ export class SqlApiWriter implements StoreWriter {
     const outcome = await this.#append({
       sessionId: input.sessionId,
       serverRunId: input.serverRunId,
-      madeId: newId('sessionEvent', at.getTime()),
+      madeId: this.#eventIds.newId('sessionEvent', at.getTime()),
       linesJson: logLinesJson(input.lines),
       createdAt: at.toISOString(),
       claim: key && { key, nowMs: now, keptSinceMs: now - KEEP_MS },
