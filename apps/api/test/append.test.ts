@@ -6,12 +6,11 @@ import { sql } from 'kysely'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createApp } from '../src/app.js'
 import { newId, nextId } from '../src/ids.js'
-import { seed } from '../src/seed.js'
 import { claimedKey, KEEP_MS } from '../src/store/idempotency.js'
 import { openStore } from '../src/store/open.js'
 import type { SqlStore } from '../src/store/sql-store.js'
 import { backend, onPostgres, openTestStore, schemaOf } from './backend.js'
-import { silent, testSettings } from './helpers.js'
+import { keyedWriter, silent, testSettings } from './helpers.js'
 
 // The API's writes with an Idempotency-Key, one transaction each: the key claimed, the write
 // done and the answer kept in one commit, so that a failure anywhere leaves neither a key without
@@ -34,19 +33,7 @@ async function reopenable(name: string) {
 }
 
 async function world(store: SqlStore) {
-  const summary = await seed(store, { instances: 1, sessions: 1, events: 1 })
-  const a = summary.instances[0]!
-  const app = createApp({ store, logger: silent, config: testSettings })
-  const post = (path: string, body: unknown, key?: string) =>
-    app.request(path, {
-      method: 'POST',
-      headers: {
-        Authorization: `Bearer ${a.secret_key}`,
-        'content-type': 'application/json',
-        ...(key !== undefined && { 'Idempotency-Key': key }),
-      },
-      body: JSON.stringify(body),
-    })
+  const { a, app, post } = await keyedWriter(store)
   const sessionId = ((await (await post('/sessions', {})).json()) as { id: string }).id
   const started = await post(`/sessions/${sessionId}/server-runs`, { type: 'hosted', server: { name: 'append-test' } })
   const runId = ((await started.json()) as { id: string }).id

@@ -70,4 +70,25 @@ export async function sessionRuns(store: SqlStore, sessionId: string) {
     .execute()
 }
 
+/**
+ * One seeded instance of `store` and the app over it, with `post`: a POST as its key's holder
+ * sends it, with an Idempotency-Key when one is given.
+ */
+export async function keyedWriter(store: SqlStore) {
+  const summary = await seed(store, { instances: 1, sessions: 1, events: 1 })
+  const a = summary.instances[0]!
+  const app = createApp({ store, logger: silent, config: testSettings })
+  const post = (path: string, body: unknown, key?: string) =>
+    app.request(path, {
+      method: 'POST',
+      headers: {
+        Authorization: `Bearer ${a.secret_key}`,
+        'content-type': 'application/json',
+        ...(key !== undefined && { 'Idempotency-Key': key }),
+      },
+      body: JSON.stringify(body),
+    })
+  return { a, app, post }
+}
+
 export const withoutRequestId = (text: string) => text.replace(/req_[0-9A-Za-z]{22}/g, 'req_…')

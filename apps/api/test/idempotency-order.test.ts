@@ -1,13 +1,11 @@
 import { createHash } from 'node:crypto'
 import { v4 as uuidv4, v7 as uuidv7 } from 'uuid'
 import { describe, expect, it } from 'vitest'
-import { createApp } from '../src/app.js'
-import { seed } from '../src/seed.js'
 import { claimedKey, timeOfKey } from '../src/store/idempotency.js'
 import { migrate } from '../src/store/migrations.js'
 import type { SqlStore } from '../src/store/sql-store.js'
 import { backend, openTestStore, unmigratedStore } from './backend.js'
-import { silent, testSettings } from './helpers.js'
+import { keyedWriter } from './helpers.js'
 
 // Idempotency-Keys that tell their time (a UUIDv7, as the client sends; OTLP's, by its records'
 // time) are kept under that time and 80 bits of their hash, so that the answers of one moment sit
@@ -59,30 +57,13 @@ describe('where a key is kept', () => {
   })
 })
 
-async function world(store: SqlStore) {
-  const summary = await seed(store, { instances: 1, sessions: 1, events: 1 })
-  const a = summary.instances[0]!
-  const app = createApp({ store, logger: silent, config: testSettings })
-  const post = (path: string, body: unknown, key?: string) =>
-    app.request(path, {
-      method: 'POST',
-      headers: {
-        Authorization: `Bearer ${a.secret_key}`,
-        'content-type': 'application/json',
-        ...(key !== undefined && { 'Idempotency-Key': key }),
-      },
-      body: JSON.stringify(body),
-    })
-  return { a, post }
-}
-
 const keptHashes = async (store: SqlStore) =>
   (await store.db.selectFrom('idempotency_answers').select('key_hash').execute()).map((r) => Buffer.from(r.key_hash))
 
 describe(`Idempotency-Keys in time order (${backend})`, () => {
   it('a new store keeps a UUIDv7 under its time; a retry is replayed, another body refused', async () => {
     const store = await openTestStore()
-    const w = await world(store)
+    const w = await keyedWriter(store)
     const key = uuidv7()
     const made = await w.post('/sessions', { metadata: { n: 1 } }, key)
     expect(made.status).toBe(201)
@@ -97,7 +78,7 @@ describe(`Idempotency-Keys in time order (${backend})`, () => {
   it('an answer kept before migration 11 is found by a retry after it; keys made from then on are kept in time order', async () => {
     const store = await unmigratedStore()
     await migrate(store.db, { upTo: 10 })
-    const w = await world(store)
+    const w = await keyedWriter(store)
     // A key made before the upgrade, its request answered by the code of then, which kept the
     // answer under the key's hash alone (the request's fingerprint as the middleware makes it).
     const key = uuidv7()
