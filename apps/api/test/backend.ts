@@ -5,10 +5,9 @@ import type { Database } from '../src/store/db.js'
 import { openPgliteStore, openStore } from '../src/store/open.js'
 import { pgliteDialect } from '../src/store/pglite.js'
 import { openSqlite } from '../src/store/sqlite.js'
-import { SqlStore as SqlStoreClass } from '../src/store/sql-store.js'
+import { SqlStore } from '../src/store/sql-store.js'
 import type { Config } from '../src/config.js'
 import { defaultToOsUser } from '../src/store/postgres.js'
-import type { SqlStore } from '../src/store/sql-store.js'
 import { postgresServerUrl, type Backend } from './backend-choice.js'
 import { servePglite, type PgliteServer } from './pglite-server.js'
 import type { PGlite as PGliteInstance } from '@electric-sql/pglite'
@@ -132,7 +131,7 @@ export async function unmigratedStore(): Promise<SqlStore> {
       dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 2 }) }),
     })
   }
-  return track(new SqlStoreClass({ dialect: 'postgres', db }))
+  return track(new SqlStore({ dialect: 'postgres', db }))
 }
 
 /**

@@ -56,6 +56,9 @@ export function identityOf(resource: ResourceLogs): ResourceIdentity {
 export const recordCount = (resource: ResourceLogs) =>
   resource.scopeLogs.reduce((n, scope) => n + scope.logRecords.length, 0)
 
+/** When a record was made, in ns since the epoch: its time, or when it was observed; 0 for neither. */
+const timeOf = (record: LogRecord) => record.timeUnixNano || record.observedTimeUnixNano
+
 /**
  * When a resource's records were made, in ms: its first record's time (or, without one, when it
  * was observed); undefined when neither is set. Its Idempotency-Key is kept by this time
@@ -64,7 +67,7 @@ export const recordCount = (resource: ResourceLogs) =>
 export function timeOfRecords(resource: ResourceLogs): number | undefined {
   for (const scope of resource.scopeLogs) {
     for (const record of scope.logRecords) {
-      const nanos = record.timeUnixNano || record.observedTimeUnixNano
+      const nanos = timeOf(record)
       return nanos > 0n ? Number(nanos / 1_000_000n) : undefined
     }
   }
@@ -101,7 +104,7 @@ export function logLinesOf(resource: ResourceLogs): LogLine[] {
 
 /** A line with what it keeps of its record besides the text: its time, level and trace, those it has. */
 function withContext(line: LogLine, record: LogRecord, times: TimeText): LogLine {
-  const time = times.of(record.timeUnixNano || record.observedTimeUnixNano)
+  const time = times.of(timeOf(record))
   if (time !== undefined) line.time = time
   if (record.severityText !== '') line.severity_text = record.severityText.slice(0, MAX_SEVERITY_TEXT)
   if (record.traceId.length === 16 && record.traceId.some((b) => b !== 0))
