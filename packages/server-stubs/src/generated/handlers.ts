@@ -16,6 +16,7 @@ import {
   postV1LogsRoute,
   OtlpExportLogsRequestSchema,
 } from './routes.js'
+import { validatedSynchronously } from '../synchronous-validation.js'
 
 /** Every route of the spec, keyed by its operationId. */
 export const routes = {
@@ -39,21 +40,24 @@ export type SessionEventsHandlers<E extends Env = Env> = {
   [K in OperationId]: RouteHandler<Routes[K], E>
 }
 
-/** Registers every operation of the spec on the app, in the order of the spec. */
+/**
+ * Registers every operation of the spec on the app, in the order of the spec, each validated
+ * with zod's synchronous parse (synchronous-validation.ts).
+ */
 export function registerRoutes<E extends Env>(
   app: OpenAPIHono<E>,
   handlers: SessionEventsHandlers<E>,
 ): OpenAPIHono<E> {
-  app.openapi(routes.listSessions, handlers.listSessions)
-  app.openapi(routes.createSession, handlers.createSession)
-  app.openapi(routes.startServerRun, handlers.startServerRun)
-  app.openapi(routes.getServerRun, handlers.getServerRun)
-  app.openapi(routes.stopServerRun, handlers.stopServerRun)
-  app.openapi(routes.listSessionEvents, handlers.listSessionEvents)
-  app.openapi(routes.createSessionEvent, handlers.createSessionEvent)
-  app.openapi(routes.streamSessionEvents, handlers.streamSessionEvents)
-  app.openapi(routes.getSessionEvent, handlers.getSessionEvent)
-  app.openapi(routes.exportLogs, handlers.exportLogs)
+  app.openapi(validatedSynchronously(routes.listSessions), handlers.listSessions)
+  app.openapi(validatedSynchronously(routes.createSession), handlers.createSession)
+  app.openapi(validatedSynchronously(routes.startServerRun), handlers.startServerRun)
+  app.openapi(validatedSynchronously(routes.getServerRun), handlers.getServerRun)
+  app.openapi(validatedSynchronously(routes.stopServerRun), handlers.stopServerRun)
+  app.openapi(validatedSynchronously(routes.listSessionEvents), handlers.listSessionEvents)
+  app.openapi(validatedSynchronously(routes.createSessionEvent), handlers.createSessionEvent)
+  app.openapi(validatedSynchronously(routes.streamSessionEvents), handlers.streamSessionEvents)
+  app.openapi(validatedSynchronously(routes.getSessionEvent), handlers.getSessionEvent)
+  app.openapi(validatedSynchronously(routes.exportLogs), handlers.exportLogs)
   app.openAPIRegistry.register('OtlpExportLogsRequest', OtlpExportLogsRequestSchema)
   return app
 }
