@@ -157,6 +157,13 @@ const filters = (s: typeof big): { name: string; filter: Partial<ListEventsQuery
   { name: 'two server_session_id', filter: { serverSessionIds: s.serverSessionIds.slice(0, 2) } },
 ]
 
+/** The indexes of the partitions under a partitioned index. */
+async function leavesOf(index: string): Promise<string[]> {
+  const { rows } = await sql<{ name: string }>`
+    select relid::regclass::text as name from pg_partition_tree(${index}::regclass) where isleaf`.execute(store.db)
+  return rows.map((r) => r.name)
+}
+
 async function plansOf(query: ListEventsQuery): Promise<PlanNode[]> {
   const plans: PlanNode[] = []
   for (const compiled of store.reader.compileListEventIds(query)) {
@@ -232,8 +239,27 @@ describe(`listing over ${EVENTS.toLocaleString('en')} events on PostgreSQL (${ba
       }
       // The listing indexes are the ones at work, not only the primary key.
       expect([...used].some((i) => i.startsWith('session_events_'))).toBe(true)
+      // The error events come from session_events_type, which holds them alone (migration 12).
+      const errorIndexes = await leavesOf('session_events_type')
+      for (const order of ['asc', 'desc'] as const) {
+        const [page] = await plansOf({ sessionId: s.sessionId, limit: 20, order, types: ['server_run_error'] })
+        const read = nodes(page!).flatMap((n) => n['Index Name'] ?? [])
+        expect(read.length, order).toBeGreaterThan(0)
+        for (const index of read) expect(errorIndexes, `${order}: ${index}`).toContain(index)
+      }
     })
   }
+
+  it('session_events_type holds the error events alone: a few pages, not an entry for each of 100,000 events', async () => {
+    const { rows } = await sql<{ bytes: string; entries: number }>`
+      select (select sum(pg_relation_size(relid)) from pg_partition_tree('session_events_type') where isleaf) as bytes,
+             (select count(*)::int from session_events where type <> 'server_logs') as entries`.execute(store.db)
+    const { bytes, entries } = rows[0]!
+    expect(entries).toBe(SESSIONS)
+    // Each partition's index is its metapage and one leaf: 16 KB, whatever the table holds.
+    const partitions = (await leavesOf('session_events_type')).length
+    expect(Number(bytes)).toBeLessThanOrEqual(partitions * 16 * 1024)
+  })
 
   it('pages through the big session with a filter as fast as from its start (a keyset, not an offset)', async () => {
     // A page read as the list handler reads it: its ids, their events, the runs they show.

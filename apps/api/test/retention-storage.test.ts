@@ -7,14 +7,15 @@ import { seed } from '../src/seed.js'
 import { migrate, migrations } from '../src/store/migrations.js'
 import { openStore } from '../src/store/open.js'
 import { prune } from '../src/store/prune.js'
-import { DAY_MS, eventPartitions, FIRST_PARTITION } from '../src/store/retention-partitions.js'
+import { DAY_MS, ensureEventPartitions, eventPartitions, FIRST_PARTITION } from '../src/store/retention-partitions.js'
 import { parseRetention } from '../src/store/retention.js'
 import { openSqlite } from '../src/store/sqlite.js'
 import type { SqlStore } from '../src/store/sql-store.js'
 import { backend, onPostgres, unmigratedStore } from './backend.js'
 
 // What retention changes on disk: the migration that moves an existing PostgreSQL table into
-// partitions (nothing lost, the same reads), the one that gives an existing SQLite file
+// partitions (nothing lost, the same reads), the one that makes its type index hold the error
+// events alone, the one that gives an existing SQLite file
 // incremental auto_vacuum, and a SQLite file that shrinks once half its events are pruned.
 
 const dir = mkdtempSync(join(tmpdir(), 'session-events-retention-'))
@@ -78,6 +79,42 @@ describe.runIf(onPostgres)(`migration 8 on PostgreSQL (${backend})`, () => {
     const today = partitions.find((p) => p.fromMs <= now && now < p.toMs)!
     expect(where[0]!.partition).toBe(today.name)
     expect(await migrate(store.db)).toBe(0)
+  })
+
+  it('migration 12: session_events_type holds the error events alone, in every partition; filters by type list as before', async () => {
+    const store = await unmigratedStore()
+    await migrate(store.db, { upTo: 11 })
+    const now = Date.now()
+    const summary = await seed(store, { sessions: 2, events: 40, now: new Date(now - DAY_MS) })
+    const sessionId = summary.instances[0]!.sessions[0]!.id
+    const listed = (s: SqlStore) =>
+      Promise.all(
+        [['server_logs'], ['server_run_error'], ['server_logs', 'server_run_error']].map((types) =>
+          s.reader.listEventIds({ sessionId, limit: 100, order: 'asc', types: types as ['server_logs'] }),
+        ),
+      )
+    const before = await listed(store)
+    expect(before[1]!.ids.length).toBeGreaterThan(0)
+
+    expect(await migrate(store.db)).toBe(1)
+    expect(await listed(store)).toEqual(before)
+    const partialIndexes = async () => {
+      const { rows } = await sql<{ partitions: number; partial: number }>`
+        select (select count(*)::int from pg_partition_tree('session_events') where isleaf) as partitions,
+               (select count(*)::int from pg_partition_tree('session_events_type') t
+                  join pg_index i on i.indexrelid = t.relid
+                 where t.isleaf and pg_get_expr(i.indpred, i.indrelid) like '%<> ''server_logs''%') as partial`.execute(
+        store.db,
+      )
+      return rows[0]!
+    }
+    const migrated = await partialIndexes()
+    expect(migrated.partial).toBe(migrated.partitions)
+    // The partitions made from then on have it too.
+    expect(await ensureEventPartitions(store.db, { now: new Date(now + 10 * DAY_MS) })).not.toEqual([])
+    const later = await partialIndexes()
+    expect(later.partitions).toBeGreaterThan(migrated.partitions)
+    expect(later.partial).toBe(later.partitions)
   })
 })
 

@@ -3,6 +3,7 @@ import { type Kysely } from 'kysely'
 import type { Database } from './db.js'
 import { dialectOf, inMigrationTransaction } from './dialect.js'
 import { ensureEventPartitions } from './retention-partitions.js'
+import { errorEventsIndexMigrations } from './migrations/error-events-index.js'
 import { idempotencyAppendMigrations } from './migrations/idempotency-append.js'
 import { idempotencyOrderMigrations } from './migrations/idempotency-order.js'
 import { initialSchemaMigrations } from './migrations/initial-schema.js'
@@ -23,6 +24,7 @@ export const migrations: Migration[] = [
   ...retentionMigrations,
   ...notifyAfterCommitMigrations,
   ...idempotencyOrderMigrations,
+  ...errorEventsIndexMigrations,
 ]
 
 /**
