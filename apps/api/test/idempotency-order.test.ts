@@ -98,7 +98,8 @@ describe(`Idempotency-Keys in time order (${backend})`, () => {
       })
       .execute()
 
-    expect(await migrate(store.db)).toBe(1)
+    expect(await migrate(store.db, { upTo: 11 })).toBe(1)
+    await migrate(store.db) // and those after it
     const since = Number(
       (await store.db.selectFrom('idempotency_key_order').select('since_ms').executeTakeFirstOrThrow()).since_ms,
     )
