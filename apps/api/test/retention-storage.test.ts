@@ -15,7 +15,7 @@ import { backend, onPostgres, unmigratedStore } from './backend.js'
 
 // What retention changes on disk: the migration that moves an existing PostgreSQL table into
 // partitions (nothing lost, the same reads), the one that makes its type index hold the error
-// events alone, the one that gives an existing SQLite file
+// events alone, the one that keys it by (session_id, id), the one that gives an existing SQLite file
 // incremental auto_vacuum, and a SQLite file that shrinks once half its events are pruned.
 
 const dir = mkdtempSync(join(tmpdir(), 'session-events-retention-'))
@@ -115,6 +115,54 @@ describe.runIf(onPostgres)(`migration 8 on PostgreSQL (${backend})`, () => {
     const later = await partialIndexes()
     expect(later.partitions).toBeGreaterThan(migrated.partitions)
     expect(later.partial).toBe(later.partitions)
+  })
+})
+
+describe.runIf(onPostgres)(`migration 13 on PostgreSQL (${backend})`, () => {
+  it('keys session_events by (session_id, id): one index where there were two, the same reads, an id unique in its session', async () => {
+    const store = await unmigratedStore()
+    await migrate(store.db, { upTo: 12 })
+    const summary = await seed(store, { sessions: 2, events: 40, now: new Date(Date.now() - DAY_MS) })
+    const sessionId = summary.instances[0]!.sessions[0]!.id
+    const reads = async (s: SqlStore) => {
+      const page = await s.reader.listEventIds({ sessionId, limit: 25, order: 'desc' })
+      return { page, events: await s.reader.sessionEvents(sessionId, page.ids) }
+    }
+    const before = { all: await allEvents(store), reads: await reads(store) }
+
+    expect(await migrate(store.db, { upTo: 13 })).toBe(1)
+    expect({ all: await allEvents(store), reads: await reads(store) }).toEqual(before)
+    const { rows: key } = await sql<{ definition: string }>`
+      select pg_get_constraintdef(oid) as definition from pg_constraint
+       where conrelid = 'session_events'::regclass and contype = 'p'`.execute(store.db)
+    expect(key.map((k) => k.definition)).toEqual(['PRIMARY KEY (session_id, id)'])
+    const { rows: indexes } = await sql<{ name: string }>`
+      select relname as name from pg_class c join pg_index i on i.indexrelid = c.oid
+       where i.indrelid = 'session_events'::regclass order by relname`.execute(store.db)
+    expect(indexes.map((i) => i.name)).toEqual([
+      'session_events_pkey',
+      'session_events_server_run_id',
+      'session_events_server_session_id',
+      'session_events_type',
+    ])
+    // An event's id once more in its session is refused; appends go on.
+    const [first] = before.all.filter((e) => e.session_id === sessionId)
+    await expect(store.db.insertInto('session_events').values(first!).execute()).rejects.toThrow(
+      /duplicate key value violates unique constraint/,
+    )
+    const run = await store.db
+      .selectFrom('server_runs as r')
+      .innerJoin('server_sessions as ss', 'ss.id', 'r.server_session_id')
+      .select('r.id')
+      .where('ss.session_id', '=', sessionId)
+      .where('r.status', '=', 'active')
+      .executeTakeFirstOrThrow()
+    const appended = await store.writer.appendEvent({
+      sessionId,
+      serverRunId: run.id,
+      lines: [{ type: 'stdout', line: 'after' }],
+    })
+    expect((await store.reader.sessionEvents(sessionId, [appended.event.id])).length).toBe(1)
   })
 })
 

@@ -403,6 +403,38 @@ describe.runIf(onPostgres)(`PostgreSQL: partitions dropped whole (${backend})`, 
     expect(partitions.at(-1)!.toMs).toBeGreaterThanOrEqual(later + DAY_MS)
   })
 
+  it('the events of the default retention in a partition a longer one keeps go a range of pages at a time, every one of them', async () => {
+    const fresh = await openTestStore()
+    const day = Math.floor(Date.now() / DAY_MS) * DAY_MS
+    const a = await instanceWith(fresh, 'A (30d)', new Date(day - 20 * DAY_MS))
+    const b = await instanceWith(fresh, 'B (EVENT_RETENTION, 7d)', new Date(day - 20 * DAY_MS))
+    await setInstanceRetention(fresh.db, a.instanceId, parseRetention('30d'))
+    const sa = await a.session(new Date(day - 20 * DAY_MS))
+    const sb = await b.session(new Date(day - 20 * DAY_MS))
+    // Ten days old, in the first partition (everything before today's), which A's retention
+    // keeps: more pages than one delete walks (prune-events.ts), the two instances taking turns
+    // of a thousand events.
+    const aOld: string[] = []
+    const bOld: string[] = []
+    for (let i = 0; i < 6; i++) {
+      aOld.push(...(await eventsAt(fresh, sa.runId, day - 10 * DAY_MS + i * 2000, 1000)))
+      bOld.push(...(await eventsAt(fresh, sb.runId, day - 10 * DAY_MS + i * 2000 + 1000, 1000)))
+    }
+    // A younger event keeps B's session: its old events go by the walk, not with the session.
+    const bRecent = await eventsAt(fresh, sb.runId, day - DAY_MS, 1)
+    const { rows } = await sql<{ pages: number }>`
+      select (pg_relation_size('session_events_p0') / current_setting('block_size')::int)::int as pages`.execute(
+      fresh.db,
+    )
+    expect(rows[0]!.pages).toBeGreaterThan(256)
+
+    const pruned = await prune(fresh, { defaultRetentionMs: parseRetention('7d'), now: new Date(day + HOUR) })
+    expect(pruned.events_deleted).toBe(bOld.length)
+    expect(pruned.sessions_deleted).toBe(0)
+    expect(await eventIds(fresh, sb.sessionId)).toEqual(bRecent)
+    expect(await eventIds(fresh, sa.sessionId)).toEqual(aOld)
+  })
+
   it('a pruner that died half-way: the next one finishes a pending detach and drops a detached partition', async () => {
     const own = await openTestStore()
     const day = Math.floor(Date.now() / DAY_MS) * DAY_MS

@@ -250,7 +250,14 @@ export class SqlApiWriter implements StoreWriter {
         return { event: outcome.event, error: null, runsVersion: outcome.runsVersion, replayed: false }
       case 'answered': {
         const id = replayOf(outcome)
-        const event = await this.#db.selectFrom('session_events').selectAll().where('id', '=', id).executeTakeFirst()
+        // Read by its session and id: the events' key (migration 13). The request's fingerprint
+        // holds its path, so the answer's event is of this session.
+        const event = await this.#db
+          .selectFrom('session_events')
+          .selectAll()
+          .where('session_id', '=', input.sessionId)
+          .where('id', '=', id)
+          .executeTakeFirst()
         return { event: stillThere(event, 'event'), error: null, replayed: true }
       }
       case 'reused':

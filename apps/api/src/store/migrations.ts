@@ -4,6 +4,7 @@ import type { Database } from './db.js'
 import { dialectOf, inMigrationTransaction } from './dialect.js'
 import { ensureEventPartitions } from './retention-partitions.js'
 import { errorEventsIndexMigrations } from './migrations/error-events-index.js'
+import { eventsPrimaryKeyMigrations } from './migrations/events-primary-key.js'
 import { idempotencyAppendMigrations } from './migrations/idempotency-append.js'
 import { idempotencyOrderMigrations } from './migrations/idempotency-order.js'
 import { initialSchemaMigrations } from './migrations/initial-schema.js'
@@ -25,6 +26,7 @@ export const migrations: Migration[] = [
   ...notifyAfterCommitMigrations,
   ...idempotencyOrderMigrations,
   ...errorEventsIndexMigrations,
+  ...eventsPrimaryKeyMigrations,
 ]
 
 /**
