@@ -27,6 +27,16 @@ afterAll(async () => {
 
 const allEvents = (store: SqlStore) => store.db.selectFrom('session_events').selectAll().orderBy('id').execute()
 
+/** A session's active run (the seed leaves one in each). */
+const activeRunOf = (store: SqlStore, sessionId: string) =>
+  store.db
+    .selectFrom('server_runs as r')
+    .innerJoin('server_sessions as ss', 'ss.id', 'r.server_session_id')
+    .select('r.id')
+    .where('ss.session_id', '=', sessionId)
+    .where('r.status', '=', 'active')
+    .executeTakeFirstOrThrow()
+
 describe.runIf(onPostgres)(`migration 8 on PostgreSQL (${backend})`, () => {
   it('moves an existing table into partitions: every event kept, the same reads, new events in the days ahead', async () => {
     const store = await unmigratedStore()
@@ -64,13 +74,7 @@ describe.runIf(onPostgres)(`migration 8 on PostgreSQL (${backend})`, () => {
     expect(keys.map((k) => k.to)).toEqual(['sessions'])
 
     // A new event goes to today's partition.
-    const run = await store.db
-      .selectFrom('server_runs as r')
-      .innerJoin('server_sessions as ss', 'ss.id', 'r.server_session_id')
-      .select('r.id')
-      .where('ss.session_id', '=', sessionId)
-      .where('r.status', '=', 'active')
-      .executeTakeFirstOrThrow()
+    const run = await activeRunOf(store, sessionId)
     const [id] = await store.seeding.appendLogEvents([
       { serverRunId: run.id, lines: [{ type: 'stdout', line: 'new' }] },
     ])
@@ -150,13 +154,7 @@ describe.runIf(onPostgres)(`migration 13 on PostgreSQL (${backend})`, () => {
     await expect(store.db.insertInto('session_events').values(first!).execute()).rejects.toThrow(
       /duplicate key value violates unique constraint/,
     )
-    const run = await store.db
-      .selectFrom('server_runs as r')
-      .innerJoin('server_sessions as ss', 'ss.id', 'r.server_session_id')
-      .select('r.id')
-      .where('ss.session_id', '=', sessionId)
-      .where('r.status', '=', 'active')
-      .executeTakeFirstOrThrow()
+    const run = await activeRunOf(store, sessionId)
     const appended = await store.writer.appendEvent({
       sessionId,
       serverRunId: run.id,
@@ -191,13 +189,7 @@ describe.runIf(backend === 'sqlite')('SQLite files and retention', () => {
     const now = Date.now()
     const summary = await seed(store, { sessions: 1, events: 1, now: new Date(now - 45 * DAY_MS) })
     const sessionId = summary.instances[0]!.sessions[0]!.id
-    const run = await store.db
-      .selectFrom('server_runs as r')
-      .innerJoin('server_sessions as ss', 'ss.id', 'r.server_session_id')
-      .select('r.id')
-      .where('ss.session_id', '=', sessionId)
-      .where('r.status', '=', 'active')
-      .executeTakeFirstOrThrow()
+    const run = await activeRunOf(store, sessionId)
     const line = { type: 'stdout' as const, line: 'x'.repeat(400) }
     for (const start of [now - 40 * DAY_MS, now - DAY_MS]) {
       for (let batch = 0; batch < 10; batch++) {
