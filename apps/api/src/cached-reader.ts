@@ -60,12 +60,15 @@ export class CachingReader implements JsonReader {
   readonly #cache: LRUCache<string, Entry>
   readonly #keyTtlMs: number
 
-  constructor(inner: JsonReader, options: ReadCacheOptions) {
+  /** `clock`: the time keyCacheMs is counted in, in ms (performance.now() unless given). */
+  constructor(inner: JsonReader, options: ReadCacheOptions, clock?: { now(): number }) {
     this.#inner = inner
     this.#keyTtlMs = options.keyCacheMs
     this.#cache = new LRUCache<string, Entry>({
       maxSize: options.cacheBytes,
       sizeCalculation: sizeOf,
+      // A clock of its own is read at every check, not once a millisecond.
+      ...(clock && { perf: clock, ttlResolution: 0 }),
     })
   }
 

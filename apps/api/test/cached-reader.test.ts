@@ -33,16 +33,22 @@ function counting(inner: JsonReader) {
   return { reader, asked }
 }
 
-/** A caching reader around the store's reader, and what it asked of it. */
+/** A caching reader around the store's reader, what it asked of it, and its clock: `pass(ms)` moves it on. */
 function cachedOver(store: SqlStore, settings: Partial<ReadCacheOptions> = {}) {
   const inner = counting(asJson(store.reader))
-  return { cache: new CachingReader(inner.reader, defaultConfig(settings)), asked: inner.asked }
+  // Not 0: lru-cache takes a start time of 0 for none.
+  let now = 1_000_000
+  const clock = { now: () => now }
+  return {
+    cache: new CachingReader(inner.reader, defaultConfig(settings), clock),
+    asked: inner.asked,
+    pass: (ms: number) => void (now += ms),
+  }
 }
 
 const runOf = (json: ServerRunJson | undefined) => (json ? (JSON.parse(json.bytes.toString()) as ServerRun) : undefined)
-/** Short, yet long enough that the few writes and reads before it ends do not outlast it on a busy machine. */
+/** keyCacheMs, on the cache's own clock: it passes only when a test says so. */
 const KEY_TTL_MS = 150
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 const deleteEvents = (store: SqlStore, ids: readonly string[]) =>
   sql`delete from session_events where id in (${sql.join(ids)})`.execute(store.db)
 
@@ -53,7 +59,7 @@ describe(`the caching reader over the ${backend} store`, () => {
     const [id] = await store.seeding.appendLogEvents([
       { serverRunId: runId, lines: [{ type: 'stdout', line: 'kept' }] },
     ])
-    const { cache, asked } = cachedOver(store, { keyCacheMs: KEY_TTL_MS })
+    const { cache, asked, pass } = cachedOver(store, { keyCacheMs: KEY_TTL_MS })
     const [read] = await cache.sessionEvents(sessionId, [id!])
     expect(read?.id).toBe(id)
     expect(asked.sessionEvents).toBe(1)
@@ -65,7 +71,7 @@ describe(`the caching reader over the ${backend} store`, () => {
     // The store's reader was asked once in all (the check above went around the cache).
     expect(asked.sessionEvents).toBe(1)
     // Removed (as the pruner removes it), it is gone from the cache's answers once keyCacheMs is over.
-    await sleep(KEY_TTL_MS + 30)
+    pass(KEY_TTL_MS + 1)
     expect(await cache.sessionEvents(sessionId, [id!])).toEqual([])
     expect(asked.sessionEvents).toBe(2)
   })
@@ -173,7 +179,7 @@ describe(`the caching reader over the ${backend} store`, () => {
   it('asks again for a session not found, and keeps one once found, for keyCacheMs', async () => {
     const store = await openTestStore()
     const { id: instanceId } = await store.admin.createInstance({ name: 'i' })
-    const { cache, asked } = cachedOver(store, { keyCacheMs: KEY_TTL_MS })
+    const { cache, asked, pass } = cachedOver(store, { keyCacheMs: KEY_TTL_MS })
     const sessionId = newId('session')
     expect(await cache.sessionInstance(sessionId)).toBeUndefined()
     expect(await cache.sessionInstance(sessionId)).toBeUndefined()
@@ -201,7 +207,7 @@ describe(`the caching reader over the ${backend} store`, () => {
     expect(await store.reader.sessionInstance(sessionId)).toBeUndefined()
     expect(await cache.sessionInstance(sessionId)).toBe(instanceId)
     expect(asked.sessionInstance).toBe(3)
-    await sleep(KEY_TTL_MS + 30)
+    pass(KEY_TTL_MS + 1)
     expect(await cache.sessionInstance(sessionId)).toBeUndefined()
     expect(asked.sessionInstance).toBe(4)
   })
@@ -211,7 +217,7 @@ describe(`the caching reader over the ${backend} store`, () => {
     const { id: instanceId } = await store.admin.createInstance({ name: 'i' })
     const key = await store.admin.createApiKey({ instanceId, kind: 'secret' })
     const hash = hashSecret(key.secret)
-    const { cache, asked } = cachedOver(store, { keyCacheMs: KEY_TTL_MS })
+    const { cache, asked, pass } = cachedOver(store, { keyCacheMs: KEY_TTL_MS })
     expect(await cache.findApiKey(hash)).toMatchObject({ id: key.id, revoked_at: null })
 
     expect(await store.admin.revokeApiKey(key.secret)).toBe(true)
@@ -219,7 +225,7 @@ describe(`the caching reader over the ${backend} store`, () => {
     expect(await cache.findApiKey(hash)).toMatchObject({ id: key.id, revoked_at: null })
     expect(asked.findApiKey).toBe(1)
 
-    await sleep(KEY_TTL_MS + 30)
+    pass(KEY_TTL_MS + 1)
     expect((await cache.findApiKey(hash))?.revoked_at).not.toBeNull()
     expect(asked.findApiKey).toBe(2)
   })
@@ -228,7 +234,7 @@ describe(`the caching reader over the ${backend} store`, () => {
     const store = await openTestStore()
     const { id: instanceId } = await store.admin.createInstance({ name: 'i' })
     const secret = `metorial_sk_${'m'.repeat(40)}`
-    const { cache, asked } = cachedOver(store, { keyCacheMs: KEY_TTL_MS })
+    const { cache, asked, pass } = cachedOver(store, { keyCacheMs: KEY_TTL_MS })
     expect(await cache.findApiKey(hashSecret(secret))).toBeUndefined()
     // A flood of one bad key is one query.
     for (let i = 0; i < 10; i++) expect(await cache.findApiKey(hashSecret(secret))).toBeUndefined()
@@ -237,7 +243,7 @@ describe(`the caching reader over the ${backend} store`, () => {
     const key = await store.admin.createApiKey({ instanceId, kind: 'secret', secret })
     expect((await store.reader.findApiKey(hashSecret(secret)))?.id).toBe(key.id)
     expect(await cache.findApiKey(hashSecret(secret))).toBeUndefined()
-    await sleep(KEY_TTL_MS + 30)
+    pass(KEY_TTL_MS + 1)
     expect((await cache.findApiKey(hashSecret(secret)))?.id).toBe(key.id)
     expect(asked.findApiKey).toBe(2)
   })
