@@ -795,22 +795,6 @@ export function markdown(r: Results): string {
       `No read uses: on SQLite ${st.unused.sqlite.join(', ') || 'nothing left out'}; on PostgreSQL ${st.unused.postgres.join(', ') || 'every index is chosen by some read'}.`,
       '',
     )
-    if (st.proof) {
-      out.push(
-        `Every read on PostgreSQL with ${st.proof.index} and without it (dropped in a transaction that is rolled back; EXPLAIN (ANALYZE, BUFFERS), the second of two runs each):`,
-        '',
-      )
-      out.push(
-        '| table | read | with it: plan | ms | buffers | rows filtered out | without it: plan | ms | buffers | rows filtered out |',
-      )
-      out.push('|---|---|---|--:|--:|--:|---|--:|--:|--:|')
-      for (const p of st.proof.rows) {
-        out.push(
-          `| ${p.dataset} | ${p.read} | ${p.with.plan} | ${p.with.ms.toFixed(3)} | ${p.with.buffers} | ${int(p.with.rowsRemoved)} | ${p.without.plan} | ${p.without.ms.toFixed(3)} | ${p.without.buffers} | ${int(p.without.rowsRemoved)} |`,
-        )
-      }
-      out.push('')
-    }
     if (st.skipped.length > 0) out.push(`Left out: ${st.skipped.join('; ')}.`, '')
   }
 

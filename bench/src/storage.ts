@@ -8,12 +8,11 @@ import { ensureSchema, vacuumSchema } from './pg.js'
 // Storage: what an event costs on disk, table and indexes, at a million events (the growth
 // suite's SQLite session, and the same shape in PostgreSQL), measured by SQLite's dbstat and by
 // PostgreSQL's pg_relation_size / pg_table_size / pg_indexes_size. Then which index each of the
-// API's reads uses (EXPLAIN), on both stores: an index no read uses is one that could go. On
-// PostgreSQL, at a million events in one session and on two tables made for it, analysed but not
-// yet vacuumed: sessions written at the same time (ids interleaved, as in production) and one
-// after another (as the seeded datasets are). Such an index is proven needless by EXPLAIN
-// ANALYZE of every read with it and without it (dropped in a transaction that is rolled back):
-// the index on id alone was, and migration 13 keyed the table by (session_id, id) instead.
+// API's reads uses (EXPLAIN), on both stores: an index no read uses is one that could go (the
+// index on id alone was, proven here by EXPLAIN ANALYZE with it and without it until migration 13
+// keyed the table by (session_id, id) instead). On PostgreSQL, at a million events in one session
+// and on two tables made for it, analysed but not yet vacuumed: sessions written at the same time
+// (ids interleaved, as in production) and one after another (as the seeded datasets are).
 
 /** The reads whose plans are checked, named as the report shows them. */
 const READS = [
@@ -59,21 +58,12 @@ export interface PlanRow {
   plan: string
 }
 
-export interface ProofRow {
-  dataset: string
-  read: string
-  with: { indexes: string[]; ms: number; buffers: number; rowsRemoved: number; plan: string }
-  without: { indexes: string[]; ms: number; buffers: number; rowsRemoved: number; plan: string }
-}
-
 export interface StorageResult {
   sqlite: StoreStorage | null
   postgres: StoreStorage | null
   plans: PlanRow[]
   /** Indexes of session_events that no read uses, per store. */
   unused: { sqlite: string[]; postgres: string[] }
-  /** EXPLAIN ANALYZE with and without PostgreSQL's candidate, read by read. */
-  proof: { index: string; rows: ProofRow[] } | null
   skipped: string[]
 }
 
@@ -252,10 +242,6 @@ interface PgPlanNode {
   'Node Type': string
   'Relation Name'?: string
   'Index Name'?: string
-  'Actual Total Time'?: number
-  'Shared Hit Blocks'?: number
-  'Shared Read Blocks'?: number
-  'Rows Removed by Filter'?: number
   Plans?: PgPlanNode[]
 }
 const planNodes = (node: PgPlanNode): PgPlanNode[] => [node, ...(node.Plans ?? []).flatMap(planNodes)]
@@ -263,9 +249,9 @@ const describe = (node: PgPlanNode): string =>
   `${node['Node Type']}${node['Index Name'] ? ` using ${node['Index Name']}` : node['Relation Name'] ? ` on ${node['Relation Name']}` : ''}` +
   (node.Plans?.length ? ` → ${node.Plans.map(describe).join(', ')}` : '')
 
-async function pgExplain(client: pg.Client, query: CompiledQuery, analyze: boolean) {
-  const result = await client.query<{ 'QUERY PLAN': [{ Plan: PgPlanNode; 'Execution Time'?: number }] }>(
-    `explain (format json${analyze ? ', analyze, buffers' : ''}) ${query.sql}`,
+async function pgExplain(client: pg.Client, query: CompiledQuery) {
+  const result = await client.query<{ 'QUERY PLAN': [{ Plan: PgPlanNode }] }>(
+    `explain (format json) ${query.sql}`,
     query.parameters as unknown[],
   )
   const [top] = result.rows[0]!['QUERY PLAN']
@@ -274,48 +260,24 @@ async function pgExplain(client: pg.Client, query: CompiledQuery, analyze: boole
     indexes: [
       ...new Set(nodes.filter((n) => n['Index Name']?.startsWith('session_events')).map((n) => n['Index Name']!)),
     ],
-    ms: top['Execution Time'] ?? NaN,
-    buffers: (top.Plan['Shared Hit Blocks'] ?? 0) + (top.Plan['Shared Read Blocks'] ?? 0),
-    rowsRemoved: nodes.reduce((n, x) => n + (x['Rows Removed by Filter'] ?? 0), 0),
     plan: describe(top.Plan),
   }
 }
 
-/** The reads' plans; with `without`, also each one's EXPLAIN ANALYZE with that index and without it. */
+/** The index each read uses (EXPLAIN). */
 async function pgPlans(
   dataset: { name: string; databaseUrl: string },
   reads: [string, CompiledQuery][],
-  without?: { index: string; drop: string },
-): Promise<{ plans: PlanRow[]; proof: ProofRow[] }> {
+): Promise<PlanRow[]> {
   const client = new pg.Client({ connectionString: dataset.databaseUrl, application_name: 'session-events-bench' })
   await client.connect()
   try {
     const plans: PlanRow[] = []
     for (const [read, query] of reads) {
-      const x = await pgExplain(client, query, false)
+      const x = await pgExplain(client, query)
       plans.push({ store: 'postgres', dataset: dataset.name, read, indexes: x.indexes, plan: x.plan })
     }
-    const proof: ProofRow[] = []
-    if (without) {
-      // Each read twice with the index (the first warms the cache), then twice without it, in a
-      // transaction that puts it back; the second of each pair is kept.
-      const withIt = []
-      for (const [, query] of reads) {
-        await pgExplain(client, query, true)
-        withIt.push(await pgExplain(client, query, true))
-      }
-      await client.query('begin')
-      try {
-        await client.query(without.drop)
-        for (const [i, [read, query]] of reads.entries()) {
-          await pgExplain(client, query, true)
-          proof.push({ dataset: dataset.name, read, with: withIt[i]!, without: await pgExplain(client, query, true) })
-        }
-      } finally {
-        await client.query('rollback')
-      }
-    }
-    return { plans, proof }
+    return plans
   } finally {
     await client.end()
   }
@@ -427,8 +389,6 @@ export async function storageSuite(
   }
 
   let postgres: StoreStorage | null = null
-  /** An index proven needless by EXPLAIN ANALYZE with it and without it (pgPlans): none is a candidate now. */
-  const proof: StorageResult['proof'] = null
   if (datasets.postgres) {
     log(`  PostgreSQL: sizes of ${datasets.postgres.name}`)
     postgres = await pgStorage(datasets.postgres)
@@ -439,11 +399,7 @@ export async function storageSuite(
     } finally {
       await pgStore.close()
     }
-    const used = (await pgPlans(datasets.postgres, reads)).plans
-    plans.push(...used)
-    // The index on id alone, which no read used, was the candidate this suite proved could go
-    // (EXPLAIN ANALYZE of every read with it and without it): migration 13 made the primary key
-    // (session_id, id), the listing index, in its place. The plans on two tables made for it stay.
+    plans.push(...(await pgPlans(datasets.postgres, reads)))
     log('  PostgreSQL: the reads on two tables made for them')
     for (const kind of ['at once', 'one after another'] as const) {
       const made = await planTable(kind)
@@ -466,7 +422,7 @@ export async function storageSuite(
       } finally {
         await made.store.close()
       }
-      plans.push(...(await pgPlans(made, madeReads)).plans)
+      plans.push(...(await pgPlans(made, madeReads)))
     }
   } else {
     skipped.push('PostgreSQL: no server to reach')
@@ -481,7 +437,6 @@ export async function storageSuite(
     postgres,
     plans,
     unused: { sqlite: unusedOf('sqlite', sqlite.objects), postgres: unusedOf('postgres', postgres?.objects) },
-    proof,
     skipped,
   }
 }
