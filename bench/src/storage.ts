@@ -53,8 +53,10 @@ export interface PlanRow {
   store: 'sqlite' | 'postgres'
   dataset: string
   read: string
-  /** Indexes of session_events the plan uses. */
+  /** Indexes of session_events the plan uses (on PostgreSQL, its partitions'). */
   indexes: string[]
+  /** The same as the table's own indexes (on PostgreSQL, the partitioned index each belongs to). */
+  roots: string[]
   plan: string
 }
 
@@ -231,7 +233,14 @@ function sqlitePlans(dataset: Dataset, reads: [string, CompiledQuery][]): PlanRo
       const indexes = [
         ...new Set(details.flatMap((d) => [...d.matchAll(/USING (?:COVERING )?INDEX (\S+)/g)].map((m) => m[1]!))),
       ]
-      return { store: 'sqlite' as const, dataset: dataset.name, read, indexes, plan: details.join('; ') }
+      return {
+        store: 'sqlite' as const,
+        dataset: dataset.name,
+        read,
+        indexes,
+        roots: indexes,
+        plan: details.join('; '),
+      }
     })
   } finally {
     db.close()
@@ -275,7 +284,12 @@ async function pgPlans(
     const plans: PlanRow[] = []
     for (const [read, query] of reads) {
       const x = await pgExplain(client, query)
-      plans.push({ store: 'postgres', dataset: dataset.name, read, indexes: x.indexes, plan: x.plan })
+      const { rows } = await client.query<{ root: string }>(
+        'select distinct coalesce(pg_partition_root(i::regclass), i::regclass)::text as root from unnest($1::text[]) as i',
+        [x.indexes],
+      )
+      const roots = rows.map((r) => r.root)
+      plans.push({ store: 'postgres', dataset: dataset.name, read, indexes: x.indexes, roots, plan: x.plan })
     }
     return plans
   } finally {
@@ -429,7 +443,7 @@ export async function storageSuite(
   }
 
   const unusedOf = (store: 'sqlite' | 'postgres', all: StorageObject[] | undefined) => {
-    const usedHere = new Set(plans.filter((p) => p.store === store).flatMap((p) => p.indexes))
+    const usedHere = new Set(plans.filter((p) => p.store === store).flatMap((p) => p.roots))
     return (all ?? []).filter((o) => o.kind === 'index' && !usedHere.has(o.name)).map((o) => o.name)
   }
   return {
