@@ -84,25 +84,24 @@ export class Reader {
     return value === 1
   }
 
+  /** Where the next `n` bytes start, past which the cursor moves. */
+  #take(n: number): number {
+    const at = this.pos
+    if (at + n > this.buf.length) throw NOT_PLAIN
+    this.pos = at + n
+    return at
+  }
+
   fixed64(): bigint {
-    if (this.pos + 8 > this.buf.length) throw NOT_PLAIN
-    const value = this.#view.getBigUint64(this.pos, true)
-    this.pos += 8
-    return value
+    return this.#view.getBigUint64(this.#take(8), true)
   }
 
   fixed32(): number {
-    if (this.pos + 4 > this.buf.length) throw NOT_PLAIN
-    const value = this.#view.getUint32(this.pos, true)
-    this.pos += 4
-    return value
+    return this.#view.getUint32(this.#take(4), true)
   }
 
   double(): number {
-    if (this.pos + 8 > this.buf.length) throw NOT_PLAIN
-    const value = this.#view.getFloat64(this.pos, true)
-    this.pos += 8
-    return value
+    return this.#view.getFloat64(this.#take(8), true)
   }
 
   /** The end of a length-delimited field that starts here. */
