@@ -23,6 +23,8 @@ interface PlanNode {
   'Node Type': string
   'Relation Name'?: string
   'Index Name'?: string
+  /** EXPLAIN ANALYZE: how many times the node ran (0: never). */
+  'Actual Loops'?: number
   Plans?: PlanNode[]
 }
 
@@ -259,6 +261,34 @@ describe(`listing over ${EVENTS.toLocaleString('en')} events on PostgreSQL (${ba
     // Each partition's index is its metapage and one leaf: 16 KB, whatever the table holds.
     const partitions = (await leavesOf('session_events_type')).length
     expect(Number(bytes)).toBeLessThanOrEqual(partitions * 16 * 1024)
+  })
+
+  it("a filter naming another session's run or server session reads none of its events (migration 14)", async () => {
+    // The filter indexes begin with the run or server session: the small session filtered by the
+    // big session's run would otherwise read that run's events one by one to pass over them all.
+    for (const filter of [
+      { serverRunIds: [big.runIds[0]!] },
+      { serverSessionIds: [big.serverSessionIds[0]!] },
+    ] satisfies Partial<ListEventsQuery>[]) {
+      const [compiled] = store.reader.compileListEventIds({
+        sessionId: small.sessionId,
+        limit: 20,
+        order: 'asc',
+        ...filter,
+      })
+      const result = await store.db.executeQuery<{ 'QUERY PLAN': [{ Plan: PlanNode }] | string }>(
+        CompiledQuery.raw(`explain (analyze, format json) ${compiled!.sql}`, [...compiled!.parameters]),
+      )
+      const raw = result.rows[0]!['QUERY PLAN']
+      const plan = (typeof raw === 'string' ? JSON.parse(raw) : raw)[0].Plan as PlanNode
+      const scans = nodes(plan).filter((n) => n['Relation Name']?.startsWith('session_events_p'))
+      const label = `${JSON.stringify(filter)}: ${JSON.stringify(plan)}`
+      expect(scans.length, label).toBeGreaterThan(0)
+      for (const scan of scans) expect(scan['Actual Loops'], label).toBe(0)
+      expect(
+        (await store.reader.listEventIds({ sessionId: small.sessionId, limit: 20, order: 'asc', ...filter })).ids,
+      ).toEqual([])
+    }
   })
 
   it('pages through the big session with a filter as fast as from its start (a keyset, not an offset)', async () => {

@@ -15,7 +15,8 @@ import { backend, onPostgres, unmigratedStore } from './backend.js'
 
 // What retention changes on disk: the migration that moves an existing PostgreSQL table into
 // partitions (nothing lost, the same reads), the one that makes its type index hold the error
-// events alone, the one that keys it by (session_id, id), the one that gives an existing SQLite file
+// events alone, the one that keys it by (session_id, id), the one that indexes its run and server
+// session filters without the session, the one that gives an existing SQLite file
 // incremental auto_vacuum, and a SQLite file that shrinks once half its events are pruned.
 
 const dir = mkdtempSync(join(tmpdir(), 'session-events-retention-'))
@@ -161,6 +162,57 @@ describe.runIf(onPostgres)(`migration 13 on PostgreSQL (${backend})`, () => {
       lines: [{ type: 'stdout', line: 'after' }],
     })
     expect((await store.reader.sessionEvents(sessionId, [appended.event.id])).length).toBe(1)
+  })
+})
+
+describe.runIf(onPostgres)(`migration 14 on PostgreSQL (${backend})`, () => {
+  it('indexes the run and server session filters without the session: the same pages, none from another session', async () => {
+    const store = await unmigratedStore()
+    await migrate(store.db, { upTo: 13 })
+    const summary = await seed(store, { sessions: 2, events: 60, now: new Date(Date.now() - DAY_MS) })
+    const [mine, theirs] = summary.instances[0]!.sessions.map((s) => s.id)
+    const filtersOf = (sessionId: string) =>
+      store.db
+        .selectFrom('server_runs as r')
+        .innerJoin('server_sessions as ss', 'ss.id', 'r.server_session_id')
+        .select(['r.id as run', 'ss.id as serverSession'])
+        .where('ss.session_id', '=', sessionId)
+        .orderBy('r.id')
+        .execute()
+    const [own, foreign] = [await filtersOf(mine!), await filtersOf(theirs!)]
+    const queries = [
+      ...[...own, foreign[0]!].flatMap(({ run, serverSession }) => [
+        { serverRunIds: [run] },
+        { serverSessionIds: [serverSession] },
+      ]),
+      { serverRunIds: [own[0]!.run, foreign[0]!.run] },
+      { serverSessionIds: own.map((f) => f.serverSession) },
+    ]
+    const pages = (s: SqlStore) =>
+      Promise.all(
+        queries.flatMap((filter) =>
+          (['asc', 'desc'] as const).map((order) =>
+            s.reader.listEventIds({ sessionId: mine!, limit: 10, order, ...filter }).then((page) => page.ids),
+          ),
+        ),
+      )
+    const before = await pages(store)
+    expect(before.filter((ids) => ids.length > 0).length).toBeGreaterThan(queries.length)
+
+    expect(await migrate(store.db, { upTo: 14 })).toBe(1)
+    const after = await pages(store)
+    expect(after).toEqual(before)
+    // A filter of another session's run or server session: nothing, before and after.
+    expect(after.slice(own.length * 4, own.length * 4 + 4)).toEqual([[], [], [], []])
+    const { rows } = await sql<{ definition: string }>`
+      select pg_get_indexdef(t.relid) as definition
+        from pg_partition_tree('session_events_server_run_id') t where t.isleaf
+      union all
+      select pg_get_indexdef(t.relid) from pg_partition_tree('session_events_server_session_id') t where t.isleaf`.execute(
+      store.db,
+    )
+    expect(rows.length).toBeGreaterThan(2)
+    for (const { definition } of rows) expect(definition).toMatch(/ \((server_run_id|server_session_id), id\)$/)
   })
 })
 

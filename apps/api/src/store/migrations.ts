@@ -5,6 +5,7 @@ import { dialectOf, inMigrationTransaction } from './dialect.js'
 import { ensureEventPartitions } from './retention-partitions.js'
 import { errorEventsIndexMigrations } from './migrations/error-events-index.js'
 import { eventsPrimaryKeyMigrations } from './migrations/events-primary-key.js'
+import { filterIndexesMigrations } from './migrations/filter-indexes.js'
 import { idempotencyAppendMigrations } from './migrations/idempotency-append.js'
 import { idempotencyOrderMigrations } from './migrations/idempotency-order.js'
 import { initialSchemaMigrations } from './migrations/initial-schema.js'
@@ -27,6 +28,7 @@ export const migrations: Migration[] = [
   ...idempotencyOrderMigrations,
   ...errorEventsIndexMigrations,
   ...eventsPrimaryKeyMigrations,
+  ...filterIndexesMigrations,
 ]
 
 /**

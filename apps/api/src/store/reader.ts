@@ -40,6 +40,16 @@ export interface SqlReaderOptions {
    * rather than on its own: on a database over the network, the page then costs one round trip.
    */
   versionWithPage?: boolean
+  /**
+   * The indexes for the run and server session filters begin with the run or the server session,
+   * not with the session (PostgreSQL, migration 14), so the session is checked on each row they
+   * lead to. A filtered listing then first checks, once, that a run or server session it names
+   * is one of the session's (a One-Time Filter in the plan): one of another session is never
+   * read through and passed over row by row. With several in one filter the check is that one
+   * of them is the session's; the others' rows are read and passed over (a filter of several
+   * runs already reads their rows to sort them). Default: the indexes begin with the session.
+   */
+  filterIndexesWithoutSession?: boolean
 }
 
 export class SqlReader implements StoreReader {
@@ -47,12 +57,14 @@ export class SqlReader implements StoreReader {
   readonly #prepared: PreparedQueries
   readonly #runsVersion: NonNullable<SqlReaderOptions['runsVersion']>
   readonly #versionWithPage: boolean
+  readonly #filterIndexesWithoutSession: boolean
 
   constructor(db: Kysely<Database>, prepared: PreparedQueries, options: SqlReaderOptions = {}) {
     this.#db = db
     this.#prepared = prepared
     this.#runsVersion = options.runsVersion ?? (() => undefined)
     this.#versionWithPage = options.versionWithPage ?? false
+    this.#filterIndexesWithoutSession = options.filterIndexesWithoutSession ?? false
   }
 
   runsVersion(): string | undefined | Promise<string | undefined> {
@@ -234,14 +246,37 @@ export class SqlReader implements StoreReader {
 
     const filtered = (bind: Bind): EventQuery => {
       const slots = (name: string, n: number) => Array.from({ length: n }, (_, i) => bind<string>(`${name}${i}`))
-      let q = (this.#db.selectFrom('session_events as e') as unknown as EventQuery).where(
-        'e.session_id',
-        '=',
-        bind<string>('session'),
-      )
-      if (lists.run.length) q = q.where('e.server_run_id', 'in', slots('run', lists.run.length))
-      if (lists.serverSession.length)
-        q = q.where('e.server_session_id', 'in', slots('serverSession', lists.serverSession.length))
+      const session = bind<string>('session')
+      let q = (this.#db.selectFrom('session_events as e') as unknown as EventQuery).where('e.session_id', '=', session)
+      if (lists.run.length) {
+        const runs = slots('run', lists.run.length)
+        q = q.where('e.server_run_id', 'in', runs)
+        if (this.#filterIndexesWithoutSession)
+          q = q.where((eb) =>
+            eb.exists(
+              eb
+                .selectFrom('server_runs as r')
+                .innerJoin('server_sessions as ss', 'ss.id', 'r.server_session_id')
+                .select(sql.lit(1).as('one'))
+                .where('r.id', 'in', runs)
+                .where('ss.session_id', '=', session),
+            ),
+          )
+      }
+      if (lists.serverSession.length) {
+        const serverSessions = slots('serverSession', lists.serverSession.length)
+        q = q.where('e.server_session_id', 'in', serverSessions)
+        if (this.#filterIndexesWithoutSession)
+          q = q.where((eb) =>
+            eb.exists(
+              eb
+                .selectFrom('server_sessions as ss')
+                .select(sql.lit(1).as('one'))
+                .where('ss.id', 'in', serverSessions)
+                .where('ss.session_id', '=', session),
+            ),
+          )
+      }
       if (lists.type.length) q = q.where('e.type', 'in', slots('type', lists.type.length) as typeof lists.type)
       return q
     }

@@ -55,7 +55,11 @@ export class SqlStore implements Store {
     this.dialect = options.dialect
     this.db = options.db
     this.#onClose = options.onClose
-    this.reader = new SqlReader(options.db, new PreparedQueries(options.db, options.fastRead), options.runsVersion)
+    this.reader = new SqlReader(options.db, new PreparedQueries(options.db, options.fastRead), {
+      ...options.runsVersion,
+      // PostgreSQL's filter indexes begin with the run or server session (migration 14).
+      filterIndexesWithoutSession: options.dialect === 'postgres',
+    })
     this.feed = options.feed ?? new LocalFeed()
     this.rateLimiter = options.rateLimiter
     this.connectionWaitMs = options.connectionWaitMs
