@@ -4,6 +4,7 @@ import { deleteIdleSessions } from './prune-sessions.js'
 import type { PrunableStore } from './prune-store.js'
 import { giveBackSpace } from './prune-vacuum.js'
 import { idBound, instanceRetentions } from './retention.js'
+import { CLOSED_AFTER_MS, compactClosedPartitions } from './retention-compaction.js'
 import {
   dropExpiredPartitions,
   ensureEventPartitions,
@@ -132,5 +133,8 @@ export async function prune(store: PrunableStore, options: PruneOptions): Promis
   await step()
   const keys = await store.idempotencyKeys.expire(new Date(nowMs - KEEP_MS))
   if (dialect === 'sqlite') await giveBackSpace(db, step)
+  // PostgreSQL, last: the partitions closed since the last prune get their indexes rebuilt full
+  // (retention-compaction.ts). Those past the longest retention were dropped above.
+  if (dialect === 'postgres') await compactClosedPartitions(db, { beforeMs: nowMs - CLOSED_AFTER_MS, step })
   return { events_deleted: events, sessions_deleted: sessions, idempotency_keys_deleted: keys }
 }
