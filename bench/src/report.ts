@@ -205,6 +205,19 @@ export function checkTargets(results: Omit<Results, 'targets'>): TargetCheck[] {
       }
     }
   }
+  // Issue 19's: a small event (the seed's, 1 to 4 lines) on PostgreSQL, at 10⁶ events.
+  const compacted = results.storage?.postgresCompacted
+  if (compacted) {
+    const written = results.storage?.postgres
+    checks.push({
+      target:
+        'bytes on disk per small event on PostgreSQL, 10⁶ events, once the pruner has compacted their partition' +
+        (written ? ` (as written: ${int(written.bytesPerEvent.total)})` : ''),
+      goal: '≤ 600',
+      value: int(compacted.bytesPerEvent.total),
+      met: compacted.bytesPerEvent.total <= 600,
+    })
+  }
   const f = results.follow
   if (f) {
     const most = Math.max(...f.settings.followers)
@@ -764,9 +777,10 @@ export function markdown(r: Results): string {
       '| store | dataset | events | table B/event | indexes B/event | total B/event | log lines as stored, B/event | each index, B/event |',
     )
     out.push('|---|---|--:|--:|--:|--:|--:|---|')
-    for (const [store, x] of [
-      ['sqlite', st.sqlite],
-      ['postgres', st.postgres],
+    for (const [store, x, when] of [
+      ['sqlite', st.sqlite, ''],
+      ['postgres', st.postgres, ' (as written)'],
+      ['postgres', st.postgresCompacted, ' (compacted, as the pruner leaves a partition once its day has passed)'],
     ] as const) {
       if (!x) continue
       const each = x.objects
@@ -774,7 +788,7 @@ export function markdown(r: Results): string {
         .map((o) => `${o.name} ${int(o.bytes / x.events)}`)
         .join('; ')
       out.push(
-        `| ${storeName(store)} | ${x.dataset} | ${int(x.events)} | ${int(x.bytesPerEvent.table)} | ${int(x.bytesPerEvent.indexes)} | ${int(x.bytesPerEvent.total)} | ${int(x.logLinesBytesPerEvent)} | ${each} |`,
+        `| ${storeName(store)}${when} | ${x.dataset} | ${int(x.events)} | ${int(x.bytesPerEvent.table)} | ${int(x.bytesPerEvent.indexes)} | ${int(x.bytesPerEvent.total)} | ${int(x.logLinesBytesPerEvent)} | ${each} |`,
       )
     }
     out.push('')

@@ -1,5 +1,6 @@
 import SQLite from 'better-sqlite3'
 import { openStore, type SqlStore } from '@session-events/api'
+import { compactClosedPartitions } from '@session-events/api/internal/store/retention-compaction.js'
 import { sql, type CompiledQuery } from 'kysely'
 import pg from 'pg'
 import type { Dataset } from './datasets.js'
@@ -63,6 +64,12 @@ export interface PlanRow {
 export interface StorageResult {
   sqlite: StoreStorage | null
   postgres: StoreStorage | null
+  /**
+   * The same PostgreSQL dataset once the pruner has compacted its partitions (their indexes
+   * rebuilt full, as it does to each once its day has passed: retention-compaction.ts). Runs of
+   * before it have none.
+   */
+  postgresCompacted?: StoreStorage | null
   plans: PlanRow[]
   /** Indexes of session_events that no read uses, per store. */
   unused: { sqlite: string[]; postgres: string[] }
@@ -403,6 +410,7 @@ export async function storageSuite(
   }
 
   let postgres: StoreStorage | null = null
+  let postgresCompacted: StoreStorage | null = null
   if (datasets.postgres) {
     log(`  PostgreSQL: sizes of ${datasets.postgres.name}`)
     postgres = await pgStorage(datasets.postgres)
@@ -410,9 +418,14 @@ export async function storageSuite(
     let reads: [string, CompiledQuery][]
     try {
       reads = await compiledReads(pgStore, await shapeOf(pgStore, datasets.postgres.sessionList[0]!.id))
+      // As the pruner leaves each partition once its day has passed: every partition at once
+      // here, today's included, so that the same events are measured both ways.
+      log('  PostgreSQL: compacting its partitions as the pruner does once their day has passed')
+      await compactClosedPartitions(pgStore.db, { beforeMs: Number.POSITIVE_INFINITY })
     } finally {
       await pgStore.close()
     }
+    postgresCompacted = await pgStorage(datasets.postgres)
     plans.push(...(await pgPlans(datasets.postgres, reads)))
     log('  PostgreSQL: the reads on two tables made for them')
     for (const kind of ['at once', 'one after another'] as const) {
@@ -449,6 +462,7 @@ export async function storageSuite(
   return {
     sqlite,
     postgres,
+    postgresCompacted,
     plans,
     unused: { sqlite: unusedOf('sqlite', sqlite.objects), postgres: unusedOf('postgres', postgres?.objects) },
     skipped,
