@@ -222,4 +222,42 @@ describe.runIf(onPostgres)(`PostgreSQL: closed partitions compacted (${backend})
     }
     expect(await reads()).toEqual(readsBefore)
   })
+
+  it.runIf(backend === 'postgres')(
+    'a rebuild that outlives its lease is cancelled, not waited for; the next prune does it',
+    async () => {
+      const compacted = await indexesOf(store, closed)
+      const victim = compacted.find((index) => index.name.endsWith('server_session_id_id_idx'))!
+      await sql`comment on index ${sql.id(victim.name)} is null`.execute(store.db)
+      let steps = 0
+      const lost = new Error('the lease was lost')
+      // A writer of the partition holds it: the rebuild waits for it, as a long one would run.
+      await store.db.transaction().execute(async (trx) => {
+        await sql`lock table ${sql.table(closed)} in row exclusive mode`.execute(trx)
+        // Waited for, the rebuild would never end: the writer lets go only after it.
+        await expect(
+          compactClosedPartitions(store.db, {
+            beforeMs: openDay + 2 * HOUR - CLOSED_AFTER_MS,
+            heartbeatMs: 50,
+            // Renewed once (before the index), then lost at the first heartbeat.
+            step: async () => {
+              if (++steps > 1) throw lost
+            },
+          }),
+        ).rejects.toBe(lost)
+      })
+      expect(steps).toBeGreaterThan(1)
+      expect((await indexesOf(store, closed)).some((index) => !index.valid)).toBe(true)
+
+      expect(await compactClosedPartitions(store.db, { beforeMs: openDay + 2 * HOUR - CLOSED_AFTER_MS })).toEqual({
+        partitions: 1,
+        indexes: 1,
+        leftovers: 1,
+      })
+      const after = await indexesOf(store, closed)
+      expect(after.every((index) => index.valid && index.comment === COMPACTED)).toBe(true)
+      expect(after.find((index) => index.name === victim.name)!.oid).not.toBe(victim.oid)
+      expect(await reads()).toEqual(readsBefore)
+    },
+  )
 })

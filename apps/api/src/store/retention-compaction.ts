@@ -22,9 +22,12 @@ import { eventPartitions } from './retention-partitions.js'
 // not rebuilt. With the comment last, a pruner that dies anywhere leaves an index without it,
 // which the next prune rebuilds (again, at worst). A REINDEX CONCURRENTLY interrupted leaves an
 // invalid copy beside the index, `<index>_ccnew` (or the old one, `<index>_ccold`, once swapped):
-// the next prune drops it, concurrently too, before anything else on that partition. A rebuild
-// that outlasts the prune lease (prune-lease.ts) lets another pruner in: that one waits for the
-// rebuild's lock on the partition, finds its copy gone, and at worst rebuilds that index again.
+// the next prune drops it, concurrently too, before anything else on that partition.
+//
+// A rebuild can outlast the prune lease (two minutes): while one runs, `step` is called every
+// HEARTBEAT_MS, which renews the lease. When it throws (the lease was lost, or the server is
+// stopping and waits for the prune to end) the rebuild is cancelled (pg_cancel_backend) rather
+// than waited for: it leaves its invalid copy, which the next prune drops.
 //
 // An index that is empty (its metapage alone: a partition of a day without events, or the error
 // events' index of a day without errors) holds nothing to pack: it is marked without a rebuild.
@@ -40,6 +43,9 @@ import { eventPartitions } from './retention-partitions.js'
  * far beyond both. A write that came later all the same still goes in: its index splits a page.
  */
 export const CLOSED_AFTER_MS = 10 * 60_000
+
+/** How often a rebuild that is running renews the prune lease (prune-lease.ts: it lasts two minutes). */
+export const HEARTBEAT_MS = 30_000
 
 /** The comment of an index that was compacted: the catalog's record that it is done. */
 export const COMPACTED =
@@ -88,21 +94,22 @@ const isLeftover = (index: PartitionIndex) => !index.valid && !index.attached &&
  */
 export async function compactClosedPartitions(
   db: Kysely<Database>,
-  options: { beforeMs: number; step?: () => Promise<void> },
+  options: { beforeMs: number; step?: () => Promise<void>; heartbeatMs?: number },
 ): Promise<Compaction> {
+  const step = options.step ?? (async () => {})
   const done: Compaction = { partitions: 0, indexes: 0, leftovers: 0 }
   const closed = ((await eventPartitions(db)) ?? []).filter((p) => !p.detaching && p.toMs <= options.beforeMs)
   for (const partition of closed) {
     const indexes = await indexesOf(db, partition.name)
     for (const leftover of indexes.filter(isLeftover)) {
-      await options.step?.()
+      await step()
       await sql`drop index concurrently if exists ${sql.id(leftover.name)}`.execute(db)
       done.leftovers++
     }
     const due = indexes.filter((index) => index.valid && !index.compacted)
     for (const index of due) {
-      await options.step?.()
-      await compactIndex(db, index)
+      await step()
+      await compactIndex(db, index, step, options.heartbeatMs ?? HEARTBEAT_MS)
       done.indexes++
     }
     if (due.length > 0) done.partitions++
@@ -110,17 +117,37 @@ export async function compactClosedPartitions(
   return done
 }
 
-/** Rebuilds one index full (unless it is empty), then marks it compacted. */
-async function compactIndex(db: Kysely<Database>, index: PartitionIndex): Promise<void> {
+/** Rebuilds one index full (unless it is empty), then marks it compacted; `step` is its heartbeat meanwhile. */
+async function compactIndex(
+  db: Kysely<Database>,
+  index: PartitionIndex,
+  step: () => Promise<void>,
+  heartbeatMs: number,
+): Promise<void> {
   const name = sql.id(index.name)
   await db.connection().execute(async (connection) => {
+    const { rows } = await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(connection)
+    /** Why the heartbeat stopped the rebuild, if it did, and its cancel request. */
+    let stopped: { error: unknown; cancel: Promise<unknown> } | undefined
+    const heartbeat = setInterval(() => {
+      step().catch((error: unknown) => {
+        stopped ??= { error, cancel: sql`select pg_cancel_backend(${rows[0]!.pid})`.execute(db).catch(() => {}) }
+      })
+    }, heartbeatMs)
     // The pool's statement timeout is for requests; this connection goes back to it as it came.
     await sql`set statement_timeout = 0`.execute(connection)
     try {
       await sql`alter index ${name} set (fillfactor = 100)`.execute(connection)
       if (!index.empty) await sql`reindex index concurrently ${name}`.execute(connection)
+      if (stopped) throw stopped.error
       await sql`comment on index ${name} is ${sql.lit(COMPACTED)}`.execute(connection)
+    } catch (error) {
+      throw stopped ? stopped.error : error
     } finally {
+      clearInterval(heartbeat)
+      // The cancel is done before the connection goes back to the pool, so that it can only land
+      // on this rebuild or on the reset below, never on another's query.
+      await stopped?.cancel
       // Back to the pool's. If this fails too, the connection is lost: the error to report is the one above.
       await sql`reset statement_timeout`.execute(connection).catch(() => {})
     }
