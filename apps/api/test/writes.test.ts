@@ -328,6 +328,13 @@ describe(`writes (${backend})`, () => {
     const nested = await post('/sessions', { metadata: fine })
     expect(nested.status).toBe(201)
     expect((await body(nested)).metadata).toEqual(fine)
+    // At the edge: the body itself is a level, so metadata of 63 levels is 64 in all, and of 64, 65.
+    let edge: unknown = [1]
+    for (let i = 1; i < 62; i++) edge = { a: edge }
+    expect((await post('/sessions', { metadata: { a: edge } })).status).toBe(201)
+    const over = await post('/sessions', { metadata: { a: { a: edge } } })
+    expect(over.status).toBe(400)
+    expect(await body(over)).toMatchObject({ code: 'bad_request' })
     const proto = await f.app.request('/sessions', {
       method: 'POST',
       headers: { Authorization: `Bearer ${f.a.secret_key}`, 'content-type': 'application/json' },
@@ -336,7 +343,7 @@ describe(`writes (${backend})`, () => {
     expect(proto.status).toBe(400)
     expect((await body(proto)).errors[0].path).toEqual(['metadata', 'nested', '__proto__'])
     const after = await rowCounts()
-    expect(after.sessions).toBe(before.sessions! + 1)
+    expect(after.sessions).toBe(before.sessions! + 2)
   })
 
   it('answers a body over 5 MB with 413, whether it says its length or not', async () => {
