@@ -13,7 +13,8 @@ import {
   type LiveStore,
   type StoreKind,
 } from './api.js'
-import { inTurn, load, median, type LoadRequest } from './load.js'
+import { inTurn, median, type LoadRequest } from './load.js'
+import { postLoad } from './post-load.js'
 import { failuresOf, SESSIONS } from './writes.js'
 
 // OTLP intake: log records per second through POST /v1/logs (OTLP/HTTP), protobuf and JSON, 100
@@ -195,7 +196,7 @@ export async function otlpSuite(
       }
 
       const run = (target: OtlpTarget, durationS: number) =>
-        load({ url: api.url, requests: requests[target], connections: settings.connections, durationS })
+        postLoad({ url: api.url, requests: requests[target], connections: settings.connections, durationS })
       for (const target of OTLP_TARGETS) await run(target, settings.warmupS)
       const rounds = Object.fromEntries(
         OTLP_TARGETS.map((t) => [t, [] as Awaited<ReturnType<typeof run>>[]]),

@@ -11,7 +11,8 @@ import {
   type LiveStore,
   type StoreKind,
 } from './api.js'
-import { inTurn, load, median, medianOrNull, summariseRounds, type LoadRequest, type LoadResult } from './load.js'
+import { inTurn, median, medianOrNull, summariseRounds, type LoadRequest, type LoadResult } from './load.js'
+import { postLoad } from './post-load.js'
 import { dataDir, peerScript, workerScript } from './paths.js'
 import { pgQuery } from './pg.js'
 import { freePort, startServer, startWorker, type Memory, type ServerProcess, type WorkerProcess } from './processes.js'
@@ -259,7 +260,7 @@ export async function writesSuite(settings: WriteSettings, postgres: boolean, lo
       const server = api ?? limit!
       await api?.refreshBackends()
       const backendBefore = api?.backendCpu() ?? 0
-      const result: LoadResult = await load({
+      const result: LoadResult = await postLoad({
         url: server.url,
         requests: requests[keyed ? (`${store}_keyed` as const) : store]![lines]!,
         connections: settings.connections,
@@ -331,7 +332,7 @@ export async function writesSuite(settings: WriteSettings, postgres: boolean, lo
           })
         }
         const run = (layer: WriteLayer, durationS: number) =>
-          load({
+          postLoad({
             url: servers[layer]!.url,
             requests: requests.sqlite![layerLines]!,
             connections: settings.connections,
