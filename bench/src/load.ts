@@ -49,7 +49,7 @@ export function percentile(sorted: ArrayLike<number>, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!
 }
 
-export function load(options: {
+export interface LoadOptions {
   url: string
   requests: LoadRequest[]
   connections: number
@@ -58,11 +58,46 @@ export function load(options: {
   serverCpu?: () => number | null
   /** Seconds without an answer before a request counts as a timeout (default 10). */
   timeoutS?: number
-}): Promise<LoadResult> {
-  let times = new Float64Array(65_536)
-  let count = 0
-  let maxMs = 0
-  const statuses: Record<string, number> = {}
+}
+
+/** The answers of one load: how many of each status, and the time of each 2xx (ms, a float). */
+export class Answers {
+  #times = new Float64Array(65_536)
+  #count = 0
+  maxMs = 0
+  readonly statuses: Record<string, number> = {}
+
+  record(status: number, ms: number): void {
+    this.statuses[status] = (this.statuses[status] ?? 0) + 1
+    if (status < 200 || status >= 300) return
+    if (ms > this.maxMs) this.maxMs = ms
+    if (this.#count === this.#times.length) {
+      const bigger = new Float64Array(this.#times.length * 2)
+      bigger.set(this.#times)
+      this.#times = bigger
+    }
+    this.#times[this.#count++] = ms
+  }
+
+  /** The 2xx answers' p50, p99 and mean, ms. */
+  times(): { p50Ms: number; p99Ms: number; meanMs: number } {
+    const sorted = this.#times.subarray(0, this.#count).sort()
+    let sum = 0
+    for (let i = 0; i < this.#count; i++) sum += sorted[i]!
+    return {
+      p50Ms: percentile(sorted, 50),
+      p99Ms: percentile(sorted, 99),
+      meanMs: this.#count > 0 ? sum / this.#count : NaN,
+    }
+  }
+}
+
+/** CPU µs per 2xx answer, from the server's CPU seconds before and after; null where unknown. */
+export const cpuPerAnswer = (before: number | null, after: number | null, ok: number): number | null =>
+  before !== null && after !== null && ok > 0 ? ((after - before) * 1e6) / ok : null
+
+export function load(options: LoadOptions): Promise<LoadResult> {
+  const answers = new Answers()
   const cpuBefore = options.serverCpu?.() ?? null
   return new Promise((resolve, reject) => {
     const instance = autocannon(
@@ -95,42 +130,26 @@ export function load(options: {
       (error, result) => {
         if (error) return reject(error)
         const cpuAfter = options.serverCpu?.() ?? null
-        const sorted = times.subarray(0, count).sort()
-        let sum = 0
-        for (let i = 0; i < count; i++) sum += sorted[i]!
         resolve({
           rps: result['2xx'] / result.duration,
-          p50Ms: percentile(sorted, 50),
-          p99Ms: percentile(sorted, 99),
-          meanMs: count > 0 ? sum / count : NaN,
+          ...answers.times(),
           ok: result['2xx'],
           // autocannon counts a timeout among its errors too.
           errors: result.errors + result.non2xx,
           durationS: result.duration,
           bytesPerS: result.throughput.average,
-          cpuUsPerReq:
-            cpuBefore !== null && cpuAfter !== null && result['2xx'] > 0
-              ? ((cpuAfter - cpuBefore) * 1e6) / result['2xx']
-              : null,
-          maxMs,
-          statuses,
+          cpuUsPerReq: cpuPerAnswer(cpuBefore, cpuAfter, result['2xx']),
+          maxMs: answers.maxMs,
+          statuses: answers.statuses,
           connectionErrors: result.errors - result.timeouts,
           timeouts: result.timeouts,
         })
       },
     )
     // on() returns the instance, which is also a thenable of the whole run: nothing to wait for here
-    void instance.on('response', (_client, statusCode, _bytes, responseTime) => {
-      statuses[statusCode] = (statuses[statusCode] ?? 0) + 1
-      if (statusCode < 200 || statusCode >= 300) return
-      if (responseTime > maxMs) maxMs = responseTime
-      if (count === times.length) {
-        const bigger = new Float64Array(times.length * 2)
-        bigger.set(times)
-        times = bigger
-      }
-      times[count++] = responseTime
-    })
+    void instance.on('response', (_client, statusCode, _bytes, responseTime) =>
+      answers.record(statusCode, responseTime),
+    )
   })
 }
 

@@ -1,6 +1,6 @@
 import { connect, type Socket } from 'node:net'
 import { v7 as uuidv7 } from 'uuid'
-import { percentile, type LoadRequest, type LoadResult } from './load.js'
+import { Answers, cpuPerAnswer, type LoadOptions, type LoadRequest, type LoadResult } from './load.js'
 
 // The load of the writes and OTLP suites: POSTs whose every request differs (an Idempotency-Key
 // of its own, a new OTLP body), on keep-alive connections, one request at a time on each, each
@@ -63,42 +63,19 @@ function answerIn(text: string): { status: number; length: number } | undefined 
 }
 
 /** POSTs (or GETs) at `connections` connections for `durationS` seconds; the same result as load()'s. */
-export function postLoad(options: {
-  url: string
-  requests: LoadRequest[]
-  connections: number
-  durationS: number
-  /** The server's CPU time so far, in seconds (ServerProcess.cpuSeconds). */
-  serverCpu?: () => number | null
-  /** Seconds without an answer before a request counts as a timeout (default 10). */
-  timeoutS?: number
-}): Promise<LoadResult> {
+export function postLoad(options: LoadOptions): Promise<LoadResult> {
   const url = new URL(options.url)
   const prepared = options.requests.map((r) => prepare(url, r))
   const timeoutMs = (options.timeoutS ?? 10) * 1000
-  let times = new Float64Array(65_536)
+  const answers = new Answers()
   let count = 0
-  let maxMs = 0
   let bytes = 0
   let connectionErrors = 0
   let timeouts = 0
-  const statuses: Record<string, number> = {}
   const cpuBefore = options.serverCpu?.() ?? null
   const started = performance.now()
   let stopped = false
   const sockets = new Set<Socket>()
-
-  const record = (status: number, ms: number) => {
-    statuses[status] = (statuses[status] ?? 0) + 1
-    if (status < 200 || status >= 300) return
-    if (ms > maxMs) maxMs = ms
-    if (count === times.length) {
-      const bigger = new Float64Array(times.length * 2)
-      bigger.set(times)
-      times = bigger
-    }
-    times[count++] = ms
-  }
 
   /** One connection: a request, its answer, the next, until the time is up. */
   const connection = (next: number) => {
@@ -141,7 +118,8 @@ export function postLoad(options: {
       clearTimeout(timer)
       waiting = false
       bytes += answer.length
-      record(answer.status, performance.now() - sentAt)
+      answers.record(answer.status, performance.now() - sentAt)
+      if (answer.status >= 200 && answer.status < 300) count++
       received = received.slice(answer.length)
       if (stopped) socket.destroy()
       else send()
@@ -164,23 +142,17 @@ export function postLoad(options: {
       const durationS = (performance.now() - started) / 1000
       for (const socket of sockets) socket.destroy()
       const cpuAfter = options.serverCpu?.() ?? null
-      const sorted = times.subarray(0, count).sort()
-      let sum = 0
-      for (let i = 0; i < count; i++) sum += sorted[i]!
-      const non2xx = Object.entries(statuses).reduce((n, [s, c]) => (s.startsWith('2') ? n : n + c), 0)
+      const non2xx = Object.entries(answers.statuses).reduce((n, [s, c]) => (s.startsWith('2') ? n : n + c), 0)
       resolve({
         rps: count / durationS,
-        p50Ms: percentile(sorted, 50),
-        p99Ms: percentile(sorted, 99),
-        meanMs: count > 0 ? sum / count : NaN,
+        ...answers.times(),
         ok: count,
         errors: connectionErrors + timeouts + non2xx,
         durationS,
         bytesPerS: bytes / durationS,
-        cpuUsPerReq:
-          cpuBefore !== null && cpuAfter !== null && count > 0 ? ((cpuAfter - cpuBefore) * 1e6) / count : null,
-        maxMs,
-        statuses,
+        cpuUsPerReq: cpuPerAnswer(cpuBefore, cpuAfter, count),
+        maxMs: answers.maxMs,
+        statuses: answers.statuses,
         connectionErrors,
         timeouts,
       })

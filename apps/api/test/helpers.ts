@@ -14,6 +14,18 @@ export const silent = pino({ level: 'silent' })
  */
 export const testSettings = { rateLimit: false, shedLoadAfterMs: false } satisfies Partial<Config>
 
+/** A server session's MCP handshake with nothing in it: what tests that need a run give. */
+export const BARE_MCP = {
+  object: 'mcp' as const,
+  version: '2025-03-26',
+  connection_type: 'streamable_http' as const,
+  client: null,
+  server: null,
+}
+
+/** One line of stdout: what tests that write many events give each. */
+export const ONE_LINE = [{ type: 'stdout' as const, line: 'a line' }]
+
 export interface Fixture {
   store: SqlStore
   summary: SeedSummary

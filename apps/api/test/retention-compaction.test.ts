@@ -6,7 +6,7 @@ import { DAY_MS, eventPartitions } from '../src/store/retention-partitions.js'
 import { parseRetention } from '../src/store/retention.js'
 import type { SqlStore } from '../src/store/sql-store.js'
 import { backend, onPostgres, openTestStore } from './backend.js'
-import { eventIds } from './helpers.js'
+import { BARE_MCP, eventIds, ONE_LINE } from './helpers.js'
 
 // The compaction of closed partitions (retention-compaction.ts): once no event can go to a
 // partition any more, the pruner rebuilds its indexes full, once, and loses nothing. Events are
@@ -16,14 +16,6 @@ import { eventIds } from './helpers.js'
 
 const HOUR = 3_600_000
 const SESSIONS = 8
-const LINES = [{ type: 'stdout' as const, line: 'a line' }]
-const MCP = {
-  object: 'mcp' as const,
-  version: '2025-03-26',
-  connection_type: 'streamable_http' as const,
-  client: null,
-  server: null,
-}
 
 /** `SESSIONS` sessions of one instance, each with one run. */
 async function sessionsWithRuns(store: SqlStore, at: Date) {
@@ -43,7 +35,7 @@ async function sessionsWithRuns(store: SqlStore, at: Date) {
     const { id: serverSessionId } = await store.seeding.createServerSession({
       sessionId,
       serverDeploymentId: deploymentId,
-      mcp: MCP,
+      mcp: BARE_MCP,
       at,
     })
     const { id: runId } = await store.seeding.createServerRun({
@@ -64,7 +56,7 @@ async function interleaved(store: SqlStore, runs: { runId: string }[], from: num
     const events = []
     for (let r = round; r < Math.min(rounds, round + PER_CALL); r++)
       for (const [i, { runId }] of runs.entries())
-        events.push({ serverRunId: runId, lines: LINES, at: new Date(from + r * runs.length + i) })
+        events.push({ serverRunId: runId, lines: ONE_LINE, at: new Date(from + r * runs.length + i) })
     await store.seeding.appendLogEvents(events)
   }
 }

@@ -8,7 +8,7 @@ import { prune, type PruneResult } from '../src/store/prune.js'
 import { formatRetention, parseRetention, setInstanceRetention } from '../src/store/retention.js'
 import type { SqlStore } from '../src/store/sql-store.js'
 import { backend, onPostgres, openTestStore, schemaOf } from './backend.js'
-import { eventIds, silent, testSettings, withoutRequestId } from './helpers.js'
+import { BARE_MCP, eventIds, ONE_LINE, silent, testSettings, withoutRequestId } from './helpers.js'
 import { messages } from './sse.js'
 
 // Retention (issue 19): events older than their instance's retention go, sessions left empty and
@@ -17,14 +17,6 @@ import { messages } from './sse.js'
 // the test says.
 
 const HOUR = 3_600_000
-const LINES = [{ type: 'stdout' as const, line: 'a line' }]
-const MCP = {
-  object: 'mcp' as const,
-  version: '2025-03-26',
-  connection_type: 'streamable_http' as const,
-  client: null,
-  server: null,
-}
 
 /** What runs run on, for one instance. */
 async function instanceWith(store: SqlStore, name: string, at: Date) {
@@ -45,7 +37,7 @@ async function instanceWith(store: SqlStore, name: string, at: Date) {
     const { id: serverSessionId } = await store.seeding.createServerSession({
       sessionId,
       serverDeploymentId: deploymentId,
-      mcp: MCP,
+      mcp: BARE_MCP,
       at: sessionAt,
     })
     const { id: runId } = await store.seeding.createServerRun({
@@ -62,7 +54,7 @@ async function instanceWith(store: SqlStore, name: string, at: Date) {
 /** `n` events of a run at `at`, a millisecond apart; their ids. */
 async function eventsAt(store: SqlStore, runId: string, at: number, n: number): Promise<string[]> {
   return store.seeding.appendLogEvents(
-    Array.from({ length: n }, (_, i) => ({ serverRunId: runId, lines: LINES, at: new Date(at + i) })),
+    Array.from({ length: n }, (_, i) => ({ serverRunId: runId, lines: ONE_LINE, at: new Date(at + i) })),
   )
 }
 
@@ -126,7 +118,7 @@ describe(`a prune (${backend})`, () => {
         const appended = await store.writer.appendEvent({
           sessionId: s.sessionId,
           serverRunId: s.runId,
-          lines: LINES,
+          lines: ONE_LINE,
           at: new Date(now + ++i),
         })
         written[s.sessionId]!.push(appended.event.id)
@@ -212,7 +204,7 @@ describe(`a prune (${backend})`, () => {
         body: JSON.stringify(json),
       })
     for (const [path, json] of [
-      [`/sessions/${gone.sessionId}/events`, { server_run_id: gone.runId, log_lines: LINES }],
+      [`/sessions/${gone.sessionId}/events`, { server_run_id: gone.runId, log_lines: ONE_LINE }],
       [`/sessions/${gone.sessionId}/server-runs`, { type: 'external', server: { name: 'late' } }],
     ] as const) {
       const res = await post(path, json)
@@ -381,7 +373,7 @@ describe.runIf(onPostgres)(`PostgreSQL: partitions dropped whole (${backend})`, 
         const appended = await store.writer.appendEvent({
           sessionId: sLater.sessionId,
           serverRunId: sLater.runId,
-          lines: LINES,
+          lines: ONE_LINE,
           at: new Date(later + ++i),
         })
         written.push(appended.event.id)
