@@ -14,7 +14,7 @@ export const silent = pino({ level: 'silent' })
  */
 export const testSettings = { rateLimit: false, shedLoadAfterMs: false } satisfies Partial<Config>
 
-/** A server session's MCP handshake with nothing in it: what tests that need a run give. */
+/** A server session's MCP handshake with nothing in it (instanceWith). */
 export const BARE_MCP = {
   object: 'mcp' as const,
   version: '2025-03-26',
@@ -104,3 +104,36 @@ export async function keyedWriter(store: SqlStore) {
 }
 
 export const withoutRequestId = (text: string) => text.replace(/req_[0-9A-Za-z]{22}/g, 'req_…')
+
+/** What runs run on, for one instance. */
+export async function instanceWith(store: SqlStore, name: string, at: Date) {
+  const { id: instanceId } = await store.admin.createInstance({ name, at })
+  const { secret } = await store.admin.createApiKey({ instanceId, kind: 'secret', at })
+  const { id: serverId } = await store.seeding.createServer({ name: 'S', description: null, type: 'public', at })
+  const { id: versionId } = await store.seeding.createServerVersion({ serverId, at })
+  const { id: deploymentId } = await store.seeding.createServerDeployment({
+    instanceId,
+    serverId,
+    name: null,
+    description: null,
+    at,
+  })
+  /** A session made at `at` with one active run. */
+  const session = async (sessionAt: Date) => {
+    const { id: sessionId } = await store.seeding.createSession({ instanceId, at: sessionAt })
+    const { id: serverSessionId } = await store.seeding.createServerSession({
+      sessionId,
+      serverDeploymentId: deploymentId,
+      mcp: BARE_MCP,
+      at: sessionAt,
+    })
+    const { id: runId } = await store.seeding.createServerRun({
+      serverSessionId,
+      serverVersionId: versionId,
+      type: 'hosted',
+      at: sessionAt,
+    })
+    return { sessionId, runId }
+  }
+  return { instanceId, secret, session }
+}

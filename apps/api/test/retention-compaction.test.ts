@@ -6,7 +6,7 @@ import { DAY_MS, eventPartitions } from '../src/store/retention-partitions.js'
 import { parseRetention } from '../src/store/retention.js'
 import type { SqlStore } from '../src/store/sql-store.js'
 import { backend, onPostgres, openTestStore } from './backend.js'
-import { BARE_MCP, eventIds, ONE_LINE } from './helpers.js'
+import { eventIds, instanceWith, ONE_LINE } from './helpers.js'
 
 // The compaction of closed partitions (retention-compaction.ts): once no event can go to a
 // partition any more, the pruner rebuilds its indexes full, once, and loses nothing. Events are
@@ -19,33 +19,9 @@ const SESSIONS = 8
 
 /** `SESSIONS` sessions of one instance, each with one run. */
 async function sessionsWithRuns(store: SqlStore, at: Date) {
-  const { id: instanceId } = await store.admin.createInstance({ name: 'compaction', at })
-  const { id: serverId } = await store.seeding.createServer({ name: 'S', description: null, type: 'public', at })
-  const { id: versionId } = await store.seeding.createServerVersion({ serverId, at })
-  const { id: deploymentId } = await store.seeding.createServerDeployment({
-    instanceId,
-    serverId,
-    name: null,
-    description: null,
-    at,
-  })
+  const { session } = await instanceWith(store, 'compaction', at)
   const made: { sessionId: string; runId: string }[] = []
-  for (let i = 0; i < SESSIONS; i++) {
-    const { id: sessionId } = await store.seeding.createSession({ instanceId, at })
-    const { id: serverSessionId } = await store.seeding.createServerSession({
-      sessionId,
-      serverDeploymentId: deploymentId,
-      mcp: BARE_MCP,
-      at,
-    })
-    const { id: runId } = await store.seeding.createServerRun({
-      serverSessionId,
-      serverVersionId: versionId,
-      type: 'hosted',
-      at,
-    })
-    made.push({ sessionId, runId })
-  }
+  for (let i = 0; i < SESSIONS; i++) made.push(await session(at))
   return made
 }
 

@@ -8,7 +8,7 @@ import { prune, type PruneResult } from '../src/store/prune.js'
 import { formatRetention, parseRetention, setInstanceRetention } from '../src/store/retention.js'
 import type { SqlStore } from '../src/store/sql-store.js'
 import { backend, onPostgres, openTestStore, schemaOf } from './backend.js'
-import { BARE_MCP, eventIds, ONE_LINE, silent, testSettings, withoutRequestId } from './helpers.js'
+import { eventIds, instanceWith, ONE_LINE, silent, testSettings, withoutRequestId } from './helpers.js'
 import { messages } from './sse.js'
 
 // Retention (issue 19): events older than their instance's retention go, sessions left empty and
@@ -17,39 +17,6 @@ import { messages } from './sse.js'
 // the test says.
 
 const HOUR = 3_600_000
-
-/** What runs run on, for one instance. */
-async function instanceWith(store: SqlStore, name: string, at: Date) {
-  const { id: instanceId } = await store.admin.createInstance({ name, at })
-  const { secret } = await store.admin.createApiKey({ instanceId, kind: 'secret', at })
-  const { id: serverId } = await store.seeding.createServer({ name: 'S', description: null, type: 'public', at })
-  const { id: versionId } = await store.seeding.createServerVersion({ serverId, at })
-  const { id: deploymentId } = await store.seeding.createServerDeployment({
-    instanceId,
-    serverId,
-    name: null,
-    description: null,
-    at,
-  })
-  /** A session made at `at` with one active run. */
-  const session = async (sessionAt: Date) => {
-    const { id: sessionId } = await store.seeding.createSession({ instanceId, at: sessionAt })
-    const { id: serverSessionId } = await store.seeding.createServerSession({
-      sessionId,
-      serverDeploymentId: deploymentId,
-      mcp: BARE_MCP,
-      at: sessionAt,
-    })
-    const { id: runId } = await store.seeding.createServerRun({
-      serverSessionId,
-      serverVersionId: versionId,
-      type: 'hosted',
-      at: sessionAt,
-    })
-    return { sessionId, runId }
-  }
-  return { instanceId, secret, session }
-}
 
 /** `n` events of a run at `at`, a millisecond apart; their ids. */
 async function eventsAt(store: SqlStore, runId: string, at: number, n: number): Promise<string[]> {

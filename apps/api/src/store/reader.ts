@@ -248,34 +248,22 @@ export class SqlReader implements StoreReader {
       const slots = (name: string, n: number) => Array.from({ length: n }, (_, i) => bind<string>(`${name}${i}`))
       const session = bind<string>('session')
       let q = (this.#db.selectFrom('session_events as e') as unknown as EventQuery).where('e.session_id', '=', session)
+      // The one-time check of filterIndexesWithoutSession: a server session of the session is
+      // among these (or among the runs' server sessions).
+      const ofTheSession = (serverSessions: RawBuilder<unknown>) =>
+        sql<boolean>`exists (select 1 from server_sessions ss where ss.session_id = ${session} and ss.id in (${serverSessions}))`
       if (lists.run.length) {
         const runs = slots('run', lists.run.length)
         q = q.where('e.server_run_id', 'in', runs)
         if (this.#filterIndexesWithoutSession)
-          q = q.where((eb) =>
-            eb.exists(
-              eb
-                .selectFrom('server_runs as r')
-                .innerJoin('server_sessions as ss', 'ss.id', 'r.server_session_id')
-                .select(sql.lit(1).as('one'))
-                .where('r.id', 'in', runs)
-                .where('ss.session_id', '=', session),
-            ),
+          q = q.where(
+            ofTheSession(sql`select r.server_session_id from server_runs r where r.id in (${sql.join(runs)})`),
           )
       }
       if (lists.serverSession.length) {
         const serverSessions = slots('serverSession', lists.serverSession.length)
         q = q.where('e.server_session_id', 'in', serverSessions)
-        if (this.#filterIndexesWithoutSession)
-          q = q.where((eb) =>
-            eb.exists(
-              eb
-                .selectFrom('server_sessions as ss')
-                .select(sql.lit(1).as('one'))
-                .where('ss.id', 'in', serverSessions)
-                .where('ss.session_id', '=', session),
-            ),
-          )
+        if (this.#filterIndexesWithoutSession) q = q.where(ofTheSession(sql.join(serverSessions)))
       }
       if (lists.type.length) q = q.where('e.type', 'in', slots('type', lists.type.length) as typeof lists.type)
       return q
