@@ -79,6 +79,11 @@ export class Answers {
     this.#times[this.#count++] = ms
   }
 
+  /** How many answers were 2xx. */
+  get ok(): number {
+    return this.#count
+  }
+
   /** The 2xx answers' p50, p99 and mean, ms. */
   times(): { p50Ms: number; p99Ms: number; meanMs: number } {
     const sorted = this.#times.subarray(0, this.#count).sort()

@@ -68,7 +68,6 @@ export function postLoad(options: LoadOptions): Promise<LoadResult> {
   const prepared = options.requests.map((r) => prepare(url, r))
   const timeoutMs = (options.timeoutS ?? 10) * 1000
   const answers = new Answers()
-  let count = 0
   let bytes = 0
   let connectionErrors = 0
   let timeouts = 0
@@ -119,7 +118,6 @@ export function postLoad(options: LoadOptions): Promise<LoadResult> {
       waiting = false
       bytes += answer.length
       answers.record(answer.status, performance.now() - sentAt)
-      if (answer.status >= 200 && answer.status < 300) count++
       received = received.slice(answer.length)
       if (stopped) socket.destroy()
       else send()
@@ -144,13 +142,13 @@ export function postLoad(options: LoadOptions): Promise<LoadResult> {
       const cpuAfter = options.serverCpu?.() ?? null
       const non2xx = Object.entries(answers.statuses).reduce((n, [s, c]) => (s.startsWith('2') ? n : n + c), 0)
       resolve({
-        rps: count / durationS,
+        rps: answers.ok / durationS,
         ...answers.times(),
-        ok: count,
+        ok: answers.ok,
         errors: connectionErrors + timeouts + non2xx,
         durationS,
         bytesPerS: bytes / durationS,
-        cpuUsPerReq: cpuPerAnswer(cpuBefore, cpuAfter, count),
+        cpuUsPerReq: cpuPerAnswer(cpuBefore, cpuAfter, answers.ok),
         maxMs: answers.maxMs,
         statuses: answers.statuses,
         connectionErrors,
