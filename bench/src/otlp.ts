@@ -22,8 +22,8 @@ import { failuresOf, SESSIONS } from './writes.js'
 // /sessions/{id}/events), without and with an Idempotency-Key (every OTLP request is keyed: its
 // body's hash). Each store a fresh one; SESSIONS service instances (one session and run each,
 // made by their first request) against SESSIONS sessions of one run each; 32 connections.
-// Every OTLP request is a new body (an unknown field with a counter, which the decoder skips),
-// so that none is a retry the idempotency key would turn into a replay. A record is stored as a
+// Every OTLP request is a new body (its first record's time moved on, as an exporter's next batch
+// is), so that none is a retry the idempotency key would turn into a replay. A record is stored as a
 // line with its time and level: append_json_as_records appends those same lines (keyed, as every
 // OTLP request is), the same rows, so that its ratio is of the intake's own cost alone.
 
@@ -109,17 +109,27 @@ function exportRequest(instance: number) {
 const storedLinesOf = (request: ReturnType<typeof exportRequest>) => logLinesOf(request.resourceLogs[0]!)
 
 let serial = 0
-/** Field 1000, varint: unknown to ExportLogsServiceRequest, skipped by its decoder; makes the body new. */
-function unknownField(n: number): Buffer {
-  const bytes = [0xc0, 0x3e] // (1000 << 3) | 0, as a varint
-  for (let v = n; ; v = Math.floor(v / 128)) {
-    if (v < 128) {
-      bytes.push(v)
-      break
-    }
-    bytes.push((v % 128) | 0x80)
-  }
-  return Buffer.from(bytes)
+
+/**
+ * A new body of the same export, as an exporter's next batch is: its first record's time moved on
+ * by `n` ns. time_unix_nano is fixed64 (8 bytes, little-endian), so the bytes are the same length
+ * and only those 8 change; the body stays in the plain form an exporter sends (an unknown field
+ * instead would have sent every request down fromBinary's path, as no exporter does).
+ */
+function laterBody(bytes: Buffer, at: number, time: bigint, n: number): Buffer {
+  const copy = Buffer.from(bytes)
+  copy.writeBigUInt64LE(time + BigInt(n), at)
+  return copy
+}
+
+/** Where in the binary body the first record's time_unix_nano is (the only place its 8 bytes are). */
+function timeOffset(bytes: Buffer, time: bigint): number {
+  const pattern = Buffer.alloc(8)
+  pattern.writeBigUInt64LE(time)
+  const at = bytes.indexOf(pattern)
+  if (at < 0 || bytes.indexOf(pattern, at + 1) >= 0)
+    throw new Error('otlp: the first record’s time is not once in the body')
+  return at
 }
 
 export async function otlpSuite(
@@ -157,22 +167,29 @@ export async function otlpSuite(
       const exports = Array.from({ length: SESSIONS }, (_, i) => exportRequest(i))
       const protobuf = exports.map((request): LoadRequest => {
         const bytes = Buffer.from(toBinary(ExportLogsServiceRequestSchema, request))
+        const time = request.resourceLogs[0]!.scopeLogs[0]!.logRecords[0]!.timeUnixNano
+        const at = timeOffset(bytes, time)
         return {
           method: 'POST',
           path: '/v1/logs',
           headers: { ...auth, 'content-type': 'application/x-protobuf' },
           body: bytes,
-          newBody: () => Buffer.concat([bytes, unknownField(++serial)]),
+          newBody: () => laterBody(bytes, at, time, ++serial),
         }
       })
       const json = exports.map((request): LoadRequest => {
         const text = toJsonString(ExportLogsServiceRequestSchema, request)
+        // The same for OTLP JSON: the first record's time (a string of decimal ns) moved on.
+        const time = request.resourceLogs[0]!.scopeLogs[0]!.logRecords[0]!.timeUnixNano
+        const field = `"timeUnixNano":"${time}"`
+        const before = text.slice(0, text.indexOf(field))
+        const after = text.slice(before.length + field.length)
         return {
           method: 'POST',
           path: '/v1/logs',
           headers: { ...auth, 'content-type': 'application/json' },
           body: text,
-          newBody: () => `${text.slice(0, -1)},"bench":${++serial}}`,
+          newBody: () => `${before}"timeUnixNano":"${time + BigInt(++serial)}"${after}`,
         }
       })
       const requests: Record<OtlpTarget, LoadRequest[]> = {
