@@ -1,6 +1,6 @@
 import pg from 'pg'
 import { afterAll, describe, expect, it, vi } from 'vitest'
-import { NOTIFY_CHANNEL, NOTIFY_EVERY_MS, PostgresFeed } from '../src/store/feed.js'
+import { LocalFeed, NOTIFY_CHANNEL, NOTIFY_EVERY_MS, PostgresFeed } from '../src/store/feed.js'
 import { backend, networkPostgres, onPostgres } from './backend.js'
 
 // PostgreSQL's wake-ups between processes (store/feed.ts): a process NOTIFYs the sessions it
@@ -10,6 +10,25 @@ import { backend, networkPostgres, onPostgres } from './backend.js'
 const closing: (() => Promise<unknown>)[] = []
 afterAll(async () => {
   for (const close of closing.reverse()) await close()
+})
+
+describe('this process’s own writes', () => {
+  it('wake their followers once the turn is over, once a session for the writes of a turn', async () => {
+    const feed = new LocalFeed()
+    const woken: string[] = []
+    feed.subscribe('ses_a', () => woken.push('a'))
+    feed.subscribe('ses_b', () => woken.push('b'))
+    feed.published(['ses_a'])
+    feed.published(['ses_a', 'ses_b'])
+    // Not during the turn: the answers of its writes (an append's 201) go out before the followers' bytes.
+    expect(woken).toEqual([])
+    await new Promise((r) => setImmediate(r))
+    expect(woken.sort()).toEqual(['a', 'b'])
+    // The next turn's writes wake them again.
+    feed.published(['ses_b'])
+    await new Promise((r) => setImmediate(r))
+    expect(woken.sort()).toEqual(['a', 'b', 'b'])
+  })
 })
 
 describe.runIf(onPostgres)(`NOTIFY after commit (${backend})`, () => {
