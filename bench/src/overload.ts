@@ -2,7 +2,8 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { startApi, type StoreKind } from './api.js'
 import type { Dataset } from './datasets.js'
-import { load, percentile, type LoadRequest, type LoadResult } from './load.js'
+import { percentile, type LoadRequest, type LoadResult } from './load.js'
+import { postLoad } from './post-load.js'
 import { dataDir, peerScript } from './paths.js'
 import type { Fixture } from './peers/fixtures.js'
 import { freePort, startServer, type Memory } from './processes.js'
@@ -12,12 +13,14 @@ import { body } from './throughput.js'
 // events (the first page of every session and the page after its middle event), for a while, on
 // each store. What the API does with the queue is the measurement: how many it answers, how slow
 // the slowest accepted request is, and how many it refuses (503, with Retry-After) or loses
-// (connection errors, timeouts). autocannon waits up to 60 s for an answer, longer than the run,
-// so a slow answer is measured, not cut off as a timeout.
+// (connection errors, timeouts). The driver (post-load.ts) waits up to 60 s for an answer, longer
+// than the run, so a slow answer is measured, not cut off as a timeout.
 //
-// autocannon's time of a request runs from its write to the last byte of the answer read by the
-// driver, which shares the machine's two cores with the API: with 512 connections and pages of
-// about 200 KB, the driver itself is a queue. Two measures tell the API's part from it: the API's
+// A request's time runs from its write to the last byte of the answer read by the driver, which
+// shares the machine's two cores with the API: with 512 connections and pages of about 200 KB,
+// the driver itself is a queue. It counts an answer's bytes rather than parsing them (autocannon,
+// the driver before, parsed each page in JavaScript: in one run side by side, the limit's slowest
+// answer was 1.1 s with it and 0.72 s with this one, in runs minutes apart). Two measures tell the API's part from it: the API's
 // own time for each accepted request (its access log's duration_ms, from its first middleware to
 // its answer, over the measured run), and the limit: bare node:http answering the same pages'
 // exact bytes under the same load, whose slowest answer is what the driver alone makes of it.
@@ -113,7 +116,7 @@ export async function overloadSuite(
         })),
       )
       // A short warm-up at 32 connections: the JIT and the caches, not the queue.
-      await load({ url: api.url, requests, connections: 32, durationS: 1 })
+      await postLoad({ url: api.url, requests, connections: 32, durationS: 1 })
       await api.refreshBackends()
       const from = Date.now()
       const result = await overload(api.url, requests, settings, () => api.cpuWithBackends())
@@ -139,7 +142,7 @@ export async function overloadSuite(
     })
     try {
       const requests = fixtures.map((f): LoadRequest => ({ path: f.path }))
-      await load({ url: limit.url, requests, connections: 32, durationS: 1 })
+      await postLoad({ url: limit.url, requests, connections: 32, durationS: 1 })
       const result = await overload(limit.url, requests, settings, () => limit.cpuSeconds())
       rows.push(row('limit', result, limit.memory(), null, log))
     } finally {
@@ -160,7 +163,7 @@ function overload(
   settings: OverloadSettings,
   serverCpu: () => number | null,
 ): Promise<LoadResult> {
-  return load({
+  return postLoad({
     url,
     requests,
     connections: settings.connections,

@@ -2,15 +2,17 @@ import { connect, type Socket } from 'node:net'
 import { v7 as uuidv7 } from 'uuid'
 import { Answers, cpuPerAnswer, type LoadOptions, type LoadRequest, type LoadResult } from './load.js'
 
-// The load of the writes and OTLP suites: POSTs whose every request differs (an Idempotency-Key
-// of its own, a new OTLP body), on keep-alive connections, one request at a time on each, each
-// connection walking the requests in turn as autocannon does. autocannon builds such a request
-// anew from its options every time (setupRequest): about 30 µs of the driver's CPU an append of
-// 100 lines, against a few for one it built once, on the two cores the driver shares with the
-// server, so that a keyed arm was held back by the driver and an unkeyed one was not (a server
-// that answers at once: autocannon 40 µs of CPU a request with a request built once, 70 with a
-// key each time; this, 12 and 18). Here a request is its head, built once, the lines that change
-// and its body, written to the socket together; an answer is read as far as its length says.
+// The load of the writes, OTLP and overload suites: POSTs whose every request differs (an
+// Idempotency-Key of its own, a new OTLP body), and GETs, on keep-alive connections, one request
+// at a time on each, each connection walking the requests in turn as autocannon does.
+// autocannon builds such a request anew from its options every time (setupRequest): about 30 µs
+// of the driver's CPU an append of 100 lines, against a few for one it built once, on the two
+// cores the driver shares with the server, so that a keyed arm was held back by the driver and
+// an unkeyed one was not (a server that answers at once: autocannon 40 µs of CPU a request with a
+// request built once, 70 with a key each time; this, 12 and 18). Here a request is its head,
+// built once, the lines that change and its body, written to the socket together; an answer is
+// read as far as its length says, its bytes counted, not parsed (AnswerReader: autocannon parsed
+// the overload suite's 200 KB pages in JavaScript, and was the queue it measured).
 
 interface Prepared {
   head: Buffer
@@ -38,27 +40,71 @@ function prepare(url: URL, request: LoadRequest): Prepared {
   return { head, body, tail: Buffer.from(`content-length: ${body.length}\r\n\r\n`), request }
 }
 
-/** How far an answer that starts `text` goes: its status and its length in all, or undefined while it is not all there. */
-function answerIn(text: string): { status: number; length: number } | undefined {
-  const end = text.indexOf('\r\n\r\n')
-  if (end < 0) return undefined
-  const head = text.slice(0, end).toLowerCase()
-  const status = Number(text.slice(9, 12))
-  const length = /\r\ncontent-length: *(\d+)/.exec(head)
-  if (length) {
-    const total = end + 4 + Number(length[1])
-    return text.length >= total ? { status, length: total } : undefined
-  }
-  if (!head.includes('\r\ntransfer-encoding: chunked')) return { status, length: end + 4 }
-  // A chunked body: chunks until the one of size 0 and the blank line after it.
-  let at = end + 4
+/** An answer's head (up to its blank line): its status, and its length in all when it says it (content-length). */
+function headOf(head: string): { status: number; length: number | undefined } {
+  const status = Number(head.slice(9, 12))
+  const length = /\r\ncontent-length: *(\d+)/i.exec(head)
+  if (length) return { status, length: head.length + Number(length[1]) }
+  // Neither a length nor chunks: the head is all (a 204, a 304).
+  return { status, length: /\r\ntransfer-encoding: *chunked/i.test(head) ? undefined : head.length }
+}
+
+/** How far a chunked answer that starts `text` goes, or undefined while it is not all there. */
+function chunkedLength(text: string, bodyAt: number): number | undefined {
+  // Chunks until the one of size 0 and the blank line after it.
+  let at = bodyAt
   for (;;) {
     const line = text.indexOf('\r\n', at)
     if (line < 0) return undefined
     const size = parseInt(text.slice(at, line), 16)
-    if (size === 0) return text.startsWith('\r\n', line + 2) ? { status, length: line + 4 } : undefined
+    if (size === 0) return text.startsWith('\r\n', line + 2) ? line + 4 : undefined
     at = line + 2 + size + 2
     if (at > text.length) return undefined
+  }
+}
+
+/**
+ * An answer read off a connection as its chunks come: its head once, then its body counted, not
+ * kept (the overload suite's pages are about 200 KB: turning each into text, again with each
+ * chunk, was the driver's own queue).
+ */
+class AnswerReader {
+  #chunks: Buffer[] = []
+  #bytes = 0
+  /** The answer's status and its length in all, once its head is read (undefined length: chunked). */
+  #head: { status: number; length: number | undefined } | undefined
+
+  /** Takes a chunk; returns the answers it completes (one at a time here: no pipelining). */
+  push(chunk: Buffer): { status: number; length: number }[] {
+    this.#chunks.push(chunk)
+    this.#bytes += chunk.length
+    const done: { status: number; length: number }[] = []
+    for (;;) {
+      if (!this.#head) {
+        const all = this.#joined()
+        const end = all.indexOf('\r\n\r\n')
+        if (end < 0) return done
+        this.#head = headOf(all.toString('latin1', 0, end + 4))
+      }
+      let length = this.#head.length
+      if (length === undefined) length = chunkedLength(this.#joined().toString('latin1'), this.#headBytes())
+      if (length === undefined || this.#bytes < length) return done
+      done.push({ status: this.#head.status, length })
+      const rest = this.#joined().subarray(length)
+      this.#chunks = rest.length > 0 ? [rest] : []
+      this.#bytes = rest.length
+      this.#head = undefined
+      if (rest.length === 0) return done
+    }
+  }
+
+  #joined(): Buffer {
+    if (this.#chunks.length > 1) this.#chunks = [Buffer.concat(this.#chunks, this.#bytes)]
+    return this.#chunks[0] ?? Buffer.alloc(0)
+  }
+
+  #headBytes(): number {
+    return this.#joined().indexOf('\r\n\r\n') + 4
   }
 }
 
@@ -81,8 +127,7 @@ export function postLoad(options: LoadOptions): Promise<LoadResult> {
     if (stopped) return
     const socket = connect({ host: url.hostname, port: Number(url.port), noDelay: true })
     sockets.add(socket)
-    socket.setEncoding('latin1')
-    let received = ''
+    const reader = new AnswerReader()
     let sentAt = 0
     let waiting = false
     let timer: NodeJS.Timeout | undefined
@@ -110,15 +155,13 @@ export function postLoad(options: LoadOptions): Promise<LoadResult> {
       }, timeoutMs)
     }
     socket.on('connect', send)
-    socket.on('data', (chunk: string) => {
-      received += chunk
-      const answer = answerIn(received)
+    socket.on('data', (chunk: Buffer) => {
+      const [answer] = reader.push(chunk)
       if (!answer) return
       clearTimeout(timer)
       waiting = false
       bytes += answer.length
       answers.record(answer.status, performance.now() - sentAt)
-      received = received.slice(answer.length)
       if (stopped) socket.destroy()
       else send()
     })

@@ -707,7 +707,7 @@ export function markdown(r: Results): string {
     out.push(`## Overload: ${int(s.connections)} connections reading pages of ${s.limit} events`, '')
     out.push(
       `${s.durationS} s per store, after 1 s at 32 connections; the first page and the page after the middle event of every session, in turn. The API as it runs by default (access log on, a PostgreSQL pool of 10), ` +
-        'without its rate limit (every request here has one key, which the limit would refuse at once). autocannon waits up to 60 s for an answer. Latencies are of the 2xx answers (the accepted requests), from the request’s write to the answer’s last byte read by the driver, ' +
+        'without its rate limit (every request here has one key, which the limit would refuse at once). The driver (bench/src/post-load.ts, which counts an answer’s bytes rather than parsing them) waits up to 60 s for an answer. Latencies are of the 2xx answers (the accepted requests), from the request’s write to the answer’s last byte read by the driver, ' +
         'which shares the two cores with the server: with this many connections and pages this large the driver is a queue of its own. The API’s own time is its access log’s duration_ms (from its first middleware to its answer) of the 2xx answers of the measured run; ' +
         'the limit is bare node:http answering the same pages’ exact bytes under the same load, after both stores: its slowest answer is what the driver alone makes of the load.',
       '',
