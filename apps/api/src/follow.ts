@@ -3,6 +3,7 @@ import { LOWEST_EVENT_ID } from './ids.js'
 import type { EventFeed } from './store/feed.js'
 import type { StreamCap } from './store/stream-slots.js'
 import type { JsonReader } from './json-reader.js'
+import type { Outlet } from './sse-outlet.js'
 import type { ListEventsQuery } from './store/types.js'
 import { runsOf } from './reads.js'
 import { sessionEventBytes } from './serialize.js'
@@ -17,8 +18,9 @@ import {
 
 // The live tail of a session (streamSessionEvents): Server-Sent Events read from the store.
 //
-// The stream is a pull stream: it is given the next page of events only when the client has
-// taken what it was given (the stream's queue is drained). A follower at the head of the session
+// The stream is sent a page at a time, and the next page only once the client has taken the one
+// before (the outlet, sse-outlet.ts, is `ready`: the client's connection, or the Response's
+// stream, holds no more than that). A follower at the head of the session
 // shares one read of the store per wake-up with every other follower of the session and filters
 // on this process (live-sessions.ts); one that falls behind (a slow client, a resume from an old
 // id) reads the store on its own, at its own pace, and joins the shared read again once one of
@@ -54,6 +56,7 @@ export interface FollowOptions {
 
 const encoder = new TextEncoder()
 const NEWLINES = encoder.encode('\n\n')
+const KEEP_ALIVE = encoder.encode(`${specValues.sseKeepAlive.line}\n\n`)
 
 function message(id: string, event: Buffer): Uint8Array {
   const head = encoder.encode(`id: ${id}\nevent: ${EVENT.name}\ndata: `)
@@ -88,10 +91,11 @@ const readerAfter =
     readPage(reader, sessionId, filters, { position: { direction: 'after', id: after } })
 
 /**
- * The stream of a session's events. Where it starts is settled before this resolves, when the
- * request is answered, not when the client first reads: an event written in between is sent.
+ * A session's live tail. Where it starts is settled before this resolves, when the request is
+ * answered, not when the client first reads: an event written in between is sent. What it
+ * resolves to runs the stream into the client's outlet (sse-outlet.ts); it is called at once.
  */
-export async function followSession(options: FollowOptions): Promise<ReadableStream<Uint8Array>> {
+export async function followSession(options: FollowOptions): Promise<(outlet: Outlet) => void> {
   const { reader, feed, live, sessionId, filters, signal } = options
   const readAfter = readerAfter(reader, sessionId, filters)
   const key = followersKey(sessionId, filters)
@@ -99,19 +103,29 @@ export async function followSession(options: FollowOptions): Promise<ReadableStr
   let ended = false
   /** Reading on its own: set by a wake-up, something may have been written since the last read. */
   let dirty = true
+  /** The loop's wait: for a wake-up, for leaving the shared read, for the end. */
   let waiting: (() => void) | undefined
   /** Set while the follower is in the shared read: how to leave it. */
   let leaveShared: (() => void) | undefined
   /** Its own wake-ups, while it reads on its own (the shared read has its own). */
   let unsubscribe: (() => void) | undefined
+  let out: Outlet | undefined
+  /** A comment, KEEP_ALIVE_MS after the last bytes sent. */
+  let keepAlive: NodeJS.Timeout | undefined
+  const wakeLoop = () => {
+    const resolve = waiting
+    waiting = undefined
+    resolve?.()
+  }
   const wake = () => {
     dirty = true
-    waiting?.()
+    wakeLoop()
   }
   const readOnOwn = () => {
     leaveShared = undefined
     dirty = true
     unsubscribe ??= feed.subscribe(sessionId, wake)
+    wakeLoop()
   }
   // Subscribed first: a wake-up from now on is not lost.
   readOnOwn()
@@ -120,16 +134,14 @@ export async function followSession(options: FollowOptions): Promise<ReadableStr
     ended = true
     unsubscribe?.()
     leaveShared?.()
+    clearTimeout(keepAlive)
     signal?.removeEventListener('abort', onAbort)
-    waiting?.()
+    wakeLoop()
     options.onClose()
   }
-  let controllerRef: ReadableStreamDefaultController<Uint8Array> | undefined
   const onAbort = () => {
     if (ended) return
-    try {
-      controllerRef?.close()
-    } catch {}
+    out?.close()
     end()
   }
 
@@ -143,21 +155,19 @@ export async function followSession(options: FollowOptions): Promise<ReadableStr
       let i = 0
       while (i < page.ids.length && page.ids[i]! <= from) i++
       if (i === page.ids.length) return true
-      // Its queue is not drained (the client is slow): it reads on its own from its last id.
-      if (!controllerRef || (controllerRef.desiredSize ?? 0) <= 0) {
+      // The client has not taken what it was sent (it is slow): it reads on its own from its last id.
+      if (!out?.ready) {
         readOnOwn()
         return false
       }
-      for (; i < page.ids.length; i++) controllerRef.enqueue(page.bytes[i]!)
+      for (; i < page.ids.length; i++) out.send(page.bytes[i]!)
+      keepAlive?.refresh()
       last = page.ids.at(-1)
-      waiting?.()
       return true
     },
     fail(error) {
       leaveShared = undefined
-      try {
-        controllerRef?.error(error)
-      } catch {}
+      out?.fail(error)
       end()
     },
   }
@@ -181,84 +191,69 @@ export async function followSession(options: FollowOptions): Promise<ReadableStr
     throw error
   }
 
-  /** Waits for a wake-up or a page of the shared read; false: none came, and a keep-alive is due. */
-  const woken = () =>
-    new Promise<boolean>((resolve) => {
-      const timer = setTimeout(() => resolve(false), KEEP_ALIVE_MS)
-      waiting = () => {
-        clearTimeout(timer)
-        resolve(true)
-      }
-    }).finally(() => (waiting = undefined))
-
-  return new ReadableStream<Uint8Array>(
-    {
-      start(controller) {
-        controllerRef = controller
-        if (signal?.aborted) return onAbort()
-        signal?.addEventListener('abort', onAbort, { once: true })
-        controller.enqueue(encoder.encode(`retry: ${RETRY_MS}\n\n`))
-        for (const bytes of first) controller.enqueue(bytes)
-        first = []
-        // Where the stream stands, as an id without an event (a browser sets its Last-Event-ID
-        // from it and dispatches nothing): a client that reconnects before the first event
-        // resumes exactly here. An empty session stands before its first event.
-        controller.enqueue(encoder.encode(`id: ${last ?? LOWEST_EVENT_ID}\nevent: ${POSITION.name}\ndata:\n\n`))
-      },
-
-      async pull(controller) {
-        try {
-          for (;;) {
-            if (ended) return
-            if (leaveShared) {
-              // In the shared read: it enqueues the next page; until then, a keep-alive now and then.
-              if (!(await woken()) && !ended) controller.enqueue(encoder.encode(`${specValues.sseKeepAlive.line}\n\n`))
-              return
-            }
-            if (dirty) {
-              dirty = false
-              const page = await readAfter(last ?? LOWEST_EVENT_ID)
-              if (ended) return
-              for (const bytes of page.bytes) controller.enqueue(bytes)
-              if (page.ids.length > 0) last = page.ids.at(-1)
-              if (page.ids.length === PAGE)
-                dirty = true // a full page: there may be more at once
-              else {
-                // Caught up as of this read: it joins the shared read, unless that one is ahead
-                // (it has read an event this read did not see: the wake-up for it reads on).
-                leaveShared = live.join(sessionId, key, follower, readAfter)
-                if (leaveShared) {
-                  unsubscribe?.()
-                  unsubscribe = undefined
-                }
-              }
-              if (page.ids.length > 0) return
-              // Nothing yet; but a wake-up that came during the read may be for a commit the
-              // read did not see: look again before waiting.
-              continue
-            }
-            // Nothing new: wait for a wake-up, or send a keep-alive when none comes.
-            if (!(await woken())) {
-              if (!ended) controller.enqueue(encoder.encode(`${specValues.sseKeepAlive.line}\n\n`))
-              return
-            }
-          }
-        } catch (error) {
-          // The store failed mid-stream: end it; the client resumes from its last id.
-          try {
-            controller.error(error)
-          } catch {}
-          end()
+  /** Sends what there is to send, a page at a time, while the client takes it; then waits. */
+  const loop = async (out: Outlet) => {
+    try {
+      for (;;) {
+        if (ended) return
+        if (!out.ready) {
+          await out.drained()
+          continue
         }
-      },
+        if (leaveShared || !dirty) {
+          // In the shared read, which sends it its pages, until it leaves it; or nothing new:
+          // until a wake-up.
+          await new Promise<void>((resolve) => (waiting = resolve))
+          continue
+        }
+        dirty = false
+        const page = await readAfter(last ?? LOWEST_EVENT_ID)
+        if (ended) return
+        for (const bytes of page.bytes) out.send(bytes)
+        if (page.ids.length > 0) {
+          last = page.ids.at(-1)
+          keepAlive?.refresh()
+        }
+        if (page.ids.length === PAGE)
+          dirty = true // a full page: there may be more at once
+        else {
+          // Caught up as of this read: it joins the shared read, unless that one is ahead (it
+          // has read an event this read did not see: the wake-up for it reads on). A wake-up
+          // that came during the read may be for a commit the read did not see: `dirty` again.
+          leaveShared = live.join(sessionId, key, follower, readAfter)
+          if (leaveShared) {
+            unsubscribe?.()
+            unsubscribe = undefined
+          }
+        }
+      }
+    } catch (error) {
+      // The store failed mid-stream: end it; the client resumes from its last id.
+      out.fail(error)
+      end()
+    }
+  }
 
-      cancel() {
-        end()
-      },
-    },
-    // The queue holds about one page: while the client does not read, nothing more is given to it.
-    { highWaterMark: 1 },
-  )
+  return (outlet) => {
+    out = outlet
+    outlet.whenGone(end)
+    if (signal?.aborted) return onAbort()
+    signal?.addEventListener('abort', onAbort, { once: true })
+    outlet.send(encoder.encode(`retry: ${RETRY_MS}\n\n`))
+    for (const bytes of first) outlet.send(bytes)
+    first = []
+    // Where the stream stands, as an id without an event (a browser sets its Last-Event-ID
+    // from it and dispatches nothing): a client that reconnects before the first event
+    // resumes exactly here. An empty session stands before its first event.
+    outlet.send(encoder.encode(`id: ${last ?? LOWEST_EVENT_ID}\nevent: ${POSITION.name}\ndata:\n\n`))
+    // Nothing sent for KEEP_ALIVE_MS: a comment, if the client has taken what it was sent.
+    keepAlive = setTimeout(function sendKeepAlive() {
+      if (ended) return
+      if (outlet.ready) outlet.send(KEEP_ALIVE)
+      keepAlive!.refresh()
+    }, KEEP_ALIVE_MS)
+    void loop(outlet)
+  }
 }
 
 /** How many streams each API key holds at once, on this process, against a cap (PostgreSQL's, across processes: store/stream-slots.ts). */

@@ -19,6 +19,15 @@ export function respond(
   status: number,
   extra?: Record<string, string>,
 ): Response {
+  return new Response(body, { status, headers: responseHeaders(c, status, extra) })
+}
+
+/** The headers of a response: the API's own, then `extra`. */
+export function responseHeaders(
+  c: Context<AppEnv>,
+  status: number,
+  extra?: Record<string, string>,
+): Record<string, string> {
   const headers: Record<string, string> = {
     'content-type': 'application/json',
     'metorial-req-id': c.get('requestId'),
@@ -29,7 +38,7 @@ export function respond(
   }
   if (status < 300) Object.assign(headers, c.get('rateLimitHeaders'))
   if (extra) Object.assign(headers, extra)
-  return new Response(body, { status, headers })
+  return headers
 }
 
 /**

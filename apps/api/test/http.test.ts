@@ -1,8 +1,10 @@
-import { request as httpRequest } from 'node:http'
+import { request as httpRequest, type IncomingMessage } from 'node:http'
+import * as specValues from '@session-events/server-stubs/values'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createApp } from '../src/app.js'
 import { serve, type RunningServer } from '../src/server.js'
-import { fixture, silent, testSettings, type Fixture } from './helpers.js'
+import type { StoreReader } from '../src/store/types.js'
+import { fixture, sessionRuns, silent, testSettings, type Fixture } from './helpers.js'
 import { overriding } from './store-overrides.js'
 
 // Over real HTTP with @hono/node-server: what app.request() cannot show.
@@ -107,4 +109,70 @@ describe('over HTTP', () => {
     expect(((await res.json()) as any).items).toHaveLength(3)
     await closed
   })
+
+  it('sends a live tail to the connection: its headers, and a follower that does not read holds the server to its pace, nothing lost', async () => {
+    const sessionId = f.a.sessions[0]!.id
+    const runId = (await sessionRuns(f.store, sessionId)).find((r) => r.status === 'active')!.id
+    let read = 0
+    const counting = overriding(f.store, {
+      reader: {
+        sessionEvents: async (session: string, ids: readonly string[]) => {
+          read += ids.length
+          return f.store.reader.sessionEvents(session, ids)
+        },
+      } satisfies Partial<StoreReader>,
+    })
+    const s = await serve({
+      app: createApp({ store: counting, logger: silent, config: { ...testSettings, cacheBytes: 0 } }),
+      port: 0,
+    })
+    const res = await new Promise<IncomingMessage>((resolve, reject) => {
+      const req = httpRequest(`${s.url}/sessions/${sessionId}/events/stream`, { headers: auth() }, resolve)
+      req.on('error', reject)
+      req.end()
+    })
+    expect(res.statusCode).toBe(200)
+    expect(res.headers['content-type']).toBe('text/event-stream')
+    expect(res.headers['cache-control']).toBe('no-cache')
+    expect(res.headers['metorial-req-id']).toMatch(/^req_[0-9A-Za-z]{22}$/)
+    expect(res.headers['metorial-version']).toBe('2025-01-01')
+    // The client reads nothing: what the server sends stays in its buffers and the kernel's.
+    res.pause()
+    // 16,000 events of about 2 KB: more than the socket buffers hold (a few MB on loopback).
+    const written: string[] = []
+    for (let batch = 0; batch < 16; batch++) {
+      written.push(
+        ...(await f.store.seeding.appendLogEvents(
+          Array.from({ length: 1_000 }, (_, i) => ({
+            serverRunId: runId,
+            lines: [{ type: 'stdout' as const, line: `bulk ${batch}.${i} ${'x'.repeat(2_000)}` }],
+          })),
+        )),
+      )
+    }
+    await new Promise((r) => setTimeout(r, 500))
+    // It stopped reading the store once the connection held what the client had not taken.
+    expect(read).toBeLessThan(written.length / 2)
+    // Then every event, once, in order, as the client reads.
+    const ids: string[] = []
+    let text = ''
+    res.setEncoding('utf8')
+    await new Promise<void>((resolve, reject) => {
+      res.on('data', (chunk: string) => {
+        text += chunk
+        const messages = text.split('\n\n')
+        text = messages.pop()!
+        for (const m of messages) {
+          const [id, name] = /^id: (\S+)\nevent: (\S+)\n/.exec(m)?.slice(1) ?? []
+          if (name === specValues.sseEvents.sessionEvent.name && id) ids.push(id)
+        }
+        if (ids.length >= written.length) resolve()
+      })
+      res.on('error', reject)
+      res.resume()
+    })
+    expect(ids).toEqual(written)
+    res.destroy()
+    await s.close({ timeoutMs: 1_000 })
+  }, 60_000)
 })

@@ -1,16 +1,20 @@
+import { ServerResponse } from 'node:http'
+import type { HttpBindings } from '@hono/node-server'
+import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response'
 import type { RouteHandler } from '@hono/zod-openapi'
 import type { Routes } from '@session-events/server-stubs'
 import { encodeCursor, positionOf } from '../cursor.js'
 import type { AppEnv } from '../env.js'
 import { errors } from '../errors.js'
 import { HIGHEST_EVENT_ID, LOWEST_EVENT_ID } from '../ids.js'
-import { sendJson, respond } from '../respond.js'
+import { sendJson, respond, responseHeaders } from '../respond.js'
 import { requireSession, runsOf } from '../reads.js'
 import { sessionEventBytes, sessionEventJson, sessionEventListBytes } from '../serialize.js'
 import type { JsonReader } from '../json-reader.js'
 import { claimOf, replayed } from '../middleware/idempotency.js'
 import type { StoreWriter } from '../store/types.js'
 import { followSession } from '../follow.js'
+import { responseOutlet, streamOutlet } from '../sse-outlet.js'
 import type { StreamCap } from '../store/stream-slots.js'
 import type { EventFeed } from '../store/feed.js'
 import { LiveSessions } from '../live-sessions.js'
@@ -93,7 +97,7 @@ export function sessionEventsHandlers({ reader, writer, feed, streams, shutdown 
       await requireSession(reader, c.get('instanceId'), sessionId)
       const keyId = c.get('apiKeyId')
       if (!(await streams.take(keyId))) throw errors.tooManyStreams(streams.perKey)
-      const body = await followSession({
+      const run = await followSession({
         reader,
         feed,
         live,
@@ -105,7 +109,17 @@ export function sessionEventsHandlers({ reader, writer, feed, streams, shutdown 
         signal: shutdown,
         onClose: () => streams.give(keyId),
       })
-      return respond(c, body, 200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' })
+      const headers = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' }
+      // On @hono/node-server (HTTP/1.1), the events go to the connection itself; elsewhere, through the Response.
+      const outgoing = (c.env as Partial<HttpBindings> | undefined)?.outgoing
+      if (outgoing instanceof ServerResponse) {
+        outgoing.writeHead(200, responseHeaders(c, 200, headers))
+        run(responseOutlet(outgoing))
+        return RESPONSE_ALREADY_SENT
+      }
+      const { outlet, body } = streamOutlet()
+      run(outlet)
+      return respond(c, body, 200, headers)
     },
 
     async createSessionEvent(c) {
