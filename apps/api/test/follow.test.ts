@@ -5,11 +5,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createApp } from '../src/app.js'
 import { seed } from '../src/seed.js'
 import { openStore } from '../src/store/open.js'
-import type { StoreReader } from '../src/store/types.js'
 import { backend, onPostgres } from './backend.js'
 import { eventIds, fixture, sessionRuns, silent, testSettings, type Fixture } from './helpers.js'
 import { messages } from './sse.js'
-import { overriding } from './store-overrides.js'
+import { countingEventReads } from './store-overrides.js'
 
 // The live tail (streamSessionEvents) through the real app: the message format, where a stream
 // starts, filters, a follower that does not read, the cap on streams, shutdown, and a writer on
@@ -112,16 +111,8 @@ describe(`streamSessionEvents (${backend})`, () => {
   })
 
   it('reads the store at the pace of a follower that does not read: nothing buffered beyond a page, nothing lost', async () => {
-    let read = 0
-    const counting = overriding(f.store, {
-      reader: {
-        sessionEvents: async (session: string, ids: readonly string[]) => {
-          read += ids.length
-          return f.store.reader.sessionEvents(session, ids)
-        },
-      } satisfies Partial<StoreReader>,
-    })
-    const app = createApp({ store: counting, logger: silent, config: { ...testSettings, cacheBytes: 0 } })
+    const counting = countingEventReads(f.store)
+    const app = createApp({ store: counting.store, logger: silent, config: { ...testSettings, cacheBytes: 0 } })
     const res = await stream('', {}, app)
     const sse = messages(res)
     expect(await sse.next()).toEqual({ retry: '2000' })
@@ -138,7 +129,7 @@ describe(`streamSessionEvents (${backend})`, () => {
     }
     await new Promise((r) => setTimeout(r, 300))
     // 10,000 events written; the stream has read at most a couple of pages ahead of its reader.
-    expect(read).toBeLessThanOrEqual(100)
+    expect(counting.read()).toBeLessThanOrEqual(100)
     const got = await sse.events(10_000, 20_000)
     expect(got.map((e) => e.id)).toEqual(written)
     await sse.cancel()

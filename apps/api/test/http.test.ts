@@ -3,9 +3,8 @@ import * as specValues from '@session-events/server-stubs/values'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createApp } from '../src/app.js'
 import { serve, type RunningServer } from '../src/server.js'
-import type { StoreReader } from '../src/store/types.js'
 import { fixture, sessionRuns, silent, testSettings, type Fixture } from './helpers.js'
-import { overriding } from './store-overrides.js'
+import { countingEventReads, overriding } from './store-overrides.js'
 
 // Over real HTTP with @hono/node-server: what app.request() cannot show.
 
@@ -113,17 +112,9 @@ describe('over HTTP', () => {
   it('sends a live tail to the connection: its headers, and a follower that does not read holds the server to its pace, nothing lost', async () => {
     const sessionId = f.a.sessions[0]!.id
     const runId = (await sessionRuns(f.store, sessionId)).find((r) => r.status === 'active')!.id
-    let read = 0
-    const counting = overriding(f.store, {
-      reader: {
-        sessionEvents: async (session: string, ids: readonly string[]) => {
-          read += ids.length
-          return f.store.reader.sessionEvents(session, ids)
-        },
-      } satisfies Partial<StoreReader>,
-    })
+    const counting = countingEventReads(f.store)
     const s = await serve({
-      app: createApp({ store: counting, logger: silent, config: { ...testSettings, cacheBytes: 0 } }),
+      app: createApp({ store: counting.store, logger: silent, config: { ...testSettings, cacheBytes: 0 } }),
       port: 0,
     })
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
@@ -152,7 +143,7 @@ describe('over HTTP', () => {
     }
     await new Promise((r) => setTimeout(r, 500))
     // It stopped reading the store once the connection held what the client had not taken.
-    expect(read).toBeLessThan(written.length / 2)
+    expect(counting.read()).toBeLessThan(written.length / 2)
     // Then every event, once, in order, as the client reads.
     const ids: string[] = []
     let text = ''

@@ -22,3 +22,19 @@ export function overriding(
   const { reader, ...rest } = overrides
   return replacing(store, { ...rest, ...(reader && { reader: replacing(store.reader, reader) }) })
 }
+
+/** The store, with a count of the events its reader has read (sessionEvents) since it was made. */
+export function countingEventReads(store: Store): { store: Store; read: () => number } {
+  let read = 0
+  return {
+    store: overriding(store, {
+      reader: {
+        sessionEvents: async (session, ids) => {
+          read += ids.length
+          return store.reader.sessionEvents(session, ids)
+        },
+      },
+    }),
+    read: () => read,
+  }
+}
